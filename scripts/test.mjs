@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// The project's one test command. Runs the static checks (buf lint, generated
+// code is current, TypeScript typecheck) and then every uvu suite file in its
+// own process, so a suite that leaves a handle open fails by timing out
+// instead of hanging the run. Ends with one plain line: "N passed, M failed".
+//
+// Usage: node scripts/test.mjs [filter...]   (filters match test file paths;
+// with a filter the static checks are skipped)
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir, availableParallelism } from "node:os";
+import { join, relative } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const filters = process.argv.slice(2);
+const fileTimeoutMs = Number(process.env.TEST_FILE_TIMEOUT_MS ?? 180_000);
+const concurrency = Number(process.env.TEST_CONCURRENCY ?? Math.max(1, Math.min(2, availableParallelism())));
+
+let passed = 0;
+let failed = 0;
+const failures = [];
+const started = Date.now();
+
+function run(cmd, args, { timeoutMs = fileTimeoutMs, env = {} } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try { process.kill(-child.pid, "SIGKILL"); } catch { child.kill("SIGKILL"); }
+    }, timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, out, timedOut });
+    });
+  });
+}
+
+async function check(name, cmd, args) {
+  const r = await run(cmd, args, { timeoutMs: 300_000 });
+  if (r.code === 0) {
+    passed++;
+    console.log(`ok   ${name}`);
+  } else {
+    failed++;
+    failures.push(name);
+    console.log(`FAIL ${name}\n${indent(r.out)}`);
+  }
+}
+
+function indent(s) {
+  return s.trimEnd().split("\n").map((l) => "     " + l).join("\n");
+}
+
+function findTests(dir) {
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (name.endsWith(".test.ts")) out.push(p);
+  }
+  return out;
+}
+
+const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+async function runSuite(file) {
+  const rel = relative(root, file);
+  const t0 = Date.now();
+  const r = await run(process.execPath, ["--import", "tsx", file]);
+  const text = stripAnsi(r.out);
+  const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? NaN);
+  const ok = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? NaN);
+  const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  if (Number.isNaN(total) || Number.isNaN(ok)) {
+    failed++;
+    failures.push(rel);
+    const why = r.timedOut ? `timed out after ${fileTimeoutMs} ms (an open handle keeps the process alive?)` : `exited ${r.code ?? r.signal} without a uvu summary`;
+    console.log(`FAIL ${rel} (${secs}s): ${why}\n${indent(text)}`);
+    return;
+  }
+  const bad = total - ok - skipped;
+  passed += ok;
+  failed += bad;
+  if (r.timedOut) {
+    failed++;
+    failures.push(`${rel} (did not exit)`);
+    console.log(`FAIL ${rel} (${secs}s): tests ran but the process did not exit within ${fileTimeoutMs} ms: a handle was left open\n${indent(text)}`);
+  } else if (bad > 0 || r.code !== 0) {
+    if (bad === 0) { failed++; }
+    failures.push(rel);
+    console.log(`FAIL ${rel} (${secs}s): ${ok}/${total}\n${indent(text)}`);
+  } else {
+    console.log(`ok   ${rel} (${secs}s): ${ok} passed${skipped ? `, ${skipped} skipped` : ""}`);
+    if (process.env.TEST_VERBOSE) console.log(indent(text));
+    // Suites may print a line of figures worth keeping (coverage and the like).
+    for (const line of text.split("\n")) if (line.startsWith("# ")) console.log(`     ${line}`);
+  }
+}
+
+if (filters.length === 0) {
+  await check("buf lint", "npx", ["--no-install", "buf", "lint"]);
+  const tmp = mkdtempSync(join(tmpdir(), "engram-gen-"));
+  const gen = await run("npx", ["--no-install", "buf", "generate", "-o", tmp], { timeoutMs: 120_000 });
+  if (gen.code !== 0) {
+    failed++; failures.push("buf generate");
+    console.log(`FAIL buf generate\n${indent(gen.out)}`);
+  } else {
+    await check("src/gen is what buf generate writes", "diff", ["-r", join(tmp, "src/gen"), join(root, "src/gen")]);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  await check("typecheck (tsc --noEmit)", "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]);
+}
+
+const files = findTests(join(root, "test")).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+const queue = [...files];
+await Promise.all(Array.from({ length: concurrency }, async () => {
+  for (let f = queue.shift(); f; f = queue.shift()) await runSuite(f);
+}));
+
+console.log(`\ntest files: ${files.length}, time: ${((Date.now() - started) / 1000).toFixed(1)}s`);
+if (failures.length) console.log(`failed: ${failures.join(", ")}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed > 0 || passed === 0 ? 1 : 0;

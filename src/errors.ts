@@ -1,0 +1,86 @@
+/**
+ * The closed set of codes a BridgeError carries. The first group mirrors the
+ * gRPC status codes (as connect-es spells them); the second is the bridge's own.
+ */
+export const bridgeErrorCodes = [
+  "canceled",
+  "unknown",
+  "invalid_argument",
+  "deadline_exceeded",
+  "not_found",
+  "already_exists",
+  "permission_denied",
+  "resource_exhausted",
+  "failed_precondition",
+  "aborted",
+  "out_of_range",
+  "unimplemented",
+  "internal",
+  "unavailable",
+  "data_loss",
+  "unauthenticated",
+  // The bridge's own codes.
+  "invalid_config",
+  "insecure_token",
+  "stream_ended",
+  "handler_failed",
+  "handler_timeout",
+  "stopped",
+] as const;
+
+export type BridgeErrorCode = (typeof bridgeErrorCodes)[number];
+
+const grpcCodeNames: readonly BridgeErrorCode[] = bridgeErrorCodes.slice(0, 16);
+
+/**
+ * The one error class of engram-serverevents. Its message never carries a
+ * token; `cause` keeps the original reason for debugging.
+ */
+export class BridgeError extends Error {
+  override readonly name = "BridgeError";
+  readonly code: BridgeErrorCode;
+  /** The message without the code prefix. */
+  readonly rawMessage: string;
+
+  constructor(message: string, code: BridgeErrorCode = "unknown", options?: { cause?: unknown }) {
+    super(`[${code}] ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.rawMessage = message;
+  }
+
+  /**
+   * Normalises anything thrown into a BridgeError. A ConnectError (or any
+   * error with a numeric gRPC `code`) keeps its code; an AbortError becomes
+   * "canceled"; anything else becomes "unknown".
+   */
+  static from(reason: unknown, fallback: BridgeErrorCode = "unknown"): BridgeError {
+    if (reason instanceof BridgeError) return reason;
+    if (reason instanceof Error) {
+      const code = codeOf(reason) ?? fallback;
+      const raw = "rawMessage" in reason && typeof reason.rawMessage === "string" ? reason.rawMessage : reason.message;
+      return new BridgeError(raw, code, { cause: reason });
+    }
+    return new BridgeError(String(reason), fallback, { cause: reason });
+  }
+}
+
+function codeOf(error: Error): BridgeErrorCode | undefined {
+  if (error.name === "AbortError") return "canceled";
+  const code: unknown = (error as { code?: unknown }).code;
+  if (typeof code === "number" && code >= 1 && code <= 16) return grpcCodeNames[code - 1];
+  if (typeof code === "string" && (bridgeErrorCodes as readonly string[]).includes(code)) {
+    return code as BridgeErrorCode;
+  }
+  return undefined;
+}
+
+/** A JSON-serialisable summary of an error, as kept in machine context and status(). */
+export interface ErrorSummary {
+  code: BridgeErrorCode;
+  message: string;
+}
+
+export function summarizeError(reason: unknown): ErrorSummary {
+  const e = BridgeError.from(reason);
+  return { code: e.code, message: e.rawMessage };
+}

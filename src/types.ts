@@ -1,0 +1,68 @@
+import type { ProjectEvent, ProjectEventsRequest, SyncProjectStateRequest, SyncProjectStateResponse } from "./gen/engram/v1/engram_pb.js";
+
+/** Where a removal was learned from. */
+export type RemovalSource = "stream" | "heartbeat";
+
+/** What a handler learns about one removal besides the project id. */
+export interface RemovalInfo {
+  source: RemovalSource;
+  /** The server's event id (stream removals only). */
+  eventId?: string;
+  /** The server's stated reason (stream removals only). */
+  reason?: string;
+  /** When the server says the removal happened (stream removals only). */
+  timestampUnixMs?: number;
+}
+
+/** A module of the daemon that wants to hear about removed projects. */
+export interface ProjectRemovalAware {
+  /** Used in logs and metrics; defaults to the constructor name, else "handler#N". */
+  readonly name?: string;
+  onProjectRemoved(projectId: string, info: RemovalInfo): void | Promise<void>;
+}
+
+/** Tells the heartbeat which project ids the daemon holds live. */
+export interface ProjectTracker {
+  connectedProjectIds(): Iterable<string>;
+}
+
+/** pino-compatible logger: `(obj, msg)` at each level. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** A timer source: XState's `Clock` shape (SimulatedClock fits). */
+export interface Clock {
+  setTimeout(fn: (...args: unknown[]) => void, timeout: number): unknown;
+  clearTimeout(id: unknown): void;
+}
+
+/** Options of one ProjectEvents call. */
+export interface ProjectEventsCallOptions {
+  signal: AbortSignal;
+  /** Called once with the response headers, when the server sends them. */
+  onHeader?: (headers: Headers) => void;
+  /** Which HTTP/2 session generation to use; a new value asks for a fresh session. */
+  sessionEpoch?: number;
+}
+
+/** Options of one SyncProjectState call. */
+export interface SyncProjectStateCallOptions {
+  signal: AbortSignal;
+  timeoutMs: number;
+  sessionEpoch?: number;
+}
+
+/**
+ * The two RPCs the bridge uses. The default is a connect-node gRPC client;
+ * inject one to bypass URL, transport and TLS (tests, custom transports).
+ */
+export interface EventsClient {
+  projectEvents(req: ProjectEventsRequest, opts: ProjectEventsCallOptions): AsyncIterable<ProjectEvent>;
+  syncProjectState(req: SyncProjectStateRequest, opts: SyncProjectStateCallOptions): Promise<SyncProjectStateResponse>;
+  /** Closes what the client owns (HTTP/2 sessions). Optional. */
+  close?(): void;
+}

@@ -1,0 +1,311 @@
+/**
+ * The bridge statechart: a parallel `connection` region (idle, connecting,
+ * streaming, backoff, stopping, stopped) and a `heartbeat` region (waiting,
+ * syncing, stopped). Pure: no I/O, no timers of its own, no secrets. The
+ * runtime provides the actors and the jittered delays with
+ * `bridgeMachine.provide()`; tests provide fakes and a SimulatedClock.
+ * DESIGN.md "The statechart" is the contract for this file.
+ */
+import { and, assign, enqueueActions, fromPromise, raise, setup, stateIn } from "xstate";
+import { summarizeError, type ErrorSummary } from "../src/errors.js";
+import { backoffDelayMs, heartbeatDelayMs, type BridgeTiming } from "../src/timing.js";
+import { admitRemovals } from "./dedup-window.js";
+import type {
+  BridgeContext,
+  BridgeCounters,
+  BridgeEmitted,
+  BridgeEvent,
+  BridgeInput,
+  ProjectEventsInput,
+  StreamEvent,
+  SyncProjectStateInput,
+  SyncResult,
+} from "./bridge.types.js";
+
+/** The wire value of PROJECT_EVENT_TYPE_REMOVED. */
+export const REMOVED_EVENT_TYPE = 1;
+
+/** Codes that are logged once per streak rather than on every failure. */
+export const LOUD_ONCE_CODES: readonly string[] = ["unauthenticated", "permission_denied", "unimplemented"];
+
+const zeroCounters: BridgeCounters = {
+  streamsOpened: 0,
+  streamFailures: 0,
+  streamEnds: 0,
+  reconnects: 0,
+  eventsReceived: 0,
+  ignoredEvents: 0,
+  duplicatesSuppressed: 0,
+  removalsFromStream: 0,
+  removalsFromHeartbeat: 0,
+  syncs: 0,
+  syncFailures: 0,
+  suspects: 0,
+};
+
+type DelayArgs = { context: BridgeContext };
+
+/**
+ * The named delays, computed from context and an injected random source in
+ * [0, 1). The runtime provides `createBridgeDelays(options.random)`.
+ */
+export function createBridgeDelays(random: () => number) {
+  return {
+    backoffDelay: ({ context }: DelayArgs) => backoffDelayMs(context.attempt, context.timing, random()),
+    heartbeatDelay: ({ context }: DelayArgs) => heartbeatDelayMs(context.timing, random()),
+    openConfirm: ({ context }: DelayArgs) => context.timing.openConfirmMs,
+    stableAfter: ({ context }: DelayArgs) => context.timing.stableAfterMs,
+    stopBudget: ({ context }: DelayArgs) => stopBudgetMs(context.timing),
+  };
+}
+
+/** The machine gives up waiting for dispatch a little before stop()'s own deadline. */
+export function stopBudgetMs(timing: BridgeTiming): number {
+  return Math.max(0, timing.stopTimeoutMs - Math.min(250, Math.floor(timing.stopTimeoutMs / 10)));
+}
+
+function errorOf(event: unknown): ErrorSummary {
+  return summarizeError((event as { error?: unknown }).error);
+}
+
+function bump(counters: BridgeCounters, key: keyof BridgeCounters, by = 1): BridgeCounters {
+  return { ...counters, [key]: counters[key] + by };
+}
+
+function notProvided(name: string) {
+  return () => Promise.reject(new Error(`actor "${name}" is not provided: use bridgeMachine.provide()`));
+}
+
+export const bridgeMachine = setup({
+  types: {
+    context: {} as BridgeContext,
+    events: {} as BridgeEvent,
+    emitted: {} as BridgeEmitted,
+    input: {} as BridgeInput,
+  },
+  actors: {
+    /** Holds one ProjectEvents call: resolves when the server ends it, rejects on failure. */
+    projectEvents: fromPromise<void, ProjectEventsInput>(notProvided("projectEvents")),
+    /** One SyncProjectState round (all chunks). */
+    syncProjectState: fromPromise<SyncResult, SyncProjectStateInput>(notProvided("syncProjectState")),
+    /** Resolves when every accepted removal has been dispatched to the handlers. */
+    drainDispatch: fromPromise<void, void>(() => Promise.resolve()),
+  },
+  delays: createBridgeDelays(Math.random),
+  guards: {
+    isDeadlineExceeded: ({ event }) => errorOf(event).code === "deadline_exceeded",
+  },
+  actions: {
+    countStreamOpened: assign({
+      counters: ({ context }) => bump(context.counters, "streamsOpened"),
+    }),
+    countReconnect: assign({
+      counters: ({ context }) => bump(context.counters, "reconnects"),
+    }),
+    requestSync: raise({ type: "connection.opened" }),
+    raiseSuspect: raise({ type: "connection.suspect" }),
+    resetAttempt: assign({ attempt: 0, errorStreak: 0 }),
+    /** Streak bookkeeping for a failed or ended call, then the backoff attempt. */
+    recordStreamFailure: enqueueActions(({ context, event, enqueue }) => {
+      const error = errorOf(event);
+      const streak = context.lastError?.code === error.code && context.attempt > 0 ? context.errorStreak + 1 : 1;
+      const attempt = context.attempt + 1;
+      enqueue.assign({
+        attempt,
+        lastError: error,
+        errorStreak: streak,
+        counters: bump(context.counters, "streamFailures"),
+      });
+      enqueue.emit({ type: "streamFailed", error, attempt, streak, suspect: false });
+    }),
+    recordStreamEnded: enqueueActions(({ context, enqueue }) => {
+      const error: ErrorSummary = { code: "stream_ended", message: "the server ended the ProjectEvents stream" };
+      const streak = context.lastError?.code === error.code && context.attempt > 0 ? context.errorStreak + 1 : 1;
+      const attempt = context.attempt + 1;
+      enqueue.assign({ attempt, lastError: error, errorStreak: streak, counters: bump(context.counters, "streamEnds") });
+      enqueue.emit({ type: "streamEnded", attempt });
+    }),
+    recordSuspect: enqueueActions(({ context, enqueue }) => {
+      const error: ErrorSummary = {
+        code: "deadline_exceeded",
+        message: "heartbeat timed out while streaming: connection suspect, reopening on a fresh HTTP/2 session",
+      };
+      const attempt = context.attempt + 1;
+      enqueue.assign({
+        attempt,
+        lastError: error,
+        errorStreak: 1,
+        sessionEpoch: context.sessionEpoch + 1,
+        counters: bump(context.counters, "suspects"),
+      });
+      enqueue.emit({ type: "streamFailed", error, attempt, streak: 1, suspect: true });
+    }),
+    /** One stream message: count it, drop what is not a removal, dedup, emit. */
+    acceptStreamEvent: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "stream.event") return;
+      const ev: StreamEvent = event.event;
+      let counters = bump(context.counters, "eventsReceived");
+      const patch: Partial<BridgeContext> = {};
+      if (context.attempt !== 0) {
+        patch.attempt = 0;
+        patch.errorStreak = 0;
+      }
+      const why = ev.projectId === "" ? "empty_project_id" : ev.eventType !== REMOVED_EVENT_TYPE ? "not_removed" : undefined;
+      if (why !== undefined) {
+        enqueue.assign({ ...patch, counters: bump(counters, "ignoredEvents") });
+        enqueue.emit({ type: "eventIgnored", eventId: ev.eventId, eventType: ev.eventType, projectId: ev.projectId, why });
+        return;
+      }
+      const admitted = admitRemovals(context.recentRemovals, [ev.projectId], context.dedupCapacity);
+      if (admitted.fresh.length === 0) {
+        enqueue.assign({ ...patch, recentRemovals: admitted.keys, counters: bump(counters, "duplicatesSuppressed") });
+        enqueue.emit({ type: "duplicateSuppressed", projectId: ev.projectId, source: "stream" });
+        return;
+      }
+      counters = bump(counters, "removalsFromStream");
+      enqueue.assign({ ...patch, recentRemovals: admitted.keys, counters });
+      const info = {
+        source: "stream" as const,
+        eventId: ev.eventId,
+        ...(ev.reason === "" ? {} : { reason: ev.reason }),
+        ...(ev.timestampUnixMs === 0 ? {} : { timestampUnixMs: ev.timestampUnixMs }),
+      };
+      enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info, receivedAtMs: ev.receivedAtMs });
+    }),
+    /** A heartbeat answer: its removed ids pass the same dedup step. */
+    acceptSyncResult: enqueueActions(({ context, event, enqueue }) => {
+      const result = (event as unknown as { output: SyncResult }).output;
+      const ids = result.removed.filter((id) => id !== "");
+      const admitted = admitRemovals(context.recentRemovals, ids, context.dedupCapacity);
+      let counters = bump(context.counters, "syncs");
+      counters = bump(counters, "duplicatesSuppressed", admitted.duplicates.length);
+      counters = bump(counters, "removalsFromHeartbeat", admitted.fresh.length);
+      counters = bump(counters, "ignoredEvents", result.removed.length - ids.length);
+      enqueue.assign({ recentRemovals: admitted.keys, counters });
+      enqueue.emit({ type: "syncCompleted", result });
+      for (const projectId of admitted.duplicates) {
+        enqueue.emit({ type: "duplicateSuppressed", projectId, source: "heartbeat" });
+      }
+      for (const projectId of admitted.fresh) {
+        enqueue.emit({ type: "projectRemoved", projectId, info: { source: "heartbeat" }, receivedAtMs: result.receivedAtMs });
+      }
+    }),
+    recordSyncFailure: enqueueActions(({ context, event, enqueue }, params: { suspect: boolean }) => {
+      enqueue.assign({ counters: bump(context.counters, "syncFailures") });
+      enqueue.emit({ type: "syncFailed", error: errorOf(event), suspect: params.suspect });
+    }),
+  },
+}).createMachine({
+  id: "bridge",
+  type: "parallel",
+  context: ({ input }) => ({
+    clientId: input.clientId,
+    timing: input.timing,
+    dedupCapacity: input.dedupCapacity,
+    attempt: 0,
+    sessionEpoch: 0,
+    lastError: null,
+    errorStreak: 0,
+    recentRemovals: [],
+    counters: zeroCounters,
+  }),
+  states: {
+    connection: {
+      initial: "idle",
+      states: {
+        idle: {
+          on: {
+            START: "open",
+            STOP: "stopping",
+          },
+        },
+        /** One ProjectEvents call lives across connecting and streaming. */
+        open: {
+          invoke: {
+            id: "projectEvents",
+            src: "projectEvents",
+            input: ({ context, self }) => ({ clientId: context.clientId, sessionEpoch: context.sessionEpoch, parent: self }),
+            onDone: { target: "backoff", actions: "recordStreamEnded" },
+            onError: { target: "backoff", actions: "recordStreamFailure" },
+          },
+          on: { STOP: "stopping" },
+          initial: "connecting",
+          states: {
+            connecting: {
+              after: { openConfirm: "streaming" },
+              on: {
+                "stream.opened": "streaming",
+                "stream.event": { target: "streaming", actions: "acceptStreamEvent" },
+              },
+            },
+            streaming: {
+              entry: ["countStreamOpened", "requestSync"],
+              after: { stableAfter: { actions: "resetAttempt" } },
+              on: {
+                "stream.event": { actions: "acceptStreamEvent" },
+                "connection.suspect": { target: "#bridge.connection.backoff", actions: "recordSuspect" },
+              },
+            },
+          },
+        },
+        backoff: {
+          after: { backoffDelay: { target: "open", actions: "countReconnect" } },
+          on: { STOP: "stopping" },
+        },
+        stopping: {
+          invoke: {
+            id: "drainDispatch",
+            src: "drainDispatch",
+            onDone: "stopped",
+            onError: "stopped",
+          },
+          after: { stopBudget: "stopped" },
+        },
+        stopped: { type: "final" },
+      },
+    },
+    heartbeat: {
+      initial: "waiting",
+      states: {
+        waiting: {
+          after: { heartbeatDelay: "syncing" },
+          on: {
+            "SYNC.NOW": "syncing",
+            "connection.opened": "syncing",
+            STOP: "stopped",
+          },
+        },
+        syncing: {
+          invoke: {
+            id: "syncProjectState",
+            src: "syncProjectState",
+            input: ({ context }) => ({
+              clientId: context.clientId,
+              sessionEpoch: context.sessionEpoch,
+              timeoutMs: context.timing.syncTimeoutMs,
+            }),
+            onDone: { target: "waiting", actions: "acceptSyncResult" },
+            onError: [
+              {
+                guard: and(["isDeadlineExceeded", stateIn("#bridge.connection.open.streaming")]),
+                target: "waiting",
+                actions: [{ type: "recordSyncFailure", params: { suspect: true } }, "raiseSuspect"],
+              },
+              { target: "waiting", actions: { type: "recordSyncFailure", params: { suspect: false } } },
+            ],
+          },
+          on: {
+            // A fresh stream or an explicit request restarts the round, so its
+            // answer reflects the server after the event that asked for it.
+            "SYNC.NOW": { target: "syncing", reenter: true },
+            "connection.opened": { target: "syncing", reenter: true },
+            STOP: "stopped",
+          },
+        },
+        stopped: { type: "final" },
+      },
+    },
+  },
+});
+
+export type BridgeMachine = typeof bridgeMachine;

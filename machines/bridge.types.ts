@@ -1,0 +1,102 @@
+import type { AnyActorRef } from "xstate";
+import type { ErrorSummary } from "../src/errors.js";
+import type { BridgeTiming } from "../src/timing.js";
+import type { RemovalInfo, RemovalSource } from "../src/types.js";
+
+/** One ProjectEvent as the machine sees it: plain JSON, int64 as number. */
+export interface StreamEvent {
+  eventId: string;
+  /** The wire enum value (1 = REMOVED); unknown values pass through as numbers. */
+  eventType: number;
+  projectId: string;
+  timestampUnixMs: number;
+  reason: string;
+  /** performance.now()-style time at which the actor received it, for latency. */
+  receivedAtMs: number;
+}
+
+/** What one completed heartbeat answered. */
+export interface SyncResult {
+  removed: string[];
+  unknown: string[];
+  serverTimeUnixMs: number;
+  /** server time minus local time at the answer, in ms. */
+  skewMs: number;
+  /** How many ids were reported. */
+  reported: number;
+  receivedAtMs: number;
+}
+
+export interface BridgeCounters {
+  streamsOpened: number;
+  streamFailures: number;
+  streamEnds: number;
+  reconnects: number;
+  eventsReceived: number;
+  ignoredEvents: number;
+  duplicatesSuppressed: number;
+  removalsFromStream: number;
+  removalsFromHeartbeat: number;
+  syncs: number;
+  syncFailures: number;
+  suspects: number;
+}
+
+/** The machine's context: JSON-serialisable, never a token. */
+export interface BridgeContext {
+  clientId: string;
+  timing: BridgeTiming;
+  dedupCapacity: number;
+  /** Consecutive connection failures since the last reset (drives the backoff). */
+  attempt: number;
+  /** Bumped when the connection is suspect: actors then use a fresh HTTP/2 session. */
+  sessionEpoch: number;
+  lastError: ErrorSummary | null;
+  /** How many failures in a row carried lastError.code since the last reset. */
+  errorStreak: number;
+  /** The dedup window: keys of recent removals, oldest first. */
+  recentRemovals: string[];
+  counters: BridgeCounters;
+}
+
+export interface BridgeInput {
+  clientId: string;
+  timing: BridgeTiming;
+  dedupCapacity: number;
+}
+
+export type BridgeEvent =
+  | { type: "START" }
+  | { type: "STOP" }
+  | { type: "SYNC.NOW" }
+  /** The ProjectEvents call received response headers. */
+  | { type: "stream.opened" }
+  /** The ProjectEvents call received one message. */
+  | { type: "stream.event"; event: StreamEvent }
+  /** Raised by the connection region when a stream (re)opens. */
+  | { type: "connection.opened" }
+  /** Raised by the heartbeat region when a sync timed out while streaming. */
+  | { type: "connection.suspect" };
+
+export type BridgeEmitted =
+  | { type: "projectRemoved"; projectId: string; info: RemovalInfo; receivedAtMs: number }
+  | { type: "duplicateSuppressed"; projectId: string; source: RemovalSource }
+  | { type: "eventIgnored"; eventId: string; eventType: number; projectId: string; why: "empty_project_id" | "not_removed" }
+  | { type: "streamFailed"; error: ErrorSummary; attempt: number; streak: number; suspect: boolean }
+  | { type: "streamEnded"; attempt: number }
+  | { type: "syncCompleted"; result: SyncResult }
+  | { type: "syncFailed"; error: ErrorSummary; suspect: boolean };
+
+/** Input of the ProjectEvents actor. `parent` receives stream.opened / stream.event. */
+export interface ProjectEventsInput {
+  clientId: string;
+  sessionEpoch: number;
+  parent: AnyActorRef;
+}
+
+/** Input of the SyncProjectState actor. */
+export interface SyncProjectStateInput {
+  clientId: string;
+  sessionEpoch: number;
+  timeoutMs: number;
+}

@@ -1,0 +1,143 @@
+/**
+ * Runs bridgeMachine with controllable fake actors on a SimulatedClock, for
+ * machine-level tests. Each fake records its calls so a test can answer them.
+ */
+import { createActor, fromPromise, SimulatedClock, type AnyActorRef } from "xstate";
+import { bridgeMachine, createBridgeDelays } from "../../machines/bridge.machine.js";
+import type { BridgeEmitted, ProjectEventsInput, StreamEvent, SyncProjectStateInput, SyncResult } from "../../machines/bridge.types.js";
+import { BridgeError, type BridgeErrorCode } from "../../src/errors.js";
+import { defaultBridgeTiming, type BridgeTiming } from "../../src/timing.js";
+
+export interface FakeCall<TInput, TOutput> {
+  input: TInput;
+  signal: AbortSignal;
+  settled: boolean;
+  resolve(value: TOutput): void;
+  reject(error: unknown): void;
+}
+
+function deferredActor<TOutput, TInput>(calls: FakeCall<TInput, TOutput>[]) {
+  return fromPromise<TOutput, TInput>(
+    ({ input, signal }) =>
+      new Promise<TOutput>((resolve, reject) => {
+        const call: FakeCall<TInput, TOutput> = {
+          input,
+          signal,
+          settled: false,
+          resolve: (v) => {
+            call.settled = true;
+            resolve(v);
+          },
+          reject: (e) => {
+            call.settled = true;
+            reject(e);
+          },
+        };
+        calls.push(call);
+      }),
+  );
+}
+
+export interface HarnessOptions {
+  timing?: Partial<BridgeTiming>;
+  random?: () => number;
+  dedupCapacity?: number;
+  drain?: () => Promise<void>;
+}
+
+export function createMachineHarness(options: HarnessOptions = {}) {
+  const clock = new SimulatedClock();
+  const streams: FakeCall<ProjectEventsInput, void>[] = [];
+  const syncs: FakeCall<SyncProjectStateInput, SyncResult>[] = [];
+  const emitted: BridgeEmitted[] = [];
+  const delaysAsked: { name: string; ms: number }[] = [];
+  const random = options.random ?? (() => 0.5);
+  const delays = createBridgeDelays(random);
+  const recorded = Object.fromEntries(
+    Object.entries(delays).map(([name, fn]) => [
+      name,
+      (args: Parameters<typeof fn>[0]) => {
+        const ms = fn(args);
+        delaysAsked.push({ name, ms });
+        return ms;
+      },
+    ]),
+  ) as typeof delays;
+  const machine = bridgeMachine.provide({
+    actors: {
+      projectEvents: deferredActor<void, ProjectEventsInput>(streams),
+      syncProjectState: deferredActor<SyncResult, SyncProjectStateInput>(syncs),
+      drainDispatch: fromPromise<void, void>(options.drain ?? (() => Promise.resolve())),
+    },
+    delays: recorded,
+  });
+  const actor = createActor(machine, {
+    clock,
+    input: {
+      clientId: "test-client",
+      timing: { ...defaultBridgeTiming, ...options.timing },
+      dedupCapacity: options.dedupCapacity ?? 256,
+    },
+  });
+  for (const type of ["projectRemoved", "duplicateSuppressed", "eventIgnored", "streamFailed", "streamEnded", "syncCompleted", "syncFailed"] as const) {
+    actor.on(type, (e) => emitted.push(e));
+  }
+  actor.start();
+
+  const lastStream = () => {
+    const s = streams.at(-1);
+    if (!s) throw new Error("no stream call yet");
+    return s;
+  };
+  const lastSync = () => {
+    const s = syncs.at(-1);
+    if (!s) throw new Error("no sync call yet");
+    return s;
+  };
+  return {
+    clock,
+    actor,
+    streams,
+    syncs,
+    emitted,
+    delaysAsked,
+    lastStream,
+    lastSync,
+    /** Flattened connection state, as bridge.status() shows it. */
+    connection(): string {
+      const v = actor.getSnapshot().value as { connection: string | { open: string } };
+      return typeof v.connection === "string" ? v.connection : v.connection.open;
+    },
+    heartbeat(): string {
+      return (actor.getSnapshot().value as { heartbeat: string }).heartbeat;
+    },
+    openStreams(): number {
+      return streams.filter((s) => !s.signal.aborted && !s.settled).length;
+    },
+    sendHeaders(): void {
+      (lastStream().input.parent as AnyActorRef).send({ type: "stream.opened" });
+    },
+    sendEvent(init: Partial<StreamEvent> & { projectId: string }): void {
+      const event: StreamEvent = { eventId: "1", eventType: 1, timestampUnixMs: 0, reason: "", receivedAtMs: 0, ...init };
+      lastStream().input.parent.send({ type: "stream.event", event });
+    },
+    failStream(code: BridgeErrorCode = "unavailable"): void {
+      lastStream().reject(new BridgeError("stream failed", code));
+    },
+    answerSync(removed: string[] = [], unknown: string[] = []): void {
+      lastSync().resolve({ removed, unknown, serverTimeUnixMs: 0, skewMs: 0, reported: 0, receivedAtMs: 0 });
+    },
+    failSync(code: BridgeErrorCode = "unavailable"): void {
+      lastSync().reject(new BridgeError("sync failed", code));
+    },
+    removals(): string[] {
+      return emitted.flatMap((e) => (e.type === "projectRemoved" ? [`${e.info.source}:${e.projectId}`] : []));
+    },
+  };
+}
+
+/** Lets promise callbacks (actor done/error) run. */
+export async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  await new Promise<void>((r) => setImmediate(r));
+}

@@ -1,0 +1,287 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { createMachineHarness, flush } from "../helpers/machine-harness.js";
+
+const machine = suite("bridge machine");
+
+machine("starts idle and opens one stream on START", () => {
+  const h = createMachineHarness();
+  assert.is(h.connection(), "idle");
+  h.actor.send({ type: "START" });
+  assert.is(h.connection(), "connecting");
+  assert.is(h.streams.length, 1);
+  assert.is(h.lastStream().input.clientId, "test-client");
+});
+
+machine("goes streaming on headers, on a first message, or after openConfirmMs", () => {
+  const a = createMachineHarness();
+  a.actor.send({ type: "START" });
+  a.sendHeaders();
+  assert.is(a.connection(), "streaming");
+
+  const b = createMachineHarness();
+  b.actor.send({ type: "START" });
+  b.sendEvent({ projectId: "p1" });
+  assert.is(b.connection(), "streaming");
+  assert.equal(b.removals(), ["stream:p1"]);
+
+  const c = createMachineHarness({ timing: { openConfirmMs: 2000 } });
+  c.actor.send({ type: "START" });
+  c.clock.increment(1999);
+  assert.is(c.connection(), "connecting");
+  c.clock.increment(1);
+  assert.is(c.connection(), "streaming");
+});
+
+machine("backs off 1 s doubling to the 60 s cap while the server keeps failing", async () => {
+  const h = createMachineHarness({ random: () => 0.5 });
+  h.actor.send({ type: "START" });
+  const waits: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    h.failStream();
+    await flush();
+    assert.is(h.connection(), "backoff");
+    const wait = h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms;
+    waits.push(wait);
+    h.clock.increment(wait - 1);
+    assert.is(h.connection(), "backoff", "not before the wait is over");
+    h.clock.increment(1);
+    assert.is(h.connection(), "connecting");
+  }
+  assert.equal(waits, [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
+  assert.is(h.actor.getSnapshot().context.counters.reconnects, 9);
+});
+
+machine("keeps every backoff wait inside the jitter bounds", async () => {
+  for (const r of [0, 0.999999]) {
+    const h = createMachineHarness({ random: () => r });
+    h.actor.send({ type: "START" });
+    for (let n = 1; n <= 8; n++) {
+      h.failStream();
+      await flush();
+      const wait = h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms;
+      const base = Math.min(60000, 1000 * 2 ** (n - 1));
+      assert.ok(wait >= base * 0.8 && wait <= base * 1.2, `attempt ${n}: ${wait} within ±20% of ${base}`);
+      h.clock.increment(wait);
+    }
+  }
+});
+
+machine("resets the attempt counter on the first message, not on mere open", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.failStream();
+  await flush();
+  h.clock.increment(1200);
+  h.sendHeaders();
+  assert.is(h.actor.getSnapshot().context.attempt, 1, "headers alone do not reset");
+  h.sendEvent({ projectId: "x", eventType: 2 });
+  assert.is(h.actor.getSnapshot().context.attempt, 0);
+});
+
+machine("resets the attempt counter after stableAfterMs of streaming", async () => {
+  const h = createMachineHarness({ timing: { stableAfterMs: 10000 } });
+  h.actor.send({ type: "START" });
+  h.failStream();
+  await flush();
+  h.clock.increment(1200);
+  h.sendHeaders();
+  h.clock.increment(9999);
+  assert.is(h.actor.getSnapshot().context.attempt, 1);
+  h.clock.increment(1);
+  assert.is(h.actor.getSnapshot().context.attempt, 0);
+});
+
+machine("a server that accepts then fails cannot pin retries at the minimum", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  const waits: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    h.sendHeaders();
+    h.failStream();
+    await flush();
+    const wait = h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms;
+    waits.push(wait);
+    h.clock.increment(wait);
+  }
+  assert.equal(waits, [1000, 2000, 4000, 8000]);
+});
+
+machine("heartbeat waits stay within 60 s ± 5 s", async () => {
+  for (const [r, expected] of [[0, 55000], [1, 65000], [0.5, 60000]] as const) {
+    const h = createMachineHarness({ random: () => r });
+    h.clock.increment(expected - 1);
+    assert.is(h.heartbeat(), "waiting");
+    h.clock.increment(1);
+    assert.is(h.heartbeat(), "syncing");
+    h.answerSync();
+    await flush();
+    assert.is(h.heartbeat(), "waiting");
+  }
+});
+
+machine("every stream open, the first included, asks for an immediate sync", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  assert.is(h.syncs.length, 0);
+  h.sendHeaders();
+  assert.is(h.syncs.length, 1);
+  assert.is(h.heartbeat(), "syncing");
+  h.answerSync();
+  await flush();
+  h.failStream();
+  await flush();
+  h.clock.increment(1200);
+  h.sendHeaders();
+  assert.is(h.syncs.length, 2);
+});
+
+machine("SYNC.NOW starts a heartbeat at once", () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "SYNC.NOW" });
+  assert.is(h.heartbeat(), "syncing");
+  assert.is(h.syncs.length, 1);
+});
+
+machine("removals from stream and heartbeat pass one dedup step", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendEvent({ projectId: "a" });
+  h.sendEvent({ projectId: "a" });
+  assert.is(h.heartbeat(), "syncing");
+  h.answerSync(["a", "b", "b", ""]);
+  await flush();
+  assert.equal(h.removals(), ["stream:a", "heartbeat:b"]);
+  const c = h.actor.getSnapshot().context.counters;
+  assert.is(c.duplicatesSuppressed, 3, "a (stream), a and b (heartbeat)");
+  assert.is(c.ignoredEvents, 1);
+});
+
+machine("drops empty project ids and event types other than REMOVED", () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendEvent({ projectId: "" });
+  h.sendEvent({ projectId: "p", eventType: 2 });
+  h.sendEvent({ projectId: "p", eventType: 99 });
+  h.sendEvent({ projectId: "p", eventType: 1 });
+  assert.equal(h.removals(), ["stream:p"]);
+  assert.is(h.actor.getSnapshot().context.counters.ignoredEvents, 3);
+});
+
+machine("the dedup window evicts the least recently used key at capacity", () => {
+  const h = createMachineHarness({ dedupCapacity: 2 });
+  h.actor.send({ type: "START" });
+  for (const id of ["a", "b", "a", "c", "a", "b"]) h.sendEvent({ projectId: id });
+  // a, b admitted; a touched; c evicts b; a duplicate; b is new again.
+  assert.equal(h.removals(), ["stream:a", "stream:b", "stream:c", "stream:b"]);
+});
+
+machine("a heartbeat deadline while streaming marks the connection suspect", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendHeaders();
+  const first = h.lastStream();
+  h.failSync("deadline_exceeded");
+  await flush();
+  assert.ok(first.signal.aborted, "the stream is aborted");
+  assert.is(h.connection(), "backoff");
+  const ctx = h.actor.getSnapshot().context;
+  assert.is(ctx.sessionEpoch, 1);
+  assert.is(ctx.counters.suspects, 1);
+  h.clock.increment(1200);
+  assert.is(h.lastStream().input.sessionEpoch, 1, "the next call asks for a fresh session");
+});
+
+machine("an UNAVAILABLE heartbeat answer does not mark the connection suspect", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendHeaders();
+  h.failSync("unavailable");
+  await flush();
+  assert.is(h.connection(), "streaming");
+  assert.is(h.actor.getSnapshot().context.sessionEpoch, 0);
+});
+
+machine("a heartbeat deadline while not streaming is only a failed sync", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.actor.send({ type: "SYNC.NOW" });
+  h.failSync("deadline_exceeded");
+  await flush();
+  assert.is(h.connection(), "connecting");
+  assert.is(h.actor.getSnapshot().context.counters.suspects, 0);
+});
+
+machine("counts the error streak per code for once-per-streak logging", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  for (let i = 0; i < 3; i++) {
+    h.failStream("unauthenticated");
+    await flush();
+    h.clock.increment(120_000);
+  }
+  const streaks = h.emitted.flatMap((e) => (e.type === "streamFailed" ? [e.streak] : []));
+  assert.equal(streaks, [1, 2, 3]);
+});
+
+const stopFrom: Record<string, (h: ReturnType<typeof createMachineHarness>) => Promise<void> | void> = {
+  idle: () => {},
+  connecting: (h) => h.actor.send({ type: "START" }),
+  streaming: (h) => {
+    h.actor.send({ type: "START" });
+    h.sendHeaders();
+  },
+  backoff: async (h) => {
+    h.actor.send({ type: "START" });
+    h.failStream();
+    await flush();
+  },
+};
+for (const [name, reach] of Object.entries(stopFrom)) {
+  machine(`STOP from ${name} reaches the final state and aborts what runs`, async () => {
+    const h = createMachineHarness();
+    await reach(h);
+    assert.is(h.connection(), name);
+    h.actor.send({ type: "SYNC.NOW" });
+    h.actor.send({ type: "STOP" });
+    await flush();
+    assert.is(h.actor.getSnapshot().status, "done");
+    assert.is(h.openStreams(), 0);
+    assert.ok(h.syncs.every((s) => s.signal.aborted));
+  });
+}
+
+machine("stopping waits for dispatch to drain, up to the budget", async () => {
+  let release!: () => void;
+  const h = createMachineHarness({ timing: { stopTimeoutMs: 5000 }, drain: () => new Promise<void>((r) => (release = r)) });
+  h.actor.send({ type: "START" });
+  h.actor.send({ type: "STOP" });
+  await flush();
+  assert.is(h.connection(), "stopping");
+  h.actor.send({ type: "STOP" });
+  h.clock.increment(4749);
+  assert.is(h.connection(), "stopping");
+  h.clock.increment(1);
+  assert.is(h.actor.getSnapshot().status, "done");
+  release();
+
+  const g = createMachineHarness({ drain: () => new Promise<void>((r) => (release = r)) });
+  g.actor.send({ type: "STOP" });
+  await flush();
+  assert.is(g.connection(), "stopping");
+  release();
+  await flush();
+  assert.is(g.actor.getSnapshot().status, "done");
+});
+
+machine("context stays JSON-serialisable", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendEvent({ projectId: "p" });
+  h.failStream();
+  await flush();
+  const ctx = h.actor.getSnapshot().context;
+  assert.equal(JSON.parse(JSON.stringify(ctx)), ctx);
+});
+
+machine.run();

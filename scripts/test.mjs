@@ -103,7 +103,10 @@ async function runSuite(file) {
     console.log(`ok   ${rel} (${secs}s): ${ok} passed${skipped ? `, ${skipped} skipped` : ""}`);
     if (process.env.TEST_VERBOSE) console.log(indent(text));
     // Suites may print a line of figures worth keeping (coverage and the like).
-    for (const line of text.split("\n")) if (line.startsWith("# ")) console.log(`     ${line}`);
+    for (const line of text.split("\n")) {
+      const at = line.indexOf("# ");
+      if (at >= 0 && /^[\s•✘]*(\S.*?)?\s*$/.test(line.slice(0, at)) && line.slice(at).length > 2) console.log(`     ${line.slice(at)}`);
+    }
   }
 }
 

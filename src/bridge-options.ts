@@ -1,0 +1,198 @@
+/**
+ * BridgeOptions and the one place where their defaults are filled in:
+ * options first, then the environment (ENGRAM_URL, the deprecated
+ * ENGRAM_SERVER_URL, ENGRAM_TOKEN, ENGRAM_TLS_CA, ENGRAM_ALLOW_INSECURE).
+ */
+import type { InspectionEvent, Observer } from "xstate";
+import { BridgeError } from "./errors.js";
+import type { HandlerRegistry } from "./handler-registry.js";
+import { createStderrLogger, safeLogger } from "./logger.js";
+import { parseServerUrl, redactUrl, type ServerAddress } from "./server-url.js";
+import { defaultBridgeTiming, type BridgeTiming } from "./timing.js";
+import type { Clock, EventsClient, Logger, ProjectTracker } from "./types.js";
+import type { TokenSource } from "./grpc-client.js";
+
+/** An XState inspection observer, passed to the bridge actor. */
+export type InspectionObserver = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+
+export interface BridgeOptions {
+  /** Who hears removals. Required. */
+  registry: HandlerRegistry;
+  /** Local project ids for the heartbeat. Defaults to none: the heartbeat reports no ids. */
+  tracker?: ProjectTracker;
+  /** The engram server. Defaults to ENGRAM_URL, else ENGRAM_SERVER_URL (deprecated: warns). */
+  serverUrl?: string;
+  /** Bearer token, or a function read for every call (rotation). Defaults to ENGRAM_TOKEN. */
+  token?: string | (() => string | Promise<string>);
+  /** PEM CA file for https. Defaults to ENGRAM_TLS_CA, else the system roots. */
+  tlsCaFile?: string;
+  /** Allow sending a token in plaintext to a non-loopback host. Defaults to ENGRAM_ALLOW_INSECURE=1. */
+  allowInsecure?: boolean;
+  /** An injected client: bypasses URL, transport and TLS. Defaults to a connect-node gRPC client. */
+  client?: EventsClient;
+  /** pino-compatible logger. Defaults to warn and above to stderr as JSON lines. */
+  logger?: Logger;
+  /** Timing overrides. Defaults to DESIGN.md's table (defaultBridgeTiming). */
+  timing?: Partial<BridgeTiming>;
+  /** Size of the dedup window. Defaults to 256. */
+  dedupCapacity?: number;
+  /** Identifies this daemon to the server. Defaults to `${pid}-${startUnixSeconds}`. */
+  clientId?: string;
+  /** Clock for every timer of the bridge. Defaults to the real clock; tests pass SimulatedClock. */
+  clock?: Clock;
+  /** Jitter source in [0, 1). Defaults to Math.random. */
+  random?: () => number;
+  /** Passed to the XState actor as its inspection observer. Defaults to none. */
+  inspect?: InspectionObserver;
+  /** Environment to read. Defaults to process.env. */
+  env?: Record<string, string | undefined>;
+}
+
+/** Where the bridge connects: an injected client, a URL, or nowhere (stays idle). */
+export type BridgeTarget =
+  | { kind: "client"; client: EventsClient }
+  | { kind: "url"; address: ServerAddress }
+  | { kind: "none"; why: string }
+  | { kind: "invalid"; error: BridgeError };
+
+export interface ResolvedBridgeOptions {
+  registry: HandlerRegistry;
+  tracker: ProjectTracker | undefined;
+  target: BridgeTarget;
+  /** The URL as it may be logged (user info dropped). */
+  redactedUrl: string | undefined;
+  token: TokenSource | undefined;
+  tlsCaFile: string | undefined;
+  allowInsecure: boolean;
+  logger: Logger;
+  timing: BridgeTiming;
+  dedupCapacity: number;
+  clientId: string;
+  clock: Clock & { now?: () => number };
+  random: () => number;
+  inspect: InspectionObserver | undefined;
+}
+
+/** The real clock: Node's timers. */
+export const realClock: Clock & { now: () => number } = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
+  now: () => Date.now(),
+};
+
+const processStartUnixSeconds = Math.floor(Date.now() / 1000);
+
+/**
+ * Fills every default in one place. Throws BridgeError("invalid_config") for
+ * programming errors (no registry, bad timing); a bad or unsafe server URL is
+ * not thrown but returned as target "invalid", so start() can log it and stay
+ * idle.
+ */
+export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOptions {
+  if (!options || typeof options.registry?.register !== "function") {
+    throw new BridgeError("BridgeOptions.registry must be a HandlerRegistry", "invalid_config");
+  }
+  const env = options.env ?? process.env;
+  const logger = safeLogger(options.logger ?? createStderrLogger());
+  const timing = validateTiming({ ...defaultBridgeTiming, ...options.timing });
+  const dedupCapacity = options.dedupCapacity ?? 256;
+  if (!Number.isInteger(dedupCapacity) || dedupCapacity < 1) {
+    throw new BridgeError(`dedupCapacity must be a positive integer, got ${dedupCapacity}`, "invalid_config");
+  }
+
+  let rawUrl = options.serverUrl;
+  if (rawUrl === undefined && nonEmpty(env.ENGRAM_URL)) rawUrl = env.ENGRAM_URL;
+  if (rawUrl === undefined && nonEmpty(env.ENGRAM_SERVER_URL)) {
+    rawUrl = env.ENGRAM_SERVER_URL;
+    logger.warn({ env: "ENGRAM_SERVER_URL" }, "ENGRAM_SERVER_URL is deprecated: set ENGRAM_URL instead");
+  }
+  const tokenOption = options.token ?? (nonEmpty(env.ENGRAM_TOKEN) ? env.ENGRAM_TOKEN : undefined);
+  const token = toTokenSource(tokenOption);
+  const tlsCaFile = options.tlsCaFile ?? (nonEmpty(env.ENGRAM_TLS_CA) ? env.ENGRAM_TLS_CA : undefined);
+  const allowInsecure = options.allowInsecure ?? env.ENGRAM_ALLOW_INSECURE === "1";
+
+  let target: BridgeTarget;
+  if (options.client) {
+    target = { kind: "client", client: options.client };
+  } else if (rawUrl === undefined || rawUrl.trim() === "") {
+    target = { kind: "none", why: "no server URL: set ENGRAM_URL or pass serverUrl or client" };
+  } else {
+    target = resolveUrlTarget(rawUrl, token !== undefined, allowInsecure);
+  }
+
+  return {
+    registry: options.registry,
+    tracker: options.tracker,
+    target,
+    redactedUrl: rawUrl === undefined ? undefined : redactUrl(rawUrl),
+    token,
+    tlsCaFile,
+    allowInsecure,
+    logger,
+    timing,
+    dedupCapacity,
+    clientId: options.clientId ?? `${process.pid}-${processStartUnixSeconds}`,
+    clock: options.clock ?? realClock,
+    random: options.random ?? Math.random,
+    inspect: options.inspect,
+  };
+}
+
+function resolveUrlTarget(rawUrl: string, hasToken: boolean, allowInsecure: boolean): BridgeTarget {
+  let address: ServerAddress;
+  try {
+    address = parseServerUrl(rawUrl);
+  } catch (reason) {
+    return { kind: "invalid", error: BridgeError.from(reason, "invalid_config") };
+  }
+  if (hasToken && !address.secure && !address.loopback && !allowInsecure) {
+    return {
+      kind: "invalid",
+      error: new BridgeError(
+        `refusing to send the token in plaintext to ${address.redacted}: use https, a loopback host, or set allowInsecure (ENGRAM_ALLOW_INSECURE=1)`,
+        "insecure_token",
+      ),
+    };
+  }
+  return { kind: "url", address };
+}
+
+function toTokenSource(token: BridgeOptions["token"]): TokenSource | undefined {
+  if (token === undefined || token === "") return undefined;
+  if (typeof token === "string") return () => Promise.resolve(token);
+  const read = token;
+  return async () => {
+    try {
+      return await read();
+    } catch (cause) {
+      // The token function's own error could carry the token: keep it out of messages.
+      throw new BridgeError("the token function failed", "unauthenticated", { cause: new Error(describeTokenError(cause)) });
+    }
+  };
+}
+
+function describeTokenError(cause: unknown): string {
+  return cause instanceof Error ? cause.name : typeof cause;
+}
+
+function validateTiming(timing: BridgeTiming): BridgeTiming {
+  for (const [name, value] of Object.entries(timing)) {
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      throw new BridgeError(`timing.${name} must be a finite number >= 0, got ${String(value)}`, "invalid_config");
+    }
+  }
+  if (timing.backoffMinMs < 1) throw new BridgeError("timing.backoffMinMs must be at least 1", "invalid_config");
+  if (timing.backoffMaxMs < timing.backoffMinMs) {
+    throw new BridgeError("timing.backoffMaxMs must be >= backoffMinMs", "invalid_config");
+  }
+  if (timing.backoffJitter >= 1) throw new BridgeError("timing.backoffJitter must be in [0, 1)", "invalid_config");
+  if (timing.heartbeatJitterMs > timing.heartbeatMs) {
+    throw new BridgeError("timing.heartbeatJitterMs must not exceed heartbeatMs", "invalid_config");
+  }
+  if (timing.heartbeatMs < 1) throw new BridgeError("timing.heartbeatMs must be at least 1", "invalid_config");
+  return timing;
+}
+
+function nonEmpty(v: string | undefined): v is string {
+  return v !== undefined && v.trim() !== "";
+}

@@ -1,0 +1,278 @@
+/**
+ * createBridge(): the runtime around bridgeMachine. It resolves the options,
+ * provides the machine's actors and delays, turns the machine's emitted
+ * events into handler dispatch and log lines, and owns stop().
+ */
+import { createActor, type Actor } from "xstate";
+import { bridgeMachine, createBridgeDelays, LOUD_ONCE_CODES } from "../machines/bridge.machine.js";
+import type { BridgeEmitted } from "../machines/bridge.types.js";
+import { createDrainActor, createProjectEventsActor, createSyncProjectStateActor } from "./bridge-actors.js";
+import { validateBridgeOptions, type BridgeOptions } from "./bridge-options.js";
+import { flattenConnection, heartbeatOf, type BridgeStatus, type BridgeTimestamps } from "./bridge-status.js";
+import { createDispatcher } from "./dispatcher.js";
+import { BridgeError, summarizeError, type ErrorSummary } from "./errors.js";
+import { createGrpcEventsClient } from "./grpc-client.js";
+import type { EventsClient } from "./types.js";
+
+export interface Bridge {
+  /** Starts the bridge. Idempotent; without a URL or client it warns and stays idle. */
+  start(): void;
+  /** Stops the bridge. Idempotent; resolves within timing.stopTimeoutMs. */
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+  /** Asks for an immediate heartbeat. */
+  syncNow(): void;
+  status(): BridgeStatus;
+  /** The XState actor that drives the bridge (for inspection and tests). */
+  readonly actor: Actor<typeof bridgeMachine>;
+}
+
+const CLOCK_SKEW_WARN_MS = 30_000;
+
+export function createBridge(options: BridgeOptions): Bridge {
+  const opts = validateBridgeOptions(options);
+  const { logger: log, clock, timing } = opts;
+  const now = () => (typeof clock.now === "function" ? clock.now() : Date.now());
+  const monotonicNow = () => performance.now();
+  const timestamps: BridgeTimestamps = {};
+  let configError: ErrorSummary | null = null;
+  let client: EventsClient | undefined;
+  let ownsClient = false;
+  let started = false;
+  let stopPromise: Promise<void> | undefined;
+  let stoppedBeforeStart = false;
+  let droppedOnStop = 0;
+
+  const dispatcher = createDispatcher({
+    registry: opts.registry,
+    clock,
+    logger: log,
+    handlerTimeoutMs: timing.handlerTimeoutMs,
+  });
+
+  const clientRef = (): EventsClient => {
+    if (!client) throw new BridgeError("the bridge has no client (not started)", "failed_precondition");
+    return client;
+  };
+  const delays = createBridgeDelays(opts.random);
+  const machine = bridgeMachine.provide({
+    actors: {
+      projectEvents: createProjectEventsActor({ client: clientRef, monotonicNow }),
+      syncProjectState: createSyncProjectStateActor({
+        client: clientRef,
+        monotonicNow,
+        tracker: opts.tracker,
+        clock,
+        wallNow: () => Date.now(),
+      }),
+      drainDispatch: createDrainActor(() => dispatcher.idle()),
+    },
+    delays: {
+      ...delays,
+      backoffDelay: (args) => {
+        const ms = delays.backoffDelay(args);
+        timestamps.nextRetryAtMs = now() + ms;
+        log.debug({ attempt: args.context.attempt, delayMs: ms }, "reconnecting after backoff");
+        return ms;
+      },
+    },
+  });
+
+  const actor = createActor(machine, {
+    clock,
+    input: { clientId: opts.clientId, timing, dedupCapacity: opts.dedupCapacity },
+    ...(opts.inspect ? { inspect: opts.inspect } : {}),
+  });
+
+  actor.on("projectRemoved", (e) => {
+    timestamps.lastRemovalAtMs = now();
+    log.info({ projectId: e.projectId, source: e.info.source, eventId: e.info.eventId }, "project removed");
+    dispatcher.enqueue(e.projectId, e.info);
+  });
+  actor.on("duplicateSuppressed", (e) => log.debug({ projectId: e.projectId, source: e.source }, "duplicate removal suppressed"));
+  actor.on("eventIgnored", (e) =>
+    log.debug({ eventId: e.eventId, eventType: e.eventType, projectId: e.projectId, why: e.why }, "project event ignored"),
+  );
+  actor.on("streamFailed", (e) => logStreamFailure(e));
+  actor.on("streamEnded", (e) => log.warn({ attempt: e.attempt }, "the server ended the ProjectEvents stream; reconnecting after backoff"));
+  actor.on("syncCompleted", ({ result }) => {
+    timestamps.lastSyncAtMs = now();
+    log.debug({ reported: result.reported, removed: result.removed.length, unknown: result.unknown.length }, "heartbeat synced");
+    if (result.unknown.length > 0) {
+      log.warn({ count: result.unknown.length }, "the server reports live projects without a heartbeat for 24 h (unknown)");
+    }
+    if (Math.abs(result.skewMs) > CLOCK_SKEW_WARN_MS) {
+      log.warn({ skewMs: result.skewMs }, "clock skew between this machine and the engram server exceeds 30 s");
+    }
+  });
+  actor.on("syncFailed", (e) =>
+    log.warn({ err: e.error, suspect: e.suspect }, e.suspect ? "heartbeat timed out while streaming: reopening the connection" : "heartbeat failed"),
+  );
+
+  let lastConnection = flattenConnection(actor.getSnapshot().value);
+  actor.subscribe({
+    next: (snapshot) => {
+      const state = flattenConnection(snapshot.value);
+      if (state === lastConnection) return;
+      lastConnection = state;
+      if (state === "streaming") timestamps.connectedAtMs = now();
+      if (state !== "backoff") delete timestamps.nextRetryAtMs;
+      log.debug({ state }, "connection state");
+    },
+    error: (err) => log.error({ err: summarizeError(err) }, "the bridge statechart failed"),
+  });
+  // A stream message is visible as a counter bump; stamp its time.
+  let lastEventsReceived = 0;
+  actor.subscribe((snapshot) => {
+    const n = snapshot.context.counters.eventsReceived;
+    if (n !== lastEventsReceived) {
+      lastEventsReceived = n;
+      timestamps.lastEventAtMs = now();
+    }
+  });
+
+  function logStreamFailure(e: Extract<BridgeEmitted, { type: "streamFailed" }>) {
+    const fields = { err: e.error, attempt: e.attempt, streak: e.streak };
+    if (LOUD_ONCE_CODES.includes(e.error.code)) {
+      if (e.streak === 1) {
+        const hint = e.error.code === "unimplemented" ? "the server is too old for ProjectEvents" : "check ENGRAM_TOKEN";
+        log.error(fields, `ProjectEvents failed with ${e.error.code} (${hint}); backing off, further failures of this streak are logged at debug`);
+      } else {
+        log.debug(fields, "ProjectEvents failed again");
+      }
+      return;
+    }
+    log.warn(fields, e.suspect ? "connection suspect: reopening on a fresh HTTP/2 session" : "ProjectEvents failed; reconnecting after backoff");
+  }
+
+  function start(): void {
+    if (started) return;
+    started = true;
+    if (stopPromise) {
+      log.warn({}, "start() after stop(): a stopped bridge does not restart; create a new one");
+      return;
+    }
+    const target = opts.target;
+    switch (target.kind) {
+      case "none":
+        log.warn({}, `${target.why}; the bridge stays idle`);
+        return;
+      case "invalid":
+        configError = { code: target.error.code, message: target.error.rawMessage };
+        log.error({ err: configError, url: opts.redactedUrl }, `the bridge refuses to start: ${target.error.rawMessage}`);
+        return;
+      case "client":
+        client = target.client;
+        break;
+      case "url":
+        try {
+          client = createGrpcEventsClient({
+            address: target.address,
+            ...(opts.token ? { token: opts.token } : {}),
+            ...(opts.tlsCaFile !== undefined ? { tlsCaFile: opts.tlsCaFile } : {}),
+          });
+          ownsClient = true;
+        } catch (reason) {
+          const err = BridgeError.from(reason, "invalid_config");
+          configError = { code: err.code, message: err.rawMessage };
+          log.error({ err: configError }, `the bridge refuses to start: ${err.rawMessage}`);
+          return;
+        }
+        log.info({ url: target.address.redacted, clientId: opts.clientId }, "bridge starting");
+        break;
+    }
+    timestamps.startedAtMs = now();
+    actor.start();
+    actor.send({ type: "START" });
+  }
+
+  function stop(): Promise<void> {
+    stopPromise ??= doStop();
+    return stopPromise;
+  }
+
+  async function doStop(): Promise<void> {
+    if (actor.getSnapshot().status !== "active" || !isRunning()) {
+      stoppedBeforeStart = true;
+      finish();
+      return;
+    }
+    const pendingAtStop = dispatcher.pending;
+    await new Promise<void>((resolve) => {
+      let timer: unknown;
+      const sub = actor.subscribe({
+        next: (s) => {
+          if (s.status === "done") done();
+        },
+        error: () => done(),
+        complete: () => done(),
+      });
+      function done() {
+        clock.clearTimeout(timer);
+        sub.unsubscribe();
+        resolve();
+      }
+      timer = clock.setTimeout(done, timing.stopTimeoutMs);
+      actor.send({ type: "STOP" });
+      if (actor.getSnapshot().status === "done") done();
+    });
+    finish(pendingAtStop);
+  }
+
+  function isRunning(): boolean {
+    // An actor that was never started reports "active" only after start().
+    return started && client !== undefined;
+  }
+
+  function finish(pendingAtStop = 0): void {
+    const { dropped } = dispatcher.close();
+    droppedOnStop += dropped.length;
+    if (dropped.length > 0) {
+      log.warn(
+        { dropped: dropped.length, projectIds: dropped.slice(0, 20).map((d) => d.projectId) },
+        "stop() ran out of budget: removals not dispatched",
+      );
+    } else if (pendingAtStop > 0) {
+      log.debug({ pending: pendingAtStop }, "stop() drained pending removals");
+    }
+    actor.stop();
+    if (ownsClient) client?.close?.();
+    timestamps.stoppedAtMs = now();
+    log.info({}, "bridge stopped");
+  }
+
+  function status(): BridgeStatus {
+    const snapshot = actor.getSnapshot();
+    const ctx = snapshot.context;
+    const d = dispatcher.stats();
+    const stopped = stoppedBeforeStart || snapshot.status === "done" || (stopPromise !== undefined && timestamps.stoppedAtMs !== undefined);
+    return {
+      state: stopped ? "stopped" : flattenConnection(snapshot.value),
+      heartbeat: stopped ? "stopped" : heartbeatOf(snapshot.value),
+      attempt: ctx.attempt,
+      lastError: ctx.lastError ?? configError,
+      clientId: ctx.clientId,
+      server: opts.target.kind === "client" ? "client" : (opts.redactedUrl ?? null),
+      counters: {
+        ...ctx.counters,
+        dispatched: d.dispatched,
+        handlerErrors: d.handlerErrors,
+        handlerTimeouts: d.handlerTimeouts,
+        droppedOnStop,
+        pendingDispatch: dispatcher.pending,
+      },
+      timestamps: { ...timestamps },
+    };
+  }
+
+  return {
+    start,
+    stop,
+    [Symbol.asyncDispose]: stop,
+    syncNow() {
+      if (isRunning() && !stopPromise) actor.send({ type: "SYNC.NOW" });
+    },
+    status,
+    actor,
+  };
+}

@@ -4,15 +4,18 @@
 // own process, so a suite that leaves a handle open fails by timing out
 // instead of hanging the run. Ends with one plain line: "N passed, M failed".
 //
-// Usage: node scripts/test.mjs [filter...]   (filters match test file paths;
-// with a filter the static checks are skipped)
+// Usage: node scripts/test.mjs [--soak] [filter...]   (filters match test file
+// paths; with a filter the static checks are skipped; --soak runs the
+// long-running test/**/*.soak.ts files instead of *.test.ts)
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir, availableParallelism } from "node:os";
 import { join, relative } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
-const filters = process.argv.slice(2);
+const soak = process.argv.includes("--soak");
+const filters = process.argv.slice(2).filter((a) => a !== "--soak");
+const suffix = soak ? ".soak.ts" : ".test.ts";
 const fileTimeoutMs = Number(process.env.TEST_FILE_TIMEOUT_MS ?? 180_000);
 const concurrency = Number(process.env.TEST_CONCURRENCY ?? Math.max(1, Math.min(2, availableParallelism())));
 
@@ -65,7 +68,7 @@ function findTests(dir) {
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) out.push(...findTests(p));
-    else if (name.endsWith(".test.ts")) out.push(p);
+    else if (name.endsWith(suffix)) out.push(p);
   }
   return out;
 }
@@ -110,7 +113,7 @@ async function runSuite(file) {
   }
 }
 
-if (filters.length === 0) {
+if (filters.length === 0 && !soak) {
   await check("buf lint", "npx", ["--no-install", "buf", "lint"]);
   const tmp = mkdtempSync(join(tmpdir(), "engram-gen-"));
   const gen = await run("npx", ["--no-install", "buf", "generate", "-o", tmp], { timeoutMs: 120_000 });

@@ -1,0 +1,237 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { SimulatedClock } from "xstate";
+import { BridgeError } from "../../src/errors.js";
+import { type DeliveryTimes, type Dispatcher, createDispatcher } from "../../src/dispatcher.js";
+import { type DispatchOutcome, HandlerRegistry } from "../../src/handler-registry.js";
+import type { Logger, ProjectRemovalAware, RemovalInfo } from "../../src/types.js";
+
+interface Settled {
+  projectId: string;
+  outcome: DispatchOutcome;
+  delivery: DeliveryTimes;
+}
+
+interface Context {
+  registry: HandlerRegistry;
+  clock: SimulatedClock;
+  logs: Array<{ level: string; obj: Record<string, unknown>; msg: string | undefined }>;
+  logger: Logger;
+  settled: Settled[];
+  dispatcher: Dispatcher;
+}
+
+const dispatcher = suite<Context>("dispatcher", {} as Context);
+
+dispatcher.before.each((ctx) => {
+  ctx.registry = new HandlerRegistry();
+  ctx.clock = new SimulatedClock();
+  ctx.logs = [];
+  ctx.settled = [];
+  const record = (level: string) => (obj: object, msg?: string) =>
+    void ctx.logs.push({ level, obj: obj as Record<string, unknown>, msg });
+  ctx.logger = { debug: record("debug"), info: record("info"), warn: record("warn"), error: record("error") };
+  ctx.dispatcher = createDispatcher({
+    registry: ctx.registry,
+    clock: ctx.clock,
+    logger: ctx.logger,
+    handlerTimeoutMs: 1000,
+    now: () => ctx.clock.now(),
+    onOutcome: (projectId, _info, outcome, delivery) => void ctx.settled.push({ projectId, outcome, delivery }),
+  });
+});
+
+dispatcher.after.each((ctx) => {
+  ctx.dispatcher.close();
+});
+
+const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const info: RemovalInfo = { source: "heartbeat" };
+
+function handler(name: string, fn: ProjectRemovalAware["onProjectRemoved"]): ProjectRemovalAware {
+  return { name, onProjectRemoved: fn };
+}
+
+/** A handler whose calls stay pending until released, one by one. */
+function gate(name: string, calls: string[]) {
+  const releases: Array<() => void> = [];
+  const h = handler(name, (projectId) => {
+    calls.push(`${name}:${projectId}`);
+    return new Promise<void>((resolve) => releases.push(resolve));
+  });
+  return { handler: h, release: () => releases.shift()?.() };
+}
+
+dispatcher("idle() resolves at once when nothing was queued", async ({ dispatcher: d }) => {
+  assert.is(d.pending, 0);
+  await d.idle();
+});
+
+dispatcher("dispatch never starts inside enqueue", async (ctx) => {
+  const calls: string[] = [];
+  ctx.registry.register(handler("h", (id) => void calls.push(id)));
+  ctx.dispatcher.enqueue("p1", info);
+  assert.equal(calls, []);
+  assert.is(ctx.dispatcher.pending, 1);
+  await ctx.dispatcher.idle();
+  assert.equal(calls, ["p1"]);
+  assert.is(ctx.dispatcher.pending, 0);
+});
+
+dispatcher("a second removal starts only after the first one settled", async (ctx) => {
+  const calls: string[] = [];
+  const a = gate("a", calls);
+  ctx.registry.register(a.handler);
+  ctx.registry.register(handler("b", (id) => void calls.push(`b:${id}`)));
+  ctx.dispatcher.enqueue("p1", info);
+  ctx.dispatcher.enqueue("p2", info);
+  assert.is(ctx.dispatcher.pending, 2);
+  await flush();
+  assert.equal(calls, ["a:p1"]);
+  assert.is(ctx.dispatcher.pending, 2);
+
+  ctx.clock.increment(300);
+  a.release();
+  await flush();
+  assert.equal(calls, ["a:p1", "b:p1", "a:p2"]);
+  assert.is(ctx.dispatcher.pending, 1);
+  assert.equal(ctx.settled.map((s) => s.projectId), ["p1"]);
+
+  ctx.clock.increment(200);
+  a.release();
+  await ctx.dispatcher.idle();
+  assert.equal(calls, ["a:p1", "b:p1", "a:p2", "b:p2"]);
+  assert.equal(
+    ctx.settled.map((s) => [s.projectId, s.delivery]),
+    [
+      ["p1", { queuedAtMs: 0, startedAtMs: 0, settledAtMs: 300 }],
+      ["p2", { queuedAtMs: 0, startedAtMs: 300, settledAtMs: 500 }],
+    ],
+  );
+  assert.equal(ctx.dispatcher.stats(), { dispatched: 2, handlerErrors: 0, handlerTimeouts: 0, dropped: 0 });
+});
+
+dispatcher("a hung handler holds the queue for exactly handlerTimeoutMs", async (ctx) => {
+  const calls: string[] = [];
+  ctx.registry.register(handler("hanger", (id) => (calls.push(`hanger:${id}`), new Promise<void>(() => {}))));
+  ctx.registry.register(
+    handler("thrower", () => {
+      throw new Error("nope");
+    }),
+  );
+  ctx.dispatcher.enqueue("p1", info);
+  ctx.dispatcher.enqueue("p2", info);
+  await flush();
+  ctx.clock.increment(999);
+  await flush();
+  assert.equal(calls, ["hanger:p1"]);
+  ctx.clock.increment(1);
+  await flush();
+  assert.equal(calls, ["hanger:p1", "hanger:p2"]);
+  ctx.clock.increment(1000);
+  await ctx.dispatcher.idle();
+  assert.equal(ctx.dispatcher.stats(), { dispatched: 2, handlerErrors: 2, handlerTimeouts: 2, dropped: 0 });
+  assert.equal(
+    ctx.settled.map((s) => s.outcome.failed.map((f) => `${f.name}:${f.code}`)),
+    [
+      ["hanger:handler_timeout", "thrower:handler_failed"],
+      ["hanger:handler_timeout", "thrower:handler_failed"],
+    ],
+  );
+});
+
+dispatcher("close() during a hung handler drops queued removals and calls no more handlers", async (ctx) => {
+  const calls: string[] = [];
+  ctx.registry.register(handler("hanger", (id) => (calls.push(`hanger:${id}`), new Promise<void>(() => {}))));
+  ctx.registry.register(handler("after", (id) => void calls.push(`after:${id}`)));
+  ctx.dispatcher.enqueue("p1", info);
+  ctx.dispatcher.enqueue("p2", info);
+  ctx.dispatcher.enqueue("p3", info);
+  await flush();
+  assert.equal(calls, ["hanger:p1"]);
+
+  const { dropped } = ctx.dispatcher.close();
+  assert.equal(dropped, [{ projectId: "p2" }, { projectId: "p3" }]);
+  assert.ok(ctx.dispatcher.closed);
+  await ctx.dispatcher.idle();
+  assert.is(ctx.dispatcher.pending, 0);
+
+  ctx.dispatcher.enqueue("p4", info);
+  ctx.clock.increment(10_000);
+  await flush();
+  assert.equal(calls, ["hanger:p1"]);
+  assert.is(ctx.dispatcher.pending, 0);
+  assert.ok(ctx.logs.some((l) => l.level === "debug" && l.obj["projectId"] === "p4"));
+  assert.equal(ctx.dispatcher.stats(), { dispatched: 1, handlerErrors: 0, handlerTimeouts: 0, dropped: 2 });
+  assert.equal(ctx.settled.map((s) => [s.projectId, s.outcome]), [["p1", { delivered: 0, failed: [], skipped: 2 }]]);
+  assert.equal(ctx.dispatcher.close(), { dropped: [] });
+});
+
+dispatcher("close() before dispatch starts calls no handler at all", async (ctx) => {
+  let called = false;
+  ctx.registry.register(handler("h", () => void (called = true)));
+  ctx.dispatcher.enqueue("p1", info);
+  assert.equal(ctx.dispatcher.close().dropped, [{ projectId: "p1" }]);
+  await ctx.dispatcher.idle();
+  await flush();
+  assert.not.ok(called);
+});
+
+dispatcher("idle() waits for removals enqueued while it waits", async (ctx) => {
+  const calls: string[] = [];
+  const a = gate("a", calls);
+  ctx.registry.register(a.handler);
+  ctx.dispatcher.enqueue("p1", info);
+  let idle = false;
+  void ctx.dispatcher.idle().then(() => (idle = true));
+  await flush();
+  ctx.dispatcher.enqueue("p2", info);
+  a.release();
+  await flush();
+  assert.not.ok(idle);
+  a.release();
+  await flush();
+  assert.ok(idle);
+  assert.equal(calls, ["a:p1", "a:p2"]);
+});
+
+dispatcher("empty project ids are ignored", async (ctx) => {
+  ctx.dispatcher.enqueue("", info);
+  assert.is(ctx.dispatcher.pending, 0);
+  await ctx.dispatcher.idle();
+  assert.is(ctx.dispatcher.stats().dispatched, 0);
+});
+
+dispatcher("an onOutcome callback that throws does not stop the queue", async (ctx) => {
+  const calls: string[] = [];
+  ctx.registry.register(handler("h", (id) => void calls.push(id)));
+  const d = createDispatcher({
+    registry: ctx.registry,
+    clock: ctx.clock,
+    logger: ctx.logger,
+    handlerTimeoutMs: 10,
+    onOutcome: () => {
+      throw new Error("observer broke");
+    },
+  });
+  d.enqueue("p1", info);
+  d.enqueue("p2", info);
+  await d.idle();
+  assert.equal(calls, ["p1", "p2"]);
+  assert.ok(ctx.logs.some((l) => l.level === "warn" && l.obj["projectId"] === "p1"));
+  d.close();
+});
+
+dispatcher("refuses a handler timeout that is not a positive finite number", (ctx) => {
+  for (const handlerTimeoutMs of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
+    try {
+      createDispatcher({ registry: ctx.registry, clock: ctx.clock, logger: ctx.logger, handlerTimeoutMs });
+      assert.unreachable(`handlerTimeoutMs ${handlerTimeoutMs} accepted`);
+    } catch (err) {
+      assert.instance(err, BridgeError);
+      assert.is((err as BridgeError).code, "invalid_config");
+    }
+  }
+});
+
+dispatcher.run();

@@ -1,0 +1,78 @@
+import { BridgeError } from "../errors.js";
+import { ProjectStore } from "./project-store.js";
+
+/** Certificate and key (PEM) for serving HTTPS (HTTP/2 over TLS, ALPN h2). */
+export interface DevServerTlsOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
+/** Options of `startDevServer()`. */
+export interface DevServerOptions {
+  /**
+   * Bearer token that every RPC but Ping must present. Defaults to none: no
+   * authentication.
+   */
+  token?: string | undefined;
+  /** Address to listen on. Defaults to "127.0.0.1" (loopback only). */
+  host?: string | undefined;
+  /** Port to listen on; 0 picks a free one. Defaults to 0. */
+  port?: number | undefined;
+  /** Serve HTTPS with this certificate. Defaults to none: plaintext HTTP/2 (h2c). */
+  tls?: DevServerTlsOptions | undefined;
+  /**
+   * Project state to serve; pass `server.store` of a closed server to keep
+   * its state across a restart. Defaults to a new, empty store.
+   */
+  store?: ProjectStore | undefined;
+  /** Events buffered per open stream before further ones are dropped. Defaults to 64. */
+  streamBufferSize?: number | undefined;
+  /** Most project ids one SyncProjectState call may report. Defaults to 10000. */
+  maxSyncIds?: number | undefined;
+  /** A live project without a heartbeat this long is reported `unknown`. Defaults to 86400000 (24 h). */
+  unknownAfterMs?: number | undefined;
+  /** Wall clock in Unix milliseconds, for timestamps and heartbeats. Defaults to Date.now. */
+  now?: (() => number) | undefined;
+}
+
+/** DevServerOptions with every default filled in. */
+export interface ResolvedDevServerOptions {
+  token: string | undefined;
+  host: string;
+  port: number;
+  tls: DevServerTlsOptions | undefined;
+  store: ProjectStore;
+  streamBufferSize: number;
+  maxSyncIds: number;
+  unknownAfterMs: number;
+  now: () => number;
+}
+
+/** Fills in the defaults of DevServerOptions and rejects values that cannot work. */
+export function validateDevServerOptions(options: DevServerOptions = {}): ResolvedDevServerOptions {
+  const resolved: ResolvedDevServerOptions = {
+    token: options.token,
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 0,
+    tls: options.tls,
+    store: options.store ?? new ProjectStore(),
+    streamBufferSize: options.streamBufferSize ?? 64,
+    maxSyncIds: options.maxSyncIds ?? 10_000,
+    unknownAfterMs: options.unknownAfterMs ?? 24 * 60 * 60 * 1000,
+    now: options.now ?? Date.now,
+  };
+  if (resolved.token === "") throw invalid("token must not be empty (omit it to disable authentication)");
+  if (!isInt(resolved.port, 0) || resolved.port > 65535) throw invalid(`port must be an integer in [0, 65535], got ${resolved.port}`);
+  if (!isInt(resolved.streamBufferSize, 1)) throw invalid(`streamBufferSize must be a positive integer, got ${resolved.streamBufferSize}`);
+  if (!isInt(resolved.maxSyncIds, 1)) throw invalid(`maxSyncIds must be a positive integer, got ${resolved.maxSyncIds}`);
+  if (!(resolved.unknownAfterMs >= 0)) throw invalid(`unknownAfterMs must be >= 0, got ${resolved.unknownAfterMs}`);
+  return resolved;
+}
+
+function isInt(value: number, min: number): boolean {
+  return Number.isInteger(value) && value >= min;
+}
+
+function invalid(message: string): BridgeError {
+  return new BridgeError(`dev server: ${message}`, "invalid_config");
+}

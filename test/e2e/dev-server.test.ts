@@ -1,0 +1,436 @@
+// End-to-end tests of the reference dev server: real HTTP/2 sockets on
+// loopback, a connect-node gRPC client. Every wait is on an event or a
+// promise (the server's waitFor… helpers, the client's own calls), never a sleep.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { Code, ConnectError, createClient, type CallOptions, type Client } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { BridgeError } from "../../src/errors.js";
+import { EngramService, type ProjectEvent, ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
+import { type DevServer, type DevServerOptions, startDevServer } from "../../src/dev-server/index.js";
+
+type EngramClient = Client<typeof EngramService>;
+
+interface Context {
+  servers: DevServer[];
+  sessions: Http2SessionManager[];
+}
+
+const devServer = suite<Context>("dev server", { servers: [], sessions: [] });
+
+devServer.before.each((ctx) => {
+  ctx.servers = [];
+  ctx.sessions = [];
+});
+
+devServer.after.each(async (ctx) => {
+  for (const session of ctx.sessions) session.abort();
+  await Promise.all(ctx.servers.map((server) => server.close()));
+});
+
+async function start(ctx: Context, options?: DevServerOptions): Promise<DevServer> {
+  const server = await startDevServer(options);
+  ctx.servers.push(server);
+  return server;
+}
+
+/** A gRPC client whose HTTP/2 session after.each closes. */
+function connect(ctx: Context, url: string, tls?: { ca: string }): EngramClient {
+  const session = new Http2SessionManager(url, undefined, tls);
+  ctx.sessions.push(session);
+  return createClient(EngramService, createGrpcTransport({ baseUrl: url, sessionManager: session }));
+}
+
+const bearer = (token: string): CallOptions => ({ headers: { authorization: `Bearer ${token}` } });
+
+/** The code a call fails with, or "ok". */
+async function outcome(call: Promise<unknown>): Promise<Code | "ok"> {
+  try {
+    await call;
+    return "ok";
+  } catch (e) {
+    return ConnectError.from(e).code;
+  }
+}
+
+/** Reads a stream to its end: the events, then the error it failed with (if any). */
+async function drain(stream: AsyncIterable<ProjectEvent>): Promise<{ events: ProjectEvent[]; error: ConnectError | undefined }> {
+  const events: ProjectEvent[] = [];
+  try {
+    for await (const event of stream) events.push(event);
+    return { events, error: undefined };
+  } catch (e) {
+    return { events, error: ConnectError.from(e) };
+  }
+}
+
+/** Reads exactly `n` events from an open iterator. */
+async function take(it: AsyncIterator<ProjectEvent>, n: number): Promise<ProjectEvent[]> {
+  const out: ProjectEvent[] = [];
+  while (out.length < n) {
+    const r = await it.next();
+    if (r.done === true) throw new Error(`stream ended after ${out.length} of ${n} events`);
+    out.push(r.value);
+  }
+  return out;
+}
+
+/** uvu has no assert.rejects: the error `fn` rejects with must match `pattern`. */
+async function rejects(fn: () => Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    assert.match(String(e instanceof Error ? e.message : e), pattern);
+    return;
+  }
+  assert.unreachable(`expected a rejection matching ${pattern}`);
+}
+
+const codeName = (c: Code | "ok"): string => (c === "ok" ? "ok" : Code[c]);
+
+devServer("requires the bearer token on SyncProjectState and ProjectEvents, but not on Ping", async (ctx) => {
+  const server = await start(ctx, { token: "s3cret" });
+  const client = connect(ctx, server.url);
+  const sync = (opts?: CallOptions) => client.syncProjectState({ clientId: "c", localProjectIds: [] }, opts);
+  const stream = (opts?: CallOptions) => drain(client.projectEvents({ clientId: "c" }, opts));
+
+  assert.is(codeName(await outcome(sync())), "Unauthenticated");
+  assert.is(codeName(await outcome(sync(bearer("wrong")))), "Unauthenticated");
+  assert.is(codeName(await outcome(sync({ headers: { authorization: "Basic s3cret" } }))), "Unauthenticated");
+  assert.is(codeName(await outcome(sync(bearer("s3cret")))), "ok");
+
+  const noToken = await stream();
+  assert.is(noToken.error?.code, Code.Unauthenticated);
+  const wrong = await stream(bearer("wrong"));
+  assert.is(wrong.error?.code, Code.Unauthenticated);
+  assert.not.match(wrong.error?.message ?? "", "wrong", "the error does not echo the token");
+
+  const ping = await client.ping({});
+  assert.is(ping.status, "ok");
+
+  const stats = server.stats();
+  assert.is(stats.authFailures, 5);
+  assert.equal(stats.tokensSeen, { projectEvents: ["wrong"], syncProjectState: ["wrong", "s3cret"] });
+  assert.is(stats.syncCalls, 1, "only authenticated calls count");
+  assert.is(stats.streamsOpened, 0);
+});
+
+devServer("accepts a valid token on a stream, and every call when it has no token", async (ctx) => {
+  const withToken = await start(ctx, { token: "s3cret" });
+  const client = connect(ctx, withToken.url);
+  const it = client.projectEvents({ clientId: "daemon-1" }, bearer("s3cret"))[Symbol.asyncIterator]();
+  const first = it.next();
+  await withToken.waitForStreams(1);
+  withToken.endStreams();
+  assert.is((await first).done, true);
+  assert.is(withToken.stats().lastClientIds.projectEvents, "daemon-1");
+
+  const open = await start(ctx);
+  const anon = connect(ctx, open.url);
+  assert.is(codeName(await outcome(anon.syncProjectState({ clientId: "c" }))), "ok");
+  assert.is(open.stats().authFailures, 0);
+});
+
+devServer("rotating the token with setToken() takes effect on the next call", async (ctx) => {
+  const server = await start(ctx, { token: "old" });
+  const client = connect(ctx, server.url);
+  assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }, bearer("old")))), "ok");
+  server.setToken("new");
+  assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }, bearer("old")))), "Unauthenticated");
+  assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }, bearer("new")))), "ok");
+  assert.equal(server.stats().tokensSeen.syncProjectState, ["old", "new"]);
+});
+
+devServer("answers OUT_OF_RANGE when ProjectEvents asks to resume from since_event_id", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  const result = await drain(client.projectEvents({ clientId: "c", sinceEventId: "41" }));
+  assert.is(result.error?.code, Code.OutOfRange);
+  assert.is(server.stats().streamsOpened, 0);
+});
+
+devServer("rejects SyncProjectState without a client id or with more than 10,000 ids", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => `project-${i}`);
+  assert.is(codeName(await outcome(client.syncProjectState({ clientId: "", localProjectIds: ["a"] }))), "InvalidArgument");
+  assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c", localProjectIds: ids(10_001) }))), "InvalidArgument");
+  const ok = await client.syncProjectState({ clientId: "c", localProjectIds: ids(10_000) });
+  assert.is(ok.removed.length, 10_000, "ids the server does not know count as removed");
+  const stats = server.stats();
+  assert.is(stats.syncCalls, 3);
+  assert.is(stats.syncIdsReported, 10_000, "only answered calls count their ids");
+  assert.is(stats.lastClientIds.syncProjectState, "c");
+});
+
+devServer("reports unknown and removed ids as removed, and live projects quiet for 24 h as unknown", async (ctx) => {
+  let nowMs = 1_700_000_000_000;
+  const server = await start(ctx, { now: () => nowMs });
+  const client = connect(ctx, server.url);
+  for (const id of ["a", "b", "c"]) server.createProject(id);
+  server.removeProject("b", "deleted by owner");
+
+  const first = await client.syncProjectState({ clientId: "c", localProjectIds: ["a", "b", "ghost", "b"] });
+  assert.equal(first.removed, ["b", "ghost"]);
+  assert.equal(first.unknown, []);
+  assert.is(first.serverTimeUnixMs, BigInt(nowMs));
+
+  nowMs += 24 * 60 * 60 * 1000 - 1;
+  const second = await client.syncProjectState({ clientId: "c", localProjectIds: [] });
+  assert.equal(second.unknown, [], "not yet 24 h");
+
+  nowMs += 1;
+  const third = await client.syncProjectState({ clientId: "c", localProjectIds: ["a"] });
+  assert.equal(third.unknown, ["c"], "a got its heartbeat now; c never had one since creation");
+  assert.is(third.serverTimeUnixMs, BigInt(nowMs));
+
+  const fourth = await client.syncProjectState({ clientId: "c", localProjectIds: ["c"] });
+  assert.equal(fourth.unknown, [], "a heartbeat makes c known again");
+  assert.ok(server.store.isRemoved("b"));
+  assert.not.ok(server.store.isRemoved("a"));
+});
+
+devServer("delivers removals and raw events to every open stream, with increasing event ids", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  const one = client.projectEvents({ clientId: "one" })[Symbol.asyncIterator]();
+  const two = client.projectEvents({ clientId: "two" })[Symbol.asyncIterator]();
+  const firstOfOne = take(one, 3);
+  const firstOfTwo = take(two, 3);
+  await server.waitForStreams(2);
+
+  server.createProject("a");
+  const removal = server.removeProject("a", "deleted by owner");
+  server.emitEvent({ eventType: ProjectEventType.CREATED, projectId: "b", metadata: { by: "test" } });
+  server.emitEvent({ eventType: 99 as ProjectEventType, projectId: "", eventId: "" });
+
+  const events = await firstOfOne;
+  assert.equal(await firstOfTwo, events, "both streams see the same events");
+  const [removed, created, odd] = events;
+  assert.is(removed?.eventType, ProjectEventType.REMOVED);
+  assert.is(removed?.projectId, "a");
+  assert.is(removed?.reason, "deleted by owner");
+  assert.is(removed?.eventId, removal.eventId);
+  assert.ok(server.store.isRemoved("a"));
+  assert.is(created?.eventType, ProjectEventType.CREATED);
+  assert.equal(created?.metadata, { by: "test" });
+  assert.ok(BigInt(created?.eventId ?? "0") > BigInt(removed?.eventId ?? "0"), "event ids increase");
+  assert.is(odd?.eventType, 99, "unknown enum numbers reach the client as sent");
+  assert.is(odd?.eventId, "", "an explicit empty id stays empty");
+
+  assert.is(server.stats().eventsSent, 6, "3 events to each of 2 streams");
+  const next = server.emitEvent({ projectId: "x" });
+  assert.is(BigInt(next.eventId), BigInt(created?.eventId ?? "0") + 1n, "only assigned ids advance the counter");
+});
+
+devServer("drops events beyond its 64-event buffer for a stream that reads nothing", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  const stream = client.projectEvents({ clientId: "slow" });
+  await server.waitForStreams(1);
+
+  const emitted = Array.from({ length: 100 }, (_, i) => server.emitEvent({ projectId: `p${i}` }).eventId);
+  assert.is(server.stats().eventsDropped, 36, "a burst of 100 overflows the 64-event buffer");
+  assert.is(server.endStreams(), 1);
+
+  const { events, error } = await drain(stream);
+  assert.is(error, undefined);
+  assert.is(events.length, 64);
+  assert.equal(events.map((e) => e.eventId), emitted.slice(0, 64), "the oldest events survive, in order");
+  assert.is(server.stats().eventsSent, 64);
+});
+
+devServer("drops events once HTTP/2 flow control stalls a stream whose client stopped reading", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  const stream = client.projectEvents({ clientId: "stalled" });
+  await server.waitForStreams(1);
+
+  // 4 KiB events fill the HTTP/2 window quickly; setImmediate lets the
+  // server write between emits, so only a stalled stream fills its buffer.
+  const metadata = { pad: "x".repeat(4096) };
+  let emitted = 0;
+  for (;;) {
+    server.emitEvent({ projectId: `p${emitted}`, metadata });
+    emitted++;
+    if (server.stats().eventsDropped > 0 || emitted === 10_000) break;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  const stats = server.stats();
+  assert.is(stats.eventsDropped, 1, "the first event beyond the stalled buffer is dropped");
+  assert.is(stats.eventsSent + 64 + 1, emitted, "everything else was sent or is buffered");
+  console.log(`# flow control: ${stats.eventsSent} events (4 KiB each) went to the wire before the stalled stream filled its 64-event buffer`);
+
+  server.endStreams();
+  const { events, error } = await drain(stream);
+  assert.is(error, undefined);
+  assert.is(events.length, emitted - 1);
+});
+
+devServer("dropStreams() fails the client's stream with UNAVAILABLE, endStreams() ends it cleanly", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  const dropped = drain(client.projectEvents({ clientId: "c" }));
+  await server.waitForStreams(1);
+  server.emitEvent({ projectId: "before-drop" });
+  assert.is(server.dropStreams(), 1);
+  assert.is(server.stats().openStreams, 0);
+  const d = await dropped;
+  assert.is(d.error?.code, Code.Unavailable);
+  assert.is(d.error?.rawMessage, "stream dropped by server");
+  assert.equal(d.events.map((e) => e.projectId), ["before-drop"], "buffered events go out before the status");
+
+  const ended = drain(client.projectEvents({ clientId: "c" }));
+  await server.waitForStreams(1);
+  assert.is(server.endStreams(), 1);
+  const e = await ended;
+  assert.is(e.error, undefined);
+  assert.is(server.dropStreams(), 0, "nothing left to drop");
+});
+
+devServer("cleans up the subscription when the client cancels its stream", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  const abort = new AbortController();
+  const stream = drain(client.projectEvents({ clientId: "c" }, { signal: abort.signal }));
+  await server.waitForStreams(1);
+  abort.abort();
+  assert.is((await stream).error?.code, Code.Canceled);
+  await server.waitForStreamsClosed(0);
+  server.emitEvent({ projectId: "nobody-listens" });
+  assert.is(server.stats().eventsDropped, 0);
+  assert.is(server.stats().openStreams, 0);
+});
+
+devServer("failNextSyncs(n, code) fails the next n syncs, then answers again", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  const sync = () => outcome(client.syncProjectState({ clientId: "c", localProjectIds: ["a"] }));
+  server.failNextSyncs(2);
+  assert.is(codeName(await sync()), "Unavailable");
+  assert.is(codeName(await sync()), "Unavailable");
+  assert.is(codeName(await sync()), "ok");
+  server.failNextSyncs(1, Code.Internal);
+  assert.is(codeName(await sync()), "Internal");
+  const stats = server.stats();
+  assert.is(stats.syncFailuresInjected, 3);
+  assert.is(stats.syncCalls, 4);
+  assert.is(stats.syncIdsReported, 1);
+});
+
+devServer("setSyncDelayMs() holds answers until the client's deadline or cancellation", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  server.setSyncDelayMs(60_000);
+  // The deadline may run out in transit or on the server: either way no answer comes in time.
+  assert.is(codeName(await outcome(client.syncProjectState({ clientId: "deadline" }, { timeoutMs: 100 }))), "DeadlineExceeded");
+
+  const arrived = new Promise<void>((resolve) => {
+    const off = server.onSyncCall((info) => {
+      if (info.clientId !== "cancel-me") return;
+      off();
+      resolve();
+    });
+  });
+  const abort = new AbortController();
+  const cancelled = outcome(client.syncProjectState({ clientId: "cancel-me" }, { signal: abort.signal }));
+  await arrived;
+  abort.abort();
+  assert.is(codeName(await cancelled), "Canceled");
+
+  server.setSyncDelayMs(0);
+  assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }))), "ok");
+});
+
+devServer("rejectStreams(code) fails new streams at once until lifted", async (ctx) => {
+  const server = await start(ctx);
+  const client = connect(ctx, server.url);
+  server.rejectStreams(Code.ResourceExhausted);
+  assert.is((await drain(client.projectEvents({ clientId: "c" }))).error?.code, Code.ResourceExhausted);
+  server.rejectStreams(undefined);
+  const stream = drain(client.projectEvents({ clientId: "c" }));
+  await server.waitForStreams(1);
+  server.endStreams();
+  assert.is((await stream).error, undefined);
+  assert.is(server.stats().streamsRejected, 1);
+  assert.is(server.stats().streamsOpened, 1);
+});
+
+devServer("close() resets open streams, and a new server on the same port with the old store keeps state", async (ctx) => {
+  const first = await start(ctx, { token: "t" });
+  const client = connect(ctx, first.url);
+  first.createProject("live");
+  const lastBefore = first.removeProject("gone");
+  const stream = drain(client.projectEvents({ clientId: "c" }, bearer("t")));
+  await first.waitForStreams(1);
+
+  await first.close();
+  await first.close(); // idempotent
+  const { error } = await stream;
+  console.log(`# close(): the client's open stream failed with ${error === undefined ? "no error" : Code[error.code]}: ${error?.rawMessage ?? ""}`);
+  assert.ok(error !== undefined, "the stream must not end cleanly when the server goes away");
+  assert.is(error.code, Code.Canceled, "connect-node reports the reset after GOAWAY as CANCELED");
+  await rejects(() => first.waitForStreams(1), /closed/);
+
+  const second = await start(ctx, { token: "t", port: first.port, store: first.store });
+  assert.is(second.url, first.url);
+  const answer = await client.syncProjectState({ clientId: "c", localProjectIds: ["live", "gone"] }, bearer("t"));
+  assert.equal(answer.removed, ["gone"]);
+  const next = second.emitEvent({ projectId: "x" });
+  assert.ok(BigInt(next.eventId) > BigInt(lastBefore.eventId), "event ids keep increasing across the restart");
+});
+
+devServer("serves HTTPS (h2 over TLS) with the given certificate", async (ctx) => {
+  const dir = mkdtempSync(join(tmpdir(), "engram-dev-tls-"));
+  try {
+    try {
+      execFileSync("openssl", [
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+      ], { stdio: "ignore" });
+    } catch {
+      console.log("# TLS test skipped: openssl is not available");
+      return;
+    }
+    const cert = readFileSync(join(dir, "cert.pem"), "utf8");
+    const server = await start(ctx, { tls: { cert, key: readFileSync(join(dir, "key.pem")) }, token: "t" });
+    assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const client = connect(ctx, server.url, { ca: cert });
+    assert.is((await client.ping({})).status, "ok");
+    const stream = drain(client.projectEvents({ clientId: "c" }, bearer("t")));
+    await server.waitForStreams(1);
+    server.removeProject("a");
+    server.endStreams();
+    assert.equal((await stream).events.map((e) => e.projectId), ["a"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+devServer("binds to loopback on an ephemeral port by default and refuses bad options", async (ctx) => {
+  const server = await start(ctx);
+  assert.is(server.host, "127.0.0.1");
+  assert.ok(server.port > 0);
+  assert.is(server.url, `http://127.0.0.1:${server.port}`);
+  for (const bad of [{ port: -1 }, { streamBufferSize: 0 }, { maxSyncIds: 1.5 }, { token: "" }]) {
+    try {
+      await startDevServer(bad);
+      assert.unreachable(`accepted ${JSON.stringify(bad)}`);
+    } catch (e) {
+      assert.instance(e, BridgeError);
+      assert.is((e as BridgeError).code, "invalid_config");
+    }
+  }
+});
+
+devServer("waitForStreams() rejects with a clear message when no stream opens in time", async (ctx) => {
+  const server = await start(ctx);
+  await rejects(() => server.waitForStreams(1, 20), /waitForStreams\(1\): timed out after 20 ms \(0 open\)/);
+});
+
+devServer.run();

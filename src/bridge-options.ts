@@ -3,6 +3,7 @@
  * options first, then the environment (ENGRAM_URL, the deprecated
  * ENGRAM_SERVER_URL, ENGRAM_TOKEN, ENGRAM_TLS_CA, ENGRAM_ALLOW_INSECURE).
  */
+import type { MeterProvider } from "@opentelemetry/api";
 import type { InspectionEvent, Observer } from "xstate";
 import { BridgeError } from "./errors.js";
 import type { HandlerRegistry } from "./handler-registry.js";
@@ -46,6 +47,8 @@ export interface BridgeOptions {
   inspect?: InspectionObserver;
   /** Environment to read. Defaults to process.env. */
   env?: Record<string, string | undefined>;
+  /** Where the bridge's OpenTelemetry meter comes from. Defaults to the global provider at createBridge() (a no-op unless the host installed an SDK). */
+  meterProvider?: MeterProvider;
 }
 
 /** Where the bridge connects: an injected client, a URL, or nowhere (stays idle). */
@@ -71,6 +74,7 @@ export interface ResolvedBridgeOptions {
   clock: Clock & { now?: () => number };
   random: () => number;
   inspect: InspectionObserver | undefined;
+  meterProvider: MeterProvider | undefined;
 }
 
 /** The real clock: Node's timers. */
@@ -135,6 +139,7 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
     clock: options.clock ?? realClock,
     random: options.random ?? Math.random,
     inspect: options.inspect,
+    meterProvider: options.meterProvider,
   };
 }
 

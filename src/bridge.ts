@@ -12,6 +12,7 @@ import { flattenConnection, heartbeatOf, type BridgeStatus, type BridgeTimestamp
 import { createDispatcher } from "./dispatcher.js";
 import { BridgeError, summarizeError, type ErrorSummary } from "./errors.js";
 import { createGrpcEventsClient } from "./grpc-client.js";
+import { createBridgeMetrics } from "./metrics/bridge-metrics.js";
 import type { EventsClient } from "./types.js";
 
 export interface Bridge {
@@ -43,11 +44,14 @@ export function createBridge(options: BridgeOptions): Bridge {
   let stoppedBeforeStart = false;
   let droppedOnStop = 0;
 
+  const metrics = createBridgeMetrics({ meterProvider: opts.meterProvider, connectionState: () => status().state });
   const dispatcher = createDispatcher({
     registry: opts.registry,
     clock,
     logger: log,
     handlerTimeoutMs: timing.handlerTimeoutMs,
+    onOutcome: metrics.recordDispatch,
+    now: monotonicNow,
   });
 
   const clientRef = (): EventsClient => {
@@ -83,6 +87,7 @@ export function createBridge(options: BridgeOptions): Bridge {
     input: { clientId: opts.clientId, timing, dedupCapacity: opts.dedupCapacity },
     ...(opts.inspect ? { inspect: opts.inspect } : {}),
   });
+  metrics.observe(actor);
 
   actor.on("projectRemoved", (e) => {
     timestamps.lastRemovalAtMs = now();
@@ -135,7 +140,12 @@ export function createBridge(options: BridgeOptions): Bridge {
     const fields = { err: e.error, attempt: e.attempt, streak: e.streak };
     if (LOUD_ONCE_CODES.includes(e.error.code)) {
       if (e.streak === 1) {
-        const hint = e.error.code === "unimplemented" ? "the server is too old for ProjectEvents" : "check ENGRAM_TOKEN";
+        const hint =
+          e.error.code !== "unimplemented"
+            ? "check ENGRAM_TOKEN"
+            : /^HTTP \d{3}\b/.test(e.error.message)
+              ? `no gRPC service answers at this URL (${e.error.message}): check ENGRAM_URL`
+              : "the server is too old for ProjectEvents";
         log.error(fields, `ProjectEvents failed with ${e.error.code} (${hint}); backing off, further failures of this streak are logged at debug`);
       } else {
         log.debug(fields, "ProjectEvents failed again");
@@ -236,6 +246,7 @@ export function createBridge(options: BridgeOptions): Bridge {
       log.debug({ pending: pendingAtStop }, "stop() drained pending removals");
     }
     actor.stop();
+    metrics.close();
     if (ownsClient) client?.close?.();
     timestamps.stoppedAtMs = now();
     log.info({}, "bridge stopped");

@@ -26,5 +26,6 @@ export type { BridgeContext, BridgeEvent, BridgeEmitted, BridgeCounters } from "
 export { createGrpcEventsClient, createBearerInterceptor } from "./grpc-client.js";
 export type { GrpcEventsClientOptions } from "./grpc-client.js";
 export { createStderrLogger } from "./logger.js";
+export { bridgeMetricNames, bridgeMeterName } from "./metrics/metric-names.js";
 export { startDevServer } from "./dev-server/index.js";
 export type { DevServer, DevServerOptions } from "./dev-server/index.js";

@@ -1,0 +1,25 @@
+/** What every command gets from main(): the environment, output, stdin and the shutdown. */
+import type { Shutdown } from "./signals.js";
+
+export interface CliContext {
+  /** The environment (ENGRAM_URL, ENGRAM_TOKEN, …). */
+  env: Record<string, string | undefined>;
+  /** Writes to stdout (the command's data: removal lines, the server URL, dev output). */
+  out: (text: string) => void;
+  /** Writes to stderr (logs, hints). */
+  err: (text: string) => void;
+  /** Standard input (dev and serve commands read it). */
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  /** SIGINT/SIGTERM handling; commands await `shutdown.requested` and then stop. */
+  shutdown: Shutdown;
+}
+
+export interface CliCommand {
+  readonly name: string;
+  /** One line for the command list. */
+  readonly summary: string;
+  /** The full `--help` text. */
+  readonly help: string;
+  /** Runs the command; resolves with the exit code. Throws a usage error (exit 2) for bad arguments. */
+  run(argv: string[], ctx: CliContext): Promise<number>;
+}

@@ -41,8 +41,9 @@ export function createProjectEventsActor(deps: ActorDeps) {
       const stream = deps.client().projectEvents(req, {
         signal,
         sessionEpoch: input.sessionEpoch,
-        onHeader: () => {
-          if (opened || signal.aborted) return;
+        onHeader: (headers) => {
+          // A trailers-only response (grpc-status in the headers) is a refusal, not an open stream.
+          if (opened || signal.aborted || headers.has("grpc-status")) return;
           opened = true;
           input.parent.send({ type: "stream.opened" });
         },
@@ -126,7 +127,15 @@ export function createSyncProjectStateActor(deps: SyncActorDeps) {
   });
 }
 
-/** Resolves when the dispatcher has nothing queued or in flight. */
-export function createDrainActor(idle: () => Promise<void>) {
-  return fromPromise<void, void>(() => idle());
+/**
+ * Resolves when the dispatcher has nothing queued or in flight. It never
+ * rejects: a failure to drain is logged and counts as drained, so stopping
+ * always ends (the machine has no error path out of `stopping`).
+ */
+export function createDrainActor(idle: () => Promise<void>, onError: (reason: unknown) => void) {
+  return fromPromise<void, void>(() =>
+    idle().catch((reason: unknown) => {
+      onError(reason);
+    }),
+  );
 }

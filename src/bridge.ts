@@ -41,7 +41,7 @@ export function createBridge(options: BridgeOptions): Bridge {
   let ownsClient = false;
   let started = false;
   let stopPromise: Promise<void> | undefined;
-  let stoppedBeforeStart = false;
+  let actorStarted = false;
   let droppedOnStop = 0;
 
   const metrics = createBridgeMetrics({ meterProvider: opts.meterProvider, connectionState: () => status().state });
@@ -69,7 +69,10 @@ export function createBridge(options: BridgeOptions): Bridge {
         clock,
         wallNow: () => Date.now(),
       }),
-      drainDispatch: createDrainActor(() => dispatcher.idle()),
+      drainDispatch: createDrainActor(
+        () => dispatcher.idle(),
+        (reason) => log.warn({ err: summarizeError(reason) }, "draining the handler queue failed; stopping anyway"),
+      ),
     },
     delays: {
       ...delays,
@@ -192,6 +195,7 @@ export function createBridge(options: BridgeOptions): Bridge {
         break;
     }
     timestamps.startedAtMs = now();
+    actorStarted = true;
     actor.start();
     actor.send({ type: "START" });
   }
@@ -202,10 +206,16 @@ export function createBridge(options: BridgeOptions): Bridge {
   }
 
   async function doStop(): Promise<void> {
-    if (actor.getSnapshot().status !== "active" || !isRunning()) {
-      stoppedBeforeStart = true;
+    if (actor.getSnapshot().status !== "active") {
       finish();
       return;
+    }
+    // STOP is accepted in every state, idle included: a bridge that never
+    // connected (stop() before start(), or no URL) still goes idle → stopping
+    // → stopped through the machine, so status() and inspectors see it.
+    if (!actorStarted) {
+      actorStarted = true;
+      actor.start();
     }
     const pendingAtStop = dispatcher.pending;
     await new Promise<void>((resolve) => {
@@ -256,7 +266,7 @@ export function createBridge(options: BridgeOptions): Bridge {
     const snapshot = actor.getSnapshot();
     const ctx = snapshot.context;
     const d = dispatcher.stats();
-    const stopped = stoppedBeforeStart || snapshot.status === "done" || (stopPromise !== undefined && timestamps.stoppedAtMs !== undefined);
+    const stopped = snapshot.status === "done" || (stopPromise !== undefined && timestamps.stoppedAtMs !== undefined);
     return {
       state: stopped ? "stopped" : flattenConnection(snapshot.value),
       heartbeat: stopped ? "stopped" : heartbeatOf(snapshot.value),

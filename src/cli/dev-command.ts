@@ -70,7 +70,7 @@ Options:
   --demo                run the scripted demo even on a terminal
   --step-ms N           time between demo steps (default 2000)
   --exit-after-ms N     stop by itself after N ms, as on SIGTERM (default: never)
-  --inspect / --no-inspect   attach the statechart inspector, when this build has one (default: off)
+  --inspect / --no-inspect   attach the statechart inspector on loopback and print its URL (default: on)
   --verbose             also print the bridge's debug and info log lines
   -h, --help            this help
 

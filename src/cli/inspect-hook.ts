@@ -1,12 +1,10 @@
 /**
- * THE PLACE WHERE `dev --inspect` PLUGS IN THE INSPECTOR.
+ * Where `dev --inspect` plugs in the inspector (inspector/).
  *
- * `dev` accepts `--inspect` / `--no-inspect` and calls `loadInspectHook()`.
- * While it returns undefined, `--inspect` only prints that no inspector is
- * available. The inspector's module makes it return a hook: `dev` then
- * calls it before creating the bridge, passes `session.observer` as the
- * bridge's `inspect` option, prints `session.url`, and awaits
- * `session.close()` after the bridge stopped.
+ * `dev` accepts `--inspect` / `--no-inspect` and calls `loadInspectHook()`;
+ * it then calls the hook before creating the bridge, passes
+ * `session.observer` as the bridge's `inspect` option, prints
+ * `session.url`, and awaits `session.close()` after the bridge stopped.
  */
 import type { InspectionObserver } from "../bridge-options.js";
 import type { Logger } from "../types.js";
@@ -30,9 +28,14 @@ export interface InspectHookOptions {
 export type InspectHook = (options: InspectHookOptions) => Promise<InspectSession>;
 
 /** Whether dev inspects when neither --inspect nor --no-inspect is given. */
-export const inspectByDefault = false;
+export const inspectByDefault = true;
 
-/** Returns the inspector's hook, or undefined while the project has none. */
+/** Returns the inspector's hook (loaded lazily: only `--inspect` pays for it). */
 export async function loadInspectHook(): Promise<InspectHook | undefined> {
-  return undefined;
+  const { startInspector } = await import("../../inspector/index.js");
+  return async ({ logger, signal }) => {
+    const inspector = await startInspector({ signal });
+    logger.info({}, `hosted Stately inspector (needs internet): ${inspector.statelyUrl}`);
+    return { observer: inspector.inspect, url: inspector.url, close: () => inspector.close() };
+  };
 }

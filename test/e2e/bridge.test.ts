@@ -230,4 +230,28 @@ e2e("a wrong token is logged once per streak while the bridge keeps backing off"
   assert.not.ok(logger.lines.some((l) => l.text.includes("wrong") && !l.text.includes("wrong token")));
 });
 
+e2e("a server that accepts each stream and fails it at once cannot pin retries at the minimum", async (ctx) => {
+  // connect-node sends headers and then the error status, so each attempt
+  // does reach streaming; only a first message or stableAfterMs resets the attempt.
+  ctx.server.rejectStreams(Code.Unavailable);
+  const { bridge } = ctx.make();
+  const waits: number[] = [];
+  bridge.actor.subscribe(() => {
+    const s = bridge.status();
+    if (s.state === "backoff" && s.timestamps.nextRetryAtMs !== undefined && waits.length < s.attempt) {
+      waits.push(s.timestamps.nextRetryAtMs - Date.now());
+    }
+  });
+  bridge.start();
+  await eventually("four refusals", () => bridge.status().counters.streamFailures >= 4);
+  assert.ok(bridge.status().attempt >= 4, `attempt ${bridge.status().attempt}`);
+  // 20 ms doubling (±20 %): the fourth wait is at least 4 × 20 × 0.8 ms.
+  assert.ok(waits.length >= 4 && waits[3]! >= 64 - 5, `waits ${waits.map((w) => w.toFixed(0)).join(", ")}`);
+  ctx.server.rejectStreams(undefined);
+  ctx.server.createProject("after-refusals");
+  await eventually("streaming once allowed", () => bridge.status().state === "streaming" && ctx.server.stats().openStreams === 1);
+  ctx.server.removeProject("after-refusals");
+  await eventually("attempt reset by the first message", () => bridge.status().attempt === 0);
+});
+
 e2e.run();

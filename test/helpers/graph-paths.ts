@@ -1,0 +1,199 @@
+/**
+ * Generates the replay paths from the machine graph with @xstate/graph:
+ *
+ * - one path per edge of the graph (every transition from every reachable
+ *   state, STOP from every state included): the shortest path to the edge's
+ *   source (getShortestPaths), the edge, then stop() to the final state. When
+ *   the world cannot order the timers of that prefix (see graph-planner),
+ *   other prefixes are tried: the shortest path to a predecessor plus its
+ *   edge in, then the simple paths to the source (getSimplePaths), shortest
+ *   first;
+ * - one path per pair of consecutive edges (each way into a state followed
+ *   by each way out of it), the same way; a pair whose order the timing
+ *   forbids (e.g. stableAfter firing while the sync that the stream opening
+ *   started is still in flight: its deadline always comes first) is
+ *   reported, not played;
+ * - a few long simple paths to the final state (getSimplePaths) that add
+ *   runs of three consecutive steps no other path has.
+ */
+import type { AnyEventObject, AnyMachineSnapshot } from "xstate";
+import { bridgeMachine } from "../../machines/bridge.machine.js";
+import { adjacencyOf, graphEvents, graphInput, serializeState, shortestPaths, simplePaths, worldEvents, type Traversal } from "./graph-model.js";
+import { planPath, type Plan } from "./graph-planner.js";
+
+export interface GraphPath {
+  name: string;
+  origin: "edge" | "pair" | "simple";
+  events: AnyEventObject[];
+  plan: Plan;
+}
+
+export interface GeneratedPaths {
+  paths: GraphPath[];
+  /** Graph edges the world could not cause with any prefix (with the planner's reason). */
+  infeasible: string[];
+  /** Pairs of consecutive edges the world could not play (timing makes some orders impossible). */
+  pairsInfeasible: string[];
+  vertices: number;
+  edges: number;
+}
+
+const traversal = (extra: Partial<Traversal> = {}): Traversal => ({ input: graphInput, events: worldEvents, ...extra });
+
+const isFinal = (s: AnyMachineSnapshot) => s.status === "done";
+
+function stopSuffix(snapshot: AnyMachineSnapshot): AnyEventObject[] {
+  if (isFinal(snapshot)) return [];
+  if ((snapshot.value as { connection: unknown }).connection === "stopping") return [graphEvents.drained];
+  return [graphEvents.stop, graphEvents.drained];
+}
+
+export function generatePaths(options: { longPaths?: number; pairs?: boolean } = {}): GeneratedPaths {
+  const adjacency = adjacencyOf(bridgeMachine, traversal());
+  const shortest = new Map<string, AnyEventObject[]>();
+  for (const p of shortestPaths(bridgeMachine, traversal())) shortest.set(serializeState(p.state), p.events);
+
+  const simpleTo = new Map<string, AnyEventObject[][]>();
+  const simplePathsTo = (vertex: string): AnyEventObject[][] => {
+    let found = simpleTo.get(vertex);
+    if (!found) {
+      found = simplePaths(bridgeMachine, traversal({ toState: (s) => serializeState(s) === vertex }))
+        .map((p) => p.events)
+        .sort((a, b) => a.length - b.length || JSON.stringify(a).localeCompare(JSON.stringify(b)));
+      simpleTo.set(vertex, found);
+    }
+    return found;
+  };
+
+  // Shortest path to a predecessor, then the edge into the vertex: reaches it
+  // later in time, which a simple path (no vertex twice) cannot always do.
+  const detoursTo = (vertex: string): AnyEventObject[][] => {
+    const out: AnyEventObject[][] = [];
+    for (const [from, { transitions }] of adjacency) {
+      for (const { event, state } of transitions) {
+        if (serializeState(state) !== vertex || from === vertex) continue;
+        out.push([...(shortest.get(from) ?? []), event]);
+      }
+    }
+    return out.sort((a, b) => a.length - b.length);
+  };
+
+  const paths: GraphPath[] = [];
+  const seen = new Set<string>();
+  const infeasible: string[] = [];
+  const pairsInfeasible: string[] = [];
+  let edges = 0;
+  const add = (events: AnyEventObject[], plan: Plan, origin: GraphPath["origin"]) => {
+    const key = JSON.stringify(events);
+    if (seen.has(key)) return;
+    seen.add(key);
+    paths.push({ name: describePath(plan), origin, events, plan });
+  };
+
+  /** Plays `steps` after the first prefix to `vertex` the world can order; the planner's reason if none. */
+  const planFrom = (vertex: string, steps: AnyEventObject[], origin: GraphPath["origin"]): string | undefined => {
+    const first = shortest.get(vertex);
+    if (!first) throw new Error(`no shortest path to ${vertex}`);
+    let why = "";
+    const prefixes = function* () {
+      yield first;
+      yield* detoursTo(vertex);
+      // For pairs, an order the timing forbids stays forbidden whatever came
+      // before; only a stop budget that needs a removal in flight earlier
+      // is worth a longer prefix.
+      if (origin === "pair" && !why.includes("stop budget")) return;
+      yield* simplePathsTo(vertex);
+    };
+    for (const prefix of prefixes()) {
+      const events = [...prefix, ...steps];
+      const result = planPath(events, graphInput);
+      if (result.ok) {
+        add(events, result.plan, origin);
+        return undefined;
+      }
+      why ||= result.why;
+    }
+    return why;
+  };
+
+  // Every edge, then every pair of consecutive edges (each way into a state
+  // followed by each way out of it).
+  for (const [vertex, { transitions }] of adjacency) {
+    for (const { event: edge, state: target } of transitions) {
+      edges += 1;
+      const why = planFrom(vertex, [edge, ...stopSuffix(target)], "edge");
+      if (why !== undefined) infeasible.push(`${vertex} --${edge.type}--> : ${why}`);
+    }
+  }
+  if (options.pairs ?? true) {
+    for (const [vertex, { transitions }] of adjacency) {
+      for (const { event: first, state: middle } of transitions) {
+        for (const { event: second, state: target } of adjacency.get(serializeState(middle))?.transitions ?? []) {
+          const why = planFrom(vertex, [first, second, ...stopSuffix(target)], "pair");
+          if (why !== undefined) pairsInfeasible.push(`${vertex} --${first.type}--> --${second.type}--> : ${why}`);
+        }
+      }
+    }
+  }
+
+  // Long simple paths to the final state, kept when they add runs of three
+  // consecutive steps that no other path has.
+  const pairs = new Set<string>();
+  const pairsOf = (events: AnyEventObject[]) =>
+    events.slice(2).map((e, i) => `${JSON.stringify(events[i])}>${JSON.stringify(events[i + 1])}>${JSON.stringify(e)}`);
+  for (const p of paths) for (const pair of pairsOf(p.events)) pairs.add(pair);
+  const long = simplePaths(bridgeMachine, traversal({ toState: isFinal }))
+    .map((p) => p.events)
+    .sort((a, b) => b.length - a.length || JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  let added = 0;
+  for (const events of long) {
+    if (added >= (options.longPaths ?? 12)) break;
+    const fresh = pairsOf(events).filter((pair) => !pairs.has(pair));
+    if (fresh.length === 0) continue;
+    const result = planPath(events, graphInput);
+    if (!result.ok) continue;
+    for (const pair of fresh) pairs.add(pair);
+    add(events, result.plan, "simple");
+    added += 1;
+  }
+  return { paths, infeasible, pairsInfeasible, vertices: adjacency.size, edges };
+}
+
+/** A step as a person would say what the world did. */
+export function describeStep(event: AnyEventObject, advanceMs: number): string {
+  const code = (event.error as { code?: string } | undefined)?.code;
+  const delayName = event.type.startsWith("xstate.after.") ? event.type.split(".")[2] : undefined;
+  switch (event.type) {
+    case "START":
+      return "start()";
+    case "STOP":
+      return "stop()";
+    case "SYNC.NOW":
+      return "syncNow()";
+    case "stream.opened":
+      return "server sends headers";
+    case "stream.event": {
+      const ev = event.event as { eventType: number; projectId: string };
+      return `server sends ${ev.eventType === 1 ? "REMOVED" : "CREATED"} ${ev.projectId}`;
+    }
+    case "xstate.done.actor.projectEvents":
+      return "server ends the stream";
+    case "xstate.error.actor.projectEvents":
+      return `server fails the stream (${code})`;
+    case "xstate.done.actor.syncProjectState": {
+      const removed = (event.output as { removed: string[] }).removed;
+      return `server answers the sync (removed: ${removed.length ? removed.join(",") : "none"})`;
+    }
+    case "xstate.error.actor.syncProjectState":
+      return code === "deadline_exceeded" ? `sync times out (clock +${advanceMs} ms)` : `server fails the sync (${code})`;
+    case "xstate.done.actor.drainDispatch":
+      return "dispatch drains";
+    default:
+      if (delayName !== undefined) return `clock +${advanceMs} ms (${delayName})`;
+      return event.type;
+  }
+}
+
+export function describePath(plan: Plan): string {
+  return plan.steps.map((s) => describeStep(s.event, s.advanceMs)).join(" → ");
+}

@@ -1,0 +1,133 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { create } from "@bufbuild/protobuf";
+import { createActor, createMachine, SimulatedClock, type AnyEventObject } from "xstate";
+import { collectProjectIds, createProjectEventsActor, createSyncProjectStateActor, SYNC_CHUNK_SIZE } from "../../src/bridge-actors.js";
+import { BridgeError } from "../../src/errors.js";
+import { ProjectEventSchema, SyncProjectStateResponseSchema, type ProjectEvent } from "../../src/gen/engram/v1/engram_pb.js";
+import type { EventsClient } from "../../src/types.js";
+
+const actors = suite("bridge actors");
+
+/** A parent that records what the actor sends it. */
+function recordingParent() {
+  const got: AnyEventObject[] = [];
+  const parent = createActor(createMachine({ on: { "*": { actions: ({ event }) => got.push(event) } } }));
+  parent.start();
+  return { parent, got };
+}
+
+function streamClient(run: (opts: { signal: AbortSignal; onHeader?: (h: Headers) => void }) => AsyncIterable<ProjectEvent>): EventsClient {
+  return {
+    projectEvents: (_req, opts) => run(opts),
+    syncProjectState: () => Promise.reject(new Error("unused")),
+  };
+}
+
+async function runStream(client: EventsClient) {
+  const { parent, got } = recordingParent();
+  const actor = createActor(createProjectEventsActor({ client: () => client, monotonicNow: () => 7 }), {
+    input: { clientId: "c", sessionEpoch: 0, parent },
+  });
+  const done = new Promise<{ status: string; error?: unknown }>((resolve) =>
+    actor.subscribe({ complete: () => resolve({ status: "done" }), error: (error) => resolve({ status: "error", error }) }),
+  );
+  actor.start();
+  return { got, result: await done };
+}
+
+actors("a trailers-only refusal (grpc-status in the headers) does not count as an open stream", async () => {
+  const { got, result } = await runStream(
+    streamClient(async function* (opts) {
+      opts.onHeader?.(new Headers({ "grpc-status": "14", "grpc-message": "go away" }));
+      throw new BridgeError("go away", "unavailable");
+    }),
+  );
+  assert.equal(got.map((e) => e.type), []);
+  assert.is(result.status, "error");
+  assert.is((result.error as BridgeError).code, "unavailable");
+});
+
+actors("headers then messages: opened once, each message forwarded as plain JSON", async () => {
+  const { got, result } = await runStream(
+    streamClient(async function* (opts) {
+      opts.onHeader?.(new Headers({ "content-type": "application/grpc" }));
+      opts.onHeader?.(new Headers({ "content-type": "application/grpc" }));
+      yield create(ProjectEventSchema, { eventId: "9", eventType: 1, projectId: "p", timestampUnixMs: 12n, reason: "r" });
+    }),
+  );
+  assert.equal(got.map((e) => e.type), ["stream.opened", "stream.event"]);
+  assert.equal(got[1]!.event, { eventId: "9", eventType: 1, projectId: "p", timestampUnixMs: 12, reason: "r", receivedAtMs: 7 });
+  assert.is(result.status, "done", "a clean end resolves (the machine backs off on done)");
+});
+
+actors("a CANCELED from the server is a failure, not our own stop", async () => {
+  const { result } = await runStream(
+    streamClient(async function* () {
+      throw Object.assign(new Error("http/2 stream closed with error code CANCEL (0x8)"), { code: 1 });
+    }),
+  );
+  assert.is(result.status, "error");
+  assert.is((result.error as BridgeError).code, "canceled");
+});
+
+actors("collectProjectIds keeps unique non-empty ids", () => {
+  assert.equal(collectProjectIds({ connectedProjectIds: () => ["a", "", "b", "a"] }), ["a", "b"]);
+  assert.equal(collectProjectIds(undefined), []);
+});
+
+actors("a heartbeat of 25,000 ids goes out in chunks of at most 10,000 and merges the answers", async () => {
+  const sizes: number[] = [];
+  const client: EventsClient = {
+    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
+    syncProjectState: async (req) => {
+      sizes.push(req.localProjectIds.length);
+      return create(SyncProjectStateResponseSchema, {
+        removed: req.localProjectIds.filter((id) => id.endsWith("0000")),
+        unknown: ["u1"],
+        serverTimeUnixMs: 1000n,
+      });
+    },
+  };
+  const ids = Array.from({ length: 25_000 }, (_, i) => `p${i}`);
+  const clock = new SimulatedClock();
+  const actor = createActor(
+    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => ids }, clock, wallNow: () => 500 }),
+    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000 } },
+  );
+  const out = new Promise<unknown>((resolve) => actor.subscribe({ complete: () => resolve(actor.getSnapshot().output) }));
+  actor.start();
+  const result = (await out) as { removed: string[]; unknown: string[]; skewMs: number; reported: number };
+  assert.equal(sizes, [SYNC_CHUNK_SIZE, SYNC_CHUNK_SIZE, 5_000]);
+  assert.equal(result.removed, ["p10000", "p20000"]);
+  assert.equal(result.unknown, ["u1"]);
+  assert.is(result.skewMs, 500);
+  assert.is(result.reported, 25_000);
+});
+
+actors("a sync with no answer fails DEADLINE_EXCEEDED on the bridge clock", async () => {
+  let signalSeen: AbortSignal | undefined;
+  const client: EventsClient = {
+    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
+    syncProjectState: (_req, opts) =>
+      new Promise((_, reject) => {
+        signalSeen = opts.signal;
+        opts.signal.addEventListener("abort", () => reject(opts.signal.reason));
+      }),
+  };
+  const clock = new SimulatedClock();
+  const actor = createActor(
+    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: undefined, clock, wallNow: () => 0 }),
+    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000 } },
+  );
+  const failed = new Promise<unknown>((resolve) => actor.subscribe({ error: resolve }));
+  actor.start();
+  await Promise.resolve();
+  clock.increment(999);
+  assert.not.ok(signalSeen?.aborted);
+  clock.increment(1);
+  const error = (await failed) as BridgeError;
+  assert.is(error.code, "deadline_exceeded");
+});
+
+actors.run();

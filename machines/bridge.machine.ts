@@ -172,23 +172,27 @@ export const bridgeMachine = setup({
       };
       enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info, receivedAtMs: ev.receivedAtMs });
     }),
-    /** A heartbeat answer: its removed ids pass the same dedup step. */
-    acceptSyncResult: enqueueActions(({ context, event, enqueue }) => {
-      const result = (event as unknown as { output: SyncResult }).output;
-      const ids = result.removed.filter((id) => id !== "");
+    /** A batch of a heartbeat answer's removed ids: the same dedup step as the stream. */
+    acceptHeartbeatRemovals: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== "sync.removed") return;
+      const ids = event.projectIds.filter((id) => id !== "");
       const admitted = admitRemovals(context.recentRemovals, ids, context.dedupCapacity);
-      let counters = bump(context.counters, "syncs");
-      counters = bump(counters, "duplicatesSuppressed", admitted.duplicates.length);
+      let counters = bump(context.counters, "duplicatesSuppressed", admitted.duplicates.length);
       counters = bump(counters, "removalsFromHeartbeat", admitted.fresh.length);
-      counters = bump(counters, "ignoredEvents", result.removed.length - ids.length);
+      counters = bump(counters, "ignoredEvents", event.projectIds.length - ids.length);
       enqueue.assign({ recentRemovals: admitted.keys, counters });
-      enqueue.emit({ type: "syncCompleted", result });
       for (const projectId of admitted.duplicates) {
         enqueue.emit({ type: "duplicateSuppressed", projectId, source: "heartbeat" });
       }
       for (const projectId of admitted.fresh) {
-        enqueue.emit({ type: "projectRemoved", projectId, info: { source: "heartbeat" }, receivedAtMs: result.receivedAtMs });
+        enqueue.emit({ type: "projectRemoved", projectId, info: { source: "heartbeat" }, receivedAtMs: event.receivedAtMs });
       }
+    }),
+    /** A completed heartbeat round (its removals came before, as sync.removed). */
+    acceptSyncResult: enqueueActions(({ context, event, enqueue }) => {
+      const result = (event as unknown as { output: SyncResult }).output;
+      enqueue.assign({ counters: bump(context.counters, "syncs") });
+      enqueue.emit({ type: "syncCompleted", result });
     }),
     recordSyncFailure: enqueueActions(({ context, event, enqueue }, params: { suspect: boolean }) => {
       enqueue.assign({ counters: bump(context.counters, "syncFailures") });
@@ -280,10 +284,11 @@ export const bridgeMachine = setup({
           invoke: {
             id: "syncProjectState",
             src: "syncProjectState",
-            input: ({ context }) => ({
+            input: ({ context, self }) => ({
               clientId: context.clientId,
               sessionEpoch: context.sessionEpoch,
               timeoutMs: context.timing.syncTimeoutMs,
+              parent: self,
             }),
             onDone: { target: "waiting", actions: "acceptSyncResult" },
             onError: [
@@ -296,6 +301,7 @@ export const bridgeMachine = setup({
             ],
           },
           on: {
+            "sync.removed": { actions: "acceptHeartbeatRemovals" },
             // A fresh stream or an explicit request restarts the round, so its
             // answer reflects the server after the event that asked for it.
             "SYNC.NOW": { target: "syncing", reenter: true },

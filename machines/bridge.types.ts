@@ -17,6 +17,11 @@ export interface StreamEvent {
 
 /** What one completed heartbeat answered. */
 export interface SyncResult {
+  /**
+   * Every id the server answered as removed, as answered. The machine takes
+   * them from the `sync.removed` batches the actor sent before it resolved;
+   * this list is for reporting.
+   */
   removed: string[];
   unknown: string[];
   serverTimeUnixMs: number;
@@ -73,6 +78,13 @@ export type BridgeEvent =
   | { type: "stream.opened" }
   /** The ProjectEvents call received one message. */
   | { type: "stream.event"; event: StreamEvent }
+  /**
+   * The SyncProjectState actor forwards the removed ids of each answer in
+   * batches (at most SYNC_REMOVED_BATCH ids), each its own step, so a huge
+   * answer never makes one step emit 100,000 events, and a round that fails
+   * half-way loses nothing already answered.
+   */
+  | { type: "sync.removed"; projectIds: string[]; receivedAtMs: number }
   /** Raised by the connection region when a stream (re)opens. */
   | { type: "connection.opened" }
   /** Raised by the heartbeat region when a sync timed out while streaming. */
@@ -94,9 +106,13 @@ export interface ProjectEventsInput {
   parent: AnyActorRef;
 }
 
-/** Input of the SyncProjectState actor. */
+/** Input of the SyncProjectState actor. `parent` receives sync.removed. */
 export interface SyncProjectStateInput {
   clientId: string;
   sessionEpoch: number;
   timeoutMs: number;
+  parent: AnyActorRef;
 }
+
+/** The most removed ids one sync.removed event carries. */
+export const SYNC_REMOVED_BATCH = 1000;

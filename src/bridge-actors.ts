@@ -7,7 +7,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { fromPromise } from "xstate";
-import type { ProjectEventsInput, StreamEvent, SyncProjectStateInput, SyncResult } from "../machines/bridge.types.js";
+import { SYNC_REMOVED_BATCH, type ProjectEventsInput, type StreamEvent, type SyncProjectStateInput, type SyncResult } from "../machines/bridge.types.js";
 import { ProjectEventsRequestSchema, SyncProjectStateRequestSchema, type ProjectEvent } from "./gen/engram/v1/engram_pb.js";
 import { BridgeError } from "./errors.js";
 import type { Clock, EventsClient, ProjectTracker } from "./types.js";
@@ -102,7 +102,15 @@ export function createSyncProjectStateActor(deps: SyncActorDeps) {
           timeoutMs: input.timeoutMs,
           sessionEpoch: input.sessionEpoch,
         });
-        removed.push(...res.removed);
+        for (let at = 0; at < res.removed.length; at += SYNC_REMOVED_BATCH) {
+          // Let I/O and timers run between batches of a huge answer.
+          if (at > 0) await yieldToEventLoop();
+          if (signal.aborted) break;
+          const projectIds = res.removed.slice(at, at + SYNC_REMOVED_BATCH);
+          // Each batch is its own machine step, handled before the next chunk is asked for.
+          input.parent.send({ type: "sync.removed", projectIds, receivedAtMs: deps.monotonicNow() });
+          for (const id of projectIds) removed.push(id);
+        }
         for (const id of res.unknown) unknown.add(id);
         serverTimeUnixMs = Number(res.serverTimeUnixMs);
       }
@@ -138,4 +146,9 @@ export function createDrainActor(idle: () => Promise<void>, onError: (reason: un
       onError(reason);
     }),
   );
+}
+
+/** One turn of the event loop (not a timer: nothing on the bridge clock waits on it). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

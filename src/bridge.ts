@@ -245,12 +245,16 @@ export function createBridge(options: BridgeOptions): Bridge {
   }
 
   function finish(pendingAtStop = 0): void {
-    const { dropped } = dispatcher.close();
+    const { dropped, interrupted } = dispatcher.close();
     droppedOnStop += dropped.length;
-    if (dropped.length > 0) {
+    // What was in a handler when stop() gave up (its handler is no longer awaited).
+    const inHandler = interrupted?.projectId;
+    if (dropped.length > 0 || inHandler !== undefined) {
       log.warn(
-        { dropped: dropped.length, projectIds: dropped.slice(0, 20).map((d) => d.projectId) },
-        "stop() ran out of budget: removals not dispatched",
+        { inHandler, dropped: dropped.length, projectIds: dropped.slice(0, 20).map((d) => d.projectId) },
+        inHandler === undefined
+          ? "stop() ran out of budget: removals not dispatched"
+          : `stop() ran out of budget: a handler was still running for ${inHandler} and is no longer awaited; ${dropped.length} queued removals not dispatched`,
       );
     } else if (pendingAtStop > 0) {
       log.debug({ pending: pendingAtStop }, "stop() drained pending removals");

@@ -62,7 +62,7 @@ export interface Dispatcher {
    * not start) and ignores later enqueues. Idempotent; a second call drops
    * nothing.
    */
-  close(): { dropped: Array<{ projectId: string }> };
+  close(): { dropped: Array<{ projectId: string }>; interrupted?: { projectId: string } };
   /** A snapshot of the counters. */
   stats(): DispatcherStats;
 }
@@ -83,19 +83,32 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const logger = safeLogger(options.logger);
   const now = options.now ?? Date.now;
 
-  const queue: Queued[] = [];
+  // A FIFO with a head index: Array.shift() copies the whole array, which
+  // turns a burst of 100,000 heartbeat removals quadratic.
+  let queue: Queued[] = [];
+  let head = 0;
+  const queued = (): number => queue.length - head;
+  const take = (): Queued | undefined => {
+    if (head >= queue.length) return undefined;
+    const item = queue[head++];
+    if (head >= 1024 && head * 2 >= queue.length) {
+      queue = queue.slice(head);
+      head = 0;
+    }
+    return item;
+  };
   const idleWaiters: Array<() => void> = [];
   const counters: DispatcherStats = { dispatched: 0, handlerErrors: 0, handlerTimeouts: 0, dropped: 0 };
-  let inFlight: AbortController | undefined;
+  let inFlight: { controller: AbortController; projectId: string } | undefined;
   let draining = false;
   let closed = false;
 
-  const isIdle = (): boolean => !draining && queue.length === 0;
+  const isIdle = (): boolean => !draining && queued() === 0;
 
   async function drain(): Promise<void> {
     try {
       while (!closed) {
-        const next = queue.shift();
+        const next = take();
         if (next === undefined) break;
         await dispatchOne(next);
       }
@@ -107,7 +120,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   async function dispatchOne(item: Queued): Promise<void> {
     const controller = new AbortController();
-    inFlight = controller;
+    inFlight = { controller, projectId: item.projectId };
     counters.dispatched += 1;
     const startedAtMs = now();
     logger.debug({ projectId: item.projectId, source: item.info.source }, "dispatching removal");
@@ -157,7 +170,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       }
     },
     get pending(): number {
-      return queue.length + (inFlight === undefined ? 0 : 1);
+      return queued() + (inFlight === undefined ? 0 : 1);
     },
     get closed(): boolean {
       return closed;
@@ -166,14 +179,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       if (isIdle()) return Promise.resolve();
       return new Promise<void>((resolve) => idleWaiters.push(resolve));
     },
-    close(): { dropped: Array<{ projectId: string }> } {
+    close(): { dropped: Array<{ projectId: string }>; interrupted?: { projectId: string } } {
       if (closed) return { dropped: [] };
       closed = true;
-      const dropped = queue.splice(0).map(({ projectId }) => ({ projectId }));
+      const dropped = queue.slice(head).map(({ projectId }) => ({ projectId }));
+      queue = [];
+      head = 0;
       counters.dropped += dropped.length;
       if (dropped.length > 0) logger.debug({ dropped: dropped.length }, "dispatcher closed; queued removals dropped");
-      inFlight?.abort(new BridgeError("dispatcher closed", "stopped"));
-      return { dropped };
+      const interrupted = inFlight === undefined ? undefined : { projectId: inFlight.projectId };
+      inFlight?.controller.abort(new BridgeError("dispatcher closed", "stopped"));
+      return interrupted === undefined ? { dropped } : { dropped, interrupted };
     },
     stats(): DispatcherStats {
       return { ...counters };

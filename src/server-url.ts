@@ -101,7 +101,10 @@ export function redactUrl(raw: string): string {
     }
     const prefix = parts.implicitScheme ? "" : `${parts.scheme}//`;
     // Validate with the WHATWG parser; a scheme-less value is read as http.
-    new URL(`${parts.implicitScheme ? "http:" : parts.scheme}//${parts.hostPort}${parts.rest}`);
+    const checked = new URL(`${parts.implicitScheme ? "http:" : parts.scheme}//${parts.hostPort}${parts.rest}`);
+    // Where WHATWG still sees user info ("//user:pass@host", "http:///:pass@host"),
+    // the split above disagrees with it: show nothing rather than a secret.
+    if (checked.username !== "" || checked.password !== "") return invalidUrlPlaceholder;
     return prefix + parts.hostPort + parts.rest;
   } catch {
     return invalidUrlPlaceholder;

@@ -70,12 +70,16 @@ export const graphEvents = {
   streamCanceled: { type: "xstate.error.actor.projectEvents", error: new BridgeError("stream reset", "canceled") },
   syncAnswered: { type: "xstate.done.actor.syncProjectState", output: syncOutput([]) },
   syncAnsweredRemoved: { type: "xstate.done.actor.syncProjectState", output: syncOutput(["hb-gone"]) },
+  // Sent by the sync actor just before it resolves with removed ids: the world
+  // causes it only together with such an answer (see withSyncRemovals).
+  syncRemoved: { type: "sync.removed", projectIds: ["hb-gone"], receivedAtMs: 0 },
   syncTimedOut: { type: "xstate.error.actor.syncProjectState", error: new BridgeError("no answer", "deadline_exceeded") },
   syncUnavailable: { type: "xstate.error.actor.syncProjectState", error: new BridgeError("sync failed", "unavailable") },
   drained: { type: "xstate.done.actor.drainDispatch", output: undefined },
 } as const satisfies Record<string, AnyEventObject>;
 
 const payloadVariants: Record<string, AnyEventObject[]> = {
+  "sync.removed": [graphEvents.syncRemoved],
   "stream.event": [graphEvents.removedEvent, graphEvents.createdEvent],
   "xstate.done.actor.projectEvents": [graphEvents.streamEnded],
   "xstate.error.actor.projectEvents": [graphEvents.streamUnavailable, graphEvents.streamCanceled],
@@ -84,8 +88,22 @@ const payloadVariants: Record<string, AnyEventObject[]> = {
   "xstate.done.actor.drainDispatch": [graphEvents.drained],
 };
 
-/** Raised by the machine itself; the world never sends them, it causes what raises them. */
-const raisedOnly = new Set(["connection.opened", "connection.suspect"]);
+/**
+ * Never a step of their own: the machine raises the first two itself, and the
+ * sync actor sends sync.removed right before it resolves with those ids. The
+ * world causes what leads to them.
+ */
+const raisedOnly = new Set(["connection.opened", "connection.suspect", "sync.removed"]);
+
+/**
+ * The machine events one world step delivers: a sync answer with removed ids
+ * arrives as sync.removed (the actor forwards them) and then the done event.
+ */
+export function withSyncRemovals(event: AnyEventObject): AnyEventObject[] {
+  if (event.type !== "xstate.done.actor.syncProjectState") return [event];
+  const removed = (event.output as SyncResult).removed;
+  return removed.length === 0 ? [event] : [{ type: "sync.removed", projectIds: removed, receivedAtMs: 0 }, event];
+}
 
 /** Every event the machine handles in `snapshot`, with payload variants (for the structural checks). */
 export function allEvents(snapshot: AnyMachineSnapshot): AnyEventObject[] {

@@ -16,6 +16,7 @@
 import { initialTransition, transition, type AnyEventObject, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
 import { bridgeMachine, createBridgeDelays } from "../../machines/bridge.machine.js";
 import type { BridgeContext, BridgeEmitted, BridgeInput } from "../../machines/bridge.types.js";
+import { withSyncRemovals } from "./graph-model.js";
 
 export const SYNC_DEADLINE = "sync-deadline";
 export const STOP_TIMEOUT = "stop-timeout";
@@ -144,6 +145,18 @@ export function timerOf(event: AnyEventObject): string | undefined {
 
 const isStopBudget = (event: AnyEventObject) => event.type.startsWith("xstate.after.stopBudget.");
 
+/** One world step through the pure machine: every machine event it delivers, in order. */
+function stepTransition(snapshot: AnyMachineSnapshot, event: AnyEventObject): [AnyMachineSnapshot, Action[]] {
+  let current = snapshot;
+  const all: Action[] = [];
+  for (const e of withSyncRemovals(event)) {
+    const [next, actions] = transition(model.machine, current, e) as [AnyMachineSnapshot, Action[]];
+    current = next;
+    all.push(...actions);
+  }
+  return [current, all];
+}
+
 export function planPath(events: readonly AnyEventObject[], input: BridgeInput): PlanResult {
   const holdFromCall = lastRemovalBeforeStop(events, input);
   const holding = (removals: number, released: boolean) => holdFromCall !== undefined && removals > holdFromCall && !released;
@@ -180,12 +193,12 @@ export function planPath(events: readonly AnyEventObject[], input: BridgeInput):
     }
 
     // How many draws does this step take, and for which delays?
-    const dry = model.withDraws(Array(4).fill(0.5), () => transition(model.machine, s.snapshot, event));
+    const dry = model.withDraws(Array(4).fill(0.5), () => stepTransition(s.snapshot, event));
     // A wait that no later step fires only has to outlast the others: the longest draw does.
     const combos = drawCombos(dry.used.map((name) => (firesLater(i, name) ? DRAWS : DRAWS.slice(-1))));
     for (const draws of combos) {
       const stepTimers = new Map(timers);
-      const { result } = model.withDraws(draws, () => transition(model.machine, s.snapshot, event));
+      const { result } = model.withDraws(draws, () => stepTransition(s.snapshot, event));
       const [after, actions] = result as [AnyMachineSnapshot, Action[]];
       const emitted = applyActions(actions, stepTimers, now, after.context as BridgeContext);
       let released = s.released;
@@ -248,7 +261,7 @@ function lastRemovalBeforeStop(events: readonly AnyEventObject[], input: BridgeI
     let removals = 0;
     for (const event of events) {
       if (event.type === "STOP") break;
-      const [next, actions] = transition(model.machine, snapshot, event) as [AnyMachineSnapshot, Action[]];
+      const [next, actions] = stepTransition(snapshot, event);
       removals += actions.filter((a) => a.type === "xstate.emit" && (a.params as { event?: { type?: string } }).event?.type === "projectRemoved").length;
       snapshot = next;
     }

@@ -18,7 +18,7 @@ import { HandlerRegistry } from "../../src/handler-registry.js";
 import { SessionTracker } from "../../src/session-tracker.js";
 import type { Clock, ProjectRemovalAware, RemovalInfo } from "../../src/types.js";
 import { capturingLogger } from "./e2e.js";
-import { graphTiming, trackedIds, transitionKey } from "./graph-model.js";
+import { graphTiming, trackedIds, transitionKey, withSyncRemovals } from "./graph-model.js";
 import type { GraphPath } from "./graph-paths.js";
 import { describeStep } from "./graph-paths.js";
 import type { PlannedStep } from "./graph-planner.js";
@@ -301,7 +301,7 @@ export async function replayPath(path: GraphPath, coverage: CoverageRecorder): P
       const expectedEvents =
         drainsAlone ? ["STOP", "xstate.done.actor.drainDispatch"]
         : step.event.type === "xstate.done.actor.drainDispatch" && path.plan.holdFromCall === undefined ? []
-        : [step.event.type];
+        : withSyncRemovals(step.event).map((e) => e.type);
       world.received.length = 0;
       const caused = executorFor(step.event)(world, step);
       if (step.event.type === "STOP") {

@@ -125,6 +125,8 @@ export function createMachineHarness(options: HarnessOptions = {}) {
       lastStream().reject(new BridgeError("stream failed", code));
     },
     answerSync(removed: string[] = [], unknown: string[] = []): void {
+      // As the real actor does: the removed ids first, as sync.removed, then the result.
+      if (removed.length > 0) lastSync().input.parent.send({ type: "sync.removed", projectIds: removed, receivedAtMs: 0 });
       lastSync().resolve({ removed, unknown, serverTimeUnixMs: 0, skewMs: 0, reported: 0, receivedAtMs: 0 });
     },
     failSync(code: BridgeErrorCode = "unavailable"): void {

@@ -79,7 +79,9 @@ exported("the graph follows the machine: regions, initial states, internal and r
   assert.equal(node("connection.open.streaming").entry, ["countStreamOpened", "requestSync"]);
   const internal = node("connection.open.streaming").internal.map((t) => t.event);
   assert.equal(internal, ["stream.event", "after: stableAfter"]);
-  assert.ok(node("heartbeat.syncing").internal.every((t) => t.reenter));
+  const syncing = node("heartbeat.syncing").internal;
+  assert.equal(syncing.filter((t) => !t.reenter).map((t) => t.event), ["sync.removed"]);
+  assert.ok(syncing.filter((t) => t.event !== "sync.removed").every((t) => t.reenter));
   const edge = g.edges.find((e) => e.id === "heartbeat.syncing->heartbeat.waiting")!;
   assert.is(edge.transitions[1]!.guard, "isDeadlineExceeded && in(open.streaming)");
   assert.equal(edge.transitions[1]!.actions, ["recordSyncFailure", "raiseSuspect"]);

@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import { create } from "@bufbuild/protobuf";
 import { createActor, createMachine, SimulatedClock, type AnyEventObject } from "xstate";
 import { collectProjectIds, createProjectEventsActor, createSyncProjectStateActor, SYNC_CHUNK_SIZE } from "../../src/bridge-actors.js";
+import { SYNC_REMOVED_BATCH } from "../../machines/bridge.types.js";
 import { BridgeError } from "../../src/errors.js";
 import { ProjectEventSchema, SyncProjectStateResponseSchema, type ProjectEvent } from "../../src/gen/engram/v1/engram_pb.js";
 import type { EventsClient } from "../../src/types.js";
@@ -91,15 +92,17 @@ actors("a heartbeat of 25,000 ids goes out in chunks of at most 10,000 and merge
   };
   const ids = Array.from({ length: 25_000 }, (_, i) => `p${i}`);
   const clock = new SimulatedClock();
+  const { parent, got } = recordingParent();
   const actor = createActor(
     createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => ids }, clock, wallNow: () => 500 }),
-    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000 } },
+    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
   );
   const out = new Promise<unknown>((resolve) => actor.subscribe({ complete: () => resolve(actor.getSnapshot().output) }));
   actor.start();
   const result = (await out) as { removed: string[]; unknown: string[]; skewMs: number; reported: number };
   assert.equal(sizes, [SYNC_CHUNK_SIZE, SYNC_CHUNK_SIZE, 5_000]);
   assert.equal(result.removed, ["p10000", "p20000"]);
+  assert.equal(got.map((e) => e.projectIds), [["p10000"], ["p20000"]], "each chunk's removals were forwarded as it was answered");
   assert.equal(result.unknown, ["u1"]);
   assert.is(result.skewMs, 500);
   assert.is(result.reported, 25_000);
@@ -118,7 +121,7 @@ actors("a sync with no answer fails DEADLINE_EXCEEDED on the bridge clock", asyn
   const clock = new SimulatedClock();
   const actor = createActor(
     createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: undefined, clock, wallNow: () => 0 }),
-    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000 } },
+    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent: recordingParent().parent } },
   );
   const failed = new Promise<unknown>((resolve) => actor.subscribe({ error: resolve }));
   actor.start();
@@ -128,6 +131,24 @@ actors("a sync with no answer fails DEADLINE_EXCEEDED on the bridge clock", asyn
   clock.increment(1);
   const error = (await failed) as BridgeError;
   assert.is(error.code, "deadline_exceeded");
+});
+
+actors("a huge removed list reaches the machine in batches of at most SYNC_REMOVED_BATCH ids", async () => {
+  const removed = Array.from({ length: 2 * SYNC_REMOVED_BATCH + 500 }, (_, i) => `r${i}`);
+  const client: EventsClient = {
+    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
+    syncProjectState: async () => create(SyncProjectStateResponseSchema, { removed }),
+  };
+  const { parent, got } = recordingParent();
+  const actor = createActor(
+    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => ["x"] }, clock: new SimulatedClock(), wallNow: () => 0 }),
+    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
+  );
+  const out = new Promise<void>((resolve) => actor.subscribe({ complete: () => resolve() }));
+  actor.start();
+  await out;
+  assert.equal(got.map((e) => (e.projectIds as string[]).length), [SYNC_REMOVED_BATCH, SYNC_REMOVED_BATCH, 500]);
+  assert.equal(got.flatMap((e) => e.projectIds as string[]), removed);
 });
 
 actors.run();

@@ -1,0 +1,450 @@
+/**
+ * Renders bench/REPORT.md from bench/results/run.json (npm run bench) and
+ * bench/results/fleet.json (npm run bench:fleet). Each command rewrites its
+ * own JSON and then the whole report, so the report always shows the latest
+ * figures of both.
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { BreakdownResult } from "../cases/breakdown.js";
+import type { DedupResult } from "../cases/dedup.js";
+import type { HeartbeatResult } from "../cases/heartbeat.js";
+import type { LatencyResult } from "../cases/latency.js";
+import type { MemoryResult } from "../cases/memory.js";
+import type { ReconnectResult } from "../cases/reconnect.js";
+import type { StopResult } from "../cases/stop-latency.js";
+import type { ThroughputResult } from "../cases/throughput.js";
+import type { HeartbeatFigures, OutageFigures } from "../fleet/analyze.js";
+import type { MachineInfo } from "./machine-info.js";
+import type { Spread } from "./stats.js";
+
+export interface RunResults {
+  machine: MachineInfo;
+  quick: boolean;
+  cases: {
+    throughput?: ThroughputResult;
+    latency?: LatencyResult;
+    stop?: StopResult;
+    reconnect?: ReconnectResult;
+    heartbeat?: HeartbeatResult;
+    memory?: MemoryResult;
+    dedup?: DedupResult;
+    breakdown?: BreakdownResult;
+  };
+  durationsS: Record<string, number>;
+  totalS?: number;
+  /** Cases re-run alone (--only) since the full run. */
+  rerun?: Array<{ cases: string[]; date: string; loadAtStart: number }>;
+}
+
+export interface FleetResults {
+  machine: MachineInfo;
+  quick: boolean;
+  bridges: number;
+  rttMs: number;
+  downForS: number;
+  outage: { bridge: OutageFigures; seed: OutageFigures };
+  heartbeat: { beforeOutage: HeartbeatFigures; afterOutage: HeartbeatFigures; wholeHour: HeartbeatFigures };
+  series: Record<"bridge" | "seed", { streamCalls: number[]; syncCalls: number[]; outageAtS: number }>;
+  totalS: number;
+}
+
+// ---------------------------------------------------------------- formatting
+
+function num(x: number | null | undefined, digits = 0): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+  return x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** "median (min–max)" */
+function sp(s: Spread | undefined, digits = 0, scale = 1): string {
+  if (!s || !Number.isFinite(s.median)) return "–";
+  if (s.runs.length <= 1) return num(s.median * scale, digits);
+  return `${num(s.median * scale, digits)} (${num(s.min * scale, digits)}–${num(s.max * scale, digits)})`;
+}
+
+function kb(bytes: number): number {
+  return bytes / 1024;
+}
+
+function verdict(ok: boolean | undefined): string {
+  if (ok === undefined) return "not measured";
+  return ok ? "**met**" : "**missed**";
+}
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+function readJson<T>(file: string): T | undefined {
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, "utf8")) as T;
+}
+
+// ---------------------------------------------------------------- sections
+
+function machineSection(run: RunResults | undefined, fleet: FleetResults | undefined): string {
+  const m = run?.machine ?? fleet?.machine;
+  if (!m) return "";
+  const rows: string[][] = [
+    ["CPU", m.cpu],
+    ["cores", String(m.cores)],
+    ["memory", `${m.memoryGiB} GiB`],
+    ["Node.js", m.node],
+    ["OS", m.os],
+  ];
+  if (run) rows.push(["`npm run bench`", `${run.machine.date}, ${num(run.totalS)} s, 1-min load ${num(run.machine.loadAtStart, 1)} → ${num(run.machine.loadAtEnd, 1)}${run.quick ? " (QUICK smoke sizes: figures meaningless)" : ""}`]);
+  for (const r of run?.rerun ?? []) rows.push([`re-run alone (\`--only=${r.cases.join(",")}\`)`, `${r.date}, 1-min load ${num(r.loadAtStart, 1)}`]);
+  if (fleet) rows.push(["`npm run bench:fleet`", `${fleet.machine.date}, ${num(fleet.totalS)} s, 1-min load ${num(fleet.machine.loadAtStart, 1)} → ${num(fleet.machine.loadAtEnd, 1)}${fleet.quick ? " (QUICK smoke sizes)" : ""}`]);
+  return `## Machine\n\n${table(["", ""], rows)}\n\nThe machine is shared: other work ran during the benchmarks (see the load), so absolute figures are noisy. Every comparison is a ratio between the bridge and a baseline measured in the same run, on the same server, with their runs interleaved.\n`;
+}
+
+function targetsSection(run: RunResults | undefined, fleet: FleetResults | undefined): string {
+  const c = run?.cases ?? {};
+  const rows: string[][] = [];
+  const tp = c.throughput;
+  rows.push([
+    "throughput ≥ 0.9× the raw connect-node loop",
+    tp ? `${sp(tp.ratioVsConnect, 2)}× (client CPU per event ${sp(tp.cpuRatioVsConnect, 1)}× raw)` : "–",
+    verdict(tp ? tp.ratioVsConnect.median >= 0.9 : undefined) + (tp && tp.ratioVsConnect.median >= 0.9 ? " in wall-clock rate, because the loaded server was the bottleneck; the bridge's CPU cost would miss it against a faster server (section 1)" : ""),
+  ]);
+  const lat = c.latency;
+  rows.push(["added p50 latency ≤ 25 µs", lat ? `${sp(lat.addedP50Us, 0)} µs` : "–", verdict(lat ? lat.addedP50Us.median <= 25 : undefined)]);
+  rows.push(["p99 latency ≤ 1.25× raw", lat ? `${sp(lat.p99Ratio, 2)}×` : "–", verdict(lat ? lat.p99Ratio.median <= 1.25 : undefined)]);
+  const st = c.stop;
+  rows.push(["`stop()` p99 ≤ 50 ms", st ? `${sp(st.bridge.p99, 2)} ms` : "–", verdict(st ? st.bridge.p99.max <= 50 : undefined)]);
+  const mem = c.memory;
+  rows.push(["idle bridge ≤ 64 KB of heap", mem ? `${sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)} KB (1,000 bridges: ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB each)` : "–", verdict(mem ? mem.idleBridgeHeapBytes.median <= 64 * 1024 && mem.fleetHeapPerBridgeBytes.median <= 64 * 1024 : undefined)]);
+  if (fleet) {
+    const b = fleet.outage.bridge;
+    const w = b.returnWave;
+    rows.push([
+      "fleet: peak reconnects/s ≤ 2× the mean over the jitter window",
+      w ? `return wave ${num(w.peakOverMean, 2)}× (peak ${num(w.peakPerS)}/s, mean ${num(w.meanPerS)}/s over s ${w.fromS - b.downAtS}–${w.toS - b.downAtS}); whole recovery ${num(b.recovery.peakOverMean, 2)}×` : "–",
+      verdict(w ? w.peakOverMean <= 2 : undefined) + (w && b.recovery.peakOverMean > 2 ? " per wave; not over the whole recovery (see Fleet)" : ""),
+    ]);
+    rows.push([
+      "fleet: removals made during the outage delivered within backoff + one round trip",
+      `${num(b.delivery.delivered)}/${num(b.delivery.expected)} delivered; latest ${num(b.delivery.afterReconnectCallMaxMs, 0)} ms (${num(b.delivery.afterReconnectCallMaxRtts, 1)} RTT) after the bridge's reconnect call; ${b.delivery.lateBeyondBound} late`,
+      verdict(b.delivery.delivered === b.delivery.expected && b.delivery.lateBeyondBound === 0),
+    ]);
+    const hb = fleet.heartbeat.beforeOutage;
+    rows.push([
+      "fleet: heartbeat calls/s within ±20 % of N/60 over an hour",
+      `steady state: ${num(100 * hb.withinShare, 1)} % of seconds, 10-s averages within ±${num(hb.maxDeviation10sPct, 1)} %; after the outage: ${num(100 * fleet.heartbeat.afterOutage.withinShare, 1)} % of seconds, 10-s averages up to +${num(fleet.heartbeat.afterOutage.maxDeviation10sPct, 0)} %`,
+      `${verdict(hb.maxDeviation10sPct <= 20)} in steady state; ${verdict(fleet.heartbeat.afterOutage.maxDeviation10sPct <= 20)} after an outage (see Fleet)`,
+    ]);
+  }
+  return `## Targets\n\nMedian of the runs, with (min–max) over runs where there are several.\n\n${table(["target", "measured", ""], rows)}\n`;
+}
+
+function throughputSection(tp: ThroughputResult | undefined): string {
+  if (!tp) return "";
+  const clients = Object.keys(tp.rate) as Array<keyof ThroughputResult["rate"]>;
+  const rows = clients.map((c) => [
+    c === "bridge" ? "**bridge** (createBridge, counting handler)" : c === "bridge (batched prototype)" ? "bridge, batched prototype (bench only)" : `raw ${c} \`for await\``,
+    sp(tp.rate[c], 0),
+    sp(tp.cpuUsPerEvent[c], 1),
+    c === "connect-node" ? "1" : tp.rate["connect-node"] ? num(tp.rate[c].median / tp.rate["connect-node"].median, 2) : "–",
+  ]);
+  return `## 1. Throughput
+
+${num(tp.events)} REMOVED events (unique project ids) per run, buffered by the dev server in its own process (\`streamBufferSize\` ${num(tp.events + 1)}, so nothing is dropped: server sent ${num(tp.verified.sent)}, dropped ${tp.verified.dropped}; the clients received ${num(tp.verified.received)} of ${num(tp.verified.expected)}), read over loopback HTTP/2. Rate from the first to the last event; client CPU (user + system of the client process) over the same span. ${tp.runs} rounds, the order of the clients rotating each round, after a warm-up run of each.
+
+${table(["client", "events/s", "client CPU µs/event", "rate ÷ connect-node"], rows)}
+
+Per round, bridge ÷ connect-node: rate ${sp(tp.ratioVsConnect, 2)}×, CPU per event ${sp(tp.cpuRatioVsConnect, 1)}×; bridge ÷ grpc-js rate ${sp(tp.ratioVsGrpcJs, 2)}×; batched prototype ÷ connect-node rate ${sp(tp.batchedRatioVsConnect, 2)}×.
+
+${throughputReading(tp)}
+`;
+}
+
+/** Who bounds the rate, and what the CPU cost means against a faster server. */
+function throughputReading(tp: ThroughputResult): string {
+  const raw = tp.cpuUsPerEvent["connect-node"]?.median ?? Number.NaN;
+  const bridge = tp.cpuUsPerEvent.bridge?.median ?? Number.NaN;
+  const batched = tp.cpuUsPerEvent["bridge (batched prototype)"]?.median;
+  const ceiling = (us: number) => 1e6 / us;
+  const serverBound = tp.ratioVsConnect.median >= 0.9;
+  const head = `Client CPU ceiling (events one core could take at that cost): raw connect-node ${num(ceiling(raw))}/s, bridge ${num(ceiling(bridge))}/s${batched ? `, batched prototype ${num(ceiling(batched))}/s` : ""}; bridge ÷ raw **${num(raw / bridge, 2)}×**.`;
+  const reading = serverBound
+    ? `In this run the dev server (its own process, on the same two shared cores) sent only about ${num(tp.rate["connect-node"]?.median)} events/s, so every client, the bridge included, waited on it: the wall-clock ratio meets the target because the server is the bottleneck, not because the bridge is cheap. The CPU figures are what carries over to a faster server: the bridge spends ${num(bridge / raw, 1)}× the client CPU of the raw loop, and against a server sending more than about ${num(ceiling(bridge))} events/s it would fall behind (earlier during development the same comparison ran against a server delivering 31–39k events/s to the raw loops, and the bridge reached 0.47–0.64×).`
+    : `The raw loops are bound by the server (a few µs of client CPU per event, then they wait); the bridge is bound by its own CPU: at ${num(bridge, 0)} µs per event it cannot keep up with what the server sends, so its rate is its CPU ceiling.`;
+  return `${head}\n\n${reading}`;
+}
+
+function latencySection(lat: LatencyResult | undefined): string {
+  if (!lat) return "";
+  const rows = (["connect-node", "bridge"] as const).map((c) => [
+    c === "bridge" ? "**bridge** (handler called)" : "raw connect-node `for await` body",
+    sp(lat.latencyUs[c].p50, 0),
+    sp(lat.latencyUs[c].p99, 0),
+    sp(lat.latencyUs[c].max, 0),
+    lat.gc ? `${num(lat.gc[c].perThousandEvents, 1)} per 1,000 events, longest ${num(lat.gc[c].maxMs, 2)} ms` : "–",
+  ]);
+  return `## 2. Delivery latency at one event per millisecond
+
+${num(lat.events)} events per run at one per ms (timer-paced in the server process), each stamped in \`reason\` with \`process.hrtime\` (CLOCK_MONOTONIC, shared by every process on the machine) when emitted; the receiver subtracts it. ${lat.runs} rounds, bridge and raw alternating; received ${num(lat.verified.received)} of ${num(lat.verified.expected)}.
+
+${table(["client", "p50 µs", "p99 µs", "max µs", "GC pauses in the client"], rows)}
+
+Added by the bridge, per round: p50 **${sp(lat.addedP50Us, 0)} µs**, p99 ratio **${sp(lat.p99Ratio, 2)}×**.${lat.gc ? ` The bridge also collects garbage ${num(lat.gc.bridge.perThousandEvents / Math.max(1e-9, lat.gc["connect-node"].perThousandEvents), 1)}× as often as the raw loop (${num(lat.gc.bridge.perThousandEvents, 1)} against ${num(lat.gc["connect-node"].perThousandEvents, 1)} pauses per 1,000 events, longest ${num(lat.gc.bridge.maxMs, 1)} ms against ${num(lat.gc["connect-node"].maxMs, 1)} ms); every pause delays the events that arrive during it, and with the longer per-event path (section 8) that widens the tail. On a shared machine CPU scheduling adds to both tails, which is why the p99 ratio varies so much between rounds.` : ""}
+`;
+}
+
+function stopSection(st: StopResult | undefined): string {
+  if (!st) return "";
+  return `## 3. \`stop()\` latency from \`streaming\`
+
+${num(st.cycles)} cycles per run, ${st.runs} runs: a fresh bridge connects, reaches \`streaming\`, and \`stop()\` is timed until it resolves (${num(st.verified.stopped)}/${num(st.verified.expected)} ended in \`stopped\`). Baseline: a raw connect-node loop aborted and its session closed, until the loop settles.
+
+${table(["", "p50 ms", "p99 ms", "max ms"], [
+    ["**bridge** `stop()`", sp(st.bridge.p50, 2), sp(st.bridge.p99, 2), sp(st.bridge.max, 2)],
+    ["raw abort + close", sp(st.raw.p50, 2), sp(st.raw.p99, 2), sp(st.raw.max, 2)],
+  ])}
+
+(\`openConfirmMs\` is 5 ms in this case only because the dev server sends response headers with its first message; it does not affect \`stop()\`.)
+`;
+}
+
+function reconnectSection(rc: ReconnectResult | undefined): string {
+  if (!rc) return "";
+  return `## 4. Reconnect after a server restart on the same port
+
+The dev server closes (GOAWAY, then resets the streams) and listens again at once on the same port with the same store; ${rc.runs} restarts. The bridge has its default timing, so the first jittered backoff (1 s ± 20 %) dominates. "Accepted" is the restarted server's \`onStreamOpened\`, stamped with the same monotonic clock. Baseline: a raw connect-node client retrying every 1 ms.
+
+${table(["phase", "ms"], [
+    ["bridge: server closed → bridge in `backoff` (failure seen)", sp(rc.detectMs, 1)],
+    ["bridge: backoff wait it drew", sp(rc.backoffMs, 0)],
+    ["bridge: `connecting` → restarted server accepted the call", sp(rc.reopenMs, 1)],
+    ["bridge: server listening again → call accepted", sp(rc.afterListeningMs, 0)],
+    ["bridge: the same, less the backoff still to run at that moment", sp(rc.afterListeningLessBackoffMs, 1)],
+    ["bridge: server listening again → first removal at the handler", sp(rc.firstRemovalAfterListeningMs, 0)],
+    ["raw connect-node retrying every 1 ms: listening again → call accepted", sp(rc.rawAfterListeningMs, 1)],
+  ])}
+
+Outside the backoff it chose, the bridge reopens as fast as the bare transport (${sp(rc.reopenMs, 1)} ms against ${sp(rc.rawAfterListeningMs, 1)} ms for a client hammering the port every millisecond); the rest is the backoff, on purpose (see the fleet).
+`;
+}
+
+function heartbeatSection(hb: HeartbeatResult | undefined): string {
+  if (!hb) return "";
+  return `## 5. Heartbeat cost with many tracked ids
+
+One \`SyncProjectState\` round (all ids live on the server, so nothing is dispatched): the bridge reads the ids from a \`SessionTracker\`, de-duplicates, chunks by 10,000, sends, merges and passes the answer through the machine (\`syncNow()\` → \`syncCompleted\`). Baseline: a raw connect-node client sending the same chunks, prepared in advance. ${hb.runs} runs each; ids reported per round: ${Object.entries(hb.verified.idsReportedPerRound).map(([k, v]) => `${num(Number(k))} → ${num(v)}`).join(", ")}.
+
+${table(["tracked ids", "bridge ms", "raw ms", "bridge ÷ raw", "bridge CPU ms", "raw CPU ms"], hb.rows.map((r) => [num(r.ids), sp(r.bridgeMs, 1), sp(r.rawMs, 1), sp(r.ratio, 2), sp(r.bridgeCpuMs, 1), sp(r.rawCpuMs, 1)]))}
+
+Once a minute per daemon, ${(() => { const last = hb.rows[hb.rows.length - 1]; return last ? `${num(last.ids)} ids cost the bridge ${num(last.bridgeCpuMs.median, 0)} ms of CPU per minute, ${num(last.bridgeCpuMs.median / 600, 2)} % of one core` : ""; })()}.
+`;
+}
+
+function memorySection(mem: MemoryResult | undefined): string {
+  if (!mem) return "";
+  return `## 6. Memory
+
+\`--expose-gc\`, two full GCs before each reading; ${mem.runs} runs.
+
+${table(["what", "KB"], [
+    ["heap of one idle bridge (created, not started)", sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)],
+    [`heap of ${num(mem.fleet)} idle bridges in one process, per bridge`, sp(mem.fleetHeapPerBridgeBytes, 1, 1 / 1024)],
+    [`heap of ${num(mem.fleet)} idle bridges, total (MB)`, sp(mem.fleetHeapBytes, 1, 1 / 2 ** 20)],
+    ["of which one `bridgeMachine.provide()` (the statechart copy each bridge builds)", sp(mem.providedMachineHeapBytes, 1, 1 / 1024)],
+    [`heap per streaming bridge (bridge + its own HTTP/2 session and call; ${mem.streams} at once)`, sp(mem.bridgeStreamHeapBytes, 1, 1 / 1024)],
+    [`heap per raw connect-node stream (own session; ${mem.streams} at once)`, sp(mem.rawStreamHeapBytes, 1, 1 / 1024)],
+    [`RSS per streaming bridge (${mem.streams} at once)`, sp(mem.bridgeStreamRssBytes, 1, 1 / 1024)],
+    [`RSS per raw stream (${mem.streams} at once)`, sp(mem.rawStreamRssBytes, 1, 1 / 1024)],
+  ])}
+
+${mem.providedMachineHeapBytes ? `${num((100 * mem.providedMachineHeapBytes.median) / mem.fleetHeapPerBridgeBytes.median, 0)} % of an idle bridge is its own copy of the statechart` : "Part of an idle bridge is its own copy of the statechart"}: \`bridgeMachine.provide()\` builds a new \`StateMachine\` (every \`StateNode\`, transition and delay map) per bridge. RSS grows in pages and arenas, so the per-stream RSS figures are coarse.
+`;
+}
+
+function dedupSection(dd: DedupResult | undefined): string {
+  if (!dd) return "";
+  const impls = Object.keys(dd.nsPerOp["all new"]) as Array<keyof DedupResult["nsPerOp"]["all new"]>;
+  return `## 7. Dedup window: \`admitRemovals\` against \`lru-cache\`
+
+${num(dd.ops)} ids admitted one at a time (as the stream path does per event) into a full window of ${dd.capacity}; ${dd.runs} runs. "all new": every id is new (each admit misses and evicts); "half repeats": about half the ids were seen within the window. Every implementation admitted the same ids (${Object.entries(dd.verified).map(([w, v]) => `${w}: ${Object.values(v).map((x) => num(x)).join(" / ")}`).join("; ")}).
+
+${table(["implementation", "all new, ns/op", "half repeats, ns/op"], impls.map((i) => [i === "admitRemovals" ? "**admitRemovals** (machine, JSON array)" : i, sp(dd.nsPerOp["all new"][i], 0), sp(dd.nsPerOp["half repeats"][i], 0)]))}
+
+\`admitRemovals\` ÷ lru-cache: ${sp(dd.ratioVsLruCache["all new"], 1)}× (all new), ${sp(dd.ratioVsLruCache["half repeats"], 1)}× (half repeats). The array is copied on every call (context must stay immutable) and searched with \`lastIndexOf\` over up to ${dd.capacity} strings that share the \`removed:\` prefix, so each admit is O(capacity); lru-cache and a \`Map\` are O(1).
+`;
+}
+
+function profileSection(run: RunResults | undefined): string {
+  const tp = run?.cases.throughput;
+  const bd = run?.cases.breakdown;
+  const lat = run?.cases.latency;
+  const dd = run?.cases.dedup;
+  if (!tp && !bd) return "";
+  const parts: string[] = ["## 8. Where the time goes, and what would fix it\n"];
+  if (bd) {
+    const layers = Object.keys(bd.warmUs) as Array<keyof BreakdownResult["warmUs"]>;
+    parts.push(`Each layer of the stream path timed alone, without a network (\`bench/cases/breakdown.ts\`): back to back (${num(bd.events)} events, as in the throughput run) and one event per millisecond with the process idle in between (${num(bd.isolatedEvents)} events, as in the latency run). "bridge, in-memory client" is \`createBridge\` with an injected \`EventsClient\` whose stream yields protobuf messages from memory: everything the bridge adds on top of the transport.
+
+${table(["layer", "µs/event back to back", "µs/event, 1 per ms"], layers.map((l) => [l, sp(bd.warmUs[l], 1), sp(bd.isolatedUs[l], 1)]))}
+`);
+  }
+  if (tp?.profile) {
+    const p = tp.profile;
+    parts.push(`CPU profile of one extra bridge run of the throughput case (${num(tp.profileEvents ?? tp.events)} events; V8 sampling profiler through \`node:inspector\`, ${num(p.busyMs)} ms of busy samples). Self time by area:
+
+${table(["area", "% of busy time"], p.byArea.slice(0, 12).map((r) => [r.name, num(r.percent, 1)]))}
+
+Top functions by self time:
+
+${table(["function (area:line)", "%"], p.topSelf.slice(0, 12).map((r) => [`\`${r.name}\``, num(r.percent, 1)]))}
+
+Inclusive time of the hot path: ${p.inclusive.map((r) => `\`${r.name.replace(/\\\//g, "/")}\` ${num(r.percent, 0)} %`).join(", ")}.
+`);
+  }
+  const tpMissed = tp ? tp.ratioVsConnect.median < 0.9 : false;
+  const latMissed = lat ? lat.addedP50Us.median > 25 || lat.p99Ratio.median > 1.25 : false;
+  parts.push(`### What the profile shows
+
+- **One \`actor.send()\` per stream message.** Each message is a full XState macrostep on a parallel machine: transition selection over both regions, an \`enqueueActions\` action that copies \`counters\` (\`bump\`) and the dedup window, a new snapshot (\`createMachineSnapshot\`, \`getAllStateNodes\`), and every subscriber called (the runtime subscribes twice, the metrics once). ${bd ? `That is ${sp(bd.warmUs["machine send"], 1)} µs per event back to back and ${sp(bd.isolatedUs["machine send"], 1)} µs for a lone event` : ""}; xstate is the largest area of the profile after the garbage collector.
+- **The dedup window is O(capacity) per event and allocates.** \`admitRemovals\` copies the 256-key array and scans it with \`lastIndexOf\` on every event${dd ? ` (${sp(dd.nsPerOp["all new"].admitRemovals, 0)} ns/op against ${sp(dd.nsPerOp["all new"]["lru-cache"], 0)} for lru-cache)` : ""}; it is the largest single function of the profile, and the copies feed the garbage collector.
+- **The dispatcher costs an \`AbortController\`, a frozen handler list and a frozen \`info\` per removal** (\`createAbortSignal\`, \`dispatchRemoval\`, \`handlers\`), and it drains through a microtask per removal.
+- **Garbage collection** is ${tp?.profile ? `${num(tp.profile.byArea.find((r) => r.name === "(garbage collector)")?.percent, 0)} %` : "a large share"} of the bridge's busy time under load: every event allocates a snapshot, a context, counters, a window copy, an \`info\`, an \`AbortController\` and several promises.
+- **At one event per millisecond every event runs alone on a cold CPU**: the process sleeps in \`epoll\` between events, caches and branch predictors are cold, and the bridge's longer path (xstate + dispatcher) is paid in full each time.${bd ? ` The same in-memory bridge costs ${sp(bd.warmUs["bridge, in-memory client"], 1)} µs per event back to back but ${sp(bd.isolatedUs["bridge, in-memory client"], 1)} µs when events come 1 ms apart.` : ""} No batching helps there: there is one event per batch.
+
+### What would fix it (not done: src/ and machines/ are outside this task)
+
+1. **Batch stream messages through the machine** (prototyped in \`bench/lib/batching-prototype.ts\`, measured above as "bridge, batched prototype"): the \`projectEvents\` actor collects the messages that arrive before the event loop's next check phase (\`setImmediate\`) and sends one \`stream.event\` carrying all of them; \`acceptStreamEvent\` admits the whole batch with one \`admitRemovals\` call, one counters copy and one \`assign\`, then emits one \`projectRemoved\` per fresh id. States and transitions stay as they are (the prototype only provides two implementations with \`machine.provide()\`).${tp ? ` Result in this run: ${sp(tp.cpuUsPerEvent["bridge (batched prototype)"], 1)} µs of client CPU per event instead of ${sp(tp.cpuUsPerEvent.bridge, 1)}, ${sp(tp.batchedRatioVsConnect, 2)}× the raw connect-node rate instead of ${sp(tp.ratioVsConnect, 2)}×.` : ""} ${tp ? `Its CPU ceiling (${num(1e6 / (tp.cpuUsPerEvent["bridge (batched prototype)"]?.median ?? Number.NaN))} events/s on one core) is above what the dev server delivered even on a quiet machine (31–39k/s), so it would meet the throughput target there too. ` : ""}It amortises the machine, not the dispatcher; it does nothing for latency at one event per ms. Cost: up to one event-loop turn of added latency under load.
+2. **An O(1) dedup window**: keep the window as a JSON array in context for the inspector, but look keys up in a \`Set\`/\`Map\` held beside it (rebuilt from the array when a snapshot is restored), or admit a batch with one copy. Saves ${dd ? `about ${num((dd.nsPerOp["all new"].admitRemovals.median - dd.nsPerOp["all new"]["Map LRU"].median) / 1000, 1)} µs` : "a few µs"} per event and most of the window's garbage.
+3. **A cheaper dispatcher fast path**: when every handler is synchronous and returns, there is nothing to time out or abort; create the \`AbortController\` lazily (only when a handler returns a promise), reuse the frozen handler list until the registry changes, and drain the queue in one loop instead of one microtask per removal.
+4. **Fewer subscribers per snapshot**: the runtime's two \`actor.subscribe()\` callbacks and the metrics' could be one.
+
+${tpMissed || latMissed ? `With 1–3 the per-event cost of the bridge would be dominated by one xstate macrostep per batch. The latency target (${lat ? `${sp(lat.addedP50Us, 0)} µs added at p50 now` : "25 µs"}) needs the per-event path itself to shrink: the machine step for a lone event${bd ? ` (${sp(bd.isolatedUs["machine send"], 1)} µs isolated)` : ""} is over the budget on its own on a cold CPU, so meeting 25 µs would take moving the per-message work (dedup + emit) out of the machine into the actor/runtime, with the machine seeing only stream open/close and counters — a design change (DESIGN.md puts dedup in the machine's context), for the lead to decide.` : ""}
+`);
+  return parts.join("\n");
+}
+
+function fleetSection(fleet: FleetResults | undefined): string {
+  if (!fleet) return "## 9. Fleet simulation\n\nNot run yet: `npm run bench:fleet`.\n";
+  const { bridge: b, seed: s } = fleet.outage;
+  const waveRows = (f: OutageFigures) =>
+    f.waves.slice(0, 8).map((w) => [
+      f.policy,
+      `${w.fromS - f.downAtS}–${w.toS - f.downAtS}`,
+      num(w.attempts),
+      num(w.peakPerS),
+      num(w.meanPerS),
+      num(w.peakOverMean, 2),
+      w.toS >= f.upAtS ? "server up" : "server down",
+    ]);
+  const hbRow = (label: string, h: HeartbeatFigures) => [
+    label,
+    `${Math.round(h.fromS / 60)}–${Math.round(h.toS / 60)} min`,
+    num(h.meanPerS, 1),
+    `${num(h.minPerS)}–${num(h.maxPerS)}`,
+    `${num(100 * h.withinShare, 1)} %`,
+    `${num(h.maxDeviation10sPct, 1)} %`,
+  ];
+  return `## 9. Fleet simulation
+
+\`npm run bench:fleet\` (\`bench/fleet.ts\`): ${num(fleet.bridges)} full bridges (\`createBridge\`, each with its own \`HandlerRegistry\`, a tracker of 4 project ids, a seeded jitter source and an injected \`EventsClient\`) on **one** simulated clock, all backed by one in-process simulated server (\`bench/fleet/sim-server.ts\`): calls take ${fleet.rttMs / 2} ms each way (RTT ${fleet.rttMs} ms); while it is down, open streams fail at once and every call fails with UNAVAILABLE after one RTT. The fleet starts over the first minute (daemons boot at different times). The server goes down for ${fleet.downForS} s; ${num(b.delivery.expected)} (bridge, project) pairs have a tracked project removed while it is down. Wall time: bridge policy ${num(b.wallS)} s for ${num(b.simulatedS / 60)} simulated minutes, seed policy ${num(s.wallS)} s for ${num(s.simulatedS / 60)}; heap ≈ ${num(b.heapUsedMB)} MB for the fleet (≈ ${num((b.heapUsedMB * 1024) / fleet.bridges)} KB per running bridge). No scaling down was needed.
+
+**The policies.** *Bridge*: the shipped defaults (backoff 1 s → 60 s with ±20 % jitter; attempt counter reset on the first message or after 10 s streaming; an immediate \`SyncProjectState\` on every stream open). *Seed*: no jitter (\`timing.backoffJitter: 0\`), 1 s → 60 s, counter reset as soon as the stream is open (\`timing.stableAfterMs: 0\`), no resync on (re)connect (the machine's \`requestSync\` action provided as a no-op through \`bridgeMachine.provide()\`, see \`bench/lib/machine-variant.ts\`); heartbeat as the bridge's.
+
+### Reconnect load
+
+![ProjectEvents calls per second](fleet-reconnects.svg)
+
+![SyncProjectState calls per second around the outage](fleet-syncs.svg)
+
+Waves of connection attempts (runs of seconds with attempts), seconds since the server went down:
+
+${table(["policy", "seconds", "attempts", "peak /s", "mean /s over the wave", "peak ÷ mean", ""], [...waveRows(b), ...waveRows(s)])}
+
+${table(["", "bridge policy", "seed policy"], [
+    ["peak connection attempts in one second (whole run)", num(b.peakStreamCallsPerS), num(s.peakStreamCallsPerS)],
+    ["recovery: server back → every bridge streaming", `${num(b.recovery.toS - b.upAtS + 1)} s`, `${num(s.recovery.toS - s.upAtS + 1)} s`],
+    ["recovery: peak attempts/s ÷ mean attempts/s", `${num(b.recovery.peakPerS)} ÷ ${num(b.recovery.meanPerS)} = ${num(b.recovery.peakOverMean, 2)}`, `${num(s.recovery.peakPerS)} ÷ ${num(s.recovery.meanPerS)} = ${num(s.recovery.peakOverMean, 2)}`],
+    ["the wave that meets the returning server: peak ÷ mean", b.returnWave ? num(b.returnWave.peakOverMean, 2) : "–", s.returnWave ? num(s.returnWave.peakOverMean, 2) : "–"],
+    ["SyncProjectState calls in the minute after the return: peak /s (mean /s)", `${num(b.syncAfterReturn.peakPerS)} (${num(b.syncAfterReturn.meanPerS)})`, `${num(s.syncAfterReturn.peakPerS)} (${num(s.syncAfterReturn.meanPerS)})`],
+    ["bridges streaming at the end", num(b.streamingAtEnd), num(s.streamingAtEnd)],
+  ])}
+
+Reading it: with the seed's policy every bridge retries at exactly 1, 3, 7, 15 and 31 s, so the whole fleet hits the server in the same millisecond each time, and the returning server gets all ${num(fleet.bridges)} connections at once. With the bridge's policy each wave is spread by ±20 % of its backoff, so the wave that meets the returning server is spread over several seconds and its peak stays within ${b.returnWave ? num(b.returnWave.peakOverMean, 1) : "–"}× its mean. Two limits remain, both inherent in ±20 % jitter on exponential backoff: (1) the early waves are narrow — the first retry of a fleet that failed together comes within 0.8–1.2 s, i.e. all ${num(fleet.bridges)} attempts in about 0.4 s (cheap here, since a down server refuses them; against a server that restarts in under a second this is the herd that meets it); (2) a recovery spans two waves (bridges whose 5th attempt fell before the return wait for the 6th, ~32 s later), so over the *whole* recovery the peak is ${num(b.recovery.peakOverMean, 1)}× the mean. Wider jitter for the first attempts ("full jitter", uniform in [0, backoff]) would flatten both, at the cost of a less predictable retry time; it is a one-line change in \`backoffDelayMs\` (src/timing.ts) or \`timing.backoffJitter\` close to 1.
+
+### Removals made while the server was down
+
+${table(["", "bridge policy", "seed policy"], [
+    ["delivered / expected", `${num(b.delivery.delivered)} / ${num(b.delivery.expected)}`, `${num(s.delivery.delivered)} / ${num(s.delivery.expected)}`],
+    ["via (stream / SyncProjectState: resync on open or heartbeat)", Object.entries(b.delivery.bySource).map(([k, v]) => `${k} ${num(v)}`).join(", "), Object.entries(s.delivery.bySource).map(([k, v]) => `${k} ${num(v)}`).join(", ")],
+    ["after the server's return: p50 / p99 / max", `${num(b.delivery.afterReturnMs.p50 / 1000, 1)} / ${num(b.delivery.afterReturnMs.p99 / 1000, 1)} / ${num(b.delivery.afterReturnMs.max / 1000, 1)} s`, `${num(s.delivery.afterReturnMs.p50 / 1000, 1)} / ${num(s.delivery.afterReturnMs.p99 / 1000, 1)} / ${num(s.delivery.afterReturnMs.max / 1000, 1)} s`],
+    ["latest delivery after that bridge's successful reconnect call", `${num(b.delivery.afterReconnectCallMaxMs)} ms = ${num(b.delivery.afterReconnectCallMaxRtts, 1)} RTT`, `${num(s.delivery.afterReconnectCallMaxMs)} ms = ${num(s.delivery.afterReconnectCallMaxRtts, 1)} RTT`],
+    ["later than reconnect call + open (1 RTT) + resync (1 RTT)", num(b.delivery.lateBeyondBound), num(s.delivery.lateBeyondBound)],
+  ])}
+
+With the bridge's policy each removal arrives one resync round trip after its bridge's stream reopens, i.e. within the backoff the bridge was in when the server returned plus the open and one round trip; the time after the return is that backoff. The seed's policy delivers them only with the next heartbeat, up to a minute later.
+
+### Heartbeat load over an hour
+
+![SyncProjectState calls per second over the hour](fleet-heartbeat-hour.svg)
+
+${table(["bridge policy", "window", "mean /s", "min–max /s", "seconds within ±20 % of N/60", "largest 10-s average deviation"], [
+    hbRow("steady state (before the outage)", fleet.heartbeat.beforeOutage),
+    hbRow("after the outage", fleet.heartbeat.afterOutage),
+    hbRow("whole hour", fleet.heartbeat.wholeHour),
+  ])}
+
+N/60 = ${num(fleet.bridges / 60, 1)} calls/s. In steady state the load is flat: single seconds stray past ±20 % only as often as counting noise allows (a second's count at ${num(fleet.bridges / 60)}/s varies by about ±${num(100 / Math.sqrt(fleet.bridges / 60), 0)} %), and 10-second averages stay within ±${num(fleet.heartbeat.beforeOutage.maxDeviation10sPct, 0)} %. **After an outage it is not**: every bridge resyncs when its stream reopens, and that sync restarts its heartbeat wait, so the whole fleet's heartbeat phase collapses onto its reconnect times; with only ±5 s of heartbeat jitter the phases spread again by a random walk (about ${num(5 / Math.sqrt(3), 1)} s per period), so the heartbeat comes in waves of up to ${num(fleet.heartbeat.afterOutage.maxPerS)}/s for the rest of the hour. Fixes, for the lead: keep the heartbeat's own schedule when a resync-on-open runs (the resync would not restart the wait), or draw the first heartbeat wait after a resync uniformly over a whole period (e.g. [0.5, 1.5] × heartbeatMs).
+`;
+}
+
+function findingsSection(): string {
+  return `## Findings outside bench/
+
+- **A restart that races a call's setup can leave the ProjectEvents call pending forever (connect-node).** When the server closes right after the bridge issued the call but before the server registered it — in these runs: with a SyncProjectState in flight on the same HTTP/2 session — the call neither fails nor receives anything; the bridge stays in \`streaming\` with no stream (the restarted server shows 0 open streams) while its heartbeats succeed on a new session, so the "connection suspect" rule (a heartbeat DEADLINE_EXCEEDED) never fires and only the heartbeat delivers removals. Reproduced with a bare connect-node client (no bridge code): open a server stream, start a unary call on the same client, restart the server within a few ms; the first such cycle in a fresh process hangs. The reconnect benchmark avoids the race (it restarts only once the server holds the call); a fix would be a receive-side liveness bound in \`createProjectEventsActor\` (src/bridge-actors.ts) or in the session handling of \`createGrpcEventsClient\` (src/grpc-client.ts), e.g. failing the call when its HTTP/2 session closes before response headers.
+- **xstate's \`SimulatedClock\` does not scale to a fleet.** It sorts every pending timer on each flush and again each time a firing timer sets or clears one, so its cost grows with the square of the fleet. Measured once while building this (\`createBridge\` fleets against the simulated server, 60 simulated seconds with a 30-s outage, 10-ms steps): 1,000 bridges took 6.7 s with xstate's clock against 1.9 s with \`bench/fleet/heap-clock.ts\`; 3,000 bridges 51.8 s against 4.3 s. The heap clock is a drop-in subclass (same interface, timers in due order, plus \`nextDueMs()\` so a simulation can jump from timer to timer); the machine tests could use it if they grow.
+- **One machine per bridge.** \`createBridge\` calls \`bridgeMachine.provide()\` per bridge, which rebuilds the whole state-node tree; that is about half of an idle bridge's heap (section 6). Providing the actors once and passing per-bridge dependencies through \`input\` would share one machine.
+- **No way to build a policy variant without wrapping \`bridgeMachine.provide\`.** The seed policy and the batching prototype use \`bench/lib/machine-variant.ts\`, which wraps \`provide()\` for the duration of one \`createBridge()\` call. An internal \`machine\` option on createBridge would make that unnecessary.
+`;
+}
+
+export function renderReport(run: RunResults | undefined, fleet: FleetResults | undefined): string {
+  const c = run?.cases ?? {};
+  return [
+    `# Performance and fleet scale
+
+Regenerated by \`npm run bench\` (bench/run.ts: sections 1–8) and \`npm run bench:fleet\` (bench/fleet.ts: section 9); each writes its figures to \`bench/results/*.json\` and rewrites this file and the SVG plots. Do not edit by hand. Every benchmark compares the bridge with a baseline measured in the same run on the same server: the dev server (\`startDevServer()\`) in its own process on 127.0.0.1, driven with \`emitEvent\`, \`createProject\` and restarts on the same port.
+`,
+    machineSection(run, fleet),
+    targetsSection(run, fleet),
+    throughputSection(c.throughput),
+    latencySection(c.latency),
+    stopSection(c.stop),
+    reconnectSection(c.reconnect),
+    heartbeatSection(c.heartbeat),
+    memorySection(c.memory),
+    dedupSection(c.dedup),
+    profileSection(run),
+    fleetSection(fleet),
+    findingsSection(),
+    `## Reproduce
+
+\`\`\`sh
+npm run bench          # sections 1–8, about 4–5 minutes on 2 cores
+npm run bench:fleet    # section 9, about 2–3 minutes, ~2.5 GB of heap
+node --import tsx bench/run.ts --only=latency,stop   # some cases; the others keep their last figures
+node --import tsx bench/run.ts --quick               # smoke run with tiny sizes, report in a temp dir
+node --import tsx bench/fleet.ts --bridges=1000      # a smaller fleet
+\`\`\`
+`,
+  ]
+    .filter((s) => s !== "")
+    .join("\n");
+}
+
+/** Reads the results under `dir/results` and writes `dir/REPORT.md`; returns its path. */
+export function writeReport(dir: string): string {
+  const run = readJson<RunResults>(join(dir, "results", "run.json"));
+  const fleet = readJson<FleetResults>(join(dir, "results", "fleet.json"));
+  const file = join(dir, "REPORT.md");
+  writeFileSync(file, renderReport(run, fleet));
+  return file;
+}

@@ -13,6 +13,7 @@ import { EngramService } from "./gen/engram/v1/engram_pb.js";
 import { BridgeError } from "./errors.js";
 import type { EventsClient } from "./types.js";
 import type { ServerAddress } from "./server-url.js";
+import { createStreamCloseWatch, type StreamCloseWatch } from "./stream-close-watch.js";
 
 /** Received messages are capped at 4 MiB. */
 export const READ_MAX_BYTES = 4 * 1024 * 1024;
@@ -59,6 +60,11 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
   const interceptors = options.token ? [createBearerInterceptor(options.token)] : [];
   let current: { epoch: number; manager: Http2SessionManager; client: Client<typeof EngramService> } | undefined;
   let closed = false;
+  // The watch of the ProjectEvents call in flight (the bridge holds at most one).
+  let streamWatch: StreamCloseWatch | undefined;
+  const onRequest = (path: string, stream: http2.ClientHttp2Stream) => {
+    if (path.endsWith("/ProjectEvents")) streamWatch?.attach(stream);
+  };
 
   function clientFor(epoch = 0): Client<typeof EngramService> {
     if (closed) throw new BridgeError("the gRPC client is closed", "canceled");
@@ -67,7 +73,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
     // No HTTP/2 PINGs: a default gRPC server allows one per 5 minutes and
     // answers more with GOAWAY ENHANCE_YOUR_CALM. Half-open links are found by
     // the heartbeat deadline instead (DESIGN.md "connection suspect").
-    const manager = new GuardedSessionManager(address.baseUrl, {}, sessionOptions);
+    const manager = new GuardedSessionManager(onRequest, address.baseUrl, {}, sessionOptions);
     const transport = createGrpcTransport({
       baseUrl: address.baseUrl,
       sessionManager: manager,
@@ -80,12 +86,13 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
 
   return {
     projectEvents(req, opts) {
-      return explainStreamErrors(
-        clientFor(opts.sessionEpoch).projectEvents(req, {
-          signal: opts.signal,
-          ...(opts.onHeader ? { onHeader: opts.onHeader } : {}),
-        }),
-      );
+      const watch = createStreamCloseWatch(opts.signal);
+      streamWatch = watch;
+      const messages = clientFor(opts.sessionEpoch).projectEvents(req, {
+        signal: watch.signal,
+        ...(opts.onHeader ? { onHeader: opts.onHeader } : {}),
+      });
+      return explainStreamErrors(watch.wrap(messages));
     },
     syncProjectState(req, opts) {
       return clientFor(opts.sessionEpoch)
@@ -110,8 +117,16 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
  * listener of its own; connect-node still handles the error itself.
  */
 class GuardedSessionManager extends Http2SessionManager {
+  constructor(
+    private readonly onRequest: (path: string, stream: http2.ClientHttp2Stream) => void,
+    ...args: ConstructorParameters<typeof Http2SessionManager>
+  ) {
+    super(...args);
+  }
+
   override async request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
     const stream = await super.request(...args);
+    this.onRequest(args[1], stream);
     const session = stream.session;
     if (session !== undefined && !guardedSessions.has(session)) {
       guardedSessions.add(session);

@@ -254,4 +254,32 @@ e2e("a server that accepts each stream and fails it at once cannot pin retries a
   await eventually("attempt reset by the first message", () => bridge.status().attempt === 0);
 });
 
+e2e("a server restart while the stream's first sync is in flight leaves no dead stream behind", async (ctx) => {
+  // connect-node leaves a ProjectEvents call pending forever when its HTTP/2
+  // stream closes with NO_ERROR before the trailers (here: GOAWAY while a
+  // sync is in flight on the same session). Without the stream-close watch
+  // the bridge sat in streaming with no stream, 15 times out of 15.
+  const tracker = new SessionTracker();
+  tracker.connect("a");
+  const { bridge, handler } = ctx.make({ tracker, timing: { ...fastTiming, openConfirmMs: 50 } });
+  const { port, store } = ctx.server;
+  ctx.server.setSyncDelayMs(20);
+  const restarted = new Promise<void>((resolve) => {
+    const off = ctx.server.onSyncCall(() => {
+      off();
+      void ctx.server.close().then(async () => {
+        ctx.server = await startDevServer({ port, store });
+        resolve();
+      });
+    });
+  });
+  bridge.start();
+  await restarted;
+  await ctx.server.waitForStreams(1, 5000);
+  await eventually("streaming on the new server", () => bridge.status().state === "streaming" && ctx.server.stats().openStreams === 1);
+  ctx.server.createProject("after-restart");
+  ctx.server.removeProject("after-restart");
+  await eventually("a removal on the new stream", () => handler.ids().includes("after-restart"));
+});
+
 e2e.run();

@@ -8,7 +8,7 @@
  */
 import { and, assign, enqueueActions, fromPromise, raise, setup, stateIn } from "xstate";
 import { summarizeError, type ErrorSummary } from "../src/errors.js";
-import { backoffDelayMs, heartbeatDelayMs, type BridgeTiming } from "../src/timing.js";
+import { backoffDelayMs, heartbeatDelayMs, heartbeatSpreadDelayMs, type BridgeTiming } from "../src/timing.js";
 import { admitRemovals } from "./dedup-window.js";
 import type {
   BridgeContext,
@@ -17,6 +17,7 @@ import type {
   BridgeEvent,
   BridgeInput,
   ProjectEventsInput,
+  SyncCause,
   StreamEvent,
   SyncProjectStateInput,
   SyncResult,
@@ -52,7 +53,10 @@ type DelayArgs = { context: BridgeContext };
 export function createBridgeDelays(random: () => number) {
   return {
     backoffDelay: ({ context }: DelayArgs) => backoffDelayMs(context.attempt, context.timing, random()),
-    heartbeatDelay: ({ context }: DelayArgs) => heartbeatDelayMs(context.timing, random()),
+    heartbeatDelay: ({ context }: DelayArgs) =>
+      context.lastSyncCause === "stream-open"
+        ? heartbeatSpreadDelayMs(context.timing, random())
+        : heartbeatDelayMs(context.timing, random()),
     openConfirm: ({ context }: DelayArgs) => context.timing.openConfirmMs,
     stableAfter: ({ context }: DelayArgs) => context.timing.stableAfterMs,
     stopBudget: ({ context }: DelayArgs) => stopBudgetMs(context.timing),
@@ -103,6 +107,7 @@ export const bridgeMachine = setup({
       counters: ({ context }) => bump(context.counters, "reconnects"),
     }),
     requestSync: raise({ type: "connection.opened" }),
+    noteSyncCause: assign({ lastSyncCause: (_, params: { cause: SyncCause }) => params.cause }),
     raiseSuspect: raise({ type: "connection.suspect" }),
     resetAttempt: assign({ attempt: 0, errorStreak: 0 }),
     /** Streak bookkeeping for a failed or ended call, then the backoff attempt. */
@@ -210,6 +215,7 @@ export const bridgeMachine = setup({
     sessionEpoch: 0,
     lastError: null,
     errorStreak: 0,
+    lastSyncCause: "timer",
     recentRemovals: [],
     counters: zeroCounters,
   }),
@@ -273,10 +279,10 @@ export const bridgeMachine = setup({
       initial: "waiting",
       states: {
         waiting: {
-          after: { heartbeatDelay: "syncing" },
+          after: { heartbeatDelay: { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "timer" } } } },
           on: {
-            "SYNC.NOW": "syncing",
-            "connection.opened": "syncing",
+            "SYNC.NOW": { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "request" } } },
+            "connection.opened": { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "stream-open" } } },
             STOP: "stopped",
           },
         },
@@ -304,8 +310,12 @@ export const bridgeMachine = setup({
             "sync.removed": { actions: "acceptHeartbeatRemovals" },
             // A fresh stream or an explicit request restarts the round, so its
             // answer reflects the server after the event that asked for it.
-            "SYNC.NOW": { target: "syncing", reenter: true },
-            "connection.opened": { target: "syncing", reenter: true },
+            "SYNC.NOW": { target: "syncing", reenter: true, actions: { type: "noteSyncCause", params: { cause: "request" } } },
+            "connection.opened": {
+              target: "syncing",
+              reenter: true,
+              actions: { type: "noteSyncCause", params: { cause: "stream-open" } },
+            },
             STOP: "stopped",
           },
         },

@@ -59,10 +59,15 @@ export interface BridgeContext {
   lastError: ErrorSummary | null;
   /** How many failures in a row carried lastError.code since the last reset. */
   errorStreak: number;
+  /** What started the current or last heartbeat round; "stream-open" spreads the next wait. */
+  lastSyncCause: SyncCause;
   /** The dedup window: keys of recent removals, oldest first. */
   recentRemovals: string[];
   counters: BridgeCounters;
 }
+
+/** What starts a heartbeat round: its timer, SYNC.NOW, or a stream (re)open. */
+export type SyncCause = "timer" | "request" | "stream-open";
 
 export interface BridgeInput {
   clientId: string;

@@ -118,8 +118,16 @@ export function createBridge(options: BridgeOptions): Bridge {
   );
 
   let lastConnection = flattenConnection(actor.getSnapshot().value);
+  // One observer for what status() stamps: state changes and stream messages
+  // (a message shows as a bump of the eventsReceived counter).
+  let lastEventsReceived = 0;
   actor.subscribe({
     next: (snapshot) => {
+      const n = snapshot.context.counters.eventsReceived;
+      if (n !== lastEventsReceived) {
+        lastEventsReceived = n;
+        timestamps.lastEventAtMs = now();
+      }
       const state = flattenConnection(snapshot.value);
       if (state === lastConnection) return;
       lastConnection = state;
@@ -128,15 +136,6 @@ export function createBridge(options: BridgeOptions): Bridge {
       log.debug({ state }, "connection state");
     },
     error: (err) => log.error({ err: summarizeError(err) }, "the bridge statechart failed"),
-  });
-  // A stream message is visible as a counter bump; stamp its time.
-  let lastEventsReceived = 0;
-  actor.subscribe((snapshot) => {
-    const n = snapshot.context.counters.eventsReceived;
-    if (n !== lastEventsReceived) {
-      lastEventsReceived = n;
-      timestamps.lastEventAtMs = now();
-    }
   });
 
   function logStreamFailure(e: Extract<BridgeEmitted, { type: "streamFailed" }>) {

@@ -99,7 +99,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   };
   const idleWaiters: Array<() => void> = [];
   const counters: DispatcherStats = { dispatched: 0, handlerErrors: 0, handlerTimeouts: 0, dropped: 0 };
-  let inFlight: { controller: AbortController; projectId: string } | undefined;
+  // One signal for the dispatcher's life: close() aborts whatever is in
+  // flight, and nothing runs after close(), so no removal needs its own.
+  const closing = new AbortController();
+  let inFlight: { projectId: string } | undefined;
   let draining = false;
   let closed = false;
 
@@ -119,8 +122,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
 
   async function dispatchOne(item: Queued): Promise<void> {
-    const controller = new AbortController();
-    inFlight = { controller, projectId: item.projectId };
+    inFlight = { projectId: item.projectId };
     counters.dispatched += 1;
     const startedAtMs = now();
     logger.debug({ projectId: item.projectId, source: item.info.source }, "dispatching removal");
@@ -130,7 +132,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         timeoutMs: handlerTimeoutMs,
         clock,
         logger,
-        signal: controller.signal,
+        signal: closing.signal,
       });
     } catch (err) {
       // dispatchRemoval does not reject for valid options; keep the queue alive regardless.
@@ -188,7 +190,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       counters.dropped += dropped.length;
       if (dropped.length > 0) logger.debug({ dropped: dropped.length }, "dispatcher closed; queued removals dropped");
       const interrupted = inFlight === undefined ? undefined : { projectId: inFlight.projectId };
-      inFlight?.controller.abort(new BridgeError("dispatcher closed", "stopped"));
+      closing.abort(new BridgeError("dispatcher closed", "stopped"));
       return interrupted === undefined ? { dropped } : { dropped, interrupted };
     },
     stats(): DispatcherStats {

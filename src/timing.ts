@@ -53,3 +53,14 @@ function clamp01(x: number): number {
   if (!Number.isFinite(x)) return 0.5;
   return Math.min(1, Math.max(0, x));
 }
+
+/**
+ * The wait after a sync that a stream (re)open started: uniform in
+ * [heartbeatMs/2, 3·heartbeatMs/2]. A fleet that reconnects together after a
+ * server restart would otherwise keep heartbeating together (each regular
+ * wait only drifts by ±heartbeatJitterMs); one wide draw spreads the fleet's
+ * phases over a whole period, and the mean stays heartbeatMs.
+ */
+export function heartbeatSpreadDelayMs(timing: BridgeTiming, random: number): number {
+  return Math.max(0, Math.round(timing.heartbeatMs / 2 + timing.heartbeatMs * clamp01(random)));
+}

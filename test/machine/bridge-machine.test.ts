@@ -120,6 +120,24 @@ machine("heartbeat waits stay within 60 s ± 5 s", async () => {
   }
 });
 
+machine("the wait after a stream-open sync is spread over [30 s, 90 s]; after a timer sync it is back to 60 s ± 5 s", async () => {
+  for (const [r, spread, regular] of [[0, 30000, 55000], [1, 90000, 65000]] as const) {
+    const h = createMachineHarness({ random: () => r });
+    h.actor.send({ type: "START" });
+    h.sendHeaders();
+    assert.is(h.actor.getSnapshot().context.lastSyncCause, "stream-open");
+    h.answerSync();
+    await flush();
+    assert.is(h.delaysAsked.filter((d) => d.name === "heartbeatDelay").at(-1)!.ms, spread);
+    h.clock.increment(spread);
+    assert.is(h.heartbeat(), "syncing");
+    assert.is(h.actor.getSnapshot().context.lastSyncCause, "timer");
+    h.answerSync();
+    await flush();
+    assert.is(h.delaysAsked.filter((d) => d.name === "heartbeatDelay").at(-1)!.ms, regular);
+  }
+});
+
 machine("every stream open, the first included, asks for an immediate sync", async () => {
   const h = createMachineHarness();
   h.actor.send({ type: "START" });

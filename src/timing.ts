@@ -56,11 +56,13 @@ function clamp01(x: number): number {
 
 /**
  * The wait after a sync that a stream (re)open started: uniform in
- * [heartbeatMs/2, 3·heartbeatMs/2]. A fleet that reconnects together after a
- * server restart would otherwise keep heartbeating together (each regular
- * wait only drifts by ±heartbeatJitterMs); one wide draw spreads the fleet's
- * phases over a whole period, and the mean stays heartbeatMs.
+ * [heartbeatJitterMs, heartbeatMs + heartbeatJitterMs] (5-65 s by default).
+ * A fleet that reconnects together after a server restart would otherwise
+ * keep heartbeating together (each regular wait only drifts by
+ * ±heartbeatJitterMs); one draw over a whole period spreads the fleet's
+ * phases at once. The longest wait stays heartbeatMs + heartbeatJitterMs, so
+ * a half-open link is still found within one heartbeat plus syncTimeoutMs.
  */
 export function heartbeatSpreadDelayMs(timing: BridgeTiming, random: number): number {
-  return Math.max(0, Math.round(timing.heartbeatMs / 2 + timing.heartbeatMs * clamp01(random)));
+  return Math.max(0, Math.round(timing.heartbeatJitterMs + timing.heartbeatMs * clamp01(random)));
 }

@@ -2,42 +2,25 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { Code } from "@connectrpc/connect";
 import { ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
-import { createBridge, HandlerRegistry, SessionTracker, startDevServer, type Bridge, type DevServer } from "../../src/index.js";
-import type { BridgeOptions } from "../../src/bridge-options.js";
-import { capturingLogger, eventually, fastTiming, recordingHandler } from "../helpers/e2e.js";
+import { HandlerRegistry, SessionTracker, startDevServer, type DevServer } from "../../src/index.js";
+import { createBridgeFixture, eventually, fastTiming, type BridgeFixture } from "../helpers/e2e.js";
 
 interface Ctx {
   server: DevServer;
-  bridges: Bridge[];
-  make(opts?: Partial<BridgeOptions>): { bridge: Bridge; handler: ReturnType<typeof recordingHandler>; logger: ReturnType<typeof capturingLogger>; registry: HandlerRegistry };
+  bridges: BridgeFixture;
+  make: BridgeFixture["make"];
 }
 
 const e2e = suite<Ctx>("bridge end to end");
 
 e2e.before.each(async (ctx) => {
   ctx.server = await startDevServer();
-  ctx.bridges = [];
-  ctx.make = (opts = {}) => {
-    const registry = opts.registry ?? new HandlerRegistry();
-    const handler = recordingHandler();
-    registry.register(handler);
-    const logger = capturingLogger();
-    const bridge = createBridge({
-      serverUrl: ctx.server.url,
-      env: {},
-      logger,
-      timing: fastTiming,
-      clientId: "e2e",
-      ...opts,
-      registry,
-    });
-    ctx.bridges.push(bridge);
-    return { bridge, handler, logger, registry };
-  };
+  ctx.bridges = createBridgeFixture(() => ({ serverUrl: ctx.server.url, clientId: "e2e" }));
+  ctx.make = ctx.bridges.make;
 });
 
 e2e.after.each(async (ctx) => {
-  await Promise.all(ctx.bridges.map((b) => b.stop()));
+  await ctx.bridges.stopAll();
   await ctx.server.close();
 });
 

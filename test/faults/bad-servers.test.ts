@@ -10,38 +10,30 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { SimulatedClock } from "xstate";
-import { createBridge, HandlerRegistry, SessionTracker, type Bridge, type EventsClient } from "../../src/index.js";
+import { createBridge, HandlerRegistry, SessionTracker, type EventsClient } from "../../src/index.js";
 import type { BridgeOptions } from "../../src/bridge-options.js";
 import { backoffDelayMs, defaultBridgeTiming } from "../../src/timing.js";
-import { capturingLogger, eventually, fastTiming, recordingHandler, type CapturedLine } from "../helpers/e2e.js";
+import { capturingLogger, eventually, fastTiming, type CapturedLine, createBridgeFixture, type BridgeFixture, type TestBridge } from "../helpers/e2e.js";
 import { startGrpcJsServer } from "../helpers/grpc-js-server.js";
 
 type Closable = { close(): Promise<void> };
 
 interface Ctx {
-  bridges: Bridge[];
+  bridges: BridgeFixture;
   closables: Closable[];
-  make(serverUrl: string, opts?: Partial<BridgeOptions>): { bridge: Bridge; logger: ReturnType<typeof capturingLogger>; handler: ReturnType<typeof recordingHandler> };
+  make(serverUrl: string, opts?: Partial<BridgeOptions>): TestBridge;
 }
 
 const bad = suite<Ctx>("bad servers");
 
 bad.before.each((ctx) => {
-  ctx.bridges = [];
+  ctx.bridges = createBridgeFixture(() => ({ clientId: "bad" }));
   ctx.closables = [];
-  ctx.make = (serverUrl, opts = {}) => {
-    const registry = new HandlerRegistry();
-    const handler = recordingHandler();
-    registry.register(handler);
-    const logger = capturingLogger();
-    const bridge = createBridge({ registry, serverUrl, env: {}, logger, timing: fastTiming, clientId: "bad", ...opts });
-    ctx.bridges.push(bridge);
-    return { bridge, logger, handler };
-  };
+  ctx.make = (serverUrl, opts = {}) => ctx.bridges.make({ serverUrl, ...opts });
 });
 
 bad.after.each(async (ctx) => {
-  await Promise.all(ctx.bridges.map((b) => b.stop()));
+  await ctx.bridges.stopAll();
   for (const c of ctx.closables) await c.close();
 });
 

@@ -10,9 +10,8 @@ import * as assert from "uvu/assert";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createBridge, HandlerRegistry, SessionTracker, startDevServer, type Bridge, type DevServer } from "../../src/index.js";
-import type { BridgeOptions } from "../../src/bridge-options.js";
 import type { BridgeTiming } from "../../src/timing.js";
-import { capturingLogger, eventually, fastTiming, recordingHandler } from "../helpers/e2e.js";
+import { capturingLogger, eventually, fastTiming, recordingHandler, createBridgeFixture, type BridgeFixture } from "../helpers/e2e.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
 
 const STOP_TIMEOUT_MS = 500;
@@ -23,8 +22,8 @@ const timing: Partial<BridgeTiming> = { ...fastTiming, stopTimeoutMs: STOP_TIMEO
 interface Ctx {
   server: DevServer;
   proxy: FaultProxy;
-  bridges: Bridge[];
-  make(opts?: Partial<BridgeOptions>): { bridge: Bridge; logger: ReturnType<typeof capturingLogger> };
+  bridges: BridgeFixture;
+  make: BridgeFixture["make"];
 }
 
 const stop = suite<Ctx>("stop under pressure");
@@ -32,17 +31,12 @@ const stop = suite<Ctx>("stop under pressure");
 stop.before.each(async (ctx) => {
   ctx.server = await startDevServer();
   ctx.proxy = await startFaultProxy({ targetPort: ctx.server.port });
-  ctx.bridges = [];
-  ctx.make = (opts = {}) => {
-    const logger = capturingLogger();
-    const bridge = createBridge({ registry: new HandlerRegistry(), serverUrl: ctx.proxy.url, env: {}, logger, timing, clientId: "stop", ...opts });
-    ctx.bridges.push(bridge);
-    return { bridge, logger };
-  };
+  ctx.bridges = createBridgeFixture(() => ({ serverUrl: ctx.proxy.url, timing, clientId: "stop" }));
+  ctx.make = ctx.bridges.make;
 });
 
 stop.after.each(async (ctx) => {
-  await Promise.all(ctx.bridges.map((b) => b.stop()));
+  await ctx.bridges.stopAll();
   await ctx.proxy.close();
   await ctx.server.close();
 });
@@ -190,7 +184,7 @@ stop("stop() from inside the log line of a failure does not crash the process (H
           },
         },
       });
-      ctx.bridges.push(bridge);
+      ctx.bridges.adopt(bridge);
       bridge.start();
       await eventually("a failure and the stop it triggered", () => stopping !== undefined, 3000);
       await stopping;

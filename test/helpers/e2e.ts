@@ -2,6 +2,9 @@
  * Shared fixtures for end-to-end suites: a recording handler, a capturing
  * logger, and `eventually()` that waits for a condition on real sockets.
  */
+import { createBridge, type Bridge } from "../../src/bridge.js";
+import type { BridgeOptions } from "../../src/bridge-options.js";
+import { HandlerRegistry } from "../../src/handler-registry.js";
 import type { Logger, ProjectRemovalAware, RemovalInfo } from "../../src/types.js";
 import type { BridgeTiming } from "../../src/timing.js";
 
@@ -67,4 +70,51 @@ export async function eventually<T>(what: string, check: () => T | undefined | f
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+export type RecordingHandler = ReturnType<typeof recordingHandler>;
+export type CapturingLogger = ReturnType<typeof capturingLogger>;
+
+/** One bridge made by a fixture, with what observes it. */
+export interface TestBridge {
+  bridge: Bridge;
+  /** Registered last, after any handler the test's own registry holds. */
+  handler: RecordingHandler;
+  logger: CapturingLogger;
+  registry: HandlerRegistry;
+}
+
+/** Makes bridges for a suite and stops them all in its after hook. */
+export interface BridgeFixture {
+  make(opts?: Partial<BridgeOptions>): TestBridge;
+  /** Stops a bridge the test built itself along with the others. */
+  adopt(bridge: Bridge): Bridge;
+  stopAll(): Promise<void>;
+}
+
+/**
+ * `defaults` is read at each make() (the server a suite points at may have
+ * been restarted); a test's own options win over it, and every bridge gets
+ * `env: {}` unless told, so the machine's environment never leaks in.
+ */
+export function createBridgeFixture(defaults: () => Partial<BridgeOptions>): BridgeFixture {
+  const bridges: Bridge[] = [];
+  return {
+    make(opts = {}) {
+      const registry = opts.registry ?? new HandlerRegistry();
+      const handler = recordingHandler();
+      registry.register(handler);
+      const logger = capturingLogger();
+      const bridge = createBridge({ env: {}, logger, timing: fastTiming, ...defaults(), ...opts, registry });
+      bridges.push(bridge);
+      return { bridge, handler, logger, registry };
+    },
+    adopt(bridge) {
+      bridges.push(bridge);
+      return bridge;
+    },
+    async stopAll() {
+      await Promise.all(bridges.splice(0).map((b) => b.stop()));
+    },
+  };
 }

@@ -6,39 +6,26 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as grpc from "@grpc/grpc-js";
-import { createBridge, HandlerRegistry, SessionTracker, type Bridge } from "../../src/index.js";
-import type { BridgeOptions } from "../../src/bridge-options.js";
-import { capturingLogger, eventually, fastTiming, recordingHandler } from "../helpers/e2e.js";
+import { SessionTracker } from "../../src/index.js";
+import { eventually, fastTiming, createBridgeFixture, type BridgeFixture } from "../helpers/e2e.js";
 import { startGrpcJsServer, type GrpcJsServer } from "../helpers/grpc-js-server.js";
 
 interface Ctx {
   server: GrpcJsServer;
-  bridges: Bridge[];
-  make(opts?: Partial<BridgeOptions>): {
-    bridge: Bridge;
-    handler: ReturnType<typeof recordingHandler>;
-    logger: ReturnType<typeof capturingLogger>;
-  };
+  bridges: BridgeFixture;
+  make: BridgeFixture["make"];
 }
 
 const interop = suite<Ctx>("interop with a grpc-js server");
 
 interop.before.each(async (ctx) => {
   ctx.server = await startGrpcJsServer();
-  ctx.bridges = [];
-  ctx.make = (opts = {}) => {
-    const registry = new HandlerRegistry();
-    const handler = recordingHandler();
-    registry.register(handler);
-    const logger = capturingLogger();
-    const bridge = createBridge({ serverUrl: ctx.server.url, env: {}, logger, timing: fastTiming, clientId: "interop", ...opts, registry });
-    ctx.bridges.push(bridge);
-    return { bridge, handler, logger };
-  };
+  ctx.bridges = createBridgeFixture(() => ({ serverUrl: ctx.server.url, clientId: "interop" }));
+  ctx.make = ctx.bridges.make;
 });
 
 interop.after.each(async (ctx) => {
-  await Promise.all(ctx.bridges.map((b) => b.stop()));
+  await ctx.bridges.stopAll();
   await ctx.server.close();
 });
 

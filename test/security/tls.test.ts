@@ -5,16 +5,15 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { createBridge, HandlerRegistry, SessionTracker, startDevServer, type Bridge, type DevServer } from "../../src/index.js";
-import type { BridgeOptions } from "../../src/bridge-options.js";
-import { capturingLogger, eventually, fastTiming, recordingHandler } from "../helpers/e2e.js";
+import { SessionTracker, startDevServer, type DevServer } from "../../src/index.js";
+import { eventually, createBridgeFixture, type BridgeFixture } from "../helpers/e2e.js";
 import { createTestPki, type TestPki } from "./test-ca.js";
 
 interface Ctx {
   pki: TestPki;
   server: DevServer;
-  bridges: Bridge[];
-  make(opts?: Partial<BridgeOptions>): { bridge: Bridge; logger: ReturnType<typeof capturingLogger>; handler: ReturnType<typeof recordingHandler> };
+  bridges: BridgeFixture;
+  make: BridgeFixture["make"];
 }
 
 const tls = suite<Ctx>("TLS");
@@ -30,20 +29,12 @@ tls.after(async (ctx) => {
 
 tls.before.each(async (ctx) => {
   ctx.server = await startDevServer({ tls: { cert: ctx.pki.cert, key: ctx.pki.key }, token });
-  ctx.bridges = [];
-  ctx.make = (opts = {}) => {
-    const registry = new HandlerRegistry();
-    const handler = recordingHandler();
-    registry.register(handler);
-    const logger = capturingLogger();
-    const bridge = createBridge({ serverUrl: ctx.server.url, token, env: {}, logger, timing: fastTiming, clientId: "tls", ...opts, registry });
-    ctx.bridges.push(bridge);
-    return { bridge, logger, handler };
-  };
+  ctx.bridges = createBridgeFixture(() => ({ serverUrl: ctx.server.url, token, clientId: "tls" }));
+  ctx.make = ctx.bridges.make;
 });
 
 tls.after.each(async (ctx) => {
-  await Promise.all(ctx.bridges.map((b) => b.stop()));
+  await ctx.bridges.stopAll();
   await ctx.server.close();
 });
 

@@ -125,6 +125,10 @@ if (filters.length === 0 && !soak) {
   }
   rmSync(tmp, { recursive: true, force: true });
   await check("typecheck (tsc --noEmit)", "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]);
+  // The package ships dist/ built by tsconfig.build.json: it must compile on its own.
+  const out = mkdtempSync(join(tmpdir(), "engram-build-"));
+  await check("package build (tsc -p tsconfig.build.json)", "npx", ["--no-install", "tsc", "-p", "tsconfig.build.json", "--outDir", out]);
+  rmSync(out, { recursive: true, force: true });
 }
 
 const files = findTests(join(root, "test")).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));

@@ -8,6 +8,7 @@
  */
 import { and, assign, enqueueActions, fromPromise, raise, setup, stateIn } from "xstate";
 import { summarizeError, type ErrorSummary } from "../src/errors.js";
+import type { RemovalInfo } from "../src/types.js";
 import { backoffDelayMs, heartbeatDelayMs, heartbeatSpreadDelayMs, type BridgeTiming } from "../src/timing.js";
 import { admitRemovals } from "./dedup-window.js";
 import type {
@@ -72,8 +73,25 @@ function errorOf(event: unknown): ErrorSummary {
   return summarizeError((event as { error?: unknown }).error);
 }
 
+/** What handlers learn of a removal the stream carried: empty wire fields are left out. */
+export function streamRemovalInfo(ev: StreamEvent): RemovalInfo {
+  return {
+    source: "stream",
+    eventId: ev.eventId,
+    ...(ev.reason === "" ? {} : { reason: ev.reason }),
+    ...(ev.timestampUnixMs === 0 ? {} : { timestampUnixMs: ev.timestampUnixMs }),
+  };
+}
+
 function bump(counters: BridgeCounters, key: keyof BridgeCounters, by = 1): BridgeCounters {
   return { ...counters, [key]: counters[key] + by };
+}
+
+/** Several counters in one copy (the stream path runs once per message). */
+function tally(counters: BridgeCounters, increments: Partial<BridgeCounters>): BridgeCounters {
+  const next = { ...counters };
+  for (const [key, by] of Object.entries(increments) as [keyof BridgeCounters, number][]) next[key] += by;
+  return next;
 }
 
 function notProvided(name: string) {
@@ -149,7 +167,6 @@ export const bridgeMachine = setup({
     acceptStreamEvent: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== "stream.event") return;
       const ev: StreamEvent = event.event;
-      let counters = bump(context.counters, "eventsReceived");
       const patch: Partial<BridgeContext> = {};
       if (context.attempt !== 0) {
         patch.attempt = 0;
@@ -157,34 +174,31 @@ export const bridgeMachine = setup({
       }
       const why = ev.projectId === "" ? "empty_project_id" : ev.eventType !== REMOVED_EVENT_TYPE ? "not_removed" : undefined;
       if (why !== undefined) {
-        enqueue.assign({ ...patch, counters: bump(counters, "ignoredEvents") });
+        enqueue.assign({ ...patch, counters: tally(context.counters, { eventsReceived: 1, ignoredEvents: 1 }) });
         enqueue.emit({ type: "eventIgnored", eventId: ev.eventId, eventType: ev.eventType, projectId: ev.projectId, why });
         return;
       }
       const admitted = admitRemovals(context.recentRemovals, [ev.projectId], context.dedupCapacity);
       if (admitted.fresh.length === 0) {
-        enqueue.assign({ ...patch, recentRemovals: admitted.keys, counters: bump(counters, "duplicatesSuppressed") });
+        const counters = tally(context.counters, { eventsReceived: 1, duplicatesSuppressed: 1 });
+        enqueue.assign({ ...patch, recentRemovals: admitted.keys, counters });
         enqueue.emit({ type: "duplicateSuppressed", projectId: ev.projectId, source: "stream" });
         return;
       }
-      counters = bump(counters, "removalsFromStream");
+      const counters = tally(context.counters, { eventsReceived: 1, removalsFromStream: 1 });
       enqueue.assign({ ...patch, recentRemovals: admitted.keys, counters });
-      const info = {
-        source: "stream" as const,
-        eventId: ev.eventId,
-        ...(ev.reason === "" ? {} : { reason: ev.reason }),
-        ...(ev.timestampUnixMs === 0 ? {} : { timestampUnixMs: ev.timestampUnixMs }),
-      };
-      enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info, receivedAtMs: ev.receivedAtMs });
+      enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info: streamRemovalInfo(ev), receivedAtMs: ev.receivedAtMs });
     }),
     /** A batch of a heartbeat answer's removed ids: the same dedup step as the stream. */
     acceptHeartbeatRemovals: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== "sync.removed") return;
       const ids = event.projectIds.filter((id) => id !== "");
       const admitted = admitRemovals(context.recentRemovals, ids, context.dedupCapacity);
-      let counters = bump(context.counters, "duplicatesSuppressed", admitted.duplicates.length);
-      counters = bump(counters, "removalsFromHeartbeat", admitted.fresh.length);
-      counters = bump(counters, "ignoredEvents", event.projectIds.length - ids.length);
+      const counters = tally(context.counters, {
+        duplicatesSuppressed: admitted.duplicates.length,
+        removalsFromHeartbeat: admitted.fresh.length,
+        ignoredEvents: event.projectIds.length - ids.length,
+      });
       enqueue.assign({ recentRemovals: admitted.keys, counters });
       for (const projectId of admitted.duplicates) {
         enqueue.emit({ type: "duplicateSuppressed", projectId, source: "heartbeat" });

@@ -52,7 +52,8 @@ export interface BridgeStatus {
 /** Flattens the machine's state value into the connection state. */
 export function flattenConnection(value: unknown): ConnectionState {
   const conn = (value as { connection?: unknown } | undefined)?.connection;
-  if (typeof conn === "string") return conn === "open" ? "connecting" : (conn as ConnectionState);
+  // `open` is compound, so it always shows as { open: "connecting" | "streaming" }.
+  if (typeof conn === "string") return conn as ConnectionState;
   if (conn && typeof conn === "object" && "open" in conn) return (conn as { open: ConnectionState }).open;
   return "idle";
 }

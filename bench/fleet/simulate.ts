@@ -7,6 +7,7 @@
  */
 import { createBridge, HandlerRegistry, type Bridge, type BridgeTiming, type Logger } from "../../src/index.js";
 import { withBridgeMachineVariant, type Implementations } from "../lib/machine-variant.js";
+import { seededRandom } from "../../test/helpers/seeded-random.js";
 import { HeapSimulatedClock } from "./heap-clock.js";
 import { SimServer } from "./sim-server.js";
 
@@ -67,17 +68,6 @@ export interface FleetRun {
   warnLines: number;
 }
 
-/** mulberry32: a small seeded PRNG, one per bridge. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const seedTiming: Partial<BridgeTiming> = { backoffJitter: 0, stableAfterMs: 0 };
 

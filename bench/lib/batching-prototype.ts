@@ -16,7 +16,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { enqueueActions, fromPromise } from "xstate";
-import { REMOVED_EVENT_TYPE } from "../../machines/bridge.machine.js";
+import { REMOVED_EVENT_TYPE, streamRemovalInfo } from "../../machines/bridge.machine.js";
 import type { BridgeContext, BridgeCounters, BridgeEmitted, BridgeEvent, ProjectEventsInput, StreamEvent } from "../../machines/bridge.types.js";
 import { admitRemovals } from "../../machines/dedup-window.js";
 import { toStreamEvent } from "../../src/bridge-actors.js";
@@ -100,13 +100,7 @@ const batchedAcceptStreamEvent = enqueueActions((args) => {
   const fresh = new Set(admitted.fresh);
   for (const ev of removals) {
     if (!fresh.delete(ev.projectId)) continue;
-    const info = {
-      source: "stream" as const,
-      eventId: ev.eventId,
-      ...(ev.reason === "" ? {} : { reason: ev.reason }),
-      ...(ev.timestampUnixMs === 0 ? {} : { timestampUnixMs: ev.timestampUnixMs }),
-    };
-    enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info, receivedAtMs: ev.receivedAtMs });
+    enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info: streamRemovalInfo(ev), receivedAtMs: ev.receivedAtMs });
   }
 });
 

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { Code } from "@connectrpc/connect";
 import { ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
 import { HandlerRegistry, SessionTracker, startDevServer, type DevServer } from "../../src/index.js";
-import { createBridgeFixture, eventually, fastTiming, type BridgeFixture } from "../helpers/e2e.js";
+import { createBridgeFixture, dropAndReconnect, eventually, fastTiming, type BridgeFixture } from "../helpers/e2e.js";
 
 interface Ctx {
   server: DevServer;
@@ -43,18 +43,7 @@ e2e("a removal reaches the handler well under a second", async (ctx) => {
 });
 
 e2e("reconnects after the server drops the stream", async (ctx) => {
-  const { bridge, handler } = ctx.make();
-  bridge.start();
-  await ctx.server.waitForStreams(1);
-  await eventually("streaming", () => bridge.status().state === "streaming");
-  assert.is(ctx.server.dropStreams(), 1);
-  await eventually("second stream", () => ctx.server.stats().streamsOpened === 2 && ctx.server.stats().openStreams === 1);
-  await eventually("streaming again", () => bridge.status().state === "streaming");
-  ctx.server.createProject("p2");
-  ctx.server.removeProject("p2");
-  await eventually("removal after reconnect", () => handler.ids().includes("p2"));
-  assert.is(bridge.status().counters.reconnects, 1);
-  assert.is(bridge.status().lastError?.code, "unavailable");
+  await dropAndReconnect(ctx.server, ctx.make());
 });
 
 e2e("reconnects after the server shuts down and comes back on the same port", async (ctx) => {

@@ -76,6 +76,16 @@ async function checkStopped(world: FuzzWorld, where: string): Promise<void> {
   assert.is(world.bridge.status().state, "stopped");
 }
 
+/** Starts the bridge and runs the schedule, checking the invariants (and `alsoCheck`) after each command. */
+async function play(world: FuzzWorld, commands: Command[], alsoCheck?: (world: FuzzWorld) => void): Promise<void> {
+  world.bridge.start();
+  for (const [i, c] of commands.entries()) {
+    await world.run(c);
+    checkAlways(world, `after command ${i + 1} ${JSON.stringify(c)}`);
+    alsoCheck?.(world);
+  }
+}
+
 async function withSeed(name: string, property: fc.IAsyncProperty<[{ jitterSeed: number; commands: Command[] }]>) {
   const t0 = performance.now();
   try {
@@ -95,11 +105,7 @@ properties("every removal of a tracked project is delivered exactly once after t
     fc.asyncProperty(schedule, async ({ jitterSeed, commands }) => {
       const world = createFuzzWorld(jitterSeed);
       try {
-        world.bridge.start();
-        for (const [i, c] of commands.entries()) {
-          await world.run(c);
-          checkAlways(world, `after command ${i + 1} ${JSON.stringify(c)}`);
-        }
+        await play(world, commands);
         world.heal();
         // Long enough for the longest backoff, a sync timeout, a stuck handler and a heartbeat.
         await world.advance(3 * (maxBackoffMs + fuzzTiming.syncTimeoutMs + fuzzTiming.handlerTimeoutMs + fuzzTiming.heartbeatMs));
@@ -125,15 +131,12 @@ properties("stop() from any point resolves within stopTimeoutMs and no handler r
       async ({ jitterSeed, commands }) => {
         const world = createFuzzWorld(jitterSeed);
         try {
-          world.bridge.start();
-          for (const [i, c] of commands.entries()) {
-            await world.run(c);
-            checkAlways(world, `after command ${i + 1} ${JSON.stringify(c)}`);
-            if (world.stopCalledAtMs !== undefined && world.stopResolvedAtMs === undefined) {
-              const elapsed = world.now() - world.stopCalledAtMs;
+          await play(world, commands, (w) => {
+            if (w.stopCalledAtMs !== undefined && w.stopResolvedAtMs === undefined) {
+              const elapsed = w.now() - w.stopCalledAtMs;
               assert.ok(elapsed <= fuzzTiming.stopTimeoutMs, `stop() still pending ${elapsed} ms after it was called`);
             }
-          }
+          });
           await checkStopped(world, "stop");
         } finally {
           await world.dispose();

@@ -2,6 +2,7 @@
  * Shared fixtures for end-to-end suites: a recording handler, a capturing
  * logger, and `eventually()` that waits for a condition on real sockets.
  */
+import * as assert from "uvu/assert";
 import { createBridge, type Bridge } from "../../src/bridge.js";
 import type { BridgeOptions } from "../../src/bridge-options.js";
 import { HandlerRegistry } from "../../src/handler-registry.js";
@@ -117,4 +118,31 @@ export function createBridgeFixture(defaults: () => Partial<BridgeOptions>): Bri
       await Promise.all(bridges.splice(0).map((b) => b.stop()));
     },
   };
+}
+
+/** What the shared scenarios need of a server: the dev server and the grpc-js one both offer it. */
+export interface ScenarioServer {
+  createProject(id: string): void;
+  removeProject(id: string, reason?: string): unknown;
+  dropStreams(): number;
+  waitForStreams(n: number, timeoutMs?: number): Promise<void>;
+  stats(): { streamsOpened: number; openStreams: number };
+}
+
+/**
+ * The server drops the open stream with UNAVAILABLE: the bridge backs off,
+ * reopens exactly one stream, and a removal made afterwards reaches the handler.
+ */
+export async function dropAndReconnect(server: ScenarioServer, { bridge, handler }: TestBridge): Promise<void> {
+  bridge.start();
+  await server.waitForStreams(1);
+  await eventually("streaming", () => bridge.status().state === "streaming");
+  assert.is(server.dropStreams(), 1);
+  await eventually("second stream", () => server.stats().streamsOpened === 2 && server.stats().openStreams === 1);
+  await eventually("streaming again", () => bridge.status().state === "streaming");
+  server.createProject("p2");
+  server.removeProject("p2");
+  await eventually("removal after reconnect", () => handler.ids().includes("p2"));
+  assert.is(bridge.status().counters.reconnects, 1);
+  assert.is(bridge.status().lastError?.code, "unavailable");
 }

@@ -14,6 +14,7 @@ import { SessionTracker } from "../../src/session-tracker.js";
 import type { BridgeTiming } from "../../src/timing.js";
 import type { ProjectRemovalAware, RemovalInfo } from "../../src/types.js";
 import { capturingLogger } from "./e2e.js";
+import { seededRandom } from "./seeded-random.js";
 import { createScriptedServer, type ScriptedServer, type StreamCall, type SyncCall } from "./graph-server.js";
 import { createCountingClock, settle } from "./graph-world.js";
 
@@ -77,17 +78,6 @@ export interface FuzzWorld {
   dispose(): Promise<void>;
 }
 
-/** A small seeded PRNG (mulberry32) for the bridge's jitter. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function createFuzzWorld(jitterSeed: number): FuzzWorld {
   const { clock, sim, pending, nextDue } = createCountingClock();

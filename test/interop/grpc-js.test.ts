@@ -7,7 +7,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as grpc from "@grpc/grpc-js";
 import { SessionTracker } from "../../src/index.js";
-import { eventually, fastTiming, createBridgeFixture, type BridgeFixture } from "../helpers/e2e.js";
+import { eventually, fastTiming, createBridgeFixture, dropAndReconnect, type BridgeFixture } from "../helpers/e2e.js";
 import { startGrpcJsServer, type GrpcJsServer } from "../helpers/grpc-js-server.js";
 
 interface Ctx {
@@ -64,18 +64,7 @@ interop("a server that sends headers only with the first message is confirmed op
 });
 
 interop("reconnects after the server drops the stream with UNAVAILABLE", async (ctx) => {
-  const { bridge, handler } = ctx.make();
-  bridge.start();
-  await ctx.server.waitForStreams(1);
-  await eventually("streaming", () => bridge.status().state === "streaming");
-  assert.is(ctx.server.dropStreams(), 1);
-  await eventually("second stream", () => ctx.server.stats().streamsOpened === 2 && ctx.server.stats().openStreams === 1);
-  await eventually("streaming again", () => bridge.status().state === "streaming");
-  ctx.server.createProject("p2");
-  ctx.server.removeProject("p2");
-  await eventually("removal after reconnect", () => handler.ids().includes("p2"));
-  assert.is(bridge.status().counters.reconnects, 1);
-  assert.is(bridge.status().lastError?.code, "unavailable");
+  await dropAndReconnect(ctx.server, ctx.make());
 });
 
 interop("reconnects after a clean end of the stream", async (ctx) => {

@@ -168,7 +168,7 @@ export function definitionJson(config: unknown): string {
   const ancestors = new Set<object>();
   const walk = (v: unknown, depth: number): unknown => {
     if (typeof v === "function") return { type: (v as { name?: string }).name ?? "" };
-    if (typeof v === "bigint") return v.toString();
+    if (typeof v === "bigint") return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
     if (v === null || typeof v !== "object") return typeof v === "number" && !Number.isFinite(v) ? null : v;
     const toJSON = (v as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === "function") {

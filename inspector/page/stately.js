@@ -3,8 +3,9 @@
 // "@statelyai.connected" once it listens, then gets every buffered and live
 // message by postMessage. Only the three message types Stately understands
 // are relayed, and only to the iframe's origin. Until the iframe listens,
-// messages wait in a bounded buffer: every actor registration (up to
-// MAX_ACTORS) and the most recent MAX_BUFFERED other messages.
+// messages wait in bounded queues: the latest MAX_ROOTS root actor
+// registrations, MAX_CHILDREN child registrations and MAX_BUFFERED other
+// messages, posted in that order.
 "use strict";
 
 (() => {
@@ -12,19 +13,19 @@
   const iframe = document.getElementById("inspector");
   const origin = iframe.dataset.origin;
   const MAX_BUFFERED = 1000;
-  const MAX_ACTORS = 100;
-  const actors = [];
+  const MAX_ROOTS = 8;
+  const MAX_CHILDREN = 100;
+  const roots = [];
+  const children = [];
   const buffer = [];
   let connected = false;
 
+  /** Queues a message for the iframe; each queue drops its oldest beyond its bound. */
   const keep = (message) => {
-    if (message.type === "@xstate.actor") {
-      actors.push(message);
-      if (actors.length > MAX_ACTORS) actors.shift();
-    } else {
-      buffer.push(message);
-      if (buffer.length > MAX_BUFFERED) buffer.shift();
-    }
+    const queue = message.type !== "@xstate.actor" ? buffer : message.parentId === undefined ? roots : children;
+    const max = queue === buffer ? MAX_BUFFERED : queue === roots ? MAX_ROOTS : MAX_CHILDREN;
+    queue.push(message);
+    if (queue.length > max) queue.shift();
   };
 
   const post = (message) => iframe.contentWindow.postMessage(message, origin);
@@ -32,8 +33,7 @@
   window.addEventListener("message", (e) => {
     if (e.origin !== origin || !e.data || e.data.type !== "@statelyai.connected") return;
     connected = true;
-    for (const message of actors.splice(0)) post(message);
-    for (const message of buffer.splice(0)) post(message);
+    for (const queue of [roots, children, buffer]) for (const message of queue.splice(0)) post(message);
   });
 
   function connect() {

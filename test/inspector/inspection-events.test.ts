@@ -7,9 +7,10 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { WebSocket } from "ws";
 import { assign, createActor, fromPromise, setup, type InspectionEvent } from "xstate";
+import { createBridge, HandlerRegistry, SessionTracker, startDevServer } from "../../src/index.js";
 import { startInspector } from "../../inspector/index.js";
 import { inspectionLimits, toInspectionJson, toInspectorMessage, truncatedItemsKey } from "../../inspector/inspection-events.js";
-import { eventually } from "../helpers/e2e.js";
+import { capturingLogger, eventually, fastTiming } from "../helpers/e2e.js";
 
 const events = suite("inspection messages");
 
@@ -164,6 +165,46 @@ events("messages follow @statelyai/inspect's conversion field for field", async 
     }
   }
   assert.ok(ours.some((m) => (m as { type: string; parentId?: string }).type === "@xstate.actor" && (m as { parentId?: string }).parentId !== undefined), "a child actor was compared too");
+});
+
+events("a bridge that receives a 2.5 MB reason of quotes (5 MB as JSON) keeps the page live to the end", async () => {
+  const server = await startDevServer();
+  const inspector = await startInspector();
+  const viewer = await openViewer(inspector.url);
+  const bridge = createBridge({
+    registry: new HandlerRegistry(),
+    tracker: new SessionTracker(),
+    serverUrl: server.url,
+    env: {},
+    logger: capturingLogger(),
+    timing: fastTiming,
+    clientId: "big-reason",
+    inspect: inspector.inspect,
+  });
+  try {
+    bridge.start();
+    await server.waitForStreams(1);
+    // Under the 4 MiB gRPC cap on the wire; every quote doubles in JSON.
+    server.removeProject("p-hostile", '"'.repeat(2_500_000));
+    await eventually("the removal went through", () => bridge.status().counters.removalsFromStream >= 1, 10_000);
+    server.removeProject("p-after", "deleted by owner");
+    await eventually("the next removal reached the page", () => viewer.messages.some((m) => m.includes('"projectId":"p-after"')), 10_000);
+    await bridge.stop();
+    await eventually("the page saw STOP", () => viewer.messages.some((m) => m.includes('"type":"STOP"')), 10_000);
+    const hostile = viewer.messages.find((m) => m.includes('"projectId":"p-hostile"') && m.includes('"type":"@xstate.action"'));
+    assert.ok(hostile, "the hostile removal was shown");
+    const reason = (JSON.parse(hostile!) as { action: { params: { event: { info: { reason: string } } } } }).action.params.event.info.reason;
+    assert.match(reason, /^"{1024}… \[\+2498976 chars\]$/, "cut to 1 KiB with a count");
+    const largest = Math.max(...viewer.messages.map((m) => m.length));
+    assert.ok(largest < 64 * 1024, `largest message ${largest} chars`);
+    assert.is(inspector.stats().viewers, 1, "the page is still connected");
+    assert.is(inspector.stats().inspectionErrors, 0);
+  } finally {
+    await bridge.stop();
+    viewer.ws.terminate();
+    await inspector.close();
+    await server.close();
+  }
 });
 
 events.run();

@@ -3,13 +3,14 @@
 // by bytes. Issue 11 item 10 (one large heartbeat answer must not cut the
 // inspector off) and item 11 (history by bytes).
 import { createInspector } from "@statelyai/inspect";
+import fc from "fast-check";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { WebSocket } from "ws";
 import { assign, createActor, fromPromise, setup, type InspectionEvent } from "xstate";
 import { createBridge, HandlerRegistry, SessionTracker, startDevServer } from "../../src/index.js";
 import { startInspector } from "../../inspector/index.js";
-import { inspectionLimits, toInspectionJson, toInspectorMessage, truncatedItemsKey } from "../../inspector/inspection-events.js";
+import { createRedactor, inspectionLimits, toInspectionJson, toInspectorMessage, truncatedItemsKey } from "../../inspector/inspection-events.js";
 import { capturingLogger, eventually, fastTiming } from "../helpers/e2e.js";
 
 const events = suite("inspection messages");
@@ -205,6 +206,44 @@ events("a bridge that receives a 2.5 MB reason of quotes (5 MB as JSON) keeps th
     await inspector.close();
     await server.close();
   }
+});
+
+events("fuzz: server-controlled ids, reasons, event ids and metadata reach an inspection message bounded, without the secret, without a throw", () => {
+  const SECRET = "tokMARKx9-inspector";
+  const redact = createRedactor([SECRET]);
+  const text = fc.oneof(
+    fc.string({ unit: "binary", maxLength: 40 }),
+    fc.string({ unit: "grapheme", maxLength: 3000 }),
+    fc.constantFrom(SECRET, `${"a".repeat(1015)}${SECRET}`, "\u0000\u001b[31m", "--upload-pack=x", "😀".repeat(600)),
+    fc.tuple(fc.string({ maxLength: 5 }), fc.constantFrom(SECRET, ""), fc.integer({ min: 0, max: 5000 })).map(([a, b, n]) => `${a}${b}${"\"".repeat(n)}`),
+  );
+  const event = fc.record({
+    eventId: text,
+    eventType: fc.integer(),
+    projectId: text,
+    timestampUnixMs: fc.bigInt({ min: 0n, max: 2n ** 63n }),
+    reason: text,
+    metadata: fc.dictionary(text, text, { maxKeys: 150 }),
+  });
+  const sync = fc.record({ removed: fc.array(text, { maxLength: 300 }), unknown: fc.array(text, { maxLength: 300 }) });
+  fc.assert(
+    fc.property(event, sync, (e, r) => {
+      const value = { type: "stream.event", event: e, result: r };
+      const out = JSON.stringify(toInspectionJson(value, redact));
+      assert.not.ok(out.includes(SECRET), "the secret left");
+      assert.not.ok(out.includes(SECRET.slice(0, 12)), "a piece of the secret left");
+      // 6 chars per escaped character at worst, plus structure.
+      assert.ok(out.length <= 6 * inspectionLimits.maxChars + 64 * 1024, `${out.length} chars`);
+      const parsed = JSON.parse(out) as { event: { metadata: Record<string, unknown> }; result: { removed: unknown[] } };
+      assert.ok(Object.keys(parsed.event.metadata).length <= inspectionLimits.objectKeys + 1);
+      assert.ok(parsed.result.removed.length <= inspectionLimits.arrayItems + 1);
+      // Nothing lost that fits: short ids without the secret come through as they were.
+      r.removed.slice(0, 10).forEach((id, i) => {
+        if (id.length <= 100 && !id.includes(SECRET) && out.length < inspectionLimits.maxChars) assert.is(parsed.result.removed[i], id);
+      });
+    }),
+    { numRuns: 150, seed: 11 },
+  );
 });
 
 events.run();

@@ -8,7 +8,7 @@
  */
 import type { AnyStateMachine } from "xstate";
 import { createStateGraph } from "./statechart-graph.js";
-import { diagramTitle, statechartDigest } from "./statechart-diagram.js";
+import { diagramTitle, statechartDigest } from "./statechart-digest.js";
 import { layoutStatechart } from "./statechart-layout.js";
 import { renderStatechartSvg } from "./statechart-svg.js";
 

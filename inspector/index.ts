@@ -14,10 +14,20 @@ export type { InspectorHandle } from "./start-inspector.js";
 export { validateInspectorOptions } from "./inspector-options.js";
 export type { InspectorOptions, ResolvedInspectorOptions } from "./inspector-options.js";
 export type { InspectorServerStats } from "./inspector-server.js";
-export type { InspectorMessage, EmittedInspectionMessage } from "./inspection-events.js";
+export type {
+  InspectorMessage,
+  StatelyInspectionMessage,
+  ActorInspectionMessage,
+  EventInspectionMessage,
+  SnapshotInspectionMessage,
+  EmittedInspectionMessage,
+  InspectionLimits,
+} from "./inspection-events.js";
+export { toInspectorMessage, inspectionLimits } from "./inspection-events.js";
 export { createStateGraph, activePaths } from "./statechart-graph.js";
 export type { StateGraph, StateGraphNode, StateGraphEdge, TransitionLabel } from "./statechart-graph.js";
 export { layoutStatechart } from "./statechart-layout.js";
+export { statechartSvg } from "./statechart-diagram.js";
 export type { StatechartLayout } from "./statechart-layout.js";
 export { renderStatechartSvg } from "./statechart-svg.js";
 export { exportMachine, machineDefinitionJson, machineExportPaths } from "./machine-export.js";

@@ -1,15 +1,68 @@
 /**
- * What leaves the process as an inspection message, and how it is made
- * safe. The messages are @statelyai/inspect's serialisation of XState's
- * inspection events (`@xstate.actor`, `@xstate.event`, `@xstate.snapshot`),
- * plus one extension the hosted Stately inspector never sees: an
+ * What leaves the process as an inspection message: XState's inspection
+ * events (`@xstate.actor`, `@xstate.event`, `@xstate.snapshot`) converted to
+ * the Stately inspector's protocol, field for field as @statelyai/inspect
+ * 0.7.2 converts them (test/inspector/inspection-events.test.ts compares the
+ * two), plus one extension the hosted Stately inspector never sees: an
  * `@xstate.action` message for each event the machine emits (removals,
  * heartbeat results, failures), which XState reports as an inspection event
  * but @statelyai/inspect drops.
+ *
+ * The conversion happens here, in process, with no dependency: every value
+ * that may hold server data goes through toInspectionJson (bounded and
+ * redacted) and the result is plain JSON.
  */
-import type { StatelyInspectionEvent } from "@statelyai/inspect";
-import type { InspectionEvent } from "xstate";
-import { summarizeError } from "../src/errors.js";
+import type { AnyActorRef, InspectionEvent } from "xstate";
+import { createRedactor, toInspectionJson } from "./inspection-json.js";
+
+export { createRedactor, toInspectionJson, inspectionLimits, truncatedItemsKey } from "./inspection-json.js";
+export type { InspectionLimits } from "./inspection-json.js";
+
+/** The protocol version written into Stately messages (that of @statelyai/inspect 0.7.2, whose format they follow). */
+export const statelyProtocolVersion = "0.7.2";
+const extensionVersion = "engram-serverevents/1";
+
+/** An actor was created: its name, machine definition (JSON text) and first snapshot. */
+export interface ActorInspectionMessage {
+  type: "@xstate.actor";
+  name: string;
+  sessionId: string;
+  parentId: string | undefined;
+  rootId: string | undefined;
+  /** The machine config as JSON text (functions as `{ type: name }`), for drawing it. */
+  definition: string;
+  snapshot: unknown;
+  createdAt: string;
+  id: null;
+  _version: string;
+}
+
+/** An actor received an event. */
+export interface EventInspectionMessage {
+  type: "@xstate.event";
+  sessionId: string;
+  sourceId: string | undefined;
+  rootId: string | undefined;
+  event: unknown;
+  createdAt: string;
+  id: null;
+  _version: string;
+}
+
+/** An actor's snapshot after an event. */
+export interface SnapshotInspectionMessage {
+  type: "@xstate.snapshot";
+  sessionId: string;
+  rootId: string | undefined;
+  event: unknown;
+  snapshot: unknown;
+  createdAt: string;
+  id: null;
+  _version: string;
+}
+
+/** The three messages of the Stately inspector's protocol. */
+export type StatelyInspectionMessage = ActorInspectionMessage | EventInspectionMessage | SnapshotInspectionMessage;
 
 /** An event the machine emitted, in the envelope of the Stately messages. */
 export interface EmittedInspectionMessage {
@@ -24,80 +77,70 @@ export interface EmittedInspectionMessage {
   _version: string;
 }
 
-export type InspectorMessage = StatelyInspectionEvent | EmittedInspectionMessage;
+export type InspectorMessage = StatelyInspectionMessage | EmittedInspectionMessage;
 
 /** Message types the hosted Stately inspector understands. */
 export const statelyMessageTypes: readonly string[] = ["@xstate.actor", "@xstate.event", "@xstate.snapshot"];
 /** Message types the inspector server relays. */
 export const inspectorMessageTypes: readonly string[] = [...statelyMessageTypes, "@xstate.action"];
 
-const extensionVersion = "engram-serverevents/1";
-const redactedText = "[redacted]";
-
-/** Replaces every occurrence of each secret in a string. */
-export function createRedactor(secrets: readonly string[]): (text: string) => string {
-  const list = [...new Set(secrets.filter((s) => s !== ""))].sort((a, b) => b.length - a.length);
-  if (list.length === 0) return (text) => text;
-  return (text) => {
-    let out = text;
-    for (const s of list) if (out.includes(s)) out = out.split(s).join(redactedText);
-    return out;
-  };
-}
+/** Depth to which a machine definition is written out, as @statelyai/inspect does. */
+const definitionDepth = 10;
 
 /**
- * A plain-JSON copy of `value` that is safe to send: errors become
- * `{ name, code, message }` (never their cause, metadata or stack),
- * functions are left out, `toJSON` is honoured (actor refs become
- * `{ id }` stubs), cycles and depth are cut, and every string and key goes
- * through `redact`.
+ * The message for one XState inspection event, or undefined for events that
+ * are not relayed (actions other than emit, microsteps). `redact` runs over
+ * every string; server data is bounded by toInspectionJson.
  */
-export function toInspectionJson(value: unknown, redact: (text: string) => string, maxDepth = 12): unknown {
-  const ancestors = new Set<object>();
-  const walk = (v: unknown, depth: number): unknown => {
-    switch (typeof v) {
-      case "string":
-        return redact(v);
-      case "number":
-        return Number.isFinite(v) ? v : null;
-      case "boolean":
-        return v;
-      case "bigint":
-        return v.toString();
-      case "undefined":
-      case "function":
-      case "symbol":
-        return undefined;
+export function toInspectorMessage(event: InspectionEvent, redact: (text: string) => string = createRedactor([])): InspectorMessage | undefined {
+  const createdAt = Date.now().toString();
+  const safe = (value: unknown): unknown => toInspectionJson(value, redact);
+  switch (event.type) {
+    case "@xstate.actor": {
+      const actorRef = event.actorRef as AnyActorRef & { logic?: { config?: unknown }; _parent?: AnyActorRef };
+      const config = actorRef.logic?.config;
+      let name = actorRef.id;
+      if (name === actorRef.sessionId && isRecord(config) && typeof config.id === "string") name = config.id;
+      return {
+        type: "@xstate.actor",
+        name: redact(name),
+        sessionId: actorRef.sessionId,
+        parentId: actorRef._parent?.sessionId,
+        rootId: event.rootId,
+        definition: redact(definitionJson(isRecord(config) ? config : { id: name })),
+        snapshot: safe(actorRef.getSnapshot()),
+        createdAt,
+        id: null,
+        _version: statelyProtocolVersion,
+      };
     }
-    if (v === null) return null;
-    const obj = v as object;
-    if (depth > maxDepth) return "[depth limit]";
-    if (ancestors.has(obj)) return "[circular]";
-    if (obj instanceof Error) {
-      const summary = summarizeError(obj);
-      return { name: redact(obj.name), code: summary.code, message: redact(summary.message) };
-    }
-    ancestors.add(obj);
-    try {
-      const toJSON = (obj as { toJSON?: unknown }).toJSON;
-      if (typeof toJSON === "function") {
-        const replaced: unknown = toJSON.call(obj);
-        if (replaced !== obj) return walk(replaced, depth);
-      }
-      if (Array.isArray(obj)) return obj.map((item) => walk(item, depth + 1) ?? null);
-      if (obj instanceof Map) return walk(Object.fromEntries(obj), depth);
-      if (obj instanceof Set) return walk([...obj], depth);
-      const out: Record<string, unknown> = {};
-      for (const [key, item] of Object.entries(obj)) {
-        const safe = walk(item, depth + 1);
-        if (safe !== undefined) out[redact(key)] = safe;
-      }
-      return out;
-    } finally {
-      ancestors.delete(obj);
-    }
-  };
-  return walk(value, 0);
+    case "@xstate.event":
+      return {
+        type: "@xstate.event",
+        sessionId: event.actorRef.sessionId,
+        sourceId: event.sourceRef?.sessionId,
+        rootId: event.rootId,
+        event: safe(event.event),
+        createdAt,
+        id: null,
+        _version: statelyProtocolVersion,
+      };
+    case "@xstate.snapshot":
+      return {
+        type: "@xstate.snapshot",
+        sessionId: event.actorRef.sessionId,
+        rootId: event.rootId,
+        event: safe(event.event),
+        snapshot: safe(event.snapshot),
+        createdAt,
+        id: null,
+        _version: statelyProtocolVersion,
+      };
+    case "@xstate.action":
+      return emittedMessage(event, redact);
+    default:
+      return undefined;
+  }
 }
 
 /** The emitted-event message for an XState `@xstate.action` inspection event of an `emit`, else undefined. */
@@ -116,6 +159,40 @@ export function emittedMessage(event: InspectionEvent, redact: (text: string) =>
   };
 }
 
+/**
+ * A machine config as JSON text the way @statelyai/inspect writes it: keys
+ * sorted, functions as `{ type: name }`, `toJSON` honoured, cycles as
+ * "[Circular]", objects deeper than 10 levels as "[Object]" / "[Array]".
+ */
+export function definitionJson(config: unknown): string {
+  const ancestors = new Set<object>();
+  const walk = (v: unknown, depth: number): unknown => {
+    if (typeof v === "function") return { type: (v as { name?: string }).name ?? "" };
+    if (typeof v === "bigint") return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
+    if (v === null || typeof v !== "object") return typeof v === "number" && !Number.isFinite(v) ? null : v;
+    const toJSON = (v as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") {
+      const replaced: unknown = toJSON.call(v);
+      if (replaced !== v) return walk(replaced, depth);
+    }
+    if (ancestors.has(v)) return "[Circular]";
+    if (depth >= definitionDepth) return Array.isArray(v) ? "[Array]" : "[Object]";
+    ancestors.add(v);
+    try {
+      if (Array.isArray(v)) return v.map((item) => walk(item, depth + 1) ?? null);
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(v).sort()) {
+        const item = walk((v as Record<string, unknown>)[key], depth + 1);
+        if (item !== undefined) out[key] = item;
+      }
+      return out;
+    } finally {
+      ancestors.delete(v);
+    }
+  };
+  return JSON.stringify(walk(config, 0)) ?? "null";
+}
+
 /** Parses one relayed message; undefined unless it is an object of a relayed type with a session id. */
 export function parseInspectorMessage(text: string): InspectorMessage | undefined {
   let value: unknown;
@@ -124,8 +201,12 @@ export function parseInspectorMessage(text: string): InspectorMessage | undefine
   } catch {
     return undefined;
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
-  const { type, sessionId } = value as { type?: unknown; sessionId?: unknown };
+  if (!isRecord(value)) return undefined;
+  const { type, sessionId } = value;
   if (typeof type !== "string" || !inspectorMessageTypes.includes(type) || typeof sessionId !== "string") return undefined;
-  return value as InspectorMessage;
+  return value as unknown as InspectorMessage;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }

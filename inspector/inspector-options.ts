@@ -28,6 +28,10 @@ export interface InspectorOptions {
   machine?: AnyStateMachine | undefined;
   /** Inspection messages kept for a page that connects later. Defaults to 1000. */
   historySize?: number | undefined;
+  /** Bytes of inspection messages kept for a page that connects later (the older ones go first). Defaults to 2097152 (2 MiB). */
+  historyBytes?: number | undefined;
+  /** Pages connected at once; one more is refused with HTTP 503. Defaults to 8. */
+  maxViewers?: number | undefined;
   /**
    * Strings that must never leave the process, e.g. the bridge's token: any
    * occurrence in an inspection event is replaced by "[redacted]". Inspection
@@ -41,8 +45,6 @@ export interface InspectorOptions {
    * "https://stately.ai/inspect".
    */
   statelyUrl?: string | undefined;
-  /** How long startInspector() waits for its own inspection socket to connect. Defaults to 5000. */
-  connectTimeoutMs?: number | undefined;
   /** Aborting it closes the inspector. Defaults to none. */
   signal?: AbortSignal | undefined;
 }
@@ -56,9 +58,10 @@ export interface ResolvedInspectorOptions {
   allowedHostNames: ReadonlySet<string>;
   machine: AnyStateMachine;
   historySize: number;
+  historyBytes: number;
+  maxViewers: number;
   redact: readonly string[];
   statelyUrl: URL;
-  connectTimeoutMs: number;
   signal: AbortSignal | undefined;
 }
 
@@ -77,8 +80,10 @@ export function validateInspectorOptions(options: InspectorOptions = {}): Resolv
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(`port must be an integer in [0, 65535], got ${port}`);
   const historySize = options.historySize ?? 1000;
   if (!Number.isInteger(historySize) || historySize < 1) throw invalid(`historySize must be a positive integer, got ${historySize}`);
-  const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
-  if (!(connectTimeoutMs > 0)) throw invalid(`connectTimeoutMs must be > 0, got ${connectTimeoutMs}`);
+  const historyBytes = options.historyBytes ?? 2 * 1024 * 1024;
+  if (!Number.isInteger(historyBytes) || historyBytes < 1) throw invalid(`historyBytes must be a positive integer, got ${historyBytes}`);
+  const maxViewers = options.maxViewers ?? 8;
+  if (!Number.isInteger(maxViewers) || maxViewers < 1) throw invalid(`maxViewers must be a positive integer, got ${maxViewers}`);
 
   let statelyUrl: URL;
   try {
@@ -103,9 +108,10 @@ export function validateInspectorOptions(options: InspectorOptions = {}): Resolv
     allowedHostNames: names,
     machine: options.machine ?? bridgeMachine,
     historySize,
+    historyBytes,
+    maxViewers,
     redact,
     statelyUrl,
-    connectTimeoutMs,
     signal: options.signal,
   };
 }

@@ -1,64 +1,68 @@
 /**
  * The inspector's HTTP and WebSocket server (node:http + ws), on loopback.
  *
- * - `GET /` is the offline inspector page (page/index.html and its assets);
- *   `GET /statechart.svg` the machine's diagram, laid out with elkjs here.
- * - `GET /stately` embeds the hosted Stately inspector and relays the same
- *   messages to it, as @statelyai/inspect's own server does.
- * - `WS /producer/<key>` receives inspection messages from this process's
- *   @statelyai/inspect WebSocket inspector (the key is random per server);
- *   `WS /events` sends them to every page, after the recent history.
+ * Everything lives under a random key in the path, `/<key>/`, printed as
+ * the page URL: a request without the key gets a bare 404, whatever it asks
+ * for, so another local process learns nothing, not even that the path
+ * exists.
+ *
+ * - `GET /<key>/` is the offline inspector page (page/index.html and its
+ *   assets); `GET /<key>/statechart.svg` the machine's diagram (the committed
+ *   layout for the bridge machine; elkjs, loaded on demand, for others).
+ * - `GET /<key>/stately` embeds the hosted Stately inspector and relays the
+ *   same messages to it from the browser.
+ * - `WS /<key>/events` sends every published message to each page (at most
+ *   `maxViewers` at a time), after the recent history.
  *
  * Every request must carry an allowed Host header (DNS rebinding) and every
- * WebSocket upgrade an absent or same-origin Origin header.
+ * WebSocket upgrade an absent or same-origin Origin header. Messages are
+ * published in process (`publish()`), so there is no producer socket to lose.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { WebSocket, WebSocketServer, type RawData } from "ws";
+import type { WebSocket, WebSocketServer } from "ws";
 import { BridgeError } from "../src/errors.js";
 import { isAllowedHostHeader, isAllowedOrigin } from "./host-check.js";
-import { parseInspectorMessage, type InspectorMessage } from "./inspection-events.js";
+import type { InspectorMessage } from "./inspection-events.js";
 import type { ResolvedInspectorOptions } from "./inspector-options.js";
-import { createStateGraph } from "./statechart-graph.js";
-import { layoutStatechart } from "./statechart-layout.js";
-import { renderStatechartSvg, statechartStyle } from "./statechart-svg.js";
+import { statechartSvg } from "./statechart-diagram.js";
+import { statechartStyle } from "./statechart-svg.js";
 
-/** Largest inspection message accepted from the producer. */
-const maxMessageBytes = 4 * 1024 * 1024;
 /** A page that falls this far behind is disconnected rather than buffered without end. */
-const maxViewerBufferBytes = 16 * 1024 * 1024;
+const maxViewerBufferBytes = 4 * 1024 * 1024;
 /** Root actors whose registration and latest snapshot are kept beyond the history. */
 const maxPinnedRoots = 8;
+/** WebSocket readyState values (the ws constants, without loading ws for them). */
+const wsOpen = 1;
+const wsClosed = 3;
 
 export interface InspectorServerStats {
   /** Pages connected now. */
   viewers: number;
-  /** Producer sockets connected now. */
-  producers: number;
   /** Messages relayed so far. */
   relayed: number;
-  /** Producer messages dropped as malformed. */
-  malformed: number;
-  /** HTTP requests and upgrades refused for their Host or Origin header. */
+  /** Messages kept for pages that connect later, and their size in bytes. */
+  history: { messages: number; bytes: number };
+  /** HTTP requests and upgrades refused for their Host or Origin header or a missing key. */
   refused: number;
+  /** Pages refused because `maxViewers` were connected (HTTP 503). */
+  viewersRefused: number;
+  /** Pages disconnected because they fell too far behind. */
+  viewersDropped: number;
 }
 
 export interface InspectorServer {
-  /** The offline page, e.g. "http://127.0.0.1:40123/". */
+  /** The offline page, with its key, e.g. "http://127.0.0.1:40123/3fa9…/". */
   readonly url: string;
   /** The page that embeds the hosted Stately inspector. */
   readonly statelyUrl: string;
-  /** Where the @statelyai/inspect WebSocket inspector sends its messages (holds the producer key). */
-  readonly producerUrl: string;
   readonly host: string;
   readonly port: number;
-  /** Resolves when a producer is connected; rejects after `timeoutMs`. */
-  waitForProducer(timeoutMs: number): Promise<void>;
-  /** Resolves when no producer is connected, or after `timeoutMs`. */
-  waitForNoProducer(timeoutMs: number): Promise<void>;
+  /** Sends `message` to every page and keeps it in the history. */
+  publish(message: InspectorMessage): void;
   stats(): InspectorServerStats;
   /** Closes every socket and the listener. Idempotent. */
   close(): Promise<void>;
@@ -67,6 +71,7 @@ export interface InspectorServer {
 /** One relayed message, as sent; entries are compared by identity. */
 interface Entry {
   text: string;
+  bytes: number;
 }
 
 interface PinnedRoot {
@@ -76,36 +81,59 @@ interface PinnedRoot {
 
 const pageDir = new URL("./page/", import.meta.url);
 const assets = {
-  "/": { file: "index.html", type: "text/html; charset=utf-8" },
-  "/index.html": { file: "index.html", type: "text/html; charset=utf-8" },
-  "/inspector.js": { file: "inspector.js", type: "text/javascript; charset=utf-8" },
-  "/inspector.css": { file: "inspector.css", type: "text/css; charset=utf-8" },
-  "/stately.js": { file: "stately.js", type: "text/javascript; charset=utf-8" },
+  "": { file: "index.html", type: "text/html; charset=utf-8" },
+  "index.html": { file: "index.html", type: "text/html; charset=utf-8" },
+  "inspector.js": { file: "inspector.js", type: "text/javascript; charset=utf-8" },
+  "inspector.css": { file: "inspector.css", type: "text/css; charset=utf-8" },
+  "stately.js": { file: "stately.js", type: "text/javascript; charset=utf-8" },
 } as const satisfies Record<string, { file: string; type: string }>;
+
+/** Loads ws, which the inspector needs and nothing else does: an optional peer dependency. */
+async function loadWs(): Promise<typeof import("ws")> {
+  try {
+    return await import("ws");
+  } catch (err) {
+    throw new BridgeError(
+      "inspector: the inspector needs the ws package, which is not installed (it is an optional peer dependency): npm install ws",
+      "unavailable",
+      { cause: err },
+    );
+  }
+}
 
 /** Starts the inspector server; see the module comment. */
 export async function startInspectorServer(options: ResolvedInspectorOptions): Promise<InspectorServer> {
+  const ws = await loadWs();
   const files = new Map<string, Buffer>();
   for (const { file } of Object.values(assets)) {
     if (!files.has(file)) files.set(file, await readFile(new URL(file, pageDir)));
   }
   const statelyTemplate = await readFile(new URL("stately.html", pageDir), "utf8");
-  const producerKey = randomBytes(24).toString("hex");
+  const key = randomBytes(18).toString("base64url");
   const history: Entry[] = [];
+  let historyBytes = 0;
   const pinned = new Map<string, PinnedRoot>();
   const viewers = new Set<WebSocket>();
-  const producers = new Set<WebSocket>();
-  const producerWaiters = new Set<() => void>();
-  const stats = { relayed: 0, malformed: 0, refused: 0 };
+  const stats = { relayed: 0, refused: 0, viewersRefused: 0, viewersDropped: 0 };
   let svg: Promise<string> | undefined;
   let port = 0;
 
   const diagram = (): Promise<string> => {
-    svg ??= layoutStatechart(createStateGraph(options.machine)).then((layout) => renderStatechartSvg(layout));
+    svg ??= statechartSvg(options.machine);
+    svg.catch(() => (svg = undefined));
     return svg;
   };
 
   const hostOk = (req: IncomingMessage) => isAllowedHostHeader(req.headers.host, options.allowedHostNames, port);
+
+  /** The path below `/<key>/`, or undefined when the request does not carry the key. */
+  const keyedPath = (req: IncomingMessage): string | undefined => {
+    const path = new URL(req.url ?? "/", "http://inspector.invalid").pathname;
+    const slash = path.indexOf("/", 1);
+    const given = slash < 0 ? path.slice(1) : path.slice(1, slash);
+    if (!keyMatches(given, key)) return undefined;
+    return slash < 0 ? "/" : path.slice(slash + 1);
+  };
 
   const server = createServer((req, res) => {
     if (!hostOk(req)) {
@@ -120,33 +148,49 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = keyedPath(req);
+    if (path === undefined) {
+      stats.refused++;
+      send(res, 404, "text/plain; charset=utf-8", "not found\n");
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
       send(res, 405, "text/plain; charset=utf-8", "method not allowed\n");
       return;
     }
-    const path = new URL(req.url ?? "/", "http://inspector.invalid").pathname;
+    if (path === "/") {
+      // "/<key>" without its slash: the page's relative links need it.
+      res.setHeader("location", `/${key}/`);
+      send(res, 308, "text/plain; charset=utf-8", "");
+      return;
+    }
     const asset = (assets as Record<string, { file: string; type: string }>)[path];
     if (asset) {
       send(res, 200, asset.type, files.get(asset.file) ?? "", pageCsp(req));
       return;
     }
     switch (path) {
-      case "/statechart.svg":
-        send(res, 200, "image/svg+xml; charset=utf-8", await diagram(), "default-src 'none'; style-src 'unsafe-inline'");
+      case "statechart.svg": {
+        let text: string;
+        try {
+          text = await diagram();
+        } catch (err) {
+          send(res, 503, "text/plain; charset=utf-8", `${err instanceof BridgeError ? err.rawMessage : "the diagram could not be drawn"}\n`);
+          return;
+        }
+        send(res, 200, "image/svg+xml; charset=utf-8", text, "default-src 'none'; style-src 'unsafe-inline'");
         return;
-      case "/stately":
+      }
+      case "stately":
         send(res, 200, "text/html; charset=utf-8", statelyPage(statelyTemplate, options.statelyUrl), statelyCsp(req, options.statelyUrl));
-        return;
-      case "/favicon.ico":
-        send(res, 204, "text/plain", "");
         return;
       default:
         send(res, 404, "text/plain; charset=utf-8", "not found\n");
     }
   }
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes, perMessageDeflate: false });
+  const wss: WebSocketServer = new ws.WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
@@ -155,52 +199,41 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
       refuse(socket, 403, "Forbidden");
       return;
     }
-    const path = new URL(req.url ?? "/", "http://inspector.invalid").pathname;
-    if (path === "/events") {
-      wss.handleUpgrade(req, socket, head, (ws) => addViewer(ws));
-    } else if (path.startsWith("/producer/") && keyMatches(path.slice("/producer/".length), producerKey)) {
-      wss.handleUpgrade(req, socket, head, (ws) => addProducer(ws));
-    } else {
+    const path = keyedPath(req);
+    if (path !== "events") {
+      if (path === undefined) stats.refused++;
       refuse(socket, 404, "Not Found");
+      return;
     }
+    if (viewers.size >= options.maxViewers) {
+      stats.viewersRefused++;
+      refuse(socket, 503, "Service Unavailable");
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (socketWs) => addViewer(socketWs));
   });
 
-  function addViewer(ws: WebSocket): void {
-    viewers.add(ws);
-    ws.on("close", () => viewers.delete(ws));
-    ws.on("error", () => ws.terminate());
+  function addViewer(viewer: WebSocket): void {
+    viewers.add(viewer);
+    viewer.on("close", () => viewers.delete(viewer));
+    viewer.on("error", () => viewer.terminate());
     // Pages only listen; anything they send is ignored.
     const inHistory = new Set(history);
     for (const root of pinned.values()) {
-      for (const entry of [root.actor, root.snapshot]) if (entry && !inHistory.has(entry)) sendTo(ws, entry.text);
+      for (const entry of [root.actor, root.snapshot]) if (entry && !inHistory.has(entry)) sendTo(viewer, entry.text);
     }
-    for (const entry of history) sendTo(ws, entry.text);
+    for (const entry of history) sendTo(viewer, entry.text);
   }
 
-  function addProducer(ws: WebSocket): void {
-    producers.add(ws);
-    for (const wake of producerWaiters) wake();
-    ws.on("close", () => {
-      producers.delete(ws);
-      for (const wake of producerWaiters) wake();
-    });
-    ws.on("error", () => ws.terminate());
-    ws.on("message", (data: RawData, isBinary: boolean) => {
-      const text = isBinary ? "" : rawText(data);
-      const message = parseInspectorMessage(text);
-      if (!message) {
-        stats.malformed++;
-        return;
-      }
-      relay(text, message);
-    });
-  }
-
-  function relay(text: string, m: InspectorMessage): void {
-    const entry: Entry = { text };
+  function publish(m: InspectorMessage): void {
+    const text = JSON.stringify(m);
+    const entry: Entry = { text, bytes: Buffer.byteLength(text) };
     stats.relayed++;
     history.push(entry);
-    if (history.length > options.historySize) history.shift();
+    historyBytes += entry.bytes;
+    while (history.length > 1 && (history.length > options.historySize || historyBytes > options.historyBytes)) {
+      historyBytes -= history.shift()!.bytes;
+    }
     if (m.type === "@xstate.actor" && m.parentId === undefined) {
       pinned.set(m.sessionId, { actor: entry });
       if (pinned.size > maxPinnedRoots) pinned.delete(pinned.keys().next().value as string);
@@ -208,16 +241,17 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
       const root = pinned.get(m.sessionId);
       if (root) root.snapshot = entry;
     }
-    for (const ws of viewers) sendTo(ws, entry.text);
+    for (const viewer of viewers) sendTo(viewer, entry.text);
   }
 
-  function sendTo(ws: WebSocket, text: string): void {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    if (ws.bufferedAmount > maxViewerBufferBytes) {
-      ws.terminate();
+  function sendTo(viewer: WebSocket, text: string): void {
+    if (viewer.readyState !== wsOpen) return;
+    if (viewer.bufferedAmount > maxViewerBufferBytes) {
+      stats.viewersDropped++;
+      viewer.terminate();
       return;
     }
-    ws.send(text);
+    viewer.send(text);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -236,9 +270,9 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
   const close = (): Promise<void> => {
     closing ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const ws of [...viewers, ...producers]) ws.close(1001, "inspector closing");
-      await settle([...viewers, ...producers], 500);
-      for (const ws of [...viewers, ...producers]) ws.terminate();
+      for (const viewer of viewers) viewer.close(1001, "inspector closing");
+      await settle([...viewers], 500);
+      for (const viewer of viewers) viewer.terminate();
       wss.close();
       server.closeAllConnections();
       await closed;
@@ -246,31 +280,13 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
     return closing;
   };
 
-  const waitFor = (ready: () => boolean, timeoutMs: number, fail: boolean): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      if (ready()) return resolve();
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        producerWaiters.delete(check);
-        if (ok || !fail) resolve();
-        else reject(new Error(`the inspection socket did not connect within ${timeoutMs} ms`));
-      };
-      const check = () => {
-        if (ready()) done(true);
-      };
-      const timer = setTimeout(() => done(false), timeoutMs);
-      producerWaiters.add(check);
-    });
-
   return {
-    url: `http://${authority}/`,
-    statelyUrl: `http://${authority}/stately`,
-    producerUrl: `ws://${authority}/producer/${producerKey}`,
+    url: `http://${authority}/${key}/`,
+    statelyUrl: `http://${authority}/${key}/stately`,
     host: options.host,
     port,
-    waitForProducer: (timeoutMs) => waitFor(() => producers.size > 0, timeoutMs, true),
-    waitForNoProducer: (timeoutMs) => waitFor(() => producers.size === 0, timeoutMs, false),
-    stats: () => ({ viewers: viewers.size, producers: producers.size, ...stats }),
+    publish,
+    stats: () => ({ viewers: viewers.size, history: { messages: history.length, bytes: historyBytes }, ...stats }),
     close,
   };
 }
@@ -326,15 +342,9 @@ function refuse(socket: Duplex, status: number, text: string): void {
 }
 
 function keyMatches(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString("utf8");
-  return data.toString("utf8");
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b) && given === expected;
 }
 
 function urlHost(host: string): string {
@@ -343,13 +353,13 @@ function urlHost(host: string): string {
 
 /** Resolves when every socket has closed, or after `timeoutMs`. */
 function settle(sockets: readonly WebSocket[], timeoutMs: number): Promise<void> {
-  const open = sockets.filter((ws) => ws.readyState !== WebSocket.CLOSED);
+  const open = sockets.filter((s) => s.readyState !== wsClosed);
   if (open.length === 0) return Promise.resolve();
   return new Promise<void>((resolve) => {
     let left = open.length;
     const timer = setTimeout(resolve, timeoutMs);
-    for (const ws of open) {
-      ws.once("close", () => {
+    for (const s of open) {
+      s.once("close", () => {
         if (--left === 0) {
           clearTimeout(timer);
           resolve();

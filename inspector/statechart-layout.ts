@@ -5,6 +5,7 @@
  * in Node and in any browser.
  */
 import type { ElkExtendedEdge, ElkNode } from "elkjs/lib/elk-api.js";
+import { BridgeError } from "../src/errors.js";
 import type { StateGraph, StateGraphEdge, StateGraphNode, TransitionLabel } from "./statechart-graph.js";
 
 /** Sizes of the drawing, in px; shared with the SVG renderer. */
@@ -249,9 +250,20 @@ export async function layoutStatechart(graph: StateGraph): Promise<StatechartLay
 
   const root = byPath.get("");
   if (!root) throw new Error("the state graph has no root");
-  // Loaded on first use (1.6 MB). elk.bundled.js is CommonJS: its
+  // Loaded on first use (1.6 MB), and only to draw a machine whose layout is
+  // not committed: elkjs is a devDependency. elk.bundled.js is CommonJS: its
   // constructor is `module.exports.default`.
-  const elkModule = await import("elkjs/lib/elk.bundled.js");
+  const loadElk = () => import("elkjs/lib/elk.bundled.js");
+  let elkModule: Awaited<ReturnType<typeof loadElk>>;
+  try {
+    elkModule = await loadElk();
+  } catch (err) {
+    throw new BridgeError(
+      `inspector: drawing the statechart of "${graph.machineId}" needs elkjs, which is not installed (only the bridge machine's layout ships laid out): npm install --save-dev elkjs`,
+      "unavailable",
+      { cause: err },
+    );
+  }
   const elk = new elkModule.default.default();
   const laid: ElkNode = await elk.layout({
     id: "#graph",

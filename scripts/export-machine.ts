@@ -1,6 +1,8 @@
 // Writes the bridge statechart's export into the repository:
 //   inspector/export/bridge.machine.json  the machine definition, keys sorted
 //   docs/bridge-machine.svg               the diagram, laid out with elkjs
+//   inspector/export/bridge-machine-diagram.ts  the same diagram as a module the inspector serves
+//                                         (so the runtime needs no elkjs)
 //
 // Usage: npm run machine:export            (write the files)
 //        npm run machine:export -- --check (exit 1 if the committed files are stale)
@@ -16,6 +18,7 @@ const fresh = await exportMachine(bridgeMachine);
 const outputs = [
   { path: machineExportPaths.json, text: fresh.json },
   { path: machineExportPaths.svg, text: fresh.svg },
+  { path: machineExportPaths.diagram, text: fresh.diagram },
 ];
 
 let stale = 0;

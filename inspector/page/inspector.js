@@ -1,13 +1,18 @@
-// The offline inspector page: draws the statechart the server laid out with
-// elkjs (/statechart.svg), listens on /events for inspection messages in the
+// The offline inspector page: draws the statechart (statechart.svg, laid out
+// at build time), listens on events for inspection messages in the
 // Stately inspector's protocol (@xstate.actor, @xstate.event, @xstate.snapshot,
 // plus @xstate.action for emitted events), highlights the active states and
 // the transitions just taken, and lists the events with their times.
-// Plain browser JavaScript, no bundler, no network beyond this server.
+// Plain browser JavaScript, no bundler, no network beyond this server. Every
+// URL is relative: the page lives under the server's random key.
+// Server data arrives cut to size: an array longer than 100 items ends with
+// a { "…": n } marker for the n items left out (lengthOf counts them).
 "use strict";
 
 (() => {
   const MAX_ROWS = 400;
+  /** Actors remembered for naming log rows; the oldest are forgotten first. */
+  const MAX_ACTORS = 200;
   const TAKEN_MS = 1500;
   const kinds = [
     { id: "state", label: "states", on: true },
@@ -39,7 +44,7 @@
   // ---- statechart -------------------------------------------------------
 
   async function loadDiagram() {
-    const res = await fetch("/statechart.svg", { cache: "no-store" });
+    const res = await fetch("statechart.svg", { cache: "no-store" });
     if (!res.ok) throw new Error(`statechart.svg: HTTP ${res.status}`);
     const doc = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
     const svg = document.importNode(doc.documentElement, true);
@@ -175,6 +180,24 @@
     return [code, message].filter(Boolean).join(": ");
   }
 
+  /** Length of an array as sent, counting the items a trailing { "…": n } marker stands for. */
+  function lengthOf(list) {
+    if (!Array.isArray(list)) return 0;
+    const last = list[list.length - 1];
+    const cut = last && typeof last === "object" && typeof last["…"] === "number" ? last["…"] : undefined;
+    return cut === undefined ? list.length : list.length - 1 + cut;
+  }
+
+  /** Remembers an actor's name, forgetting the oldest beyond MAX_ACTORS (never the root). */
+  function rememberActor(sessionId, actor) {
+    state.actors.delete(sessionId);
+    state.actors.set(sessionId, actor);
+    for (const id of state.actors.keys()) {
+      if (state.actors.size <= MAX_ACTORS) break;
+      if (id !== state.rootSession) state.actors.delete(id);
+    }
+  }
+
   function describeEvent(event) {
     const type = event.type || "";
     if (type === "stream.event" && event.event) {
@@ -184,7 +207,7 @@
     if (type.startsWith("xstate.error.actor.")) return errorText(event.error);
     if (type === "xstate.done.actor.syncProjectState" && event.output) {
       const o = event.output;
-      return `reported ${o.reported} · removed ${o.removed.length} · unknown ${o.unknown.length} · skew ${o.skewMs} ms`;
+      return `reported ${o.reported} · removed ${lengthOf(o.removed)} · unknown ${lengthOf(o.unknown)} · skew ${o.skewMs} ms`;
     }
     return "";
   }
@@ -202,7 +225,7 @@
       case "streamEnded":
         return `attempt ${e.attempt}`;
       case "syncCompleted":
-        return `removed ${e.result.removed.length} · unknown ${e.result.unknown.length}`;
+        return `removed ${lengthOf(e.result && e.result.removed)} · unknown ${lengthOf(e.result && e.result.unknown)}`;
       case "syncFailed":
         return `${errorText(e.error)}${e.suspect ? " · suspect" : ""}`;
       default:
@@ -263,7 +286,7 @@
     state.messages++;
     switch (m.type) {
       case "@xstate.actor": {
-        state.actors.set(m.sessionId, { name: m.name, parentId: m.parentId });
+        rememberActor(m.sessionId, { name: m.name, parentId: m.parentId });
         if (m.parentId === undefined && (!state.machineId || m.name === state.machineId)) {
           state.rootSession = m.sessionId;
           state.lastValueJson = "";
@@ -290,7 +313,10 @@
       case "@xstate.snapshot": {
         if (!isRoot(m.sessionId)) {
           const actor = state.actors.get(m.sessionId);
-          if (m.snapshot && m.snapshot.status !== "active") addRow("child", m.createdAt, `${actor ? actor.name : m.sessionId} ${m.snapshot.status}`, "");
+          if (m.snapshot && m.snapshot.status !== "active") {
+            addRow("child", m.createdAt, `${actor ? actor.name : m.sessionId} ${m.snapshot.status}`, "");
+            state.actors.delete(m.sessionId);
+          }
           return;
         }
         onRootSnapshot(m.snapshot || {}, m.event || {}, m.createdAt, true);
@@ -327,7 +353,9 @@
   // ---- socket -----------------------------------------------------------------
 
   function connect() {
-    const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/events`);
+    const url = new URL("events", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(url.href);
     socket.addEventListener("open", () => {
       document.body.dataset.socket = "open";
       $("live-text").textContent = "live";

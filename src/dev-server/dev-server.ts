@@ -9,6 +9,7 @@ import { engramRoutes } from "./engram-service.js";
 import { EventHub, type StreamClosedInfo, type StreamOpenedInfo } from "./event-hub.js";
 import { FaultInjector } from "./fault-injection.js";
 import { listenHttp2 } from "./http2-listener.js";
+import { answerInvalidArgumentOnParseError } from "./invalid-message-status.js";
 import type { ProjectStore } from "./project-store.js";
 import { waitUntil } from "./wait-until.js";
 
@@ -53,7 +54,7 @@ export interface DevServerStats {
   syncFailuresInjected: number;
   /** Calls refused as Unauthenticated. */
   authFailures: number;
-  /** Distinct bearer tokens presented per RPC (valid or not). */
+  /** Distinct bearer tokens presented per RPC (valid or not): the last 16 per RPC. */
   tokensSeen: TokensSeen;
   /** The last client_id each RPC presented. */
   lastClientIds: LastClientIds;
@@ -123,13 +124,13 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
   const calls = new CallLog();
   const lifetime = new AbortController();
 
-  const handler = connectNodeAdapter({
+  const handler = answerInvalidArgumentOnParseError(connectNodeAdapter({
     routes: engramRoutes({ options: resolved, hub, auth, faults, calls }),
     grpc: true,
     connect: false,
     grpcWeb: false,
     readMaxBytes,
-  });
+  }));
   const listener = await listenHttp2(handler, resolved);
 
   const emitEvent = (init: EmitEventInit = {}): ProjectEvent => {

@@ -19,7 +19,7 @@ interface ProjectRecord {
 export interface SyncOutcome {
   /** Reported ids that the store does not know or has removed, without duplicates. */
   removed: string[];
-  /** Live projects without a heartbeat (or creation) for `unknownAfterMs`. */
+  /** Live projects never reported, or without a heartbeat for `unknownAfterMs`. */
   unknown: string[];
 }
 
@@ -77,13 +77,17 @@ export class ProjectStore {
     }
   }
 
-  /** Live projects whose last heartbeat (or creation, if never reported) is `unknownAfterMs` or more ago. */
+  /**
+   * Live projects whose heartbeat is missing (never reported) or
+   * `unknownAfterMs` or more ago, as upstream engram answers
+   * (`last_heartbeat IS NULL OR last_heartbeat < now - 24 h`): a project
+   * nobody reported is unknown at once, whenever it was created.
+   */
   unknown(nowMs: number, unknownAfterMs: number): string[] {
     const out: string[] = [];
     for (const [id, record] of this.projects) {
       if (record.removedAtMs !== undefined) continue;
-      const lastSeenMs = record.lastHeartbeatMs ?? record.createdAtMs;
-      if (nowMs - lastSeenMs >= unknownAfterMs) out.push(id);
+      if (record.lastHeartbeatMs === undefined || nowMs - record.lastHeartbeatMs >= unknownAfterMs) out.push(id);
     }
     return out;
   }

@@ -2,6 +2,7 @@
 // loopback, a connect-node gRPC client. Every wait is on an event or a
 // promise (the server's waitFor… helpers, the client's own calls), never a sleep.
 import { execFileSync } from "node:child_process";
+import * as http2 from "node:http2";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -167,29 +168,34 @@ devServer("rejects SyncProjectState without a client id or with more than 10,000
   assert.is(stats.lastClientIds.syncProjectState, "c");
 });
 
-devServer("reports unknown and removed ids as removed, and live projects quiet for 24 h as unknown", async (ctx) => {
+devServer("reports unknown and removed ids as removed; live projects never reported or quiet for 24 h as unknown at once", async (ctx) => {
   let nowMs = 1_700_000_000_000;
   const server = await start(ctx, { now: () => nowMs });
   const client = connect(ctx, server.url);
   for (const id of ["a", "b", "c"]) server.createProject(id);
   server.removeProject("b", "deleted by owner");
 
+  // Upstream engram: last_heartbeat IS NULL counts as unknown, however new the project.
   const first = await client.syncProjectState({ clientId: "c", localProjectIds: ["a", "b", "ghost", "b"] });
   assert.equal(first.removed, ["b", "ghost"]);
-  assert.equal(first.unknown, []);
+  assert.equal(first.unknown, ["c"], "c was never reported: unknown at once, not 24 h after its creation");
   assert.is(first.serverTimeUnixMs, BigInt(nowMs));
 
+  const second = await client.syncProjectState({ clientId: "other", localProjectIds: ["c"] });
+  assert.equal(second.unknown, [], "a heartbeat from any client makes c known; a had one a moment ago");
+
   nowMs += 24 * 60 * 60 * 1000 - 1;
-  const second = await client.syncProjectState({ clientId: "c", localProjectIds: [] });
-  assert.equal(second.unknown, [], "not yet 24 h");
+  const third = await client.syncProjectState({ clientId: "c", localProjectIds: ["a"] });
+  assert.equal(third.unknown, [], "c's heartbeat is not yet 24 h old");
 
   nowMs += 1;
-  const third = await client.syncProjectState({ clientId: "c", localProjectIds: ["a"] });
-  assert.equal(third.unknown, ["c"], "a got its heartbeat now; c never had one since creation");
-  assert.is(third.serverTimeUnixMs, BigInt(nowMs));
+  const fourth = await client.syncProjectState({ clientId: "c", localProjectIds: [] });
+  assert.equal(fourth.unknown, ["c"], "c's heartbeat is now 24 h old; a got one 1 ms ago");
+  assert.is(fourth.serverTimeUnixMs, BigInt(nowMs));
 
-  const fourth = await client.syncProjectState({ clientId: "c", localProjectIds: ["c"] });
-  assert.equal(fourth.unknown, [], "a heartbeat makes c known again");
+  server.createProject("d");
+  const fifth = await client.syncProjectState({ clientId: "c", localProjectIds: ["c"] });
+  assert.equal(fifth.unknown, ["d"], "a project created a moment ago and never reported is unknown; c is known again");
   assert.ok(server.store.isRemoved("b"));
   assert.not.ok(server.store.isRemoved("a"));
 });
@@ -410,6 +416,60 @@ devServer("serves HTTPS (h2 over TLS) with the given certificate", async (ctx) =
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+devServer("keeps only the last 16 distinct bearer tokens per RPC, however many bad ones it is shown", async (ctx) => {
+  const server = await start(ctx, { token: "s3cret" });
+  const client = connect(ctx, server.url);
+  const big = (i: number) => `bad-${i}-${"x".repeat(16 * 1024)}`;
+  for (let i = 0; i < 40; i++) assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }, bearer(big(i))))), "Unauthenticated");
+  assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }, bearer("s3cret")))), "ok");
+  const seen = server.stats().tokensSeen.syncProjectState;
+  assert.is(seen.length, 16, "a capped set, not every token");
+  assert.equal(seen, [...Array.from({ length: 15 }, (_, i) => big(25 + i)), "s3cret"], "the most recent ones, in order of first sight");
+  assert.is(server.stats().authFailures, 40);
+});
+
+/** One gRPC call over raw HTTP/2 with `payload` as the request message bytes: the grpc-status and grpc-message it ends with. */
+function rawGrpcCall(url: string, path: string, payload: Uint8Array): Promise<{ status: string | undefined; message: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(url);
+    session.on("error", reject);
+    const frame = Buffer.alloc(5 + payload.length);
+    frame.writeUInt32BE(payload.length, 1);
+    frame.set(payload, 5);
+    const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers" });
+    let headers: http2.IncomingHttpHeaders = {};
+    req.on("response", (h) => (headers = h));
+    req.on("trailers", (t) => (headers = { ...headers, ...t }));
+    req.on("data", () => {});
+    req.on("error", reject);
+    req.on("end", () => {
+      session.close();
+      const message = headers["grpc-message"];
+      resolve({ status: headers["grpc-status"] as string | undefined, message: typeof message === "string" ? decodeURIComponent(message) : undefined });
+    });
+    req.end(frame);
+  });
+}
+
+devServer("answers INVALID_ARGUMENT, not INTERNAL, to a request message that does not parse", async (ctx) => {
+  const server = await start(ctx);
+  // Field 1 (length-delimited) announces 127 bytes and the message ends: a truncated message.
+  const truncated = Uint8Array.of(0x0a, 0x7f, 0x61);
+  // Field 2 with wire type 7, which does not exist.
+  const badWireType = Uint8Array.of(0x17, 0x00);
+  for (const [rpc, payload] of [["SyncProjectState", truncated], ["SyncProjectState", badWireType], ["ProjectEvents", truncated]] as const) {
+    const answer = await rawGrpcCall(server.url, `/engram.v1.EngramService/${rpc}`, payload);
+    assert.is(answer.status, String(Code.InvalidArgument), `${rpc} answered ${answer.status} ${answer.message}`);
+    assert.match(answer.message ?? "", /^invalid request message: /);
+  }
+  // A well-formed message still goes through, and a handler's own INTERNAL is left alone.
+  const ok = await rawGrpcCall(server.url, "/engram.v1.EngramService/SyncProjectState", Uint8Array.of(0x12, 0x01, 0x63));
+  assert.is(ok.status, "0");
+  server.failNextSyncs(1, Code.Internal);
+  const internal = await rawGrpcCall(server.url, "/engram.v1.EngramService/SyncProjectState", Uint8Array.of(0x12, 0x01, 0x63));
+  assert.is(internal.status, String(Code.Internal));
 });
 
 devServer("binds to loopback on an ephemeral port by default and refuses bad options", async (ctx) => {

@@ -174,7 +174,7 @@ security("Host and Origin checks accept this server's names and port only", () =
   }
 });
 
-security("the server refuses a rebound Host, a foreign Origin and a wrong producer key", async () => {
+security("the server refuses a rebound Host and a foreign Origin", async () => {
   const inspector = await startInspector({ allowedHosts: ["devbox.lan"] });
   try {
     const base = inspector.url;
@@ -194,16 +194,78 @@ security("the server refuses a rebound Host, a foreign Origin and a wrong produc
     } catch (err) {
       assert.match(String(err), /403/);
     }
-    const producer = new WebSocket(`ws://127.0.0.1:${port}/producer/not-the-key`);
-    const status = await new Promise<number>((resolve) => {
-      producer.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
-      producer.once("open", () => resolve(101));
-      producer.once("error", () => resolve(-1));
-    });
-    producer.terminate();
-    assert.is(status, 404, "only this process's inspector may publish");
     assert.ok(inspector.stats().refused >= 3);
+    assert.is((await httpGet(`${base}statechart.svg`, { host: `127.0.0.1:${port}` })).status, 200);
   } finally {
+    await inspector.close();
+  }
+});
+
+/** The status of a WebSocket upgrade to `url` (101 when it opened). */
+function upgradeStatus(url: string, origin?: string): Promise<number> {
+  const ws = new WebSocket(url, origin === undefined ? {} : { origin });
+  return new Promise<number>((resolve) => {
+    ws.once("unexpected-response", (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.once("open", () => {
+      resolve(101);
+      ws.terminate();
+    });
+    ws.once("error", () => resolve(-1));
+  });
+}
+
+security("without the random key in the path every request and upgrade gets the same bare 404", async () => {
+  const inspector = await startInspector();
+  try {
+    const { port } = inspector;
+    const key = new URL(inspector.url).pathname.split("/")[1]!;
+    assert.match(key, /^[A-Za-z0-9_-]{24}$/, "a random key of 18 bytes");
+    const other = await startInspector();
+    const otherKey = new URL(other.url).pathname.split("/")[1]!;
+    await other.close();
+    assert.is.not(otherKey, key, "each inspector has its own key");
+    const origin = `http://127.0.0.1:${port}`;
+    const wrongKey = `${key.slice(0, -1)}${key.endsWith("A") ? "B" : "A"}`;
+    const bodies = new Set<string>();
+    for (const path of ["/", "/index.html", "/inspector.js", "/statechart.svg", "/stately", "/events", "/favicon.ico", `/${wrongKey}/`, `/${wrongKey}/statechart.svg`, `/${key.slice(0, 8)}/`, `/x/${key}/`, `/${key}x/`]) {
+      const res = await httpGet(`${origin}${path}`, { host: `127.0.0.1:${port}` });
+      assert.is(res.status, 404, `GET ${path}`);
+      bodies.add(res.body);
+      assert.is(await upgradeStatus(`ws://127.0.0.1:${port}${path.endsWith("/") ? `${path}events` : `${path}/events`}`, origin), 404, `upgrade under ${path}`);
+    }
+    assert.equal([...bodies], ["not found\n"], "nothing tells a wrong key from a wrong path");
+    assert.is(await upgradeStatus(`ws://127.0.0.1:${port}/events`, origin), 404, "the old unkeyed event socket is gone");
+    // With the key: the page, its socket, and /<key> redirected to /<key>/.
+    assert.is((await httpGet(inspector.url, { host: `127.0.0.1:${port}` })).status, 200);
+    assert.is((await httpGet(`${origin}/${key}/stately`, { host: `127.0.0.1:${port}` })).status, 200);
+    assert.is((await httpGet(`${origin}/${key}`, { host: `127.0.0.1:${port}` })).status, 308);
+    assert.is(await upgradeStatus(`${inspector.url.replace(/^http/, "ws")}events`, origin), 101);
+  } finally {
+    await inspector.close();
+  }
+});
+
+security("at most maxViewers pages at once: one more gets 503 until one leaves", async () => {
+  const inspector = await startInspector({ maxViewers: 3 });
+  const viewers: WebSocket[] = [];
+  try {
+    for (let i = 0; i < 3; i++) viewers.push((await openViewer(inspector.url)).ws);
+    const eventsUrl = `${inspector.url.replace(/^http/, "ws")}events`;
+    const origin = new URL(inspector.url).origin;
+    assert.is(await upgradeStatus(eventsUrl, origin), 503);
+    assert.is(await upgradeStatus(eventsUrl, origin), 503);
+    assert.is(inspector.stats().viewersRefused, 2);
+    assert.is(inspector.stats().viewers, 3);
+    viewers.shift()!.close();
+    await eventually("a viewer left", () => inspector.stats().viewers === 2);
+    viewers.push((await openViewer(inspector.url)).ws);
+    assert.is(inspector.stats().viewers, 3);
+    assert.is(validateInspectorOptions().maxViewers, 8, "the default cap");
+  } finally {
+    for (const ws of viewers) ws.terminate();
     await inspector.close();
   }
 });

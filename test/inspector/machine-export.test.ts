@@ -6,6 +6,8 @@ import { setup } from "xstate";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
 import { exportMachine, machineDefinitionJson, machineExportPaths } from "../../inspector/machine-export.js";
 import { activePaths, createStateGraph, describeEvent } from "../../inspector/statechart-graph.js";
+import { statechartSvg } from "../../inspector/statechart-diagram.js";
+import { bridgeDiagram } from "../../inspector/export/bridge-machine-diagram.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const exported = suite("machine export");
@@ -14,9 +16,20 @@ exported("the committed export is what npm run machine:export writes now", async
   const fresh = await exportMachine(bridgeMachine);
   for (const [kind, path] of Object.entries(machineExportPaths)) {
     const committed = await readFile(`${root}${path}`, "utf8").catch(() => "(missing)");
-    const now = kind === "json" ? fresh.json : fresh.svg;
+    const now = fresh[kind as keyof typeof fresh];
     assert.ok(committed === now, `${path} is stale: run npm run machine:export and commit the result`);
   }
+});
+
+exported("the inspector serves the committed diagram for the bridge machine, and lays out others itself", async () => {
+  const fresh = await exportMachine(bridgeMachine);
+  assert.is(await statechartSvg(bridgeMachine), fresh.svg, "the committed module holds what elkjs lays out now");
+  assert.is(bridgeDiagram.svg, fresh.svg);
+  // A provided machine draws the same: it gets the committed diagram too.
+  assert.is(await statechartSvg(bridgeMachine.provide({})), bridgeDiagram.svg);
+  const toggle = setup({}).createMachine({ id: "toggle", initial: "off", states: { off: { on: { FLIP: "on" } }, on: {} } });
+  const svg = await statechartSvg(toggle);
+  assert.ok(svg.includes('data-machine-id="toggle"') && svg.includes('data-state-path="on"'));
 });
 
 exported("the JSON is the machine definition with every key sorted", () => {

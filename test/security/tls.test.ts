@@ -104,4 +104,27 @@ tls("a plaintext URL to the TLS port fails and keeps backing off", async (ctx) =
   assert.is(ctx.server.stats().tokensSeen.projectEvents.length, 0);
 });
 
+tls("tlsCaFile with an http: URL warns that it means plaintext (the Go daemon used TLS whenever a CA was set)", async (ctx) => {
+  const plain = await startDevServer({ token });
+  try {
+    for (const options of [{ tlsCaFile: ctx.pki.caFile }, { env: { ENGRAM_TLS_CA: ctx.pki.caFile } }]) {
+      const { bridge, logger } = ctx.make({ serverUrl: plain.url, ...options });
+      const warning = logger.at("warn").find((l) => /tlsCaFile/.test(l.msg ?? ""));
+      assert.ok(warning, "a warning at once, before start()");
+      assert.match(warning!.msg ?? "", /ENGRAM_TLS_CA/);
+      assert.match(warning!.msg ?? "", /http:, which is plaintext/);
+      assert.match(warning!.msg ?? "", /use https: for TLS/);
+      assert.not.ok(warning!.text.includes(token));
+      // A warning, not a refusal: it still works, in plaintext.
+      bridge.start();
+      await eventually("streaming in plaintext", () => bridge.status().state === "streaming");
+    }
+    // No warning where the CA file is used.
+    assert.not.ok(ctx.make({ tlsCaFile: ctx.pki.caFile }).logger.lines.some((l) => /tlsCaFile/.test(l.msg ?? "")));
+  } finally {
+    await ctx.bridges.stopAll();
+    await plain.close();
+  }
+});
+
 tls.run();

@@ -1,0 +1,173 @@
+/**
+ * Tokens fuzzed with fast-check (arbitrary strings: control characters,
+ * unicode, b64token look-alikes) around a recognisable marker. For every
+ * token, as a string option, ENGRAM_TOKEN, or a token function (sync, async,
+ * throwing, rejecting with the token itself), the bridge runs against the dev
+ * server and every output channel is scanned for the marker: log lines,
+ * status(), the actor snapshot, inspection events, and anything thrown.
+ * Seeded and bounded: PROPERTY_SEED=<n> replays a run.
+ */
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import fc from "fast-check";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { startDevServer, type DevServer } from "../../src/index.js";
+import { createBearerInterceptor, withoutToken } from "../../src/bearer-interceptor.js";
+import { bearerTokenProblem, bearerTokenProblems } from "../../src/bearer-token.js";
+import { validateBridgeOptions } from "../../src/bridge-options.js";
+import { HandlerRegistry } from "../../src/handler-registry.js";
+import { capturingLogger, eventually, fastTiming } from "../helpers/e2e.js";
+import { findLeaks, watchedBridge } from "./leak-scan.js";
+
+const seed = Number(process.env.PROPERTY_SEED ?? 20_261_130);
+const MARK = "tkMARKv8";
+const b64 = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** What a header refuses or changes, and what RFC 6750 does not allow. */
+const hostileChars = fc.constantFrom("\n", "\r", "\r\n", "\0", "\t", " ", "\u007f", "\u0085", "\u00a0", "\u2028", "\u202e", "é", "中", "😀", "\ud800", ",", ";", '"', "\\", "=x", ":", "@", "%0A");
+const b64Chars = fc.string({ unit: fc.constantFrom(..."ABCxyz019-._~+/"), maxLength: 12 });
+/** Tokens that carry the marker: hostile ones, arbitrary ones, and valid ones. */
+const tokens = fc.oneof(
+  fc.tuple(b64Chars, hostileChars, b64Chars).map(([a, h, b]) => `${a}${MARK}${b}${h}${a}`),
+  fc.tuple(hostileChars, b64Chars).map(([h, b]) => `${h}${MARK}${b}`),
+  fc.tuple(fc.string({ unit: "binary", maxLength: 20 }), fc.string({ unit: "binary", maxLength: 20 })).map(([a, b]) => `${a}${MARK}${b}`),
+  fc.tuple(fc.string({ unit: "grapheme", maxLength: 10 }), fc.constantFrom("", "=", "==")).map(([a, pad]) => `${a}${MARK}${pad}`),
+  fc.tuple(b64Chars, fc.constantFrom("", "=", "==")).map(([a, pad]) => `${MARK}${a}${pad}`),
+  fc.constantFrom(`Bearer ${MARK}`, `bearer\t${MARK}`, `${MARK}\n`, ` ${MARK}`, `${MARK}==x`),
+);
+type Mode = "string" | "env" | "function" | "async function" | "throws" | "rejects with the token";
+const modes = fc.constantFrom<Mode>("string", "env", "function", "async function", "throws", "rejects with the token");
+
+const fuzz = suite<{ server: DevServer }>("token fuzzing");
+
+fuzz.before(async (ctx) => {
+  ctx.server = await startDevServer({ token: "the-right-token" });
+});
+
+fuzz.after(async (ctx) => {
+  await ctx.server.close();
+});
+
+fuzz("the token rule: valid exactly when RFC 6750 b64token, else one fixed phrase", () => {
+  const phrases = new Set<string>(Object.values(bearerTokenProblems));
+  fc.assert(
+    fc.property(fc.oneof(tokens, fc.string({ unit: "binary", maxLength: 30 })), (token) => {
+      const problem = bearerTokenProblem(token);
+      if (b64.test(token)) return problem === undefined;
+      return problem !== undefined && phrases.has(problem);
+    }),
+    { seed, numRuns: 3000 },
+  );
+});
+
+fuzz("the interceptor sets exactly `Bearer <token>` for a valid token and fails the call with a fixed message otherwise", async () => {
+  await fc.assert(
+    fc.asyncProperty(tokens, fc.boolean(), async (token, stream) => {
+      const header = new Headers();
+      let sent: string | null = null;
+      const call = createBearerInterceptor(async () => token)(async (req) => {
+        sent = req.header.get("authorization");
+        return { stream } as never;
+      });
+      try {
+        await call({ header, stream } as never);
+      } catch (err) {
+        if (!(err instanceof ConnectError) || err.code !== Code.Unauthenticated) throw new Error(`unexpected ${String(err)}`);
+        if (b64.test(token)) throw new Error(`a valid token failed: ${JSON.stringify(token)}`);
+        const text = `${err.message}\n${err.stack}\n${String(err.cause)}\n${JSON.stringify([...err.metadata])}`;
+        if (text.includes(MARK)) throw new Error(`the error leaks the token: ${text}`);
+        return sent === null;
+      }
+      return b64.test(token) && sent === `Bearer ${token}`;
+    }),
+    { seed, numRuns: 2000 },
+  );
+});
+
+fuzz("an error of the call that echoes the token (a hostile server) loses the token and keeps its code", () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 20 }), fc.string({ maxLength: 20 }), fc.integer({ min: 1, max: 16 }), (a, b, code) => {
+      const token = `${MARK}${a.replace(/[^A-Za-z0-9]/g, "")}`;
+      const inner = new Error(`${a}${token}${b}`);
+      const reason = new ConnectError(`server says ${a}${token}`, code as Code, { "x-echo": token }, undefined, inner);
+      const out = withoutToken(reason, token);
+      if (!(out instanceof ConnectError) || out.code !== code) return false;
+      const text = `${out.message}\n${out.stack}\n${String(out.cause)}\n${JSON.stringify([...out.metadata])}`;
+      return !text.includes(token) && out.cause === undefined;
+    }),
+    { seed, numRuns: 1000 },
+  );
+  const clean = new ConnectError("unrelated", Code.Unavailable);
+  assert.is(withoutToken(clean, MARK), clean, "an error without the token passes unchanged");
+});
+
+fuzz("every output channel of a running bridge stays clean, whatever the token and however it is given", async (ctx) => {
+  const counts: Record<string, number> = {};
+  const numRuns = Number(process.env.PROPERTY_RUNS ?? 80);
+  const t0 = performance.now();
+  await fc.assert(
+    fc.asyncProperty(tokens, modes, async (token, mode) => {
+      const key = `${mode}/${bearerTokenProblem(token) === undefined ? "valid" : "invalid"}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+      const source: Record<Mode, () => object> = {
+        string: () => ({ token }),
+        env: () => ({ env: { ENGRAM_TOKEN: token } }),
+        function: () => ({ token: () => token }),
+        "async function": () => ({ token: async () => token }),
+        throws: () => ({
+          token: () => {
+            throw new Error(`vault: ${token}`);
+          },
+        }),
+        "rejects with the token": () => ({ token: () => Promise.reject(token) }),
+      };
+      const w = watchedBridge({ serverUrl: ctx.server.url, timing: { ...fastTiming, backoffMinMs: 5, backoffMaxMs: 10 }, ...source[mode]() });
+      try {
+        w.bridge.start();
+        w.bridge.syncNow();
+        // Started: at least one call failed (the server wants another token) or it refused to start.
+        await eventually("a failure or a refusal", () => w.bridge.status().lastError !== null, 3000);
+      } catch (err) {
+        w.thrown.push(err);
+      }
+      try {
+        await w.bridge.stop();
+      } catch (err) {
+        w.thrown.push(err);
+      }
+      const leaks = findLeaks(w, [MARK]);
+      if (leaks.length > 0) throw new Error(`${mode} ${JSON.stringify(token)} leaks:\n${leaks.join("\n")}`);
+      // A string that is no b64token never reaches the wire; a valid one is refused by the server.
+      const code = w.bridge.status().lastError?.code;
+      if ((mode === "string" || mode === "env") && bearerTokenProblem(token) !== undefined && code !== "invalid_config") {
+        throw new Error(`${mode} ${JSON.stringify(token)}: expected invalid_config, got ${code}`);
+      }
+      if (mode !== "string" && mode !== "env" && code !== "unauthenticated") throw new Error(`${mode}: expected unauthenticated, got ${code}`);
+    }),
+    { seed, numRuns },
+  );
+  // Every invalid token that reached the server is a bug: only valid ones may (and did) arrive.
+  const seen = [...ctx.server.stats().tokensSeen.projectEvents, ...ctx.server.stats().tokensSeen.syncProjectState];
+  assert.ok(seen.every((t) => b64.test(t)), "only b64tokens went on the wire");
+  assert.ok(seen.some((t) => t.includes(MARK)), "valid tokens did reach the server (the runs exercised the wire)");
+  assert.ok(Object.keys(counts).length >= 8, `modes × validity covered: ${JSON.stringify(counts)}`);
+  console.log(`# token fuzzing: ${numRuns} bridges in ${(performance.now() - t0).toFixed(0)} ms, seed ${seed}: ${JSON.stringify(counts)}`);
+});
+
+fuzz("option resolution never keeps or quotes a bad token string", () => {
+  fc.assert(
+    fc.property(tokens, fc.boolean(), (token, viaEnv) => {
+      const r = validateBridgeOptions({
+        registry: new HandlerRegistry(),
+        logger: capturingLogger(),
+        serverUrl: "http://127.0.0.1:1",
+        ...(viaEnv ? { env: { ENGRAM_TOKEN: token } } : { env: {}, token }),
+      });
+      if (bearerTokenProblem(token) === undefined) return r.target.kind === "url" && r.token !== undefined;
+      return r.target.kind === "invalid" && r.token === undefined && !r.target.error.message.includes(MARK);
+    }),
+    { seed, numRuns: 2000 },
+  );
+});
+
+fuzz.run();

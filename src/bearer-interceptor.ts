@@ -62,7 +62,7 @@ async function* messagesWithoutToken<T>(messages: AsyncIterable<T>, token: strin
   }
 }
 
-/** Node's and undici's errors for a header they refuse; their messages may quote the header. */
+/** Node's and undici's errors for a header they refuse (TypeErrors); their messages may quote the header. */
 const headerErrorCodes = new Set(["ERR_INVALID_CHAR", "ERR_INVALID_HTTP_TOKEN", "ERR_HTTP2_INVALID_HEADER_VALUE", "ERR_HTTP_INVALID_HEADER_VALUE"]);
 const headerErrorText = /\bbearer\b|invalid header value|header content|ByteString/i;
 
@@ -80,11 +80,12 @@ export function withoutToken(reason: unknown, token: string): unknown {
     seen.add(e);
     const { code, metadata, details } = e as { code?: unknown; metadata?: unknown; details?: unknown };
     if (typeof code === "string" && headerErrorCodes.has(code)) headerError = true;
+    // A header refused on this side shows as a TypeError; a server's text never does.
+    if (e instanceof TypeError && headerErrorText.test(e.message)) headerError = true;
     messages.push(e.message);
     texts.push(String(e.stack ?? ""), safeJson(metadata ?? null), safeJson(details ?? null));
   }
   if (reason !== null && typeof reason !== "object") messages.push(String(reason));
-  headerError ||= messages.some((t) => headerErrorText.test(t));
   const leaks = token !== "" && [...messages, ...texts].some((t) => t.includes(token));
   if (!leaks && !headerError) return reason;
   const original = ConnectError.from(reason);

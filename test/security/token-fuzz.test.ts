@@ -97,6 +97,17 @@ fuzz("an error of the call that echoes the token (a hostile server) loses the to
     }),
     { seed, numRuns: 1000 },
   );
+  // A header refused on this side (a TypeError that quotes the header) never passes, whatever token it holds.
+  for (const typeError of [
+    new TypeError(`Headers.set: "Bearer ${MARK}\nx" is an invalid header value.`),
+    new TypeError(`Cannot convert argument to a ByteString because the character at index 9 has a value of 20013 which is greater than 255.`),
+    Object.assign(new TypeError(`Invalid character in header content ["authorization"]`), { code: "ERR_INVALID_CHAR" }),
+  ]) {
+    const out = withoutToken(new ConnectError(typeError.message, Code.Internal, undefined, undefined, typeError), "other");
+    assert.instance(out, ConnectError);
+    assert.is((out as ConnectError).rawMessage, "a request header was refused (its text is not shown: it may hold the token)");
+    assert.is((out as ConnectError).cause, undefined);
+  }
   const clean = new ConnectError("unrelated", Code.Unavailable);
   assert.is(withoutToken(clean, MARK), clean, "an error without the token passes unchanged");
 });

@@ -7,6 +7,7 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import * as http2 from "node:http2";
 import { startDevServer, type DevServer } from "../../src/index.js";
 import { bearerTokenProblem } from "../../src/bearer-token.js";
 import { eventually, fastTiming } from "../helpers/e2e.js";
@@ -116,5 +117,55 @@ header("a heartbeat with a bad function value fails alone and leaks nothing", as
   assert.ok(w.logger.lines.some((l) => /heartbeat failed/.test(l.msg ?? "") && l.text.includes("not a valid bearer token")));
   assert.equal(findLeaks(w, [MARK]), []);
 });
+
+/** A hostile server on loopback that quotes the token it received back in its errors. */
+async function echoingServer(midStream: boolean): Promise<{ url: string; calls: () => number; close(): Promise<void> }> {
+  let calls = 0;
+  const server = http2.createServer();
+  server.on("stream", (stream, headers) => {
+    calls++;
+    stream.on("error", () => {}); // the bridge aborts calls; that is not this test's business
+    const echo = encodeURIComponent(`token ${String(headers.authorization)} is not welcome`);
+    if (!midStream) {
+      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "16", "grpc-message": echo, "x-echo": String(headers.authorization) }, { endStream: true });
+      return;
+    }
+    stream.respond({ ":status": 200, "content-type": "application/grpc", "x-echo": String(headers.authorization) }, { waitForTrailers: true });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "13", "grpc-message": echo }));
+    setTimeout(() => {
+      if (!stream.destroyed) stream.end();
+    }, 20);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    calls: () => calls,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+for (const midStream of [false, true]) {
+  header(`a server that echoes the token in its ${midStream ? "trailers after headers" : "trailers-only refusal"} has it cut out of every error`, async (ctx) => {
+    const hostile = await echoingServer(midStream);
+    const token = `${MARK}echo`;
+    const w = watchedBridge({ serverUrl: hostile.url, token, timing: fastTiming });
+    ctx.bridges.push(w);
+    try {
+      w.bridge.start();
+      w.bridge.syncNow();
+      await eventually("stream failures", () => w.bridge.status().counters.streamFailures >= 2);
+      await eventually("a failed sync", () => w.bridge.status().counters.syncFailures >= 1);
+      const failures = w.logger.lines.filter((l) => /failed/.test(l.msg ?? "")).map((l) => l.text);
+      assert.ok(failures.some((t) => t.includes("token Bearer <token> is not welcome")), `the server's text is kept, the token cut out: ${failures.join("\n")}`);
+      await w.bridge.stop();
+      assert.ok(hostile.calls() >= 3);
+      assert.equal(findLeaks(w, [MARK]), []);
+    } finally {
+      await w.bridge.stop();
+      await hostile.close();
+    }
+  });
+}
 
 header.run();

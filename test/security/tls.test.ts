@@ -3,6 +3,7 @@
  * works (token included), a wrong CA or no CA fails with a clear error and
  * keeps backing off, an unreadable CA file refuses to start.
  */
+import dns from "node:dns";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { SessionTracker, startDevServer, type DevServer } from "../../src/index.js";
@@ -52,6 +53,25 @@ tls("https with tlsCaFile: both RPCs work over TLS with the token", async (ctx) 
   assert.equal(ctx.server.stats().tokensSeen, { projectEvents: [token], syncProjectState: [token] });
   assert.is(bridge.status().lastError, null);
   assert.not.ok(logger.lines.some((l) => l.text.includes(token)));
+});
+
+tls("https://localhost is pinned to loopback too: TLS to the name in the certificate, no DNS lookup", async (ctx) => {
+  const lookups: string[] = [];
+  const original = dns.lookup;
+  dns.lookup = function (this: unknown, hostname: string, ...rest: unknown[]) {
+    lookups.push(hostname);
+    return (original as (...a: unknown[]) => unknown).call(this, hostname, ...rest);
+  } as typeof dns.lookup;
+  try {
+    const { bridge } = ctx.make({ serverUrl: ctx.server.url.replace("127.0.0.1", "localhost"), tlsCaFile: ctx.pki.caFile });
+    bridge.start();
+    await ctx.server.waitForStreams(1);
+    await eventually("streaming", () => bridge.status().state === "streaming");
+    assert.equal(ctx.server.stats().tokensSeen.projectEvents, [token]);
+    assert.equal(lookups, []);
+  } finally {
+    dns.lookup = original;
+  }
 });
 
 tls("ENGRAM_TLS_CA is read when tlsCaFile is not given", async (ctx) => {

@@ -54,12 +54,19 @@ export function createBearerInterceptor(token: TokenSource): Interceptor {
   };
 }
 
-async function* messagesWithoutToken<T>(messages: AsyncIterable<T>, token: string): AsyncIterable<T> {
-  try {
-    yield* messages;
-  } catch (reason) {
-    throw withoutToken(reason, token);
-  }
+/** The same messages; a failure of the stream goes through withoutToken. One `.catch` per message, no generator. */
+function messagesWithoutToken<T>(messages: AsyncIterable<T>, token: string): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = messages[Symbol.asyncIterator]();
+      const scrub = (reason: unknown) => Promise.reject(withoutToken(reason, token));
+      return {
+        next: () => it.next().catch(scrub),
+        return: (value?: unknown) => (it.return ? it.return(value).catch(scrub) : Promise.resolve({ done: true as const, value: value as T })),
+        throw: (reason?: unknown) => (it.throw ? it.throw(reason).catch(scrub) : Promise.reject(reason)),
+      };
+    },
+  };
 }
 
 /** Node's and undici's errors for a header they refuse (TypeErrors); their messages may quote the header. */

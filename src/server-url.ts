@@ -162,7 +162,8 @@ function forDisplay(shown: string): string {
  * Whether a host name or address is this machine's loopback, decided
  * without DNS: an IP loopback literal (127.0.0.0/8, `::1`, IPv4-mapped
  * `::ffff:127.x.y.z` in dotted or hex form; IPv6 with or without brackets,
- * a zone id ignored) or exactly the name `localhost` (ASCII, any case).
+ * a zone id ignored) or exactly the name `localhost` (ASCII, any case, no
+ * surrounding space).
  * Nothing else: not `localhost.` nor `*.localhost` (glibc asks the
  * network's DNS for those), nor other spellings of 127.0.0.1 that only some
  * resolvers read as an address (`2130706433`, `0x7f000001`; the URL parser
@@ -172,7 +173,8 @@ function forDisplay(shown: string): string {
  */
 export function isLoopbackHost(host: string): boolean {
   if (typeof host !== "string") return false;
-  let h = stripBrackets(host.trim());
+  // No trimming: " 127.0.0.1" is not an address to net, it would go to a resolver.
+  let h = stripBrackets(host);
   if (/^localhost$/i.test(h)) return true;
   if (isIPv4(h)) return h.startsWith("127.");
   const zone = h.indexOf("%");

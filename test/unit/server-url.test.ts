@@ -192,7 +192,7 @@ serverUrl("isLoopbackHost refuses names a resolver decides, and everything else"
   for (const host of [
     "localhost.", "api.localhost", "foo.localhost.", "localhost.example.com", "127.0.0.1.nip.io",
     "ｌｏｃａｌｈｏｓｔ", "%6cocalhost", "local%68ost", "localhost%00", "lo\u00adcalhost", "localhost\u200b",
-    "0x7f000001", "2130706433", "0177.0.0.1", "127.1", "127.0.0.1.", "xn--localhost",
+    "0x7f000001", "2130706433", "0177.0.0.1", "127.1", "127.0.0.1.", "xn--localhost", " localhost", "127.0.0.1 ", " [::1]",
     "example.com", "128.0.0.1", "10.0.0.1", "0.0.0.0", "::", "::2", "::ffff:10.0.0.1", "::7f00:1", "fe80::1", "", "127.0.0.256",
   ]) {
     assert.not.ok(isLoopbackHost(host), host);

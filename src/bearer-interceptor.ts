@@ -10,7 +10,7 @@
  * token cut out and no cause, metadata or details.
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { bearerTokenProblem } from "./bearer-token.js";
+import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
 import { BridgeError } from "./errors.js";
 
 /** Where the token comes from: read fresh for every call. */
@@ -31,6 +31,7 @@ export function createBearerInterceptor(token: TokenSource): Interceptor {
       const own = cause instanceof BridgeError && cause.code === "unauthenticated" ? cause.rawMessage : tokenFunctionFailedMessage;
       throw new ConnectError(own, Code.Unauthenticated);
     }
+    if (typeof value === "string") value = trimBearerToken(value);
     if (value === undefined || value === "") return next(req);
     const problem = bearerTokenProblem(value);
     if (problem !== undefined) {

@@ -6,9 +6,18 @@
  * for it quote the whole header, `Bearer <token>` included. So a token is
  * checked before it goes near a header, and a bad one is described by a
  * fixed phrase that never quotes it, not even in part.
+ *
+ * Surrounding HTTP whitespace (space, tab, CR, LF) is dropped first, as
+ * `Headers.set` always did: a token file or secret with a trailing newline
+ * keeps working. Whitespace inside the token is refused.
  */
 
 const b64token = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** The token without surrounding space, tab, CR or LF (what `Headers.set` would send). */
+export function trimBearerToken(value: string): string {
+  return value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+}
 
 /** The fixed phrases that say what is wrong with a token, never what it is. */
 export const bearerTokenProblems = {
@@ -32,8 +41,8 @@ export function bearerTokenProblem(value: unknown): BearerTokenProblem | undefin
   if (b64token.test(value)) return undefined;
   if (/^bearer\s/i.test(value)) return bearerTokenProblems.bearerPrefix;
   if (/[\r\n]/.test(value)) return bearerTokenProblems.lineBreak;
-  if (/[\u0000-\u001f\u007f]/.test(value)) return bearerTokenProblems.control;
   if (/\s/.test(value)) return bearerTokenProblems.whitespace;
+  if (/[\u0000-\u001f\u007f]/.test(value)) return bearerTokenProblems.control;
   if (/[^\u0000-\u007f]/.test(value)) return bearerTokenProblems.nonAscii;
   return bearerTokenProblems.otherCharacter;
 }

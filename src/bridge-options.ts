@@ -5,7 +5,7 @@
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import type { InspectionEvent, Observer } from "xstate";
-import { bearerTokenProblem } from "./bearer-token.js";
+import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
 import { BridgeError } from "./errors.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { createStderrLogger, safeLogger } from "./logger.js";
@@ -30,7 +30,8 @@ export interface BridgeOptions {
   serverUrl?: string;
   /**
    * Bearer token, or a function read for every call (rotation). It must be an
-   * RFC 6750 b64token (letters, digits, `-._~+/`, trailing `=`): a bad string
+   * RFC 6750 b64token (letters, digits, `-._~+/`, trailing `=`) once surrounding
+   * spaces, tabs and line breaks are dropped: a bad string
    * refuses to start, a bad function result fails that call as
    * `unauthenticated`; neither is ever quoted. Defaults to ENGRAM_TOKEN.
    */
@@ -121,7 +122,8 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
     logger.warn({ env: "ENGRAM_SERVER_URL" }, "ENGRAM_SERVER_URL is deprecated: set ENGRAM_URL instead");
   }
   const tokenFromEnv = options.token === undefined && nonEmpty(env.ENGRAM_TOKEN);
-  const tokenOption = options.token ?? (tokenFromEnv ? env.ENGRAM_TOKEN : undefined);
+  const given = options.token ?? (tokenFromEnv ? env.ENGRAM_TOKEN : undefined);
+  const tokenOption = typeof given === "string" ? trimBearerToken(given) : given;
   const tokenError = checkTokenString(tokenOption, tokenFromEnv ? "ENGRAM_TOKEN" : "the token option");
   const token = tokenError === undefined ? toTokenSource(tokenOption) : undefined;
   const tlsCaFile = options.tlsCaFile ?? (nonEmpty(env.ENGRAM_TLS_CA) ? env.ENGRAM_TLS_CA : undefined);

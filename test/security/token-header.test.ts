@@ -28,7 +28,7 @@ const badTokens: ReadonlyArray<[string, string, RegExp]> = [
   ["a carriage return", `${MARK}\rrest`, /line break/],
   ["a NUL", `${MARK}\0rest`, /control character/],
   ["a space", `${MARK} rest`, /whitespace/],
-  ["a trailing newline", `${MARK}\n`, /line break/],
+  ["an inner tab", `${MARK}\tx`, /whitespace/],
   ["Latin-1", `${MARK}é`, /non-ASCII/],
   ["non-Latin-1", `${MARK}中文`, /non-ASCII/],
   ["a Bearer prefix", `Bearer ${MARK}`, /give the token alone/],
@@ -103,6 +103,17 @@ for (const [what, token, problem] of badTokens) {
     assert.equal(findLeaks(w, [MARK, `Bearer ${MARK}`]), []);
   });
 }
+
+header("surrounding spaces and line breaks are dropped, as Headers.set always did (a token file's trailing newline keeps working)", async (ctx) => {
+  for (const options of [{ token: `${GOOD}\n` }, { env: { ENGRAM_TOKEN: `  ${GOOD}\r\n` } }, { token: () => `\t${GOOD}\n` }]) {
+    const w = watch(ctx, options);
+    w.bridge.start();
+    await eventually("streaming", () => w.bridge.status().state === "streaming");
+    await w.bridge.stop();
+  }
+  assert.equal(ctx.server.stats().tokensSeen.projectEvents, [GOOD]);
+  assert.is(ctx.server.stats().authFailures, 0);
+});
 
 header("a heartbeat with a bad function value fails alone and leaks nothing", async (ctx) => {
   let n = 0;

@@ -10,6 +10,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
+import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { startDevServer, type DevServer } from "../../src/index.js";
 import { createBearerInterceptor, withoutToken } from "../../src/bearer-interceptor.js";
@@ -168,6 +169,67 @@ fuzz("every output channel of a running bridge stays clean, whatever the token a
   assert.ok(seen.some((t) => t.includes(MARK)), "valid tokens did reach the server (the runs exercised the wire)");
   assert.ok(Object.keys(counts).length >= 8, `modes × validity covered: ${JSON.stringify(counts)}`);
   console.log(`# token fuzzing: ${numRuns} bridges in ${(performance.now() - t0).toFixed(0)} ms, seed ${seed}: ${JSON.stringify(counts)}`);
+});
+
+type Echo = "refusal message" | "trailer message after headers" | "refusal metadata" | "trailer metadata";
+
+/** A hostile server on loopback that quotes the Authorization header it got where `echo()` says. */
+async function startEchoServer(echo: () => Echo): Promise<{ url: string; calls: () => number; close(): Promise<void> }> {
+  let calls = 0;
+  const server = http2.createServer();
+  server.on("stream", (stream, headers) => {
+    calls++;
+    stream.on("error", () => {});
+    const quoted = String(headers.authorization);
+    const where = echo();
+    const message = where.includes("message") ? encodeURIComponent(`no: ${quoted}`) : "no";
+    const meta = where.endsWith("metadata") ? { "x-echo": quoted } : {};
+    if (where.startsWith("refusal")) {
+      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "16", "grpc-message": message, ...meta }, { endStream: true });
+      return;
+    }
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "7", "grpc-message": message, ...meta }));
+    setImmediate(() => {
+      if (!stream.destroyed) stream.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    calls: () => calls,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+fuzz("a hostile server that quotes the token back, anywhere in its answer, gets it into no output channel", async () => {
+  let where: Echo = "refusal message";
+  const hostile = await startEchoServer(() => where);
+  const validTokens = fc.tuple(b64Chars, b64Chars, fc.constantFrom("", "=", "==")).map(([a, b, pad]) => `${a}${MARK}${b}${pad}`);
+  const places = fc.constantFrom<Echo>("refusal message", "trailer message after headers", "refusal metadata", "trailer metadata");
+  const numRuns = Number(process.env.PROPERTY_RUNS ?? 80) / 2;
+  try {
+    await fc.assert(
+      fc.asyncProperty(validTokens, places, fc.boolean(), async (token, place, asFunction) => {
+        where = place;
+        const w = watchedBridge({ serverUrl: hostile.url, timing: { ...fastTiming, backoffMinMs: 5, backoffMaxMs: 10 }, token: asFunction ? () => token : token });
+        w.bridge.start();
+        w.bridge.syncNow();
+        try {
+          await eventually("a failed stream and sync", () => w.bridge.status().counters.streamFailures >= 1 && w.bridge.status().counters.syncFailures >= 1, 3000);
+        } catch (err) {
+          w.thrown.push(err);
+        }
+        await w.bridge.stop();
+        const leaks = findLeaks(w, [MARK]);
+        if (leaks.length > 0) throw new Error(`${place} ${JSON.stringify(token)} leaks:\n${leaks.join("\n")}`);
+      }),
+      { seed, numRuns },
+    );
+    assert.ok(hostile.calls() >= numRuns * 2, "every run reached the hostile server");
+  } finally {
+    await hostile.close();
+  }
 });
 
 fuzz("option resolution never keeps or quotes a bad token string", () => {

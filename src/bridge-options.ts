@@ -5,13 +5,14 @@
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import type { InspectionEvent, Observer } from "xstate";
+import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
 import { BridgeError } from "./errors.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { createStderrLogger, safeLogger } from "./logger.js";
 import { parseServerUrl, redactUrl, type ServerAddress } from "./server-url.js";
 import { defaultBridgeTiming, type BridgeTiming } from "./timing.js";
 import type { Clock, EventsClient, Logger, ProjectTracker } from "./types.js";
-import type { TokenSource } from "./grpc-client.js";
+import type { TokenSource } from "./bearer-interceptor.js";
 
 /** An XState inspection observer, passed to the bridge actor. */
 export type InspectionObserver = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
@@ -21,11 +22,21 @@ export interface BridgeOptions {
   registry: HandlerRegistry;
   /** Local project ids for the heartbeat. Defaults to none: the heartbeat reports no ids. */
   tracker?: ProjectTracker;
-  /** The engram server. Defaults to ENGRAM_URL, else ENGRAM_SERVER_URL (deprecated: warns). */
+  /**
+   * The engram server, `http://host:port` (plaintext h2c) or `https://…`. A
+   * value without a scheme (`localhost:37777`, `engram.example.com`) is read
+   * as `http:`. Defaults to ENGRAM_URL, else ENGRAM_SERVER_URL (deprecated: warns).
+   */
   serverUrl?: string;
-  /** Bearer token, or a function read for every call (rotation). Defaults to ENGRAM_TOKEN. */
+  /**
+   * Bearer token, or a function read for every call (rotation). It must be an
+   * RFC 6750 b64token (letters, digits, `-._~+/`, trailing `=`) once surrounding
+   * spaces, tabs and line breaks are dropped: a bad string
+   * refuses to start, a bad function result fails that call as
+   * `unauthenticated`; neither is ever quoted. Defaults to ENGRAM_TOKEN.
+   */
   token?: string | (() => string | Promise<string>);
-  /** PEM CA file for https. Defaults to ENGRAM_TLS_CA, else the system roots. */
+  /** PEM CA file for https (with an `http:` URL it is unused: warns). Defaults to ENGRAM_TLS_CA, else the system roots. */
   tlsCaFile?: string;
   /** Allow sending a token in plaintext to a non-loopback host. Defaults to ENGRAM_ALLOW_INSECURE=1. */
   allowInsecure?: boolean;
@@ -110,18 +121,29 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
     rawUrl = env.ENGRAM_SERVER_URL;
     logger.warn({ env: "ENGRAM_SERVER_URL" }, "ENGRAM_SERVER_URL is deprecated: set ENGRAM_URL instead");
   }
-  const tokenOption = options.token ?? (nonEmpty(env.ENGRAM_TOKEN) ? env.ENGRAM_TOKEN : undefined);
-  const token = toTokenSource(tokenOption);
+  const tokenFromEnv = options.token === undefined && nonEmpty(env.ENGRAM_TOKEN);
+  const given = options.token ?? (tokenFromEnv ? env.ENGRAM_TOKEN : undefined);
+  const tokenOption = typeof given === "string" ? trimBearerToken(given) : given;
+  const tokenError = checkTokenString(tokenOption, tokenFromEnv ? "ENGRAM_TOKEN" : "the token option");
+  const token = tokenError === undefined ? toTokenSource(tokenOption) : undefined;
   const tlsCaFile = options.tlsCaFile ?? (nonEmpty(env.ENGRAM_TLS_CA) ? env.ENGRAM_TLS_CA : undefined);
   const allowInsecure = options.allowInsecure ?? env.ENGRAM_ALLOW_INSECURE === "1";
 
   let target: BridgeTarget;
   if (options.client) {
     target = { kind: "client", client: options.client };
+  } else if (tokenError !== undefined) {
+    target = { kind: "invalid", error: tokenError };
   } else if (rawUrl === undefined || rawUrl.trim() === "") {
     target = { kind: "none", why: "no server URL: set ENGRAM_URL or pass serverUrl or client" };
   } else {
     target = resolveUrlTarget(rawUrl, token !== undefined, allowInsecure);
+  }
+  if (target.kind === "url" && !target.address.secure && tlsCaFile !== undefined) {
+    logger.warn(
+      { url: target.address.redacted },
+      "tlsCaFile (ENGRAM_TLS_CA) is set but the server URL is http:, which is plaintext: the CA file is not used and nothing is encrypted; use https: for TLS",
+    );
   }
 
   return {
@@ -151,15 +173,27 @@ function resolveUrlTarget(rawUrl: string, hasToken: boolean, allowInsecure: bool
     return { kind: "invalid", error: BridgeError.from(reason, "invalid_config") };
   }
   if (hasToken && !address.secure && !address.loopback && !allowInsecure) {
+    const why = address.implicitScheme ? " (the URL has no scheme, so it is read as http:)" : "";
     return {
       kind: "invalid",
       error: new BridgeError(
-        `refusing to send the token in plaintext to ${address.redacted}: use https, a loopback host, or set allowInsecure (ENGRAM_ALLOW_INSECURE=1)`,
+        `refusing to send the token in plaintext to ${address.redacted}${why}: use https, a loopback host (an IP loopback address or exactly localhost), or set allowInsecure (ENGRAM_ALLOW_INSECURE=1)`,
         "insecure_token",
       ),
     };
   }
   return { kind: "url", address };
+}
+
+/**
+ * A configured token string that is not an RFC 6750 b64token is a
+ * configuration error whose message names the problem, never the value.
+ */
+function checkTokenString(token: unknown, source: string): BridgeError | undefined {
+  if (token === undefined || token === "" || typeof token === "function") return undefined;
+  const problem = bearerTokenProblem(token);
+  if (problem === undefined) return undefined;
+  return new BridgeError(`${source} is not a valid bearer token: it ${problem}`, "invalid_config");
 }
 
 function toTokenSource(token: BridgeOptions["token"]): TokenSource | undefined {

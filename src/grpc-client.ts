@@ -7,19 +7,21 @@
  */
 import { readFileSync } from "node:fs";
 import type * as http2 from "node:http2";
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { isIP } from "node:net";
+import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createBearerInterceptor, type TokenSource } from "./bearer-interceptor.js";
 import { EngramService } from "./gen/engram/v1/engram_pb.js";
 import { BridgeError } from "./errors.js";
 import type { EventsClient } from "./types.js";
 import type { ServerAddress } from "./server-url.js";
+import { loopbackLookup } from "./loopback-lookup.js";
 import { createStreamCloseWatch, type StreamCloseWatch } from "./stream-close-watch.js";
+
+export { createBearerInterceptor, type TokenSource } from "./bearer-interceptor.js";
 
 /** Received messages are capped at 4 MiB. */
 export const READ_MAX_BYTES = 4 * 1024 * 1024;
-
-/** Where the token comes from: read fresh for every call. */
-export type TokenSource = () => Promise<string | undefined>;
 
 export interface GrpcEventsClientOptions {
   /** The parsed server address (see parseServerUrl). */
@@ -32,24 +34,12 @@ export interface GrpcEventsClientOptions {
   readMaxBytes?: number;
 }
 
-/** An interceptor that adds `authorization: Bearer <token>` to every call, unary and streaming. */
-export function createBearerInterceptor(token: TokenSource): Interceptor {
-  return (next) => async (req) => {
-    let value: string | undefined;
-    try {
-      value = await token();
-    } catch (cause) {
-      // Keep the code: connect would report a plain throw as UNKNOWN.
-      throw new ConnectError(BridgeError.from(cause, "unauthenticated").rawMessage, Code.Unauthenticated, undefined, undefined, cause);
-    }
-    if (value !== undefined && value !== "") req.header.set("authorization", `Bearer ${value}`);
-    return next(req);
-  };
-}
-
 export function createGrpcEventsClient(options: GrpcEventsClientOptions): EventsClient & { close(): void } {
   const { address } = options;
   const sessionOptions: http2.SecureClientSessionOptions = {};
+  // A name the token check called loopback is pinned to 127.0.0.1/::1 here:
+  // no resolver decides where a plaintext token goes.
+  if (address.loopback && isIP(address.host) === 0) sessionOptions.lookup = loopbackLookup;
   if (address.secure && options.tlsCaFile !== undefined) {
     try {
       sessionOptions.ca = readFileSync(options.tlsCaFile);

@@ -1,8 +1,11 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { BridgeError } from "./errors.js";
 
-/** What stands in for a URL that cannot be parsed, in messages and logs. */
+/** What stands in for a URL that is empty or not a string, in messages and logs. */
 export const invalidUrlPlaceholder = "<invalid-url>";
+
+/** Longest URL text shown in a message or log line; the rest is cut with "…". */
+export const maxShownUrlLength = 256;
 
 /** The port used for `http:` when the URL names none (the engram server's default). */
 export const defaultHttpPort = 37777;
@@ -26,20 +29,30 @@ export interface ServerAddress {
   host: string;
   /** The explicit port, else 37777 for `http:` and 443 for `https:`. */
   port: number;
-  /** True when `host` is a loopback name or address (see `isLoopbackHost`). */
+  /**
+   * True when `host` is an IP loopback literal or exactly `localhost` (see
+   * `isLoopbackHost`). A connection to `localhost` must pin it to
+   * 127.0.0.1/::1 (see `loopbackLookup`) so that no DNS answer decides it.
+   */
   loopback: boolean;
+  /** True when the value had no scheme and was read as `http:`. */
+  implicitScheme: boolean;
 }
 
 /**
  * Parses the server URL a user configured (`ENGRAM_URL` and the like).
  *
  * - Only `http:` and `https:` are accepted. A value without a scheme
- *   (`host`, `host:port`, `[::1]:8080`) is taken as `http:`, since the
- *   engram server listens on plaintext h2c by default.
+ *   (`host`, `host:port`, `[::1]:8080`) is taken as `http:` (plaintext h2c,
+ *   the engram server's default) and flagged `implicitScheme`; write
+ *   `https://` for TLS.
  * - Without a port, `http:` uses 37777 and `https:` 443.
+ * - Host names go through the WHATWG URL parser (lower case, IDNA, percent
+ *   decoding, IPv4 forms such as `0x7f000001`), and the connection is made to
+ *   the name it produced, so the loopback check and the dial agree.
  * - User info (`user:pass@`) is dropped and never appears in a result or a
- *   message; an unparsable value is named `<invalid-url>`, never quoted, as
- *   it may hold a token.
+ *   message; an unparsable value is shown as `redactUrl` shows it (user info
+ *   removed).
  *
  * Throws a BridgeError with code "invalid_config" when the value is empty or
  * unparsable, has another scheme, has no host, or its port is outside 1-65535.
@@ -58,7 +71,7 @@ export function parseServerUrl(raw: string): ServerAddress {
     throw invalidConfig(`server URL has unsupported scheme "${scheme}"; use http: or https:`);
   }
   const hostPort = splitHostPort(parts.hostPort);
-  if (hostPort === undefined) throw invalidConfig(`server URL ${invalidUrlPlaceholder} cannot be parsed`);
+  if (hostPort === undefined) throw invalidConfig(`server URL ${redactUrl(raw)} cannot be parsed`);
   if (hostPort.host === "") throw invalidConfig("server URL has no host");
   const port = parsePort(hostPort.portText, scheme);
 
@@ -67,7 +80,7 @@ export function parseServerUrl(raw: string): ServerAddress {
   try {
     url = new URL(`${scheme}//${hostInUrl}${parts.rest}`);
   } catch {
-    throw invalidConfig(`server URL ${invalidUrlPlaceholder} cannot be parsed`);
+    throw invalidConfig(`server URL ${redactUrl(raw)} cannot be parsed`);
   }
   if (url.hostname === "") throw invalidConfig("server URL has no host");
   const host = stripBrackets(url.hostname);
@@ -80,14 +93,19 @@ export function parseServerUrl(raw: string): ServerAddress {
     host,
     port,
     loopback: isLoopbackHost(host),
+    implicitScheme: parts.implicitScheme,
   };
 }
 
 /**
  * Returns the URL as written with its user info (`user:pass@`) removed, for
- * logs. Scheme, host, port, path, query and fragment are kept as given (a
- * query is not redacted: do not put secrets there). Returns `<invalid-url>`
- * when the value cannot be parsed. Never throws.
+ * logs and status. Scheme, host, port, path, query and fragment are kept as
+ * given (a query is not redacted: do not put secrets there). A value the URL
+ * parser refuses is shown too, with everything up to its last `@` (or a
+ * look-alike: `＠`, `﹫`, `%40`) after the scheme removed, so user info is
+ * dropped even where the parser would not find it. Control and bidi
+ * characters become `?`; more than 256 characters are cut. Returns
+ * `<invalid-url>` only for an empty value or a non-string. Never throws.
  */
 export function redactUrl(raw: string): string {
   try {
@@ -97,35 +115,71 @@ export function redactUrl(raw: string): string {
     const parts = splitUrl(text);
     if (parts.kind === "opaque") {
       const at = parts.body.lastIndexOf("@");
-      return parts.scheme + parts.body.slice(at + 1);
+      return forDisplay(parts.scheme + parts.body.slice(at + 1));
     }
     const prefix = parts.implicitScheme ? "" : `${parts.scheme}//`;
-    // Validate with the WHATWG parser; a scheme-less value is read as http.
-    const checked = new URL(`${parts.implicitScheme ? "http:" : parts.scheme}//${parts.hostPort}${parts.rest}`);
+    let checked: URL;
+    try {
+      // Validate with the WHATWG parser; a scheme-less value is read as http.
+      checked = new URL(`${parts.implicitScheme ? "http:" : parts.scheme}//${parts.hostPort}${parts.rest}`);
+    } catch {
+      return forDisplay(withoutAnyUserInfo(text));
+    }
     // Where WHATWG still sees user info ("//user:pass@host", "http:///:pass@host"),
-    // the split above disagrees with it: show nothing rather than a secret.
-    if (checked.username !== "" || checked.password !== "") return invalidUrlPlaceholder;
-    return prefix + parts.hostPort + parts.rest;
+    // the split above disagrees with it: fall back to the cruder cut.
+    if (checked.username !== "" || checked.password !== "") return forDisplay(withoutAnyUserInfo(text));
+    return forDisplay(prefix + parts.hostPort + parts.rest);
   } catch {
     return invalidUrlPlaceholder;
   }
 }
 
 /**
- * Whether a host name or address refers to this machine's loopback
- * interface: `localhost` and `*.localhost`, 127.0.0.0/8, `::1` and
- * IPv4-mapped `::ffff:127.x.y.z` (in dotted or hex form). IPv6 may come with
- * or without brackets; a trailing dot and a zone id are ignored.
+ * For a value no parser agrees on: keeps an `http:`/`https:` scheme or any
+ * scheme followed by slashes, and of the rest only what follows its last
+ * `@` (or look-alike). Errs on the side of cutting: a path with an `@` loses
+ * its beginning.
+ */
+function withoutAnyUserInfo(text: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):([/\\]*)/i.exec(text);
+  const keep = scheme !== null && (scheme[2] !== "" || /^https?$/i.test(scheme[1] ?? ""));
+  const prefix = keep ? (scheme?.[0] ?? "") : "";
+  const body = text.slice(prefix.length);
+  let cut = 0;
+  for (const m of body.matchAll(/[@\uFF20\uFE6B]|%40/gi)) cut = m.index + m[0].length;
+  return prefix + body.slice(cut);
+}
+
+/** Control characters (C0, C1, line separators) and bidi overrides, which could forge or hide log text. */
+const unsafeForDisplay = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+function forDisplay(shown: string): string {
+  const safe = shown.replace(unsafeForDisplay, "?");
+  return safe.length > maxShownUrlLength ? `${safe.slice(0, maxShownUrlLength)}…` : safe;
+}
+
+/**
+ * Whether a host name or address is this machine's loopback, decided
+ * without DNS: an IP loopback literal (127.0.0.0/8, `::1`, IPv4-mapped
+ * `::ffff:127.x.y.z` in dotted or hex form; IPv6 with or without brackets,
+ * a zone id ignored) or exactly the name `localhost` (ASCII, any case, no
+ * surrounding space).
+ * Nothing else: not `localhost.` nor `*.localhost` (glibc asks the
+ * network's DNS for those), nor other spellings of 127.0.0.1 that only some
+ * resolvers read as an address (`2130706433`, `0x7f000001`; the URL parser
+ * turns these into `127.0.0.1` before this check). A connection to
+ * `localhost` must be pinned to loopback (`loopbackLookup`), so the check and
+ * the dial agree.
  */
 export function isLoopbackHost(host: string): boolean {
   if (typeof host !== "string") return false;
-  let h = stripBrackets(host.trim().toLowerCase());
-  if (h.endsWith(".")) h = h.slice(0, -1);
-  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  // No trimming: " 127.0.0.1" is not an address to net, it would go to a resolver.
+  let h = stripBrackets(host);
+  if (/^localhost$/i.test(h)) return true;
   if (isIPv4(h)) return h.startsWith("127.");
   const zone = h.indexOf("%");
   if (zone >= 0) h = h.slice(0, zone);
-  const groups = ipv6Groups(h);
+  const groups = ipv6Groups(h.toLowerCase());
   if (groups === undefined) return false;
   const zeros = (n: number) => groups.slice(0, n).every((g) => g === 0);
   if (zeros(7) && groups[7] === 1) return true;

@@ -3,6 +3,7 @@
  * works (token included), a wrong CA or no CA fails with a clear error and
  * keeps backing off, an unreadable CA file refuses to start.
  */
+import dns from "node:dns";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { SessionTracker, startDevServer, type DevServer } from "../../src/index.js";
@@ -54,6 +55,25 @@ tls("https with tlsCaFile: both RPCs work over TLS with the token", async (ctx) 
   assert.not.ok(logger.lines.some((l) => l.text.includes(token)));
 });
 
+tls("https://localhost is pinned to loopback too: TLS to the name in the certificate, no DNS lookup", async (ctx) => {
+  const lookups: string[] = [];
+  const original = dns.lookup;
+  dns.lookup = function (this: unknown, hostname: string, ...rest: unknown[]) {
+    lookups.push(hostname);
+    return (original as (...a: unknown[]) => unknown).call(this, hostname, ...rest);
+  } as typeof dns.lookup;
+  try {
+    const { bridge } = ctx.make({ serverUrl: ctx.server.url.replace("127.0.0.1", "localhost"), tlsCaFile: ctx.pki.caFile });
+    bridge.start();
+    await ctx.server.waitForStreams(1);
+    await eventually("streaming", () => bridge.status().state === "streaming");
+    assert.equal(ctx.server.stats().tokensSeen.projectEvents, [token]);
+    assert.equal(lookups, []);
+  } finally {
+    dns.lookup = original;
+  }
+});
+
 tls("ENGRAM_TLS_CA is read when tlsCaFile is not given", async (ctx) => {
   const { bridge } = ctx.make({ env: { ENGRAM_TLS_CA: ctx.pki.caFile } });
   bridge.start();
@@ -102,6 +122,29 @@ tls("a plaintext URL to the TLS port fails and keeps backing off", async (ctx) =
   await eventually("failures", () => bridge.status().counters.streamFailures >= 3, 5000);
   assert.ok(logger.at("warn").some((l) => /ProjectEvents failed/.test(l.msg ?? "")));
   assert.is(ctx.server.stats().tokensSeen.projectEvents.length, 0);
+});
+
+tls("tlsCaFile with an http: URL warns that it means plaintext (the Go daemon used TLS whenever a CA was set)", async (ctx) => {
+  const plain = await startDevServer({ token });
+  try {
+    for (const options of [{ tlsCaFile: ctx.pki.caFile }, { env: { ENGRAM_TLS_CA: ctx.pki.caFile } }]) {
+      const { bridge, logger } = ctx.make({ serverUrl: plain.url, ...options });
+      const warning = logger.at("warn").find((l) => /tlsCaFile/.test(l.msg ?? ""));
+      assert.ok(warning, "a warning at once, before start()");
+      assert.match(warning!.msg ?? "", /ENGRAM_TLS_CA/);
+      assert.match(warning!.msg ?? "", /http:, which is plaintext/);
+      assert.match(warning!.msg ?? "", /use https: for TLS/);
+      assert.not.ok(warning!.text.includes(token));
+      // A warning, not a refusal: it still works, in plaintext.
+      bridge.start();
+      await eventually("streaming in plaintext", () => bridge.status().state === "streaming");
+    }
+    // No warning where the CA file is used.
+    assert.not.ok(ctx.make({ tlsCaFile: ctx.pki.caFile }).logger.lines.some((l) => /tlsCaFile/.test(l.msg ?? "")));
+  } finally {
+    await ctx.bridges.stopAll();
+    await plain.close();
+  }
 });
 
 tls.run();

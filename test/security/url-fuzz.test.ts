@@ -2,16 +2,23 @@
  * Server URLs fuzzed with fast-check: `parseServerUrl` throws nothing but a
  * BridgeError "invalid_config", `redactUrl` never throws, and
  * `createBridge({ serverUrl })` + start() + stop() never throw and never put
- * the URL's user info or the token in a log line, status or error. A net
- * guard refuses every dial, so no fuzzed host is ever contacted.
+ * the URL's user info or the token in any output channel (log lines,
+ * status(), the actor snapshot, inspection events). An unparsable URL is
+ * shown without its user info, never as `<invalid-url>`; loopback is only
+ * ever an IP loopback literal or exactly `localhost`. A net guard refuses
+ * every dial, so no fuzzed host is ever contacted.
+ * Seeded: PROPERTY_SEED=<n> replays a run.
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
-import { createBridge, HandlerRegistry, BridgeError } from "../../src/index.js";
-import { parseServerUrl, redactUrl } from "../../src/server-url.js";
-import { capturingLogger } from "../helpers/e2e.js";
+import { isIP } from "node:net";
+import { BridgeError } from "../../src/index.js";
+import { isLoopbackHost, parseServerUrl, redactUrl } from "../../src/server-url.js";
+import { findLeaks, watchedBridge } from "./leak-scan.js";
 import { installNetGuard, type NetGuard } from "./net-guard.js";
+
+const seed = Number(process.env.PROPERTY_SEED ?? 20_261_130);
 
 /** Markers that only ever appear in user info or the token, so any sighting is a leak. */
 const USER = "usrMARKq7";
@@ -21,8 +28,15 @@ const leaked = (text: string) => [USER, PASS, TOKEN].find((m) => text.includes(m
 
 const anyText = fc.string({ unit: "binary", maxLength: 80 });
 const schemes = fc.constantFrom("http://", "https://", "HTTP://", "hTTps://", "", "//", "http:", "https:/", "ftp://", "unix://", "h2c://", "http:\\\\", " http://");
+/** Names that look like loopback and are not, or are only after the URL parser. */
+const lookAlikeHosts = fc.constantFrom(
+  "localhost.", "foo.localhost", "ｌｏｃａｌｈｏｓｔ", "%6cocalhost", "LOCALHOST%2E", "127.0.0.1.nip.io", "localhost.evil.com", "0x7f000001",
+  "2130706433", "0177.1", "127.1", "[::ffff:127.0.0.1]", "[::127.0.0.1]", "[0::1]", "[::1%25lo]", "lo\u00adcalhost", "localhost\u3002", "locaｌhost",
+  "xn--lcalhost-9za", "localhost:", "[::ffff:7f00:1]", "0.0.0.0", "127.0.0.256",
+);
 const hosts = fc.oneof(
   fc.constantFrom("localhost", "127.0.0.1", "[::1]", "::1", "[::ffff:127.0.0.1]", "engram.example", "192.0.2.1", "", "[", "]", "[::1", "a b", "%", "xn--"),
+  lookAlikeHosts,
   fc.domain(),
   fc.ipV4(),
   fc.ipV6().map((h) => `[${h}]`),
@@ -73,39 +87,79 @@ function checkRedact(raw: string): void {
 }
 
 fuzz("parseServerUrl throws only BridgeError invalid_config and never keeps user info", () => {
-  fc.assert(fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => checkParse(raw)), { numRuns: 3000 });
+  fc.assert(fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => checkParse(raw)), { seed, numRuns: 3000 });
 });
 
 fuzz("redactUrl never throws and always drops user info", () => {
-  fc.assert(fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => checkRedact(raw)), { numRuns: 3000 });
+  fc.assert(fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => checkRedact(raw)), { seed, numRuns: 3000 });
 });
 
-fuzz("createBridge({ serverUrl }) never throws, and no log line, status or error carries user info or the token", async (ctx) => {
+fuzz("createBridge({ serverUrl }) never throws, and no output channel carries user info or the token", async (ctx) => {
   let runs = 0;
   await fc.assert(
     fc.asyncProperty(fc.oneof(urlsWithUserInfo, noise), fc.boolean(), async (raw, viaEnv) => {
       runs++;
-      const logger = capturingLogger();
-      const bridge = createBridge({
-        registry: new HandlerRegistry(),
-        logger,
+      const w = watchedBridge({
         timing: { backoffMinMs: 5, backoffMaxMs: 10, stopTimeoutMs: 200 },
         ...(viaEnv ? { env: { ENGRAM_URL: raw, ENGRAM_TOKEN: TOKEN } } : { env: {}, serverUrl: raw, token: TOKEN }),
       });
-      bridge.start();
+      w.bridge.start();
       await new Promise((r) => setImmediate(r));
-      const status = JSON.stringify(bridge.status());
-      await bridge.stop();
-      for (const line of logger.lines) {
-        if (leaked(line.text)) throw new Error(`log line leaks ${leaked(line.text)} for ${JSON.stringify(raw)}: ${line.text}`);
-      }
-      if (leaked(status)) throw new Error(`status leaks ${leaked(status)} for ${JSON.stringify(raw)}: ${status}`);
+      await w.bridge.stop();
+      const leaks = findLeaks(w, [USER, PASS, TOKEN]);
+      if (leaks.length > 0) throw new Error(`leaks for ${JSON.stringify(raw)}:\n${leaks.join("\n")}`);
+      // What status() shows as the server is what redactUrl shows, never the placeholder for a value that has text.
+      const server = w.bridge.status().server;
+      if (raw.trim() !== "" && server === "<invalid-url>" && redactUrl(raw) !== "<invalid-url>") throw new Error(`status().server ${server} for ${JSON.stringify(raw)}`);
     }),
-    { numRuns: 400 },
+    { seed, numRuns: 400 },
   );
   assert.is(runs, 400);
   assert.ok(ctx.guard.attempts.every((a) => a.blocked), "every dial was refused by the guard");
   console.log(`# URL fuzzing: 3000 + 3000 parse/redact runs, ${runs} bridges; ${ctx.guard.attempts.length} dials, all refused by the guard`);
+});
+
+fuzz("an unparsable URL is shown (user info removed), never as <invalid-url> unless it holds nothing to show", () => {
+  fc.assert(
+    fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => {
+      const shown = redactUrl(raw);
+      if (shown.length > 257) throw new Error(`too long: ${shown.length}`);
+      if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(shown)) throw new Error(`control character in ${JSON.stringify(shown)}`);
+      if (shown !== "<invalid-url>") return;
+      // Only an empty value, or one that is nothing but user info, has nothing to show.
+      const rest = raw.trim().replace(/^[a-z][a-z0-9+.-]*:[/\\]*/i, "").replace(/^.*[@\uFF20\uFE6B]|^.*%40/is, "");
+      if (rest.trim() !== "") throw new Error(`${JSON.stringify(raw)} shown as <invalid-url>`);
+    }),
+    { seed, numRuns: 3000 },
+  );
+});
+
+fuzz("loopback is only ever an IP loopback literal or exactly localhost, after the URL parser", () => {
+  const checked = { loopback: 0, other: 0 };
+  fc.assert(
+    fc.property(fc.oneof(lookAlikeHosts, hosts, fc.domain().map((d) => `${d}.localhost`), fc.constantFrom("localhost", "LOCALHOST", "LocalHost")), (host) => {
+      let address;
+      try {
+        address = parseServerUrl(`http://${host}:1`);
+      } catch {
+        return;
+      }
+      if (!address.loopback) {
+        checked.other++;
+        return;
+      }
+      checked.loopback++;
+      const literal = isIP(address.host) !== 0;
+      if (!(literal ? isLoopbackHost(address.host) : address.host === "localhost")) {
+        throw new Error(`${JSON.stringify(host)} counted as loopback as ${address.host}`);
+      }
+      if (!address.baseUrl.startsWith(`http://${literal && address.host.includes(":") ? `[${address.host}]` : address.host}:`)) {
+        throw new Error(`the dial (${address.baseUrl}) is not the host that was checked (${address.host})`);
+      }
+    }),
+    { seed, numRuns: 3000 },
+  );
+  assert.ok(checked.loopback > 100 && checked.other > 100, JSON.stringify(checked));
 });
 
 fuzz("known tricky spellings", () => {

@@ -55,6 +55,70 @@ options("a token is refused in plaintext to a non-loopback host unless allowInse
   assert.is(validateBridgeOptions({ ...base(), serverUrl: "http://engram.example" }).target.kind, "url", "no token, nothing to protect");
 });
 
+options("a token string that is not an RFC 6750 b64token is a config error that names the problem, never the value", async () => {
+  for (const [token, problem] of [
+    ["tok\nMARK", /line break/],
+    ["tok\u0000MARK", /control character/],
+    ["tok MARK", /whitespace/],
+    ["tokMARK\u00e9", /non-ASCII/],
+    ["Bearer tokMARK", /give the token alone/],
+    ["tok;MARK", /b64token/],
+  ] as const) {
+    for (const [source, opts] of [
+      ["the token option", { token }],
+      ["ENGRAM_TOKEN", { env: { ENGRAM_TOKEN: token } }],
+    ] as const) {
+      const r = validateBridgeOptions({ ...base(), serverUrl: "http://127.0.0.1:1", ...opts });
+      assert.is(r.target.kind, "invalid", JSON.stringify(token));
+      const error = r.target.kind === "invalid" ? r.target.error : undefined;
+      assert.is(error?.code, "invalid_config");
+      assert.ok(error?.rawMessage.startsWith(`${source} is not a valid bearer token: it `), error?.rawMessage);
+      assert.match(error?.rawMessage ?? "", problem);
+      assert.not.match(error?.message ?? "", "MARK");
+      assert.is(r.token, undefined, "a bad token is not kept");
+    }
+  }
+  // Without a URL the token problem is the reason given; an injected client never uses the token.
+  assert.is(validateBridgeOptions({ ...base(), token: "a\nb" }).target.kind, "invalid");
+  const client = { projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}) }) }), syncProjectState: () => new Promise<never>(() => {}) };
+  assert.is(validateBridgeOptions({ ...base(), client, token: "a\nb" }).target.kind, "client");
+  // A function is checked per call (in the interceptor), not here.
+  assert.is(validateBridgeOptions({ ...base(), serverUrl: "http://127.0.0.1:1", token: () => "a\nb" }).target.kind, "url");
+  assert.is(await validateBridgeOptions({ ...base(), serverUrl: "http://127.0.0.1:1", token: "abc-._~+/==" }).token?.(), "abc-._~+/==");
+});
+
+options("a URL without a scheme is read as http:, and the plaintext refusal says so", () => {
+  const ok = validateBridgeOptions({ ...base(), serverUrl: "localhost:37777", token: "t" });
+  assert.is(ok.target.kind === "url" && ok.target.address.baseUrl, "http://localhost:37777");
+  const refused = validateBridgeOptions({ ...base(), serverUrl: "engram.example.com:443", token: "t" });
+  assert.is(refused.target.kind === "invalid" && refused.target.error.code, "insecure_token");
+  assert.match(refused.target.kind === "invalid" ? refused.target.error.message : "", "the URL has no scheme, so it is read as http:");
+  const explicit = validateBridgeOptions({ ...base(), serverUrl: "http://engram.example.com", token: "t" });
+  assert.not.match(explicit.target.kind === "invalid" ? explicit.target.error.message : "", "no scheme");
+});
+
+options("tlsCaFile with an http: URL warns that it means plaintext; with https: it does not", () => {
+  const logger = capturingLogger();
+  validateBridgeOptions({ ...base(), logger, serverUrl: "http://127.0.0.1:1", tlsCaFile: "/ca.pem" });
+  assert.is(logger.at("warn").length, 1);
+  assert.match(logger.at("warn")[0]?.msg ?? "", /tlsCaFile \(ENGRAM_TLS_CA\) is set but the server URL is http:, which is plaintext/);
+  const quiet = capturingLogger();
+  validateBridgeOptions({ ...base(), logger: quiet, serverUrl: "https://127.0.0.1:1", env: { ENGRAM_TLS_CA: "/ca.pem" } });
+  validateBridgeOptions({ ...base(), logger: quiet, serverUrl: "http://127.0.0.1:1" });
+  assert.is(quiet.lines.length, 0);
+});
+
+options("an unparsable URL is shown with user info removed in the error and status().server", async () => {
+  const logger = capturingLogger();
+  const bridge = createBridge({ registry: new HandlerRegistry(), logger, env: { ENGRAM_URL: "http://user:hunter2@exa mple.com:8080/x" } });
+  bridge.start();
+  const s = bridge.status();
+  assert.is(s.server, "http://exa mple.com:8080/x");
+  assert.is(s.lastError?.message, "server URL http://exa mple.com:8080/x cannot be parsed");
+  assert.not.ok(logger.lines.some((l) => l.text.includes("hunter2") || l.text.includes("user")));
+  await bridge.stop();
+});
+
 options("an injected client bypasses the URL", () => {
   const client = { projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}) }) }), syncProjectState: () => new Promise<never>(() => {}) };
   assert.is(validateBridgeOptions({ ...base(), client, serverUrl: "not a url" }).target.kind, "client");

@@ -93,12 +93,19 @@ serverUrl("a port outside 1-65535 is refused", () => {
   assert.match(parseError("http://engram.example:80x").message, "not a number");
 });
 
-serverUrl("an unparsable URL is named <invalid-url>, never quoted", () => {
-  for (const raw of [`http://bob:${password}@exa mple.com`, `http://[::1:${password}`, `http://${password}::1`]) {
+serverUrl("an unparsable URL is shown without its user info, never as <invalid-url>", () => {
+  for (const [raw, shown] of [
+    [`http://bob:${password}@exa mple.com`, "http://exa mple.com"],
+    [`http://bob:${password}@[::1`, "http://[::1"],
+    [`bob:${password}@exa mple.com:80`, "exa mple.com:80"],
+    ["http://[::1:x", "http://[::1:x"],
+    ["http://a::1", "http://a::1"],
+  ] as const) {
     const e = parseError(raw);
     assert.is(e.code, "invalid_config");
-    assert.match(e.message, "<invalid-url>");
+    assert.is(e.message, `[invalid_config] server URL ${shown} cannot be parsed`, raw);
     assert.not.match(e.message, password);
+    assert.not.match(e.message, "bob");
   }
 });
 
@@ -130,11 +137,38 @@ serverUrl("redactUrl drops user info and keeps the rest as written", () => {
   assert.is(redactUrl(`ftp://alice:${password}@files.example/x`), "ftp://files.example/x");
 });
 
-serverUrl("redactUrl returns <invalid-url> for what it cannot parse, and never throws", () => {
-  assert.is(redactUrl(`http://alice:${password}@exa mple.com`), "<invalid-url>");
-  assert.is(redactUrl(`http://alice:${password}@engram.example:99999`), "<invalid-url>");
+serverUrl("redactUrl shows what it cannot parse with user info removed, and never throws", () => {
+  assert.is(redactUrl(`http://alice:${password}@exa mple.com`), "http://exa mple.com");
+  assert.is(redactUrl(`http://alice:${password}@engram.example:99999`), "http://engram.example:99999");
+  // The parser would read "/:pass" as user info after the extra slash; cut it all.
+  assert.is(redactUrl(`http:///:${password}@engram.example`), "http:///engram.example");
+  // A password with a raw "/" or "@" in it still goes entirely.
+  assert.is(redactUrl(`http://alice:pa/ss@w@rd${password}@exa mple.com`), "http://exa mple.com");
+  // Look-alikes of "@" count as one when nothing parses.
+  assert.is(redactUrl(`http://alice:${password}\uFF20exa mple.com`), "http://exa mple.com");
+  assert.is(redactUrl(`http://alice%3A${password}%40exa mple.com`), "http://exa mple.com");
+  // Without slashes, a "scheme" may be a user name: dropped unless it is http(s).
+  assert.is(redactUrl(`alice:${password}@exa mple.com`), "exa mple.com");
+  assert.is(redactUrl(`http:alice:${password}@exa mple.com`), "http:exa mple.com");
   assert.is(redactUrl(""), "<invalid-url>");
   assert.is(redactUrl(undefined as unknown as string), "<invalid-url>");
+});
+
+serverUrl("redactUrl neutralises control characters and bounds the length", () => {
+  assert.is(redactUrl("http://exa mple.com/\n{\"level\":\"error\"}"), 'http://exa mple.com/?{"level":"error"}');
+  assert.is(redactUrl("http://host\u202e/x"), "http://host?/x");
+  const long = redactUrl(`http://exa mple.com/${"a".repeat(1000)}`);
+  assert.is(long.length, 257);
+  assert.ok(long.endsWith("…"));
+});
+
+serverUrl("a value without a scheme is read as http: and flagged", () => {
+  const a = parseServerUrl("localhost:37777");
+  assert.is(a.baseUrl, "http://localhost:37777");
+  assert.is(a.implicitScheme, true);
+  assert.is(parseServerUrl("engram.example.com").baseUrl, "http://engram.example.com:37777");
+  assert.is(parseServerUrl("http://engram.example.com").implicitScheme, false);
+  assert.is(parseServerUrl("https://engram.example.com").implicitScheme, false);
 });
 
 serverUrl("redactUrl output never contains the password", () => {
@@ -148,14 +182,19 @@ serverUrl("redactUrl output never contains the password", () => {
   for (const raw of inputs) assert.not.match(redactUrl(raw), password);
 });
 
-serverUrl("isLoopbackHost knows localhost names and loopback addresses", () => {
-  for (const host of ["localhost", "LOCALHOST", "api.localhost", "localhost.", "127.0.0.1", "127.255.0.9", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "[::ffff:7f00:1]"]) {
+serverUrl("isLoopbackHost knows exactly localhost and IP loopback literals", () => {
+  for (const host of ["localhost", "LOCALHOST", "LocalHost", "127.0.0.1", "127.255.0.9", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "[::ffff:7f00:1]", "::1%lo"]) {
     assert.ok(isLoopbackHost(host), host);
   }
 });
 
-serverUrl("isLoopbackHost refuses everything else", () => {
-  for (const host of ["example.com", "localhost.example.com", "128.0.0.1", "10.0.0.1", "0.0.0.0", "::", "::2", "::ffff:10.0.0.1", "fe80::1", "", "127.0.0.256"]) {
+serverUrl("isLoopbackHost refuses names a resolver decides, and everything else", () => {
+  for (const host of [
+    "localhost.", "api.localhost", "foo.localhost.", "localhost.example.com", "127.0.0.1.nip.io",
+    "ｌｏｃａｌｈｏｓｔ", "%6cocalhost", "local%68ost", "localhost%00", "lo\u00adcalhost", "localhost\u200b",
+    "0x7f000001", "2130706433", "0177.0.0.1", "127.1", "127.0.0.1.", "xn--localhost", " localhost", "127.0.0.1 ", " [::1]",
+    "example.com", "128.0.0.1", "10.0.0.1", "0.0.0.0", "::", "::2", "::ffff:10.0.0.1", "::7f00:1", "fe80::1", "", "127.0.0.256",
+  ]) {
     assert.not.ok(isLoopbackHost(host), host);
   }
 });

@@ -54,6 +54,8 @@ export interface ExecStats {
 
 export interface ExecHandler extends ProjectRemovalAware {
   readonly name: string;
+  /** Runs the command for one removal; resolves at once for a refused id. */
+  onProjectRemoved(projectId: string, info: RemovalInfo): Promise<void>;
   /** Children running now. */
   readonly running: number;
   /** Process groups whose leader exited while other members still ran (checked lazily). */

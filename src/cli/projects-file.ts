@@ -33,7 +33,7 @@ export interface ProjectsFileTrackerOptions {
 }
 
 export interface ProjectsFileTracker extends ProjectTracker {
-  /** Reads the file now; resolves when done (never rejects). Concurrent calls share one read. */
+  /** Reads the file; resolves when a read that started after this call is done (never rejects). */
   refresh(): Promise<void>;
   /** Stops reporting a `--project` id (the server said it was removed). File ids are the daemon's to drop. */
   forgetFixed(projectId: string): void;
@@ -78,6 +78,7 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
   let lastCount: number | undefined;
   let lastRefused: number | undefined;
   let reading: Promise<void> | undefined;
+  let followUp: Promise<void> | undefined;
 
   async function readOnce(file: string): Promise<string[] | ReadProblem> {
     let handle;
@@ -157,9 +158,17 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
     fromFile = ids;
   }
 
+  /** A read that starts after the call: joins the queued follow-up when a read is in flight. */
   const refresh = (): Promise<void> => {
     if (path === undefined) return Promise.resolve();
-    reading ??= read(path)
+    if (reading !== undefined) {
+      followUp ??= reading.then(() => {
+        followUp = undefined;
+        return refresh();
+      });
+      return followUp;
+    }
+    reading = read(path)
       .catch((err: unknown) => logger.warn({ path, err }, "cannot read the projects file"))
       .finally(() => (reading = undefined));
     return reading;

@@ -190,6 +190,9 @@ export const runCommand: CliCommand = {
           ...(prometheus !== undefined ? { metrics: prometheus.collect } : {}),
         });
         logger.info({ url: health.url }, "health and metrics listening: GET /healthz, GET /metrics");
+        if (!isLoopbackHost(values["health-host"] ?? "127.0.0.1")) {
+          logger.warn({ url: health.url }, "the health endpoint is not on loopback: whoever reaches it reads the bridge status and metrics (no token is in them)");
+        }
       } catch (err) {
         logger.error({ err }, err instanceof BridgeError ? err.rawMessage : "cannot serve --health-port");
         await bridge.stop();
@@ -223,6 +226,10 @@ export const runCommand: CliCommand = {
     return exitCodes.ok;
   },
 };
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 /** The sidecar's own counters next to the bridge's: commands started and ids refused by --exec. */
 function observeExecStats(provider: MeterProvider, handler: ExecHandler): void {

@@ -177,13 +177,15 @@ hard("a --project id the server reported removed is no longer sent in heartbeats
 });
 
 hard("--health-port serves /healthz (200 streaming, the status as JSON) and Prometheus /metrics on loopback (issue 12 item 7)", async (ctx) => {
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--health-port", "0", "--client-id", "health-1"], { env: env() });
+  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--health-port", "0", "--client-id", "health-1", "--project=-dash", "--exec", process.execPath, "-e", "0"], { env: env() });
   const listening = await logLine(sidecar, /health and metrics listening/);
   const base = String(listening["url"]);
   assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
   await streaming(sidecar);
   ctx.serve.send("remove counted");
   await sidecar.waitForLine(/"projectId":"counted"/);
+  await sidecar.waitForLine(/"projectId":"-dash"/);
+  await logLine(sidecar, /exec refused a project id/);
   const health = await httpGet(`${base}/healthz`);
   assert.is(health.status, 200, health.body);
   const body = JSON.parse(health.body) as { healthy: boolean; reason: string; status: { state: string; clientId: string; counters: Record<string, number> } };
@@ -198,6 +200,8 @@ hard("--health-port serves /healthz (200 streaming, the status as JSON) and Prom
   assert.match(metrics.body, /^engram_bridge_removals_delivered_total\{source="stream"\} 1$/m);
   assert.match(metrics.body, /^engram_bridge_connection_state\{state="streaming"\} 1$/m);
   assert.match(metrics.body, /^engram_bridge_delivery_latency_milliseconds_bucket\{source="stream",le="\+Inf"\} 1$/m);
+  assert.match(metrics.body, /^engram_sidecar_exec_refused_total 1$/m);
+  assert.match(metrics.body, /^engram_sidecar_exec_started_total 1$/m);
   assert.is((await httpGet(`${base}/nope`)).status, 404);
   sidecar.child.kill("SIGTERM");
   assert.is(await sidecar.exited, 0, sidecar.transcript());

@@ -64,7 +64,7 @@ export interface ExecHandler extends ProjectRemovalAware {
   /**
    * Refuses new commands; SIGTERM to every running child's group and every
    * lingering group, SIGKILL after `graceMs` (default killGraceMs). Resolves
-   * when they are gone, or at the latest 2 × graceMs + drainMs after the call.
+   * when they are gone, or at the latest 2 × graceMs after the call.
    */
   close(graceMs?: number): Promise<void>;
   /** SIGKILL to every running child's group and every lingering group, synchronously (for a forced exit). */
@@ -77,6 +77,9 @@ const maxLoggedLineChars = 4096;
 export const maxReasonEnvBytes = 4096;
 /** ENGRAM_EVENT_ID is cut to this many UTF-8 bytes. */
 export const maxEventIdEnvBytes = 256;
+
+/** How often groups that outlived their leader are checked for emptiness, in ms. */
+const lingeringPruneMs = 1000;
 
 /** Whether any process is left in process group `pgid`. */
 function groupAlive(pgid: number): boolean {
@@ -111,8 +114,17 @@ export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
   const stats: ExecStats = { started: 0, refused: 0 };
   let closed = false;
 
+  // Forget emptied groups soon, so that a recycled pid is never signalled as one of ours.
+  let pruneTimer: NodeJS.Timeout | undefined;
   const pruneLingering = (): void => {
     for (const pgid of lingering) if (!groupAlive(pgid)) lingering.delete(pgid);
+    if (lingering.size === 0 && pruneTimer !== undefined) {
+      clearInterval(pruneTimer);
+      pruneTimer = undefined;
+    } else if (lingering.size > 0 && pruneTimer === undefined) {
+      pruneTimer = setInterval(pruneLingering, lingeringPruneMs);
+      pruneTimer.unref();
+    }
   };
 
   /** SIGTERM to the group now, SIGKILL after `graceMs` (even when the leader has exited by then). */
@@ -219,6 +231,7 @@ export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
           const ms = Math.round(performance.now() - startedAt);
           if (pid !== undefined && groupAlive(pid)) {
             lingering.add(pid);
+            pruneLingering();
             logger.warn({ projectId: previewOf(projectId, 128), pid }, "exec command exited but left processes in its group; they are stopped when the sidecar stops");
           }
           if (timedOut) return new BridgeError(`exec command killed after ${timeoutMs} ms`, "handler_timeout");
@@ -229,7 +242,8 @@ export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
           const how = signal === null ? `exited with code ${code}` : `was killed by ${signal}`;
           return new BridgeError(`exec command ${how}`, "handler_failed");
         };
-        const drain = setTimeout(() => settle(outcome()), drainMs);
+        // Once closing, the group is being killed: no output is worth waiting for.
+        const drain = setTimeout(() => settle(outcome()), closed ? 0 : drainMs);
         child.once("close", () => {
           clearTimeout(drain);
           settle(outcome());
@@ -274,13 +288,13 @@ export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
       const pending = [...children.values()];
       const pgids = groups();
       for (const pgid of pgids) terminate(pgid, graceMs);
-      const deadline = performance.now() + 2 * graceMs + drainMs;
+      const deadline = performance.now() + 2 * graceMs;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(pending), new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now()))))]);
       clearTimeout(timer);
       // Wait for lingering members (they are not our children, so poll).
       while (pgids.some(groupAlive) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      for (const pgid of pgids) if (!groupAlive(pgid)) lingering.delete(pgid);
+      pruneLingering();
     },
     killNow() {
       for (const pgid of groups()) signalGroup(pgid, "SIGKILL");

@@ -9,7 +9,8 @@
  * fstat on the open descriptor, so a FIFO, a device or a symlink to one
  * never blocks the event loop, and a symlink to something large is refused.
  * Every id is checked (`projectIdProblem`); refused lines are counted and
- * logged without being echoed whole.
+ * logged without being echoed whole. A file holding a PEM block (a symlink
+ * to a key, say) is refused whole, so its lines never reach the server.
  */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
@@ -56,6 +57,9 @@ export function parseProjectsFile(text: string): string[] {
   return ids;
 }
 
+/** A read that met a file being written: keep the last ids. */
+const changing = Symbol("changing");
+
 /** A problem reading the file: `key` decides whether it was already logged. */
 interface ReadProblem {
   key: string;
@@ -80,7 +84,7 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
   let reading: Promise<void> | undefined;
   let followUp: Promise<void> | undefined;
 
-  async function readOnce(file: string): Promise<string[] | ReadProblem> {
+  async function readOnce(file: string): Promise<string[] | ReadProblem | typeof changing> {
     let handle;
     try {
       // O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one.
@@ -118,7 +122,16 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
           log: () => logger.warn({ path: file, maxBytes }, `the projects file grew past ${maxBytes} bytes while being read: refusing it; reporting only the --project ids`),
         };
       }
-      return parseProjectsFile(buf.toString("utf8", 0, length));
+      // Filled the buffer: it grew while being read, and its last line may be cut. Keep the last ids.
+      if (length === buf.length) return changing;
+      const text = buf.toString("utf8", 0, length);
+      if (/^-----BEGIN [A-Z0-9 ]+-----\s*$/m.test(text)) {
+        return {
+          key: "pem",
+          log: () => logger.error({ path: file }, "the projects file holds a PEM block (a key or certificate?): refusing it; its lines are never sent as ids"),
+        };
+      }
+      return parseProjectsFile(text);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
       return { key: code, log: () => logger.warn({ path: file, err }, "cannot read the projects file; reporting only the --project ids") };
@@ -129,7 +142,12 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
 
   async function read(file: string): Promise<void> {
     const result = await readOnce(file);
+    if (result === changing) {
+      logger.debug({ path: file }, "the projects file changed while being read; keeping the last ids until the next read");
+      return;
+    }
     if (!Array.isArray(result)) {
+      // A PEM block, a FIFO, too large, unreadable: the file's ids are dropped.
       if (result.key !== lastProblem) result.log();
       lastProblem = result.key;
       lastCount = undefined;

@@ -111,6 +111,19 @@ pf("lines that are not valid ids (control characters, over 512 bytes) are skippe
   assert.not.match(JSON.stringify(ctx.logs), long);
 });
 
+pf("a symlink to a private key is refused whole: none of its lines is sent as an id", async (ctx) => {
+  const key = join(ctx.dir, "id_ed25519");
+  writeFileSync(key, "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----\n");
+  const link = join(ctx.dir, "projects.txt");
+  symlinkSync(key, link);
+  const t = tracker(ctx, link, { fixedIds: ["flag"] });
+  await t.refresh();
+  assert.equal([...t.connectedProjectIds()], ["flag"]);
+  const err = ctx.logs.find((l) => l.level === "error");
+  assert.match(String(err?.msg), /PEM block/);
+  assert.not.match(JSON.stringify(ctx.logs), "b3BlbnNza");
+});
+
 pf("connectedProjectIds never reads on the heartbeat's path: it answers from the last read and starts the next", async (ctx) => {
   const file = join(ctx.dir, "projects.txt");
   writeFileSync(file, "a\n");

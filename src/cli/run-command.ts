@@ -79,6 +79,9 @@ plaintext), the health port could not be served, or stdout was closed; 2 usage
 error (no server URL, bad flag); 129/130/143 a second SIGHUP/SIGINT/SIGTERM
 (exits at once, --exec children killed).`;
 
+/** How long the start waits for the first read of the projects file, in ms. */
+const projectsFileFirstReadMs = 2000;
+
 const logLevels: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
 
 export const runCommand: CliCommand = {
@@ -201,8 +204,15 @@ export const runCommand: CliCommand = {
       }
     }
 
-    // The first heartbeat reports the file's ids: read it once before starting.
-    await tracker.refresh();
+    // The first heartbeat reports the file's ids: read it once before starting
+    // (a file on a hung network mount gets a moment, not the whole start).
+    let firstRead: NodeJS.Timeout | undefined;
+    const readInTime = await Promise.race([
+      tracker.refresh().then(() => true),
+      new Promise<false>((resolve) => (firstRead = setTimeout(() => resolve(false), projectsFileFirstReadMs))),
+    ]);
+    clearTimeout(firstRead);
+    if (!readInTime) logger.warn({ path: values["projects-file"], waitedMs: projectsFileFirstReadMs }, "the projects file is slow to read; starting with the --project ids");
     bridge.start();
     const refused = bridge.status().lastError;
     if (bridge.status().state === "idle" && refused !== null) {

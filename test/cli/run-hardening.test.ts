@@ -11,22 +11,40 @@ interface Ctx {
   dir: string;
   serve: CliProcess;
   url: string;
+  /** The sidecars a test started, killed after it (the one server lives for the suite). */
+  procs: CliProcess[];
 }
 
 const hard = suite<Ctx>("cli run hardening (issue 11 items 3-9, issue 12 item 7)");
 
 const token = "sidecar-test-TOKEN-0123456789";
 
-hard.before.each(async (ctx) => {
-  ctx.dir = mkdtempSync(join(tmpdir(), "engram-hard-"));
+hard.before(async (ctx) => {
   ctx.serve = startCli(["serve", "--port", "0", "--token", token]);
   ctx.url = await ctx.serve.waitForLine(/^http:\/\/127\.0\.0\.1:\d+$/);
 });
 
-hard.after.each(async (ctx) => {
+hard.after(async () => {
   await killAll();
+});
+
+hard.before.each((ctx) => {
+  ctx.dir = mkdtempSync(join(tmpdir(), "engram-hard-"));
+  ctx.procs = [];
+});
+
+hard.after.each(async (ctx) => {
+  for (const p of ctx.procs) p.child.kill("SIGKILL");
+  await Promise.all(ctx.procs.map((p) => p.exited));
   rmSync(ctx.dir, { recursive: true, force: true });
 });
+
+/** Starts a CLI process that the test's after hook kills. */
+function cli(ctx: Ctx, args: readonly string[], options: { env?: NodeJS.ProcessEnv } = {}): CliProcess {
+  const p = startCli(args, options);
+  ctx.procs.push(p);
+  return p;
+}
 
 const fast = ["--open-confirm-ms", "150"];
 const env = (extra: Record<string, string> = {}) => cleanEnv({ ENGRAM_TOKEN: token, ...extra });
@@ -59,7 +77,7 @@ function httpGet(url: string): Promise<{ status: number; type: string; body: str
 
 hard("run --client-id \"\" is a usage error, like --project \"\" (item 9)", async (ctx) => {
   for (const id of ["", "  "]) {
-    const p = startCli(["run", "--url", ctx.url, "--client-id", id], { env: env() });
+    const p = cli(ctx, ["run", "--url", ctx.url, "--client-id", id], { env: env() });
     assert.is(await exitedWithin(p, 10_000), 2, p.transcript());
     assert.match(p.stderr.join("\n"), /--client-id must not be empty/);
   }
@@ -68,7 +86,7 @@ hard("run --client-id \"\" is a usage error, like --project \"\" (item 9)", asyn
 hard("SIGHUP stops the sidecar cleanly, like SIGTERM, and leaves no --exec child (item 7)", async (ctx) => {
   const pidFile = join(ctx.dir, "child.pid");
   const script = `require("fs").writeFileSync(process.env.PID_FILE, String(process.pid)); setInterval(() => {}, 1000)`;
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--project", "gone", "--handler-timeout-ms", "60000", "--stop-timeout-ms", "1000", "--exec", process.execPath, "-e", script], {
+  const sidecar = cli(ctx, ["run", "--url", ctx.url, ...fast, "--project", "gone", "--handler-timeout-ms", "60000", "--stop-timeout-ms", "1000", "--exec", process.execPath, "-e", script], {
     env: env({ PID_FILE: pidFile }),
   });
   await waitUntil("the exec child started", () => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "");
@@ -86,7 +104,7 @@ hard("--projects-file on a FIFO (behind a symlink) is refused with a clear log l
   execFileSync("mkfifo", [fifo]);
   const link = join(ctx.dir, "projects.txt");
   symlinkSync(fifo, link);
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--project", "p1", "--projects-file", link, "--heartbeat-ms", "300", "--client-id", "fifo"], { env: env() });
+  const sidecar = cli(ctx, ["run", "--url", ctx.url, ...fast, "--project", "p1", "--projects-file", link, "--heartbeat-ms", "300", "--client-id", "fifo"], { env: env() });
   const refused = await logLine(sidecar, /not a regular file/);
   assert.is(refused["level"], 40);
   await streaming(sidecar);
@@ -102,7 +120,7 @@ hard("--exec children get no ENGRAM_TOKEN unless --exec-env-token, and the token
   const script = `console.log("env token=" + (process.env.ENGRAM_TOKEN ?? "<none>")); console.log(require("fs").readFileSync(process.env.TOKEN_FILE, "utf8"))`;
   const tokenFile = join(ctx.dir, "token.txt");
   writeFileSync(tokenFile, `the token is ${token}`);
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--project", "gone-a", "--exec", process.execPath, "-e", script], { env: env({ TOKEN_FILE: tokenFile }) });
+  const sidecar = cli(ctx, ["run", "--url", ctx.url, ...fast, "--project", "gone-a", "--exec", process.execPath, "-e", script], { env: env({ TOKEN_FILE: tokenFile }) });
   await sidecar.waitForLine((l) => l.includes("env token=<none>"), { stream: "stderr" });
   const redacted = await sidecar.waitForLine((l) => l.includes("the token is"), { stream: "stderr" });
   assert.match(redacted, "the token is [redacted]");
@@ -110,7 +128,7 @@ hard("--exec children get no ENGRAM_TOKEN unless --exec-env-token, and the token
   assert.is(await sidecar.exited, 0);
   assert.not.match(sidecar.transcript(), token);
 
-  const opted = startCli(["run", "--url", ctx.url, ...fast, "--project", "gone-b", "--exec-env-token", "--exec", process.execPath, "-e", script], { env: env({ TOKEN_FILE: tokenFile }) });
+  const opted = cli(ctx, ["run", "--url", ctx.url, ...fast, "--project", "gone-b", "--exec-env-token", "--exec", process.execPath, "-e", script], { env: env({ TOKEN_FILE: tokenFile }) });
   // The child has it; the log still shows it redacted.
   await opted.waitForLine((l) => l.includes("env token=[redacted]"), { stream: "stderr" });
   opted.child.kill("SIGTERM");
@@ -124,7 +142,7 @@ hard("an id that would be an option (--upload-pack=...) is printed on stdout but
   writeFileSync(file, `${hostile}\nplain-gone\n`);
   const out = join(ctx.dir, "calls.txt");
   const script = `require("fs").appendFileSync(process.env.OUT, process.argv.at(-1) + "\\n")`;
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--projects-file", file, "--exec", process.execPath, "-e", script, "--"], { env: env({ OUT: out }) });
+  const sidecar = cli(ctx, ["run", "--url", ctx.url, ...fast, "--projects-file", file, "--exec", process.execPath, "-e", script, "--"], { env: env({ OUT: out }) });
   await sidecar.waitForLine((l) => l.includes('"projectId":"--upload-pack='));
   await sidecar.waitForLine(/"projectId":"plain-gone"/);
   const refused = await logLine(sidecar, /exec refused a project id/);
@@ -141,7 +159,7 @@ hard("an --exec command that leaves a background job does not hold the next remo
   const ran = join(ctx.dir, "ran.txt");
   // Each run leaves a job that holds stdout/stderr and ignores SIGTERM.
   const script = `trap '' TERM; sleep 120 & echo $! >> "${jobs}"; echo "$1" >> "${ran}"; exit 0`;
-  const sidecar = startCli(
+  const sidecar = cli(ctx, 
     ["run", "--url", ctx.url, ...fast, "--project", "first", "--handler-timeout-ms", "30000", "--stop-timeout-ms", "1000", "--exec", "sh", "-c", script, "sh"],
     { env: env() },
   );
@@ -163,7 +181,7 @@ hard("an --exec command that leaves a background job does not hold the next remo
 hard("a --project id the server reported removed is no longer sent in heartbeats (issue 12 item 7)", async (ctx) => {
   ctx.serve.send("create live-1");
   await ctx.serve.waitForLine(/^created live-1$/);
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--project", "live-1", "--project", "gone-1", "--heartbeat-ms", "300", "--client-id", "flags"], { env: env() });
+  const sidecar = cli(ctx, ["run", "--url", ctx.url, ...fast, "--project", "live-1", "--project", "gone-1", "--heartbeat-ms", "300", "--client-id", "flags"], { env: env() });
   await sidecar.waitForLine(/"projectId":"gone-1"/);
   const mark = ctx.serve.stdout.length;
   // Two heartbeats later: only live-1.
@@ -177,7 +195,7 @@ hard("a --project id the server reported removed is no longer sent in heartbeats
 });
 
 hard("--health-port serves /healthz (200 streaming, the status as JSON) and Prometheus /metrics on loopback (issue 12 item 7)", async (ctx) => {
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--health-port", "0", "--client-id", "health-1", "--project=-dash", "--exec", process.execPath, "-e", "0"], { env: env() });
+  const sidecar = cli(ctx, ["run", "--url", ctx.url, ...fast, "--health-port", "0", "--client-id", "health-1", "--project=-dash", "--exec", process.execPath, "-e", "0"], { env: env() });
   const listening = await logLine(sidecar, /health and metrics listening/);
   const base = String(listening["url"]);
   assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -208,7 +226,7 @@ hard("--health-port serves /healthz (200 streaming, the status as JSON) and Prom
 });
 
 hard("/healthz answers 503 while the server refuses the token, and --health-port on a taken port exits 1", async (ctx) => {
-  const bad = startCli(["run", "--url", ctx.url, ...fast, "--health-port", "0", "--log-level", "info"], { env: cleanEnv({ ENGRAM_TOKEN: "wrong-token" }) });
+  const bad = cli(ctx, ["run", "--url", ctx.url, ...fast, "--health-port", "0", "--log-level", "info"], { env: cleanEnv({ ENGRAM_TOKEN: "wrong-token" }) });
   const base = String((await logLine(bad, /health and metrics listening/))["url"]);
   await bad.waitForLine((l) => l.includes("unauthenticated"), { stream: "stderr" });
   let last = { status: 0, type: "", body: "" };
@@ -219,7 +237,7 @@ hard("/healthz answers 503 while the server refuses the token, and --health-port
   assert.match(last.body, /"healthy":false/);
   assert.match(last.body, /unauthenticated/);
   const port = new URL(base).port;
-  const clash = startCli(["run", "--url", ctx.url, "--health-port", port], { env: env() });
+  const clash = cli(ctx, ["run", "--url", ctx.url, "--health-port", port], { env: env() });
   assert.is(await clash.exited, 1, clash.transcript());
   assert.match(clash.stderr.join("\n"), /cannot listen on 127\.0\.0\.1:\d+ for --health-port: EADDRINUSE/);
   bad.child.kill("SIGTERM");

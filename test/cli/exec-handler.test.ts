@@ -244,4 +244,16 @@ exec("close() resolves by its deadline even when a child ignores SIGTERM, and re
   assert.match(String((refused as Error).message), /closed/);
 });
 
+exec("a command that cannot be started fails the handler once, with no child left counted", async (ctx) => {
+  const handler = createExecHandler({ command: join(ctx.dir, "no-such-command"), timeoutMs: 5000, logger: ctx.logger, env: { PATH: "" } });
+  ctx.handlers.push(handler);
+  const err = await handler.onProjectRemoved("p1", { source: "heartbeat" }).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  assert.match(String(err?.message), /cannot run .*ENOENT/);
+  assert.is(handler.running, 0);
+  assert.is(handler.lingeringGroups, 0);
+});
+
 exec.run();

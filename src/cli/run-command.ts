@@ -38,8 +38,8 @@ Options:
   --projects-file PATH   more tracked ids, one per line (blank lines and lines starting with # are
                          ignored); read again in the background at every heartbeat and every 5 s, so
                          the daemon may rewrite it any time. Only a regular file of at most 4 MiB is
-                         read (a FIFO, device or directory, even behind a symlink, is refused);
-                         lines that are not valid ids are skipped and logged
+                         read (a FIFO, device or directory, even behind a symlink, or a file with
+                         a PEM block, is refused); lines that are not valid ids are skipped and logged
   --client-id ID         this sidecar's id on the server (default: PID-STARTSECONDS; not empty)
   --log-level LEVEL      debug, info, warn, error or silent (default info)
   --health-port N        serve GET /healthz (200 while streaming, connecting or backing off from a
@@ -49,7 +49,8 @@ Options:
   --health-host HOST     the address --health-port binds (default 127.0.0.1)
   --exec CMD [ARGS...]   must come last: run CMD ARGS... PROJECT_ID for each removal (see below)
   --exec-env-token       pass ENGRAM_TOKEN and URL user info to --exec commands (default: stripped)
-  --exec-allow-dash-ids  also run --exec for ids starting with "-" (default: refused)
+  --exec-allow-dash-ids  also run --exec for ids starting with "-" (default: refused); end CMD's
+                         options with "--" then
   -h, --help             this help
 
 --exec runs CMD without a shell, with the id as one last argument and in

@@ -3,12 +3,18 @@
  * stdout as JSON lines (and to `--exec`), logs to stderr as JSON lines.
  */
 import { parseArgs } from "node:util";
+import { ValueType, type MeterProvider } from "@opentelemetry/api";
 import { createBridge } from "../bridge.js";
+import { BridgeError } from "../errors.js";
+import { startHealthServer, type HealthServer } from "../health/health-server.js";
+import { createPrometheusMetrics, type PrometheusMetrics } from "../health/prometheus-metrics.js";
 import { HandlerRegistry } from "../handler-registry.js";
 import { createStderrLogger, type LogLevel } from "../logger.js";
-import { exitCodes, parseOrUsage, splitExec, usageError } from "./cli-args.js";
+import { exitCodes, intFlag, parseOrUsage, splitExec, usageError } from "./cli-args.js";
 import type { CliCommand } from "./cli-context.js";
+import { createExecEnvironment } from "./exec-env.js";
 import { createExecHandler, type ExecHandler } from "./exec-handler.js";
+import { previewOf, projectIdProblem } from "./id-rules.js";
 import { createProjectsFileTracker } from "./projects-file.js";
 import { createRemovalLineHandler } from "./removal-lines.js";
 import { readTimingFlags, timingFlagOptions, timingFlagsHelp } from "./timing-flags.js";
@@ -27,16 +33,40 @@ heartbeat removals.) Logs go to stderr as JSON lines (pino format).
 
 Options:
   --url URL              the engram server (default: ENGRAM_URL, else the deprecated ENGRAM_SERVER_URL)
-  --project ID           a tracked project id (repeatable)
+  --project ID           a tracked project id (repeatable); once the server reports it removed it is
+                         no longer sent in heartbeats
   --projects-file PATH   more tracked ids, one per line (blank lines and lines starting with # are
-                         ignored); read again at every heartbeat, so the daemon may rewrite it any time
-  --client-id ID         this sidecar's id on the server (default: PID-STARTSECONDS)
+                         ignored); read again in the background at every heartbeat and every 5 s, so
+                         the daemon may rewrite it any time. Only a regular file of at most 4 MiB is
+                         read (a FIFO, device or directory, even behind a symlink, or a file with
+                         a PEM block, is refused); lines that are not valid ids are skipped and logged
+  --client-id ID         this sidecar's id on the server (default: PID-STARTSECONDS; not empty)
   --log-level LEVEL      debug, info, warn, error or silent (default info)
-  --exec CMD [ARGS...]   must come last: run CMD ARGS... PROJECT_ID for each removal, without a shell
-                         (the id is one literal argument whatever it contains), with ENGRAM_PROJECT_ID,
-                         ENGRAM_REMOVAL_SOURCE, ENGRAM_EVENT_ID and ENGRAM_REMOVAL_REASON set; its output
-                         is logged; past --handler-timeout-ms its process group is killed
+  --health-port N        serve GET /healthz (200 while streaming, connecting or backing off from a
+                         transient error; 503 when idle, stopping, stopped or failing on auth; the
+                         bridge status as JSON) and GET /metrics (Prometheus text format; needs the
+                         optional package @opentelemetry/sdk-metrics)
+  --health-host HOST     the address --health-port binds (default 127.0.0.1)
+  --exec CMD [ARGS...]   must come last: run CMD ARGS... PROJECT_ID for each removal (see below)
+  --exec-env-token       pass ENGRAM_TOKEN and URL user info to --exec commands (default: stripped)
+  --exec-allow-dash-ids  also run --exec for ids starting with "-" (default: refused); end CMD's
+                         options with "--" then
   -h, --help             this help
+
+--exec runs CMD without a shell, with the id as one last argument and in
+ENGRAM_PROJECT_ID, plus ENGRAM_REMOVAL_SOURCE, ENGRAM_EVENT_ID (cut to 256
+bytes) and ENGRAM_REMOVAL_REASON (cut to 4096 bytes; control characters become
+spaces). Safety rules, because the id comes from the server:
+  - an id that starts with "-" (a program may read it as an option, e.g. git's
+    --upload-pack=...), contains a control character or is longer than 512
+    bytes is not run: it is logged at warn and counted (it still goes to stdout);
+  - the child's environment has no ENGRAM_TOKEN and no user info in ENGRAM_*
+    URLs unless --exec-env-token; the token is redacted from logged output;
+  - the child leads its own process group; it is done when it exits (output is
+    drained for 200 ms, then its pipes are closed); past --handler-timeout-ms
+    the whole group gets SIGTERM, then SIGKILL; background jobs it leaves are
+    stopped with the sidecar. Its output is logged (lines cut at 4096 chars,
+    at most 1000 lines per run).
 
 ${timingFlagsHelp}
 
@@ -44,10 +74,14 @@ Environment: ENGRAM_URL, ENGRAM_TOKEN (bearer token; never pass it as a flag),
 ENGRAM_TLS_CA (PEM CA file for https), ENGRAM_ALLOW_INSECURE=1 (allow a token
 in plaintext to a non-loopback host).
 
-Exit codes: 0 stopped by the first SIGINT/SIGTERM (after at most
+Exit codes: 0 stopped by the first SIGINT, SIGTERM or SIGHUP (after at most
 --stop-timeout-ms); 1 the bridge refused its configuration (bad URL, token in
-plaintext) or stdout was closed; 2 usage error (no server URL, bad flag);
-130/143 a second SIGINT/SIGTERM (exits at once, --exec children killed).`;
+plaintext), the health port could not be served, or stdout was closed; 2 usage
+error (no server URL, bad flag); 129/130/143 a second SIGHUP/SIGINT/SIGTERM
+(exits at once, --exec children killed).`;
+
+/** How long the start waits for the first read of the projects file, in ms. */
+const projectsFileFirstReadMs = 2000;
 
 const logLevels: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
 
@@ -68,6 +102,10 @@ export const runCommand: CliCommand = {
           "projects-file": { type: "string" },
           "client-id": { type: "string" },
           "log-level": { type: "string" },
+          "health-port": { type: "string" },
+          "health-host": { type: "string" },
+          "exec-env-token": { type: "boolean" },
+          "exec-allow-dash-ids": { type: "boolean" },
           help: { type: "boolean", short: "h" },
           ...timingFlagOptions,
         },
@@ -81,18 +119,42 @@ export const runCommand: CliCommand = {
     if (!logLevels.includes(level)) throw usageError(`--log-level must be one of ${logLevels.join(", ")}`);
     const hasUrl = [values.url, ctx.env.ENGRAM_URL, ctx.env.ENGRAM_SERVER_URL].some((u) => u !== undefined && u.trim() !== "");
     if (!hasUrl) throw usageError("run needs the engram server: set ENGRAM_URL or pass --url");
-    for (const id of values.project ?? []) if (id.trim() === "") throw usageError("--project must not be empty");
+    for (const id of values.project ?? []) {
+      if (id.trim() === "") throw usageError("--project must not be empty");
+      const problem = projectIdProblem(id);
+      if (problem !== undefined) throw usageError(`--project ${previewOf(id)}: ${problem}`);
+    }
+    const clientId = values["client-id"];
+    if (clientId !== undefined && clientId.trim() === "") throw usageError("--client-id must not be empty");
+    if (clientId !== undefined && projectIdProblem(clientId) !== undefined) throw usageError(`--client-id: ${projectIdProblem(clientId)}`);
+    const healthPort = intFlag(values["health-port"], "health-port");
+    if (healthPort !== undefined && healthPort > 65535) throw usageError("--health-port must be at most 65535");
+    if (values["health-host"] !== undefined && healthPort === undefined) throw usageError("--health-host needs --health-port");
+    if (exec === undefined && (values["exec-env-token"] || values["exec-allow-dash-ids"])) throw usageError("--exec-env-token and --exec-allow-dash-ids need --exec");
     const timing = readTimingFlags(values);
 
     const logger = createStderrLogger({ level, write: ctx.err });
+    let prometheus: PrometheusMetrics | undefined;
+    if (healthPort !== undefined) {
+      try {
+        prometheus = await createPrometheusMetrics();
+      } catch (err) {
+        logger.error({ err }, err instanceof BridgeError ? err.rawMessage : "cannot set up the metrics");
+        return exitCodes.failure;
+      }
+    }
     const registry = new HandlerRegistry();
+    const tracker = createProjectsFileTracker({ fixedIds: values.project ?? [], path: values["projects-file"], logger });
+    // A --project id the server reported removed is not reported again.
+    registry.register({ name: "project-flags", onProjectRemoved: (projectId) => tracker.forgetFixed(projectId) });
     registry.register(createRemovalLineHandler(ctx.out));
     let execHandler: ExecHandler | undefined;
     const bridge = createBridge({
       registry,
-      tracker: createProjectsFileTracker({ fixedIds: values.project ?? [], path: values["projects-file"], logger }),
+      tracker,
       ...(values.url !== undefined ? { serverUrl: values.url } : {}),
-      ...(values["client-id"] !== undefined ? { clientId: values["client-id"] } : {}),
+      ...(clientId !== undefined ? { clientId } : {}),
+      ...(prometheus !== undefined ? { meterProvider: prometheus.meterProvider } : {}),
       env: ctx.env,
       logger,
       timing,
@@ -100,18 +162,64 @@ export const runCommand: CliCommand = {
     if (exec !== undefined) {
       const [command, ...args] = exec as [string, ...string[]];
       const { handlerTimeoutMs } = bridge.actor.getSnapshot().context.timing;
-      execHandler = createExecHandler({ command, args, timeoutMs: handlerTimeoutMs, logger, env: { ...ctx.env } });
+      const childEnv = createExecEnvironment({ base: ctx.env, passSecrets: values["exec-env-token"] === true, extraUrls: [values.url] });
+      execHandler = createExecHandler({
+        command,
+        args,
+        timeoutMs: handlerTimeoutMs,
+        logger,
+        env: childEnv.env,
+        secrets: childEnv.secrets,
+        allowDashIds: values["exec-allow-dash-ids"] === true,
+      });
       registry.register(execHandler);
       ctx.shutdown.onForce(() => execHandler?.killNow());
+      if (prometheus !== undefined) observeExecStats(prometheus.meterProvider, execHandler);
     }
     const stopLogging = logConnectionStates(bridge, logger);
+    let health: HealthServer | undefined;
+    const cleanUp = async (): Promise<void> => {
+      stopLogging();
+      tracker.close();
+      await health?.close();
+      await prometheus?.shutdown();
+    };
 
+    if (healthPort !== undefined) {
+      try {
+        health = await startHealthServer({
+          port: healthPort,
+          ...(values["health-host"] !== undefined ? { host: values["health-host"] } : {}),
+          status: () => bridge.status(),
+          ...(prometheus !== undefined ? { metrics: prometheus.collect } : {}),
+        });
+        logger.info({ url: health.url }, "health and metrics listening: GET /healthz, GET /metrics");
+        if (!isLoopbackHost(values["health-host"] ?? "127.0.0.1")) {
+          logger.warn({ url: health.url }, "the health endpoint is not on loopback: whoever reaches it reads the bridge status and metrics (no token is in them)");
+        }
+      } catch (err) {
+        logger.error({ err }, err instanceof BridgeError ? err.rawMessage : "cannot serve --health-port");
+        await bridge.stop();
+        await cleanUp();
+        return exitCodes.failure;
+      }
+    }
+
+    // The first heartbeat reports the file's ids: read it once before starting
+    // (a file on a hung network mount gets a moment, not the whole start).
+    let firstRead: NodeJS.Timeout | undefined;
+    const readInTime = await Promise.race([
+      tracker.refresh().then(() => true),
+      new Promise<false>((resolve) => (firstRead = setTimeout(() => resolve(false), projectsFileFirstReadMs))),
+    ]);
+    clearTimeout(firstRead);
+    if (!readInTime) logger.warn({ path: values["projects-file"], waitedMs: projectsFileFirstReadMs }, "the projects file is slow to read; starting with the --project ids");
     bridge.start();
     const refused = bridge.status().lastError;
     if (bridge.status().state === "idle" && refused !== null) {
       // start() already logged why at error.
-      stopLogging();
       await bridge.stop();
+      await cleanUp();
       return exitCodes.failure;
     }
     const reason = await ctx.shutdown.requested;
@@ -123,8 +231,28 @@ export const runCommand: CliCommand = {
     const killTimer = execHandler && setTimeout(() => void execHandler?.close(graceMs), stopTimeoutMs - 2 * graceMs);
     await bridge.stop();
     clearTimeout(killTimer);
+    // close() has its own deadline: lingering background jobs cannot hold the exit.
     await execHandler?.close(graceMs);
-    stopLogging();
+    await cleanUp();
     return exitCodes.ok;
   },
 };
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** The sidecar's own counters next to the bridge's: commands started and ids refused by --exec. */
+function observeExecStats(provider: MeterProvider, handler: ExecHandler): void {
+  const meter = provider.getMeter("engram-serverevents-sidecar");
+  meter
+    .createObservableCounter("engram.sidecar.exec.started", { description: "--exec commands started", unit: "{command}", valueType: ValueType.INT })
+    .addCallback((result) => result.observe(handler.stats.started));
+  meter
+    .createObservableCounter("engram.sidecar.exec.refused", {
+      description: "Removals not run by --exec because the id starts with '-', has control characters or is too long",
+      unit: "{removal}",
+      valueType: ValueType.INT,
+    })
+    .addCallback((result) => result.observe(handler.stats.refused));
+}

@@ -1,11 +1,13 @@
 /**
- * The CLI's shutdown: the first SIGINT or SIGTERM (or a `quit`, or an
- * `--exit-after-ms`) asks for a graceful stop; a second signal runs the
+ * The CLI's shutdown: the first SIGINT, SIGTERM or SIGHUP (or a `quit`, or
+ * an `--exit-after-ms`) asks for a graceful stop; a second signal runs the
  * registered force hooks (kill children) and exits at once with 128 + the
- * signal number.
+ * signal number. SIGHUP is a stop, not a reload: a closed terminal or a
+ * supervisor's hangup must not end the process without a clean stop (Node's
+ * default for SIGHUP) and leave detached children behind.
  */
 
-const signalNumbers = { SIGINT: 2, SIGTERM: 15 } as const;
+const signalNumbers = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 type HandledSignal = keyof typeof signalNumbers;
 
 export interface Shutdown {

@@ -1,0 +1,136 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { request } from "node:http";
+import type { BridgeStatus, ConnectionState } from "../../src/bridge-status.js";
+import { healthOf, startHealthServer, type HealthServer } from "../../src/health/health-server.js";
+import { createPrometheusMetrics, prometheusName } from "../../src/health/prometheus-metrics.js";
+
+interface Ctx {
+  servers: HealthServer[];
+}
+
+const health = suite<Ctx>("health endpoint and Prometheus exposition (run --health-port)");
+
+health.before.each((ctx) => {
+  ctx.servers = [];
+});
+
+health.after.each(async (ctx) => {
+  await Promise.all(ctx.servers.map((s) => s.close()));
+});
+
+function statusOf(state: ConnectionState, lastErrorCode?: string): BridgeStatus {
+  return {
+    state,
+    heartbeat: "waiting",
+    attempt: 0,
+    lastError: lastErrorCode === undefined ? null : ({ code: lastErrorCode, message: "x" } as BridgeStatus["lastError"]),
+    clientId: "c",
+    server: "http://127.0.0.1:1",
+    counters: {} as BridgeStatus["counters"],
+    timestamps: {},
+  };
+}
+
+function call(url: string, method = "GET"): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers["content-type"]) }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+health("healthy while streaming, connecting or backing off from a transient error; not when idle, stopping, stopped or failing on auth", () => {
+  const cases: Array<[ConnectionState, string | undefined, boolean]> = [
+    ["streaming", undefined, true],
+    ["streaming", "unauthenticated", true],
+    ["connecting", undefined, true],
+    ["backoff", "unavailable", true],
+    ["backoff", "deadline_exceeded", true],
+    ["backoff", "unauthenticated", false],
+    ["connecting", "permission_denied", false],
+    ["backoff", "unimplemented", false],
+    ["idle", undefined, false],
+    ["idle", "insecure_token", false],
+    ["stopping", undefined, false],
+    ["stopped", undefined, false],
+  ];
+  for (const [state, code, healthy] of cases) assert.is(healthOf(statusOf(state, code)).healthy, healthy, `${state} ${code}`);
+  assert.match(healthOf(statusOf("idle", "invalid_config")).reason, "refused to start: invalid_config");
+});
+
+health("serves /healthz with 200 or 503 and the status as JSON, on loopback by default; 404 and 405 otherwise", async (ctx) => {
+  let state: ConnectionState = "streaming";
+  const server = await startHealthServer({ port: 0, status: () => statusOf(state) });
+  ctx.servers.push(server);
+  assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  const ok = await call(`${server.url}/healthz`);
+  assert.is(ok.status, 200);
+  assert.is(ok.type, "application/json");
+  assert.equal(JSON.parse(ok.body), { healthy: true, reason: "streaming", status: statusOf("streaming") });
+  state = "stopped";
+  const down = await call(`${server.url}/healthz?verbose=1`);
+  assert.is(down.status, 503);
+  assert.is((JSON.parse(down.body) as { healthy: boolean }).healthy, false);
+  assert.is((await call(`${server.url}/metrics`)).status, 404, "no collector given");
+  assert.is((await call(`${server.url}/healthz`, "POST")).status, 405);
+  await server.close();
+  await server.close();
+});
+
+health("a port in use is a BridgeError that names it", async (ctx) => {
+  const first = await startHealthServer({ port: 0, status: () => statusOf("streaming") });
+  ctx.servers.push(first);
+  const err = await startHealthServer({ port: first.port, status: () => statusOf("streaming") }).catch((e: Error) => e);
+  assert.instance(err, Error);
+  assert.match((err as Error).message, /EADDRINUSE/);
+});
+
+health("without @opentelemetry/sdk-metrics the error says which package to install", async () => {
+  const err = await createPrometheusMetrics({ load: () => import("@opentelemetry/no-such-sdk" as string) }).catch((e: Error) => e);
+  assert.instance(err, Error);
+  assert.match((err as Error).message, /failed_precondition/);
+  assert.match((err as Error).message, "npm install @opentelemetry/sdk-metrics");
+  const wrong = await createPrometheusMetrics({ load: async () => ({}) }).catch((e: Error) => e);
+  assert.match((wrong as Error).message, "@opentelemetry/sdk-metrics");
+});
+
+health("writes counters, gauges and histograms in the Prometheus text format, with escaped labels", async (ctx) => {
+  const metrics = await createPrometheusMetrics();
+  const meter = metrics.meterProvider.getMeter("t");
+  const counter = meter.createCounter("engram.test.calls", { description: "calls\nmade", unit: "{call}" });
+  counter.add(2, { "error.type": 'bad "quote" \\ and\nnewline' });
+  const updown = meter.createUpDownCounter("engram.test.level");
+  updown.add(-3);
+  const gauge = meter.createObservableGauge("engram.test.state");
+  gauge.addCallback((r) => r.observe(1, { state: "streaming" }));
+  const hist = meter.createHistogram("engram.test.latency", { unit: "ms", advice: { explicitBucketBoundaries: [1, 10] } });
+  hist.record(0.5);
+  hist.record(5);
+  hist.record(50);
+  const text = await metrics.collect();
+  assert.match(text, "# HELP engram_test_calls_total calls\\nmade\n# TYPE engram_test_calls_total counter\n");
+  assert.match(text, 'engram_test_calls_total{error_type="bad \\"quote\\" \\\\ and\\nnewline"} 2\n');
+  assert.match(text, "# TYPE engram_test_level gauge\nengram_test_level -3\n");
+  assert.match(text, 'engram_test_state{state="streaming"} 1\n');
+  assert.match(text, "# TYPE engram_test_latency_milliseconds histogram\n");
+  assert.match(text, 'engram_test_latency_milliseconds_bucket{le="1"} 1\nengram_test_latency_milliseconds_bucket{le="10"} 2\nengram_test_latency_milliseconds_bucket{le="+Inf"} 3\n');
+  assert.match(text, "engram_test_latency_milliseconds_sum 55.5\nengram_test_latency_milliseconds_count 3\n");
+  for (const line of text.trimEnd().split("\n")) assert.match(line, /^(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? -?[0-9.e+]+|.*\+Inf"\} \d+)$/, line);
+  assert.is(prometheusName("9lives.x-y"), "_9lives_x_y");
+
+  const server = await startHealthServer({ port: 0, status: () => statusOf("streaming"), metrics: metrics.collect });
+  ctx.servers.push(server);
+  const scraped = await call(`${server.url}/metrics`);
+  assert.is(scraped.status, 200);
+  assert.is(scraped.type, "text/plain; version=0.0.4; charset=utf-8");
+  assert.match(scraped.body, "engram_test_calls_total");
+  await metrics.shutdown();
+});
+
+health.run();

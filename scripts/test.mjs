@@ -5,8 +5,9 @@
 // instead of hanging the run. Ends with one plain line: "N passed, M failed".
 //
 // Usage: node scripts/test.mjs [--soak] [filter...]   (filters match test file
-// paths; with a filter the static checks are skipped; --soak runs the
-// long-running test/**/*.soak.ts files instead of *.test.ts)
+// paths; with a filter the static checks are skipped, but dist/ is still
+// built; --soak runs the long-running test/**/*.soak.ts files instead of
+// *.test.ts)
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir, availableParallelism } from "node:os";
@@ -125,11 +126,11 @@ if (filters.length === 0 && !soak) {
   }
   rmSync(tmp, { recursive: true, force: true });
   await check("typecheck (tsc --noEmit)", "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]);
-  // The package ships dist/ built by tsconfig.build.json: it must compile on its own.
-  const out = mkdtempSync(join(tmpdir(), "engram-build-"));
-  await check("package build (tsc -p tsconfig.build.json)", "npx", ["--no-install", "tsc", "-p", "tsconfig.build.json", "--outDir", out]);
-  rmSync(out, { recursive: true, force: true });
 }
+// The CLI suites run bin/engram-serverevents.js, which runs the compiled
+// dist/, and test/package packs dist/: build it from the sources first, also
+// for a filtered run, so no suite runs a stale build.
+await check("build dist/ (scripts/build.mjs)", process.execPath, [join(root, "scripts/build.mjs")]);
 
 const files = findTests(join(root, "test")).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 const queue = [...files];

@@ -1,26 +1,57 @@
 /**
  * The `engram-serverevents` command line: start, dev, run and serve.
- * `bin/engram-serverevents.js` loads this file through tsx and calls main().
+ * `bin/engram-serverevents.js` loads the compiled file (dist/src/cli/main.js)
+ * and calls main(). A command's module, and with it the bridge, gRPC and the
+ * dev server, is loaded only when that command runs: `--help` stays fast.
  */
 import { readFileSync } from "node:fs";
 import { createStderrLogger } from "../logger.js";
 import { exitCodes, isUsageError } from "./cli-args.js";
 import type { CliCommand, CliContext } from "./cli-context.js";
-import { devCommand } from "./dev-command.js";
-import { runCommand } from "./run-command.js";
-import { serveCommand } from "./serve-command.js";
 import { createShutdown } from "./signals.js";
-import { startCommand } from "./start-command.js";
 
-const commands: readonly CliCommand[] = [startCommand, devCommand, runCommand, serveCommand];
+/** A command as the list knows it before its module is loaded. */
+export interface LazyCliCommand {
+  readonly name: string;
+  /** One line for the command list (test/package/cli-entry.test.ts checks it is the module's). */
+  readonly summary: string;
+  load(): Promise<CliCommand>;
+}
 
+export const commands: readonly LazyCliCommand[] = [
+  {
+    name: "start",
+    summary: "dev without ENGRAM_URL, else run (what npm start runs)",
+    load: async () => (await import("./start-command.js")).startCommand,
+  },
+  {
+    name: "dev",
+    summary: "dev server + bridge + demo on loopback, with a prompt or a scripted demo",
+    load: async () => (await import("./dev-command.js")).devCommand,
+  },
+  {
+    name: "run",
+    summary: "the sidecar: removals of ENGRAM_URL as JSON lines on stdout (and --exec)",
+    load: async () => (await import("./run-command.js")).runCommand,
+  },
+  {
+    name: "serve",
+    summary: "the dev server alone, printing its URL (for other daemons and tests)",
+    load: async () => (await import("./serve-command.js")).serveCommand,
+  },
+];
+
+/** This package's version: package.json is two levels up from src/cli, three from dist/src/cli. */
 function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
-    return pkg.version ?? "unknown";
-  } catch {
-    return "unknown";
+  for (const up of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "engram-serverevents") return pkg.version ?? "unknown";
+    } catch {
+      // not there: try the next level
+    }
   }
+  return "unknown";
 }
 
 export function usage(): string {
@@ -63,11 +94,12 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
     stdout.write(`${version()}\n`);
     return exitCodes.ok;
   }
-  const command = commands.find((c) => c.name === name);
-  if (command === undefined) {
+  const entry = commands.find((c) => c.name === name);
+  if (entry === undefined) {
     stderr.write(`${name === undefined ? "no command given" : `unknown command "${name}"`}\n\n${usage()}\n`);
     return exitCodes.usage;
   }
+  const command = await entry.load();
 
   const shutdown = createShutdown({ write: (line) => void stderr.write(line) });
   let stdoutFailed = false;

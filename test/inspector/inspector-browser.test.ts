@@ -1,20 +1,21 @@
-// Drives Debian's Chromium (headless, via playwright-core) against the
+// Drives a headless Chromium (via playwright-core; see test/helpers/chromium.ts
+// for which one: CHROMIUM_PATH, a system chromium, else the build shipped in
+// the @sparticuz/chromium devDependency) against the
 // offline inspector page while a bridge runs against the dev server, and
 // checks that the highlighted state follows the bridge through
 // streaming → backoff → streaming. Saves test-artifacts/inspector.png.
-// Without Chromium this suite FAILS: install it with `apt-get install -y chromium`.
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Code } from "@connectrpc/connect";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createBridge, HandlerRegistry, SessionTracker, startDevServer, type Bridge, type DevServer } from "../../src/index.js";
 import { flattenConnection } from "../../src/bridge-status.js";
 import { startInspector, type InspectorHandle } from "../../inspector/index.js";
+import { launchChromium } from "../helpers/chromium.js";
 import { capturingLogger, eventually, recordingHandler } from "../helpers/e2e.js";
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 const TOKEN = "browser-test-token-91c4d2f0a7";
 /** Generous: the machine running the suite may be loaded. */
@@ -100,11 +101,6 @@ const countRows = `(() => {
 })()`;
 
 browserSuite("the page highlights the live state through streaming → backoff → streaming", async (ctx) => {
-  if (!existsSync(chromiumPath)) {
-    throw new Error(
-      `Chromium is required for the inspector browser test but ${chromiumPath} does not exist. Install it (Debian: apt-get install -y chromium) or set CHROMIUM_PATH.`,
-    );
-  }
   mkdirSync(artifacts, { recursive: true });
   ctx.server = await startDevServer({ token: TOKEN });
   ctx.inspector = await startInspector();
@@ -127,10 +123,8 @@ browserSuite("the page highlights the live state through streaming → backoff �
     inspect: ctx.inspector.inspect,
   });
 
-  ctx.browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const launched = await launchChromium();
+  ctx.browser = launched.browser;
   const page = await ctx.browser.newPage({ viewport: { width: 1600, height: 1000 } });
   const problems: string[] = [];
   const external: string[] = [];
@@ -219,12 +213,11 @@ browserSuite("the page highlights the live state through streaming → backoff �
   assert.equal(problems, []);
   assert.ok(frames.length > 20, `the page received ${frames.length} messages`);
   assert.equal(frames.filter((f) => f.includes(TOKEN)), [], "a message to the page carries the token");
-  console.log(`# browser: page showed ${seen.join(" → ")}; ${frames.length} messages, 0 with the token; rows ${JSON.stringify(rows)}`);
+  console.log(`# browser (${launched.source}, ${launched.browser.version()}): page showed ${seen.join(" → ")}; ${frames.length} messages, 0 with the token; rows ${JSON.stringify(rows)}`);
   console.log(`# screenshot: test-artifacts/inspector.png (and inspector-backoff.png)`);
 });
 
 browserSuite("the Stately page relays the session to the hosted inspector in its iframe", async (ctx) => {
-  if (!existsSync(chromiumPath)) throw new Error(`Chromium is required: ${chromiumPath} does not exist (apt-get install -y chromium)`);
   ctx.server = await startDevServer();
   ctx.inspector = await startInspector();
   ctx.bridge = createBridge({
@@ -237,10 +230,7 @@ browserSuite("the Stately page relays the session to the hosted inspector in its
   });
   ctx.bridge.start();
   await ctx.server.waitForStreams(1, uiTimeoutMs);
-  ctx.browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  ctx.browser = (await launchChromium()).browser;
   const page = await ctx.browser.newPage();
   // Stand in for stately.ai/inspect (no internet here): a receiver that says
   // it is connected, as @statelyai/inspect's browser receiver does, and keeps

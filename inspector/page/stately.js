@@ -35,6 +35,9 @@
     connected = true;
     for (const queue of [roots, children, buffer]) for (const message of queue.splice(0)) post(message);
   });
+  // The iframe loads only now that the listener exists: its one
+  // "@statelyai.connected" could otherwise arrive before anyone listens.
+  iframe.src = iframe.dataset.src;
 
   function connect() {
     const url = new URL("events", location.href);

@@ -69,7 +69,7 @@ server("the Stately page embeds the hosted inspector and may frame only it", asy
   assert.is(res.status, 200);
   assert.match(res.headers.get("content-security-policy") ?? "", /frame-src https:\/\/inspect\.example(;|$)/);
   const html = await res.text();
-  assert.match(html, /<iframe id="inspector" title="Stately inspector" src="https:\/\/inspect\.example\/live\?x=1&amp;y=2" data-origin="https:\/\/inspect\.example">/);
+  assert.match(html, /<iframe id="inspector" title="Stately inspector" data-src="https:\/\/inspect\.example\/live\?x=1&amp;y=2" data-origin="https:\/\/inspect\.example">/);
   const js = await (await fetch(`${ctx.inspector.url}stately.js`)).text();
   assert.match(js, /@statelyai\.connected/);
   assert.match(js, /postMessage\(message, origin\)/, "messages go to the inspector's origin only");

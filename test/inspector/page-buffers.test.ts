@@ -109,11 +109,25 @@ page("stately.js posts at most the bounded queues once the iframe listens", () =
     contentWindow: { postMessage: (m: (typeof posted)[number], origin: string) => origin === "https://stately.example" && posted.push(m) },
   });
   iframe.dataset.origin = "https://stately.example";
-  const { windowListeners } = runPage("stately.js", {
+  iframe.dataset.src = "https://stately.example/live";
+  let listenersWhenLoaded = -1;
+  let loadedSrc = "";
+  Object.defineProperty(iframe, "src", {
+    set(value: string) {
+      loadedSrc = value;
+      listenersWhenLoaded = windowListenersRef.length;
+    },
+  });
+  const windowListeners: Listener[] = [];
+  const windowListenersRef = windowListeners;
+  runPage("stately.js", {
     document: {
       getElementById: (id: string) => (id === "inspector" ? iframe : new FakeElement()),
     },
+    window: { addEventListener: (_type: string, fn: Listener) => windowListeners.push(fn) },
   });
+  assert.is(loadedSrc, "https://stately.example/live", "the iframe is loaded by the script");
+  assert.is(listenersWhenLoaded, 1, "only once the message listener exists (its one connected message is not lost)");
   const socket = FakeSocket.opened[0]!;
   assert.is(socket.url, `${pageUrl.replace(/^http/, "ws")}events`, "the socket lives under the page's key");
   socket.message({ type: "@xstate.actor", sessionId: "root", name: "bridge" });

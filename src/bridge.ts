@@ -200,8 +200,24 @@ export function createBridge(options: BridgeOptions): Bridge {
   }
 
   function stop(): Promise<void> {
+    releaseCallingHandler();
     stopPromise ??= doStop();
     return stopPromise;
+  }
+
+  /**
+   * stop() called inside one of this bridge's removal handlers (awaited
+   * there, it waits for the stop, which would wait for the handler): the
+   * dispatcher stops awaiting that handler call, so the stop drains the rest
+   * and resolves instead of running out of budget.
+   */
+  function releaseCallingHandler(): void {
+    const caller = dispatcher.releaseCallingHandler();
+    if (caller === undefined) return;
+    log.info(
+      caller,
+      `stop() was called from inside removal handler ${caller.handler} (project ${caller.projectId}): the stop does not wait for that handler`,
+    );
   }
 
   async function doStop(): Promise<void> {

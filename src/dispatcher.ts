@@ -1,7 +1,8 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { BridgeError } from "./errors.js";
-import { type DispatchOutcome, type HandlerRegistry, dispatchRemoval, isValidTimeoutMs } from "./handler-registry.js";
+import { type DispatchOutcome, type FanOutOptions, type HandlerCall, type HandlerRegistry, fanOut, isValidTimeoutMs } from "./handler-registry.js";
 import { safeLogger } from "./logger.js";
-import type { Clock, Logger, RemovalInfo } from "./types.js";
+import type { Clock, Logger, ProjectRemovalAware, RemovalInfo } from "./types.js";
 
 /** When one removal was queued, handed to its first handler, and done. */
 export interface DeliveryTimes {
@@ -65,6 +66,28 @@ export interface Dispatcher {
   close(): { dropped: Array<{ projectId: string }>; interrupted?: { projectId: string } };
   /** A snapshot of the counters. */
   stats(): DispatcherStats;
+  /**
+   * Called from code that must not wait for the handler it runs in (stop()
+   * awaited inside a handler): when the current async context is a call of
+   * one of this dispatcher's handlers that is still running, stops awaiting
+   * that call (it counts as delivered; the removal's next handlers and the
+   * queue go on) and returns which call it was. Otherwise does nothing and
+   * returns undefined.
+   */
+  releaseCallingHandler(): { handler: string; projectId: string } | undefined;
+}
+
+/** What a handler call's async context holds: whose dispatcher called it, and the call. */
+interface HandlerContext {
+  readonly owner: object;
+  readonly call: HandlerCall;
+}
+
+/** Marks every handler call's async context (node:async_hooks), across awaits and timers it starts. */
+const handlerContext = new AsyncLocalStorage<HandlerContext>();
+
+function invokeHandler(handler: ProjectRemovalAware, projectId: string, info: RemovalInfo): unknown {
+  return handler.onProjectRemoved(projectId, info);
 }
 
 interface Queued {
@@ -102,45 +125,66 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   // One signal for the dispatcher's life: close() aborts whatever is in
   // flight, and nothing runs after close(), so no removal needs its own.
   const closing = new AbortController();
-  let inFlight: { projectId: string } | undefined;
+  const owner = {};
+  const fanOutOptions: FanOutOptions = {
+    timeoutMs: handlerTimeoutMs,
+    clock,
+    logger,
+    signal: closing.signal,
+    enter: (call, handler, projectId, info) => handlerContext.run({ owner, call }, invokeHandler, handler, projectId, info),
+  };
+  let inFlight: Queued | undefined;
   let draining = false;
   let closed = false;
 
   const isIdle = (): boolean => !draining && queued() === 0;
 
-  async function drain(): Promise<void> {
-    try {
-      while (!closed) {
-        const next = take();
-        if (next === undefined) break;
-        await dispatchOne(next);
-      }
-    } finally {
-      draining = false;
-      for (const resolve of idleWaiters.splice(0)) resolve();
+  /**
+   * Dispatches queued removals one after the other in one loop: a removal
+   * whose handlers all return synchronously is done before the loop takes
+   * the next; one that waits on a handler's promise resumes the loop when
+   * it is done.
+   */
+  function drain(): void {
+    while (!closed) {
+      const item = take();
+      if (item === undefined) break;
+      let waiting = true;
+      let doneAtOnce = false;
+      dispatchOne(item, () => {
+        if (waiting) doneAtOnce = true;
+        else drain();
+      });
+      waiting = false;
+      if (!doneAtOnce) return;
     }
+    draining = false;
+    for (const resolve of idleWaiters.splice(0)) resolve();
   }
 
-  async function dispatchOne(item: Queued): Promise<void> {
-    inFlight = { projectId: item.projectId };
+  function dispatchOne(item: Queued, then: () => void): void {
+    inFlight = item;
     counters.dispatched += 1;
     const startedAtMs = now();
     logger.debug({ projectId: item.projectId, source: item.info.source }, "dispatching removal");
-    let outcome: DispatchOutcome;
-    try {
-      outcome = await dispatchRemoval(registry, item.projectId, item.info, {
-        timeoutMs: handlerTimeoutMs,
-        clock,
-        logger,
-        signal: closing.signal,
-      });
-    } catch (err) {
-      // dispatchRemoval does not reject for valid options; keep the queue alive regardless.
-      logger.error({ projectId: item.projectId, err }, "removal dispatch failed");
-      outcome = { delivered: 0, failed: [], skipped: 0 };
-    } finally {
+    let finished = false;
+    const settle = (outcome: DispatchOutcome): void => {
+      if (finished) return;
+      finished = true;
       inFlight = undefined;
+      settled(item, startedAtMs, outcome);
+      then();
+    };
+    try {
+      fanOut(registry.handlers(), item.projectId, item.info, fanOutOptions, settle);
+    } catch (err) {
+      // Only a throwing clock gets here; keep the queue alive regardless.
+      logger.error({ projectId: item.projectId, err }, "removal dispatch failed");
+      settle({ delivered: 0, failed: [], skipped: 0 });
     }
+  }
+
+  function settled(item: Queued, startedAtMs: number, outcome: DispatchOutcome): void {
     for (const failure of outcome.failed) {
       if (failure.code === "handler_timeout") counters.handlerTimeouts += 1;
       else counters.handlerErrors += 1;
@@ -168,7 +212,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       queue.push({ projectId, info, queuedAtMs: now() });
       if (!draining) {
         draining = true;
-        queueMicrotask(() => void drain());
+        queueMicrotask(drain);
       }
     },
     get pending(): number {
@@ -195,6 +239,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     },
     stats(): DispatcherStats {
       return { ...counters };
+    },
+    releaseCallingHandler(): { handler: string; projectId: string } | undefined {
+      const context = handlerContext.getStore();
+      if (context === undefined || context.owner !== owner || !context.call.release()) return undefined;
+      return { handler: context.call.name, projectId: context.call.projectId };
     },
   };
 }

@@ -88,7 +88,7 @@ test("a handler that awaits bridge.stop(): stop resolves without the budget, say
   ctx.registry.register({ name: "after", onProjectRemoved: (projectId) => void calls.push(`after:${projectId}`) });
   bridge = make(ctx);
   await streamRemovals(ctx, bridge, ["p1"]);
-  await eventually("the handler called stop()", () => stopInHandler, 2000);
+  await eventually("the handler called stop()", () => stopInHandler !== undefined, 2000);
 
   assert.ok(await settlesWithin(stopInHandler as Promise<void>, 2000), "stop() waited for the handler that awaits it");
   assert.is(ctx.clock.now(), 0, "the clock never moved: no budget timer resolved the stop");
@@ -149,7 +149,7 @@ test("a handler of another bridge stopping this one is awaited as usual (only a 
   });
   bridge = make(ctx);
   await streamRemovals(ctx, bridge, ["p1"]);
-  await eventually("the handler stopped the other bridge", () => stopOther, 2000);
+  await eventually("the handler stopped the other bridge", () => stopOther !== undefined, 2000);
   assert.ok(await settlesWithin(stopOther as Promise<void>, 2000));
   assert.not.ok(ctx.logger.lines.some((l) => /called from inside removal handler/.test(l.msg ?? "")));
   // This bridge still waits for its handler when stopped from outside.

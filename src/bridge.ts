@@ -265,11 +265,13 @@ export function createBridge(options: BridgeOptions): Bridge {
     // What was in a handler when stop() gave up (its handler is no longer awaited).
     const inHandler = interrupted?.projectId;
     if (dropped.length > 0 || inHandler !== undefined) {
+      const handler = interrupted?.handler;
       log.warn(
-        { inHandler, dropped: dropped.length, projectIds: dropped.slice(0, 20).map((d) => d.projectId) },
+        { inHandler, ...(handler !== undefined ? { handler } : {}), dropped: dropped.length, projectIds: dropped.slice(0, 20).map((d) => d.projectId) },
         inHandler === undefined
           ? "stop() ran out of budget: removals not dispatched"
-          : `stop() ran out of budget: a handler was still running for ${inHandler} and is no longer awaited; ${dropped.length} queued removals not dispatched`,
+          : `stop() ran out of budget: a handler${handler !== undefined ? ` (${handler})` : ""} was still running for ${inHandler} and is no longer awaited; ${dropped.length} queued removals not dispatched` +
+              " (a handler that awaits stop() after its first await is not recognised before Node.js 24: call stop() before the handler's first await, or without awaiting it)",
       );
     } else if (pendingAtStop > 0) {
       log.debug({ pending: pendingAtStop }, "stop() drained pending removals");

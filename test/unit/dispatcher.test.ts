@@ -347,4 +347,72 @@ dispatcher("sync throw, async rejection and timeout in one removal: each counted
   assert.equal(named, ["throws", "rejects", "hangs"]);
 });
 
+dispatcher("releaseCallingHandler(): the running handler's own code releases its call; the removal's next handlers and the queue go on", async (ctx) => {
+  const calls: string[] = [];
+  const released: Array<ReturnType<Dispatcher["releaseCallingHandler"]>> = [];
+  ctx.registry.register(
+    handler("stopper", (id) => {
+      calls.push(`stopper:${id}`);
+      released.push(ctx.dispatcher.releaseCallingHandler());
+      released.push(ctx.dispatcher.releaseCallingHandler()); // a second time: no longer running
+      return new Promise<void>(() => {}); // waits for what it started, forever
+    }),
+  );
+  ctx.registry.register(handler("next", (id) => void calls.push(`next:${id}`)));
+  ctx.dispatcher.enqueue("p1", info);
+  ctx.dispatcher.enqueue("p2", info);
+  await flush();
+  assert.equal(released.slice(0, 2), [{ handler: "stopper", projectId: "p1" }, undefined]);
+  assert.equal(calls, ["stopper:p1", "next:p1", "stopper:p2", "next:p2"]);
+  await ctx.dispatcher.idle();
+  assert.is(ctx.clock.now(), 0, "no timeout was needed");
+  assert.equal(ctx.settled.map((s) => [s.projectId, s.outcome]), [
+    ["p1", { delivered: 2, failed: [], skipped: 0 }],
+    ["p2", { delivered: 2, failed: [], skipped: 0 }],
+  ]);
+  assert.is(ctx.dispatcher.releaseCallingHandler(), undefined, "outside a handler nothing is released");
+});
+
+dispatcher("releaseCallingHandler() after the handler's first await: recognised only with trackAsyncContext", async (ctx) => {
+  for (const trackAsyncContext of [true, false]) {
+    const registry = new HandlerRegistry();
+    const seen: Array<ReturnType<Dispatcher["releaseCallingHandler"]>> = [];
+    let d!: Dispatcher;
+    const other = createDispatcher({ registry: new HandlerRegistry(), clock: ctx.clock, logger: ctx.logger, handlerTimeoutMs: 1000, trackAsyncContext });
+    registry.register(
+      handler("late", async (id) => {
+        await Promise.resolve();
+        seen.push(other.releaseCallingHandler()); // another dispatcher's call is never released
+        seen.push(d.releaseCallingHandler());
+        await new Promise(() => {});
+        void id;
+      }),
+    );
+    d = createDispatcher({ registry, clock: ctx.clock, logger: ctx.logger, handlerTimeoutMs: 1000, trackAsyncContext });
+    d.enqueue("p1", info);
+    await flush();
+    if (trackAsyncContext) {
+      assert.equal(seen, [undefined, { handler: "late", projectId: "p1" }]);
+      await d.idle();
+      assert.is(d.pending, 0);
+    } else {
+      assert.equal(seen, [undefined, undefined]);
+      assert.is(d.pending, 1, "still awaited: only its timeout ends it");
+      ctx.clock.increment(1000);
+      await d.idle();
+      assert.is(d.stats().handlerTimeouts, 1);
+    }
+    d.close();
+    other.close();
+  }
+});
+
+dispatcher("close() names the handler that was still running", async (ctx) => {
+  ctx.registry.register(handler("quick", () => {}));
+  ctx.registry.register(handler("hanger", () => new Promise<void>(() => {})));
+  ctx.dispatcher.enqueue("p1", info);
+  await flush();
+  assert.equal(ctx.dispatcher.close(), { dropped: [], interrupted: { projectId: "p1", handler: "hanger" } });
+});
+
 dispatcher.run();

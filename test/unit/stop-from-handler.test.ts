@@ -1,6 +1,8 @@
 /**
  * stop() awaited from inside a removal handler (issue 10 item 11): the
- * handler waits for stop(), so stop() must not wait for that handler. The
+ * handler waits for stop(), so stop() must not wait for that handler.
+ * test/unit/dispatcher.test.ts covers the recognition after an await
+ * (trackAsyncContext). The
  * bridge runs on a SimulatedClock that the tests never advance: the stop
  * budget's timer cannot fire, so a stop() that waits for its caller never
  * resolves, and one that resolves did so without the budget.
@@ -8,6 +10,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { SimulatedClock } from "xstate";
+import { asyncContextIsCheap } from "../../src/dispatcher.js";
 import { createBridge, HandlerRegistry, type Bridge } from "../../src/index.js";
 import { ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
 import { capturingLogger, eventually, type CapturingLogger } from "../helpers/e2e.js";
@@ -79,9 +82,8 @@ test("a handler that awaits bridge.stop(): stop resolves without the budget, say
     name: "stopper",
     async onProjectRemoved(projectId) {
       calls.push(`stopper:${projectId}`);
-      await Promise.resolve();
-      stopInHandler ??= bridge.stop();
-      await bridge.stop();
+      stopInHandler = bridge.stop();
+      await stopInHandler;
       calls.push(`stopper done:${projectId}`);
     },
   });
@@ -109,7 +111,7 @@ test("a handler that awaits bridge.stop(): stop resolves without the budget, say
   assert.is(counters.handlerTimeouts, 0);
 });
 
-test("stop() first called from outside, then awaited by the running handler: the handler is released too", async (ctx) => {
+test("stop() already running from outside, then awaited by the next removal's handler: that handler is released too", async (ctx) => {
   const calls: string[] = [];
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
@@ -118,20 +120,52 @@ test("stop() first called from outside, then awaited by the running handler: the
     name: "cleanup",
     async onProjectRemoved(projectId) {
       calls.push(`cleanup:${projectId}`);
-      await gate;
+      if (projectId === "p1") return gate;
       await bridge.stop();
       calls.push(`cleanup done:${projectId}`);
     },
   });
   bridge = make(ctx);
-  await streamRemovals(ctx, bridge, ["p1"]);
-  await eventually("the handler runs", () => calls.includes("cleanup:p1"), 2000);
+  await streamRemovals(ctx, bridge, ["p1", "p2"]);
+  await eventually("p1 is in the handler, p2 queued", () => calls.includes("cleanup:p1") && bridge.status().counters.pendingDispatch === 2, 2000);
   const outside = bridge.stop();
   release();
   assert.ok(await settlesWithin(outside, 2000), "stop() waited for the handler that awaits it");
   assert.is(ctx.clock.now(), 0);
-  assert.ok(ctx.logger.lines.some((l) => /called from inside removal handler cleanup/.test(l.msg ?? "")));
+  assert.ok(calls.includes("cleanup:p2"), "the queued removal was dispatched during the stop");
+  assert.ok(ctx.logger.lines.some((l) => /called from inside removal handler cleanup \(project p2\)/.test(l.msg ?? "")));
   assert.not.ok(ctx.logger.lines.some((l) => /ran out of budget/.test(l.msg ?? "")));
+});
+
+test("stop() awaited after the handler's first await: before Node.js 24 the budget applies and the log names the handler and the cause", async (ctx) => {
+  let stopInHandler: Promise<void> | undefined;
+  let bridge!: Bridge;
+  ctx.registry.register({
+    name: "late-stopper",
+    async onProjectRemoved() {
+      await Promise.resolve();
+      stopInHandler = bridge.stop();
+      await stopInHandler;
+    },
+  });
+  bridge = make(ctx);
+  await streamRemovals(ctx, bridge, ["p1"]);
+  await eventually("the handler called stop()", () => stopInHandler !== undefined, 2000);
+  if (asyncContextIsCheap) {
+    // Node.js 24+: the handler's async context is tracked, so it is recognised after an await too.
+    assert.ok(await settlesWithin(stopInHandler as Promise<void>, 2000));
+    assert.is(ctx.clock.now(), 0);
+    assert.ok(ctx.logger.lines.some((l) => /called from inside removal handler late-stopper/.test(l.msg ?? "")));
+    return;
+  }
+  assert.not.ok(await settlesWithin(stopInHandler as Promise<void>, 20), "waits for the budget");
+  ctx.clock.increment(5000);
+  assert.ok(await settlesWithin(stopInHandler as Promise<void>, 2000));
+  const line = ctx.logger.lines.find((l) => /ran out of budget/.test(l.msg ?? ""));
+  assert.ok(line);
+  assert.is((line?.obj as { handler?: string }).handler, "late-stopper");
+  assert.match(line?.msg ?? "", /late-stopper/);
+  assert.match(line?.msg ?? "", /awaits stop\(\) after its first await/);
 });
 
 test("a handler of another bridge stopping this one is awaited as usual (only a bridge's own handler is released)", async (ctx) => {

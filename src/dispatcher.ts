@@ -56,6 +56,7 @@ export interface Dispatcher {
   /**
    * Queues a removal. Dispatch starts on a later microtask, never inside
    * this call. Ignored (logged at debug) after close() or for an empty id.
+   * `info` is handed over: it is frozen in place and every handler gets it.
    */
   enqueue(projectId: string, info: RemovalInfo): void;
   /** Removals queued plus the one in flight. */
@@ -248,7 +249,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         logger.debug({ projectId }, "removal with an empty project id ignored");
         return;
       }
-      queue.push({ projectId, info, queuedAtMs: now() });
+      // Frozen in place, not copied: the handlers get this very object.
+      queue.push({ projectId, info: Object.freeze(info), queuedAtMs: now() });
       if (!draining) {
         draining = true;
         queueMicrotask(drain);

@@ -88,12 +88,6 @@ export interface Dispatcher {
   releaseCallingHandler(): { handler: string; projectId: string } | undefined;
 }
 
-/** What marks a handler call: whose dispatcher called it, and the call. */
-interface HandlerContext {
-  readonly owner: object;
-  readonly call: HandlerCall;
-}
-
 /**
  * Whether AsyncLocalStorage is cheap here. From Node.js 24 it rides on
  * AsyncContextFrame (a map per run()). Before, it enables async_hooks for the
@@ -106,10 +100,10 @@ export const asyncContextIsCheap: boolean =
   !(process.env["NODE_OPTIONS"] ?? "").includes("--no-async-context-frame");
 
 /** Marks a handler call's async context, across its awaits and the timers it starts (trackAsyncContext only). */
-const handlerContext = new AsyncLocalStorage<HandlerContext>();
+const handlerContext = new AsyncLocalStorage<HandlerCall>();
 
-/** The handler call whose synchronous code is running now, if any. */
-let syncContext: HandlerContext | undefined;
+/** The handler call whose synchronous code is running now, if any (any dispatcher's). */
+let syncCall: HandlerCall | undefined;
 
 function invokeHandler(handler: ProjectRemovalAware, projectId: string, info: RemovalInfo): unknown {
   return handler.onProjectRemoved(projectId, info);
@@ -150,9 +144,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   // One signal for the dispatcher's life: close() aborts whatever is in
   // flight, and nothing runs after close(), so no removal needs its own.
   const closing = new AbortController();
-  const owner = {};
   const trackAsyncContext = options.trackAsyncContext ?? asyncContextIsCheap;
-  /** The handler call running now (the one close() interrupts). */
+  /** The handler call running now (the one close() interrupts, the one a handler can release). */
   let currentCall: HandlerCall | undefined;
   const fanOutOptions: FanOutOptions = {
     timeoutMs: handlerTimeoutMs,
@@ -161,19 +154,25 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     signal: closing.signal,
     enter(call, handler, projectId, info) {
       currentCall = call;
-      const context: HandlerContext = { owner, call };
-      const outer = syncContext;
-      syncContext = context;
+      const outer = syncCall;
+      syncCall = call;
       try {
         return trackAsyncContext
-          ? handlerContext.run(context, invokeHandler, handler, projectId, info)
+          ? handlerContext.run(call, invokeHandler, handler, projectId, info)
           : invokeHandler(handler, projectId, info);
       } finally {
-        syncContext = outer;
+        syncCall = outer;
       }
     },
   };
+  // One removal is in flight at a time: its state lives here, not in
+  // closures made per removal.
   let inFlight: Queued | undefined;
+  let inFlightStartedAtMs = 0;
+  /** Whether the in-flight removal's fanOut() call is still on the stack. */
+  let inFanOut = false;
+  /** Whether the in-flight removal finished inside its fanOut() call. */
+  let doneInFanOut = false;
   let draining = false;
   let closed = false;
 
@@ -182,46 +181,47 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   /**
    * Dispatches queued removals one after the other in one loop: a removal
    * whose handlers all return synchronously is done before the loop takes
-   * the next; one that waits on a handler's promise resumes the loop when
-   * it is done.
+   * the next; one that waits on a handler's promise resumes the loop from
+   * onRemovalDone when it is done.
    */
   function drain(): void {
     while (!closed) {
       const item = take();
       if (item === undefined) break;
-      let waiting = true;
-      let doneAtOnce = false;
-      dispatchOne(item, () => {
-        if (waiting) doneAtOnce = true;
-        else drain();
-      });
-      waiting = false;
-      if (!doneAtOnce) return;
+      if (!dispatchOne(item)) return;
     }
     draining = false;
     for (const resolve of idleWaiters.splice(0)) resolve();
   }
 
-  function dispatchOne(item: Queued, then: () => void): void {
+  /** Starts one removal's fan-out; true when it is already done. */
+  function dispatchOne(item: Queued): boolean {
     inFlight = item;
     counters.dispatched += 1;
-    const startedAtMs = now();
+    inFlightStartedAtMs = now();
     logger.debug({ projectId: item.projectId, source: item.info.source }, "dispatching removal");
-    let finished = false;
-    const settle = (outcome: DispatchOutcome): void => {
-      if (finished) return;
-      finished = true;
-      inFlight = undefined;
-      settled(item, startedAtMs, outcome);
-      then();
-    };
+    inFanOut = true;
+    doneInFanOut = false;
     try {
-      fanOut(registry.handlers(), item.projectId, item.info, fanOutOptions, settle);
+      fanOut(registry.handlers(), item.projectId, item.info, fanOutOptions, onRemovalDone);
     } catch (err) {
       // Only a throwing clock gets here; keep the queue alive regardless.
       logger.error({ projectId: item.projectId, err }, "removal dispatch failed");
-      settle({ delivered: 0, failed: [], skipped: 0 });
+      if (inFlight === item) onRemovalDone({ delivered: 0, failed: [], skipped: 0 });
+    } finally {
+      inFanOut = false;
     }
+    return doneInFanOut;
+  }
+
+  function onRemovalDone(outcome: DispatchOutcome): void {
+    const item = inFlight;
+    if (item === undefined) return;
+    inFlight = undefined;
+    currentCall = undefined;
+    settled(item, inFlightStartedAtMs, outcome);
+    if (inFanOut) doneInFanOut = true;
+    else drain();
   }
 
   function settled(item: Queued, startedAtMs: number, outcome: DispatchOutcome): void {
@@ -283,9 +283,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       return { ...counters };
     },
     releaseCallingHandler(): { handler: string; projectId: string } | undefined {
-      const context = syncContext ?? (trackAsyncContext ? handlerContext.getStore() : undefined);
-      if (context === undefined || context.owner !== owner || !context.call.release()) return undefined;
-      return { handler: context.call.name, projectId: context.call.projectId };
+      // Only this dispatcher's running call: another bridge's handler, or
+      // one of ours that already timed out, is not the one a stop waits for.
+      const call = syncCall ?? (trackAsyncContext ? handlerContext.getStore() : undefined);
+      if (call === undefined || call !== currentCall || !call.release()) return undefined;
+      return { handler: call.name, projectId: call.projectId };
     },
   };
 }

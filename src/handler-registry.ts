@@ -174,79 +174,86 @@ export function fanOut(
   options: FanOutOptions,
   done: (outcome: DispatchOutcome) => void,
 ): void {
-  const { timeoutMs, clock, logger, signal, enter } = options;
-  const frozenInfo: RemovalInfo = Object.isFrozen(info) ? info : Object.freeze({ ...info });
-  const outcome: DispatchOutcome = { delivered: 0, failed: [], skipped: 0 };
-  let next = 0;
+  new FanOut(handlers, projectId, info, options, done).step();
+}
 
-  const record = (name: string, result: HandlerResult): void => {
-    switch (result.kind) {
-      case "delivered":
-        outcome.delivered += 1;
-        break;
-      case "released":
-        outcome.delivered += 1;
-        logger.debug({ handler: name, projectId }, "removal handler released (it stopped the bridge); not awaited");
-        break;
-      case "failed": {
-        logger.error({ handler: name, projectId, err: result.reason }, "removal handler failed");
-        outcome.failed.push({ name, code: "handler_failed", message: describe(result.reason) });
-        break;
-      }
-      case "timeout": {
-        const err = new BridgeError(`handler ${name} did not settle within ${timeoutMs} ms`, "handler_timeout");
-        logger.warn({ handler: name, projectId, timeoutMs, err }, "removal handler timed out");
-        outcome.failed.push({ name, code: "handler_timeout", message: err.rawMessage });
-        break;
-      }
-      case "aborted":
-        outcome.skipped += 1;
-        logger.debug({ handler: name, projectId }, "removal dispatch aborted while a handler was running");
-        break;
-    }
-  };
+/**
+ * One removal's fan-out. A class, not closures: a removal whose handlers are
+ * all synchronous allocates no function at all.
+ */
+class FanOut {
+  readonly #handlers: readonly RegisteredHandler[];
+  readonly #projectId: string;
+  readonly #info: RemovalInfo;
+  readonly #options: FanOutOptions;
+  readonly #done: (outcome: DispatchOutcome) => void;
+  readonly #outcome: DispatchOutcome = { delivered: 0, failed: [], skipped: 0 };
+  #next = 0;
 
-  const step = (): void => {
-    while (next < handlers.length) {
+  constructor(
+    handlers: readonly RegisteredHandler[],
+    projectId: string,
+    info: RemovalInfo,
+    options: FanOutOptions,
+    done: (outcome: DispatchOutcome) => void,
+  ) {
+    this.#handlers = handlers;
+    this.#projectId = projectId;
+    this.#info = Object.isFrozen(info) ? info : Object.freeze({ ...info });
+    this.#options = options;
+    this.#done = done;
+  }
+
+  /** Runs handlers back to back until one returns a promise (then resumes when it settles) or all ran. */
+  step(): void {
+    const handlers = this.#handlers;
+    const { signal, enter } = this.#options;
+    const projectId = this.#projectId;
+    const info = this.#info;
+    while (this.#next < handlers.length) {
       if (signal?.aborted === true) {
-        outcome.skipped += handlers.length - next;
-        next = handlers.length;
+        this.#outcome.skipped += handlers.length - this.#next;
+        this.#next = handlers.length;
         break;
       }
-      const { name, handler } = handlers[next++] as RegisteredHandler;
+      const { name, handler } = handlers[this.#next++] as RegisteredHandler;
       const call = enter === undefined ? undefined : new Call(name, projectId);
       let returned: unknown;
       try {
-        returned = call === undefined ? handler.onProjectRemoved(projectId, frozenInfo) : (enter as NonNullable<typeof enter>)(call, handler, projectId, frozenInfo);
+        returned = call === undefined ? handler.onProjectRemoved(projectId, info) : (enter as NonNullable<typeof enter>)(call, handler, projectId, info);
         if (!isThenable(returned)) {
           call?.settle();
-          record(name, { kind: "delivered" });
+          this.#record(name, { kind: "delivered" });
           continue;
         }
       } catch (reason) {
         call?.settle();
-        record(name, { kind: "failed", reason });
+        this.#record(name, { kind: "failed", reason });
         continue;
       }
       // A promise: only now is there something to time out.
-      awaitHandler(returned, name, call, (result) => {
-        record(name, result);
-        try {
-          step();
-        } catch (err) {
-          // Only a throwing clock gets here; end this removal rather than hang it.
-          logger.error({ projectId, err }, "removal dispatch failed");
-          outcome.skipped += handlers.length - next;
-          next = handlers.length;
-          done(outcome);
-        }
-      });
+      this.#await(returned, name, call);
       return;
     }
-    done(outcome);
-  };
+    this.#done(this.#outcome);
+  }
 
-  function awaitHandler(returned: PromiseLike<unknown>, name: string, call: Call | undefined, then: (result: HandlerResult) => void): void {
+  #resume(name: string, result: HandlerResult): void {
+    this.#record(name, result);
+    try {
+      this.step();
+    } catch (err) {
+      // Only a throwing clock gets here; end this removal rather than hang it.
+      this.#options.logger.error({ projectId: this.#projectId, err }, "removal dispatch failed");
+      this.#outcome.skipped += this.#handlers.length - this.#next;
+      this.#next = this.#handlers.length;
+      this.#done(this.#outcome);
+    }
+  }
+
+  #await(returned: PromiseLike<unknown>, name: string, call: Call | undefined): void {
+    const { timeoutMs, clock, logger, signal } = this.#options;
+    const projectId = this.#projectId;
     let settled = false;
     const finish = (result: HandlerResult): void => {
       if (settled) return;
@@ -254,7 +261,7 @@ export function fanOut(
       clock.clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
       call?.settle();
-      then(result);
+      this.#resume(name, result);
     };
     const onAbort = (): void => finish({ kind: "aborted" });
     const timer = clock.setTimeout(() => finish({ kind: "timeout" }), timeoutMs);
@@ -279,17 +286,47 @@ export function fanOut(
     else if (call?.released === true) finish({ kind: "released" });
   }
 
-  step();
+  #record(name: string, result: HandlerResult): void {
+    const { logger, timeoutMs } = this.#options;
+    const projectId = this.#projectId;
+    const outcome = this.#outcome;
+    switch (result.kind) {
+      case "delivered":
+        outcome.delivered += 1;
+        break;
+      case "released":
+        outcome.delivered += 1;
+        logger.debug({ handler: name, projectId }, "removal handler released (it stopped the bridge); not awaited");
+        break;
+      case "failed": {
+        logger.error({ handler: name, projectId, err: result.reason }, "removal handler failed");
+        outcome.failed.push({ name, code: "handler_failed", message: describe(result.reason) });
+        break;
+      }
+      case "timeout": {
+        const err = new BridgeError(`handler ${name} did not settle within ${timeoutMs} ms`, "handler_timeout");
+        logger.warn({ handler: name, projectId, timeoutMs, err }, "removal handler timed out");
+        outcome.failed.push({ name, code: "handler_timeout", message: err.rawMessage });
+        break;
+      }
+      case "aborted":
+        outcome.skipped += 1;
+        logger.debug({ handler: name, projectId }, "removal dispatch aborted while a handler was running");
+        break;
+    }
+  }
 }
 
 class Call implements HandlerCall {
   running = true;
   released = false;
   onRelease: (() => void) | undefined;
-  constructor(
-    readonly name: string,
-    readonly projectId: string,
-  ) {}
+  readonly name: string;
+  readonly projectId: string;
+  constructor(name: string, projectId: string) {
+    this.name = name;
+    this.projectId = projectId;
+  }
   release(): boolean {
     if (!this.running) return false;
     this.running = false;

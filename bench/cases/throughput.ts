@@ -159,7 +159,7 @@ async function compareOn(kind: BenchServerKind, options: ThroughputOptions, prof
         /^macrostep xstate/,
         /^acceptStreamEvent|^admitRemovals/,
         /^drain src\/dispatcher/,
-        /^dispatchRemoval/,
+        /^fanOut|^dispatchRemoval/,
         /^createProjectEventsActor|src\/bridge-actors/,
       ]);
     }

@@ -9,7 +9,7 @@ import type { BridgeEmitted } from "../machines/bridge.types.js";
 import { createDrainActor, createProjectEventsActor, createSyncProjectStateActor } from "./bridge-actors.js";
 import { validateBridgeOptions, type BridgeOptions } from "./bridge-options.js";
 import { flattenConnection, heartbeatOf, type BridgeStatus, type BridgeTimestamps } from "./bridge-status.js";
-import { createDispatcher } from "./dispatcher.js";
+import { asyncContextIsCheap, createDispatcher } from "./dispatcher.js";
 import { BridgeError, summarizeError, type ErrorSummary } from "./errors.js";
 import { createGrpcEventsClient } from "./grpc-client.js";
 import { createBridgeMetrics } from "./metrics/bridge-metrics.js";
@@ -270,8 +270,10 @@ export function createBridge(options: BridgeOptions): Bridge {
         { inHandler, ...(handler !== undefined ? { handler } : {}), dropped: dropped.length, projectIds: dropped.slice(0, 20).map((d) => d.projectId) },
         inHandler === undefined
           ? "stop() ran out of budget: removals not dispatched"
-          : `stop() ran out of budget: a handler${handler !== undefined ? ` (${handler})` : ""} was still running for ${inHandler} and is no longer awaited; ${dropped.length} queued removals not dispatched` +
-              " (a handler that awaits stop() after its first await is not recognised before Node.js 24: call stop() before the handler's first await, or without awaiting it)",
+          : `stop() ran out of budget: a handler was still running for ${inHandler}${handler !== undefined ? ` (${handler})` : ""} and is no longer awaited; ${dropped.length} queued removals not dispatched` +
+              (asyncContextIsCheap
+                ? ""
+                : " (if that handler awaits stop() after its first await: that is not recognised before Node.js 24; call stop() before the handler's first await, or without awaiting it)"),
       );
     } else if (pendingAtStop > 0) {
       log.debug({ pending: pendingAtStop }, "stop() drained pending removals");

@@ -57,7 +57,7 @@ function make(ctx: Ctx, registry = ctx.registry): Bridge {
 
 async function streamRemovals(ctx: Ctx, bridge: Bridge, ids: string[]): Promise<void> {
   bridge.start();
-  await eventually("the stream is open", () => ctx.server.openStreams() === 1, 2000);
+  await eventually("the stream is open", () => ctx.server.openStreams() === 1, 5000);
   const stream = ctx.server.currentStream();
   stream.sendHeaders();
   for (const projectId of ids) stream.send({ eventType: ProjectEventType.REMOVED, projectId });
@@ -90,14 +90,14 @@ test("a handler that awaits bridge.stop(): stop resolves without the budget, say
   ctx.registry.register({ name: "after", onProjectRemoved: (projectId) => void calls.push(`after:${projectId}`) });
   bridge = make(ctx);
   await streamRemovals(ctx, bridge, ["p1"]);
-  await eventually("the handler called stop()", () => stopInHandler !== undefined, 2000);
+  await eventually("the handler called stop()", () => stopInHandler !== undefined, 5000);
 
-  assert.ok(await settlesWithin(stopInHandler as Promise<void>, 2000), "stop() waited for the handler that awaits it");
+  assert.ok(await settlesWithin(stopInHandler as Promise<void>, 5000), "stop() waited for the handler that awaits it");
   assert.is(ctx.clock.now(), 0, "the clock never moved: no budget timer resolved the stop");
   assert.is(bridge.status().state, "stopped");
   // The removal's other handler still ran; the caller finished after the stop.
   assert.ok(calls.includes("after:p1"), calls.join(","));
-  await eventually("the handler finished after stop() resolved", () => calls.includes("stopper done:p1"), 2000);
+  await eventually("the handler finished after stop() resolved", () => calls.includes("stopper done:p1"), 5000);
 
   const said = ctx.logger.lines.find((l) => /called from inside removal handler stopper/.test(l.msg ?? ""));
   assert.ok(said, "the log says stop() came from a handler");
@@ -127,10 +127,10 @@ test("stop() already running from outside, then awaited by the next removal's ha
   });
   bridge = make(ctx);
   await streamRemovals(ctx, bridge, ["p1", "p2"]);
-  await eventually("p1 is in the handler, p2 queued", () => calls.includes("cleanup:p1") && bridge.status().counters.pendingDispatch === 2, 2000);
+  await eventually("p1 is in the handler, p2 queued", () => calls.includes("cleanup:p1") && bridge.status().counters.pendingDispatch === 2, 5000);
   const outside = bridge.stop();
   release();
-  assert.ok(await settlesWithin(outside, 2000), "stop() waited for the handler that awaits it");
+  assert.ok(await settlesWithin(outside, 5000), "stop() waited for the handler that awaits it");
   assert.is(ctx.clock.now(), 0);
   assert.ok(calls.includes("cleanup:p2"), "the queued removal was dispatched during the stop");
   assert.ok(ctx.logger.lines.some((l) => /called from inside removal handler cleanup \(project p2\)/.test(l.msg ?? "")));
@@ -150,17 +150,17 @@ test("stop() awaited after the handler's first await: before Node.js 24 the budg
   });
   bridge = make(ctx);
   await streamRemovals(ctx, bridge, ["p1"]);
-  await eventually("the handler called stop()", () => stopInHandler !== undefined, 2000);
+  await eventually("the handler called stop()", () => stopInHandler !== undefined, 5000);
   if (asyncContextIsCheap) {
     // Node.js 24+: the handler's async context is tracked, so it is recognised after an await too.
-    assert.ok(await settlesWithin(stopInHandler as Promise<void>, 2000));
+    assert.ok(await settlesWithin(stopInHandler as Promise<void>, 5000));
     assert.is(ctx.clock.now(), 0);
     assert.ok(ctx.logger.lines.some((l) => /called from inside removal handler late-stopper/.test(l.msg ?? "")));
     return;
   }
   assert.not.ok(await settlesWithin(stopInHandler as Promise<void>, 20), "waits for the budget");
   ctx.clock.increment(5000);
-  assert.ok(await settlesWithin(stopInHandler as Promise<void>, 2000));
+  assert.ok(await settlesWithin(stopInHandler as Promise<void>, 5000));
   const line = ctx.logger.lines.find((l) => /ran out of budget/.test(l.msg ?? ""));
   assert.ok(line);
   assert.is((line?.obj as { handler?: string }).handler, "late-stopper");
@@ -183,14 +183,38 @@ test("a handler of another bridge stopping this one is awaited as usual (only a 
   });
   bridge = make(ctx);
   await streamRemovals(ctx, bridge, ["p1"]);
-  await eventually("the handler stopped the other bridge", () => stopOther !== undefined, 2000);
-  assert.ok(await settlesWithin(stopOther as Promise<void>, 2000));
+  await eventually("the handler stopped the other bridge", () => stopOther !== undefined, 5000);
+  assert.ok(await settlesWithin(stopOther as Promise<void>, 5000));
   assert.not.ok(ctx.logger.lines.some((l) => /called from inside removal handler/.test(l.msg ?? "")));
   // This bridge still waits for its handler when stopped from outside.
   const stopThis = bridge.stop();
   assert.not.ok(await settlesWithin(stopThis, 50), "the running handler is awaited");
   release();
-  assert.ok(await settlesWithin(stopThis, 2000));
+  assert.ok(await settlesWithin(stopThis, 5000));
+});
+
+test("a handler that stops the bridge and then rejects: stop is prompt, the rejection is still logged by name", async (ctx) => {
+  let stopInHandler: Promise<void> | undefined;
+  let bridge!: Bridge;
+  ctx.registry.register({
+    name: "stop-then-fail",
+    async onProjectRemoved() {
+      stopInHandler = bridge.stop();
+      await stopInHandler;
+      throw new Error("failed after stopping");
+    },
+  });
+  bridge = make(ctx);
+  await streamRemovals(ctx, bridge, ["p1"]);
+  await eventually("the handler called stop()", () => stopInHandler !== undefined, 5000);
+  assert.ok(await settlesWithin(stopInHandler as Promise<void>, 5000));
+  assert.is(ctx.clock.now(), 0);
+  const failed = await eventually(
+    "the late rejection is logged",
+    () => ctx.logger.lines.find((l) => l.level === "error" && /failed after it stopped the bridge/.test(l.msg ?? "")),
+    5000,
+  );
+  assert.is((failed.obj as { handler?: string }).handler, "stop-then-fail");
 });
 
 test.run();

@@ -30,10 +30,14 @@ const outDir = outArg ?? (quick ? mkdtempSync(join(tmpdir(), "bench-quick-")) : 
 const plan: Array<{ name: CaseName; full: Record<string, unknown>; quick: Record<string, unknown> }> = [
   {
     name: "throughput",
-    full: { events: 200_000, runs: 3, warmupEvents: 10_000, profileEvents: 50_000, clients: ["connect-node", "grpc-js", "bridge", "bridge (batched prototype)"], profile: true },
-    quick: { events: 500, runs: 1, warmupEvents: 100, clients: ["connect-node", "grpc-js", "bridge", "bridge (batched prototype)"], profile: true },
+    full: { events: 200_000, runs: 3, warmupEvents: 10_000, profileEvents: 50_000, clients: ["connect-node", "grpc-js", "bridge", "bridge (batched prototype)"], servers: ["dev", "fast"], profile: true },
+    quick: { events: 500, runs: 1, warmupEvents: 100, clients: ["connect-node", "grpc-js", "bridge", "bridge (batched prototype)"], servers: ["dev", "fast"], profile: true },
   },
-  { name: "latency", full: { events: 3000, runs: 3, warmupEvents: 500 }, quick: { events: 50, runs: 1, warmupEvents: 20 } },
+  {
+    name: "latency",
+    full: { events: 3000, runs: 3, warmupEvents: 500, servers: ["dev", "fast"] },
+    quick: { events: 50, runs: 1, warmupEvents: 20, servers: ["dev", "fast"] },
+  },
   { name: "stop", full: { cycles: 1000, runs: 3, warmupCycles: 50 }, quick: { cycles: 5, runs: 1, warmupCycles: 1 } },
   { name: "reconnect", full: { runs: 5 }, quick: { runs: 1 } },
   { name: "heartbeat", full: { sizes: [1000, 10_000, 50_000], runs: 5 }, quick: { sizes: [100, 10_001], runs: 1 } },

@@ -9,7 +9,7 @@ import type { BridgeEmitted } from "../machines/bridge.types.js";
 import { createDrainActor, createProjectEventsActor, createSyncProjectStateActor } from "./bridge-actors.js";
 import { validateBridgeOptions, type BridgeOptions } from "./bridge-options.js";
 import { flattenConnection, heartbeatOf, type BridgeStatus, type BridgeTimestamps } from "./bridge-status.js";
-import { createDispatcher } from "./dispatcher.js";
+import { asyncContextIsCheap, createDispatcher } from "./dispatcher.js";
 import { BridgeError, summarizeError, type ErrorSummary } from "./errors.js";
 import { createGrpcEventsClient } from "./grpc-client.js";
 import { createBridgeMetrics } from "./metrics/bridge-metrics.js";
@@ -200,8 +200,24 @@ export function createBridge(options: BridgeOptions): Bridge {
   }
 
   function stop(): Promise<void> {
+    releaseCallingHandler();
     stopPromise ??= doStop();
     return stopPromise;
+  }
+
+  /**
+   * stop() called inside one of this bridge's removal handlers (awaited
+   * there, it waits for the stop, which would wait for the handler): the
+   * dispatcher stops awaiting that handler call, so the stop drains the rest
+   * and resolves instead of running out of budget.
+   */
+  function releaseCallingHandler(): void {
+    const caller = dispatcher.releaseCallingHandler();
+    if (caller === undefined) return;
+    log.info(
+      caller,
+      `stop() was called from inside removal handler ${caller.handler} (project ${caller.projectId}): the stop does not wait for that handler`,
+    );
   }
 
   async function doStop(): Promise<void> {
@@ -249,11 +265,15 @@ export function createBridge(options: BridgeOptions): Bridge {
     // What was in a handler when stop() gave up (its handler is no longer awaited).
     const inHandler = interrupted?.projectId;
     if (dropped.length > 0 || inHandler !== undefined) {
+      const handler = interrupted?.handler;
       log.warn(
-        { inHandler, dropped: dropped.length, projectIds: dropped.slice(0, 20).map((d) => d.projectId) },
+        { inHandler, ...(handler !== undefined ? { handler } : {}), dropped: dropped.length, projectIds: dropped.slice(0, 20).map((d) => d.projectId) },
         inHandler === undefined
           ? "stop() ran out of budget: removals not dispatched"
-          : `stop() ran out of budget: a handler was still running for ${inHandler} and is no longer awaited; ${dropped.length} queued removals not dispatched`,
+          : `stop() ran out of budget: a handler was still running for ${inHandler}${handler !== undefined ? ` (${handler})` : ""} and is no longer awaited; ${dropped.length} queued removals not dispatched` +
+              (asyncContextIsCheap
+                ? ""
+                : " (if that handler awaits stop() after its first await: that is not recognised before Node.js 24; call stop() before the handler's first await, or without awaiting it)"),
       );
     } else if (pendingAtStop > 0) {
       log.debug({ pending: pendingAtStop }, "stop() drained pending removals");

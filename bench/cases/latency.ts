@@ -7,7 +7,7 @@
 import { PerformanceObserver } from "node:perf_hooks";
 import { createBenchBridge, waitForState } from "../lib/bridge-fixture.js";
 import { connectNodeLoop } from "../lib/raw-clients.js";
-import { startServerProcess, type ServerHandle } from "../lib/server-handle.js";
+import { startServerProcess, type BenchServerKind, type ServerHandle } from "../lib/server-handle.js";
 import { percentile, RunSet, sortNumbers, type Spread } from "../lib/stats.js";
 
 export type LatencyClient = "bridge" | "connect-node";
@@ -17,6 +17,8 @@ export interface LatencyOptions {
   events: number;
   runs: number;
   warmupEvents: number;
+  /** The servers to run the comparison on, each in turn; the top-level figures are the first's. Defaults to ["dev"]. */
+  servers?: BenchServerKind[];
 }
 
 export interface LatencyFigures {
@@ -25,9 +27,16 @@ export interface LatencyFigures {
   max: Spread;
 }
 
-export interface LatencyResult {
+export interface LatencyResult extends LatencyRows {
   events: number;
   runs: number;
+  /** Every server's comparison (the top-level figures are the first's). */
+  byServer?: Partial<Record<BenchServerKind, LatencyRows>>;
+}
+
+/** One server's comparison. */
+export interface LatencyRows {
+  server: BenchServerKind;
   /** Microseconds from emit to the receiver, per client. */
   latencyUs: Record<LatencyClient, LatencyFigures>;
   /** Garbage-collection pauses in the client process during the measured runs, per client: count per 1,000 events, longest (ms). */
@@ -94,7 +103,14 @@ async function runOnce(server: ServerHandle, client: LatencyClient, n: number, p
 }
 
 export async function runLatency(options: LatencyOptions): Promise<LatencyResult> {
-  const server = await startServerProcess({ streamBufferSize: options.events + 1 });
+  const servers = options.servers ?? ["dev"];
+  const byServer: Partial<Record<BenchServerKind, LatencyRows>> = {};
+  for (const kind of servers) byServer[kind] = await compareOn(kind, options);
+  return { ...(byServer[servers[0] as BenchServerKind] as LatencyRows), events: options.events, runs: options.runs, byServer };
+}
+
+async function compareOn(kind: BenchServerKind, options: LatencyOptions): Promise<LatencyRows> {
+  const server = await startServerProcess({ kind, streamBufferSize: options.events + 1 });
   const sets = { bridge: new RunSet<"p50" | "p99" | "max">(), "connect-node": new RunSet<"p50" | "p99" | "max">() };
   const added = new RunSet<"p50" | "p99ratio">();
   let received = 0;
@@ -121,8 +137,7 @@ export async function runLatency(options: LatencyOptions): Promise<LatencyResult
   }
   const figures = (set: RunSet<"p50" | "p99" | "max">): LatencyFigures => ({ p50: set.get("p50"), p99: set.get("p99"), max: set.get("max") });
   return {
-    events: options.events,
-    runs: options.runs,
+    server: kind,
     latencyUs: { bridge: figures(sets.bridge), "connect-node": figures(sets["connect-node"]) },
     gc: {
       bridge: { perThousandEvents: (1000 * gc.bridge.count) / (options.events * options.runs), maxMs: gc.bridge.maxMs, totalMs: gc.bridge.totalMs },

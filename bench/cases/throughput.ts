@@ -1,16 +1,21 @@
 /**
- * Throughput: N REMOVED events buffered by the dev server (in its own process,
- * with a stream buffer large enough never to drop) and read by the bridge into
- * a counting handler, by a bare connect-node loop, and by a bare grpc-js loop.
- * Rate is measured from the first to the last event received; client CPU per
- * event from process.cpuUsage() over the same span.
+ * Throughput: N REMOVED events sent by a server in its own process and read
+ * by the bridge into a counting handler, by a bare connect-node loop, and by
+ * a bare grpc-js loop. Rate is measured from the first to the last event
+ * received; client CPU per event from process.cpuUsage() over the same span.
+ *
+ * Two servers, each a full comparison of its own: the dev server (with a
+ * stream buffer large enough never to drop), which is slower than the raw
+ * loops, and the fast bench server (bench/lib/fast-server-process.ts: frames
+ * encoded once and written straight to the HTTP/2 stream), which is not the
+ * bottleneck, so its rows measure the client.
  */
 import { createBatchedBridge } from "../lib/batching-prototype.js";
 import { createBenchBridge, defaultLogger } from "../lib/bridge-fixture.js";
 import { summarizeCpuProfile, type ProfileSummary } from "../lib/cpu-profile.js";
 import { profileDuring } from "../lib/profiler.js";
 import { connectNodeLoop, grpcJsLoop, type StreamLoop } from "../lib/raw-clients.js";
-import { startServerProcess, type ServerHandle } from "../lib/server-handle.js";
+import { startServerProcess, type BenchServerKind, type ServerHandle } from "../lib/server-handle.js";
 import { RunSet, type Spread } from "../lib/stats.js";
 
 /** "bridge (batched prototype)" is bench/lib/batching-prototype.ts, not the shipped bridge. */
@@ -25,13 +30,17 @@ export interface ThroughputOptions {
   profileFile?: string;
   /** Events of the profiled run. Defaults to `events`. */
   profileEvents?: number;
+  /**
+   * The servers to run the comparison on, each in turn. The top-level figures
+   * of the result are the first server's; `byServer` holds each. The profiled
+   * run uses the fast server when it is listed. Defaults to ["dev"].
+   */
+  servers?: BenchServerKind[];
 }
 
-export interface ThroughputResult {
-  events: number;
-  /** Events of the profiled run, when there was one. */
-  profileEvents?: number;
-  runs: number;
+/** One server's comparison. */
+export interface ThroughputRows {
+  server: BenchServerKind;
   /** Events per second, per client. */
   rate: Record<ThroughputClient, Spread>;
   /** Client CPU (user+system) µs per event, per client. */
@@ -42,10 +51,21 @@ export interface ThroughputResult {
   cpuRatioVsConnect: Spread;
   /** Per run: batched prototype rate / connect-node rate. */
   batchedRatioVsConnect: Spread;
-  /** Where the bridge's time goes (one extra, profiled run), if asked. */
-  profile?: ProfileSummary;
   /** Checks that no event was lost: server sent and dropped, handler count. */
   verified: { sent: number; dropped: number; received: number; expected: number };
+}
+
+export interface ThroughputResult extends ThroughputRows {
+  events: number;
+  /** Events of the profiled run, when there was one. */
+  profileEvents?: number;
+  /** The server the profiled run read from. */
+  profileServer?: BenchServerKind;
+  runs: number;
+  /** Where the bridge's time goes (one extra, profiled run), if asked. */
+  profile?: ProfileSummary;
+  /** Every server's comparison (the top-level figures are the first's). */
+  byServer?: Partial<Record<BenchServerKind, ThroughputRows>>;
 }
 
 interface OneRun {
@@ -99,9 +119,9 @@ async function runOnce(server: ServerHandle, client: ThroughputClient, n: number
   return { rate: (n - 1) / spanS, cpuUsPerEvent: (cpu.user + cpu.system) / (n - 1), received };
 }
 
-export async function runThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
+async function compareOn(kind: BenchServerKind, options: ThroughputOptions, profileFile: string | undefined): Promise<{ rows: ThroughputRows; profile?: ProfileSummary }> {
   const clients = options.clients ?? ["connect-node", "grpc-js", "bridge"];
-  const server = await startServerProcess({ streamBufferSize: Math.max(options.events, options.warmupEvents) + 1 });
+  const server = await startServerProcess({ kind, streamBufferSize: Math.max(options.events, options.warmupEvents) + 1 });
   const rate = new RunSet<ThroughputClient>();
   const cpu = new RunSet<ThroughputClient>();
   const ratios = new RunSet<"connect" | "grpcjs" | "cpuConnect" | "batched">();
@@ -132,28 +152,25 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     }
     const after = await server.stats();
     let profile: ProfileSummary | undefined;
-    if (options.profileFile !== undefined) {
-      const file = options.profileFile;
-      await profileDuring(file, () => runOnce(server, "bridge", options.profileEvents ?? options.events, "profiled-"));
-      profile = summarizeCpuProfile(file, [
+    if (profileFile !== undefined) {
+      await profileDuring(profileFile, () => runOnce(server, "bridge", options.profileEvents ?? options.events, "profiled-"));
+      profile = summarizeCpuProfile(profileFile, [
         /^send xstate/,
         /^macrostep xstate/,
         /^acceptStreamEvent|^admitRemovals/,
         /^drain src\/dispatcher/,
-        /^dispatchRemoval/,
+        /^fanOut|^dispatchRemoval/,
         /^createProjectEventsActor|src\/bridge-actors/,
       ]);
     }
-    return {
-      events: options.events,
-      runs: options.runs,
+    const rows: ThroughputRows = {
+      server: kind,
       rate: rate.all() as Record<ThroughputClient, Spread>,
       cpuUsPerEvent: cpu.all() as Record<ThroughputClient, Spread>,
       ratioVsConnect: ratios.get("connect"),
       ratioVsGrpcJs: ratios.get("grpcjs"),
       cpuRatioVsConnect: ratios.get("cpuConnect"),
       batchedRatioVsConnect: ratios.get("batched"),
-      ...(profile ? { profile, profileEvents: options.profileEvents ?? options.events } : {}),
       verified: {
         sent: after.eventsSent - before.eventsSent,
         dropped: after.eventsDropped - before.eventsDropped,
@@ -161,7 +178,28 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
         expected,
       },
     };
+    return profile ? { rows, profile } : { rows };
   } finally {
     await server.close();
   }
+}
+
+export async function runThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
+  const servers = options.servers ?? ["dev"];
+  const profileOn = servers.includes("fast") ? "fast" : servers[0];
+  const byServer: Partial<Record<BenchServerKind, ThroughputRows>> = {};
+  let profile: ProfileSummary | undefined;
+  for (const kind of servers) {
+    const r = await compareOn(kind, options, kind === profileOn ? options.profileFile : undefined);
+    byServer[kind] = r.rows;
+    if (r.profile) profile = r.profile;
+  }
+  const first = byServer[servers[0] as BenchServerKind] as ThroughputRows;
+  return {
+    ...first,
+    events: options.events,
+    runs: options.runs,
+    ...(profile && profileOn ? { profile, profileEvents: options.profileEvents ?? options.events, profileServer: profileOn } : {}),
+    byServer,
+  };
 }

@@ -9,11 +9,11 @@ import { join } from "node:path";
 import type { BreakdownResult } from "../cases/breakdown.js";
 import type { DedupResult } from "../cases/dedup.js";
 import type { HeartbeatResult } from "../cases/heartbeat.js";
-import type { LatencyResult } from "../cases/latency.js";
+import type { LatencyResult, LatencyRows } from "../cases/latency.js";
 import type { MemoryResult } from "../cases/memory.js";
 import type { ReconnectResult } from "../cases/reconnect.js";
 import type { StopResult } from "../cases/stop-latency.js";
-import type { ThroughputResult } from "../cases/throughput.js";
+import type { ThroughputResult, ThroughputRows } from "../cases/throughput.js";
 import type { HeartbeatFigures, OutageFigures } from "../fleet/analyze.js";
 import type { MachineInfo } from "./machine-info.js";
 import type { Spread } from "./stats.js";
@@ -108,6 +108,14 @@ function targetsSection(run: RunResults | undefined, fleet: FleetResults | undef
     tp ? `${sp(tp.ratioVsConnect, 2)}× (client CPU per event ${sp(tp.cpuRatioVsConnect, 1)}× raw)` : "–",
     verdict(tp ? tp.ratioVsConnect.median >= 0.9 : undefined) + (tp && tp.ratioVsConnect.median >= 0.9 ? " in wall-clock rate, because the loaded server was the bottleneck; the bridge's CPU cost would miss it against a faster server (section 1)" : ""),
   ]);
+  const fast = tp?.byServer?.fast;
+  if (fast) {
+    rows.push([
+      "throughput against the fast bench server ≥ 0.9× the raw connect-node loop",
+      `${sp(fast.ratioVsConnect, 2)}× (raw connect-node ${sp(fast.rate["connect-node"], 0)} events/s; client CPU per event ${sp(fast.cpuRatioVsConnect, 1)}× raw)`,
+      verdict(fast.ratioVsConnect.median >= 0.9),
+    ]);
+  }
   const lat = c.latency;
   rows.push(["added p50 latency ≤ 25 µs", lat ? `${sp(lat.addedP50Us, 0)} µs` : "–", verdict(lat ? lat.addedP50Us.median <= 25 : undefined)]);
   rows.push(["p99 latency ≤ 1.25× raw", lat ? `${sp(lat.p99Ratio, 2)}×` : "–", verdict(lat ? lat.p99Ratio.median <= 1.25 : undefined)]);
@@ -138,15 +146,33 @@ function targetsSection(run: RunResults | undefined, fleet: FleetResults | undef
   return `## Targets\n\nMedian of the runs, with (min–max) over runs where there are several.\n\n${table(["target", "measured", ""], rows)}\n`;
 }
 
-function throughputSection(tp: ThroughputResult | undefined): string {
-  if (!tp) return "";
+function throughputRows(tp: ThroughputRows): string[][] {
   const clients = Object.keys(tp.rate) as Array<keyof ThroughputResult["rate"]>;
-  const rows = clients.map((c) => [
+  return clients.map((c) => [
     c === "bridge" ? "**bridge** (createBridge, counting handler)" : c === "bridge (batched prototype)" ? "bridge, batched prototype (bench only)" : `raw ${c} \`for await\``,
     sp(tp.rate[c], 0),
     sp(tp.cpuUsPerEvent[c], 1),
     c === "connect-node" ? "1" : tp.rate["connect-node"] ? num(tp.rate[c].median / tp.rate["connect-node"].median, 2) : "–",
   ]);
+}
+
+/** The same comparison against bench/lib/fast-server-process.ts, when it ran. */
+function fastServerThroughput(tp: ThroughputResult): string {
+  const fast = tp.byServer?.fast;
+  if (!fast) return "";
+  return `### Against a server that is not the bottleneck
+
+The same ${num(tp.events)} events per run from the fast bench server (\`bench/lib/fast-server-process.ts\`: a bare \`node:http2\` server in its own process that encodes a burst's ProjectEvent frames once into one buffer and writes it straight to the HTTP/2 stream; server sent ${num(fast.verified.sent)}, the clients received ${num(fast.verified.received)} of ${num(fast.verified.expected)}). Here the raw loops run at their own CPU's pace, so the rates measure the clients.
+
+${table(["client", "events/s", "client CPU µs/event", "rate ÷ connect-node"], throughputRows(fast))}
+
+Per round, bridge ÷ connect-node: rate **${sp(fast.ratioVsConnect, 2)}×**, CPU per event ${sp(fast.cpuRatioVsConnect, 1)}×; bridge ÷ grpc-js rate ${sp(fast.ratioVsGrpcJs, 2)}×; batched prototype ÷ connect-node rate ${sp(fast.batchedRatioVsConnect, 2)}×.
+`;
+}
+
+function throughputSection(tp: ThroughputResult | undefined): string {
+  if (!tp) return "";
+  const rows = throughputRows(tp);
   return `## 1. Throughput
 
 ${num(tp.events)} REMOVED events (unique project ids) per run, buffered by the dev server in its own process (\`streamBufferSize\` ${num(tp.events + 1)}, so nothing is dropped: server sent ${num(tp.verified.sent)}, dropped ${tp.verified.dropped}; the clients received ${num(tp.verified.received)} of ${num(tp.verified.expected)}), read over loopback HTTP/2. Rate from the first to the last event; client CPU (user + system of the client process) over the same span. ${tp.runs} rounds, the order of the clients rotating each round, after a warm-up run of each.
@@ -156,7 +182,8 @@ ${table(["client", "events/s", "client CPU µs/event", "rate ÷ connect-node"], 
 Per round, bridge ÷ connect-node: rate ${sp(tp.ratioVsConnect, 2)}×, CPU per event ${sp(tp.cpuRatioVsConnect, 1)}×; bridge ÷ grpc-js rate ${sp(tp.ratioVsGrpcJs, 2)}×; batched prototype ÷ connect-node rate ${sp(tp.batchedRatioVsConnect, 2)}×.
 
 ${throughputReading(tp)}
-`;
+
+${fastServerThroughput(tp)}`;
 }
 
 /** Who bounds the rate, and what the CPU cost means against a faster server. */
@@ -173,15 +200,30 @@ function throughputReading(tp: ThroughputResult): string {
   return `${head}\n\n${reading}`;
 }
 
-function latencySection(lat: LatencyResult | undefined): string {
-  if (!lat) return "";
-  const rows = (["connect-node", "bridge"] as const).map((c) => [
+function latencyRows(lat: LatencyRows): string[][] {
+  return (["connect-node", "bridge"] as const).map((c) => [
     c === "bridge" ? "**bridge** (handler called)" : "raw connect-node `for await` body",
     sp(lat.latencyUs[c].p50, 0),
     sp(lat.latencyUs[c].p99, 0),
     sp(lat.latencyUs[c].max, 0),
     lat.gc ? `${num(lat.gc[c].perThousandEvents, 1)} per 1,000 events, longest ${num(lat.gc[c].maxMs, 2)} ms` : "–",
   ]);
+}
+
+function fastServerLatency(lat: LatencyResult): string {
+  const fast = lat.byServer?.fast;
+  if (!fast) return "";
+  return `\nThe same comparison against the fast bench server (\`bench/lib/fast-server-process.ts\`, one frame encoded and written per event; received ${num(fast.verified.received)} of ${num(fast.verified.expected)}):
+
+${table(["client", "p50 µs", "p99 µs", "max µs", "GC pauses in the client"], latencyRows(fast))}
+
+Added by the bridge, per round: p50 **${sp(fast.addedP50Us, 0)} µs**, p99 ratio **${sp(fast.p99Ratio, 2)}×**.
+`;
+}
+
+function latencySection(lat: LatencyResult | undefined): string {
+  if (!lat) return "";
+  const rows = latencyRows(lat);
   return `## 2. Delivery latency at one event per millisecond
 
 ${num(lat.events)} events per run at one per ms (timer-paced in the server process), each stamped in \`reason\` with \`process.hrtime\` (CLOCK_MONOTONIC, shared by every process on the machine) when emitted; the receiver subtracts it. ${lat.runs} rounds, bridge and raw alternating; received ${num(lat.verified.received)} of ${num(lat.verified.expected)}.
@@ -189,7 +231,7 @@ ${num(lat.events)} events per run at one per ms (timer-paced in the server proce
 ${table(["client", "p50 µs", "p99 µs", "max µs", "GC pauses in the client"], rows)}
 
 Added by the bridge, per round: p50 **${sp(lat.addedP50Us, 0)} µs**, p99 ratio **${sp(lat.p99Ratio, 2)}×**.${lat.gc ? ` The bridge also collects garbage ${num(lat.gc.bridge.perThousandEvents / Math.max(1e-9, lat.gc["connect-node"].perThousandEvents), 1)}× as often as the raw loop (${num(lat.gc.bridge.perThousandEvents, 1)} against ${num(lat.gc["connect-node"].perThousandEvents, 1)} pauses per 1,000 events, longest ${num(lat.gc.bridge.maxMs, 1)} ms against ${num(lat.gc["connect-node"].maxMs, 1)} ms); every pause delays the events that arrive during it, and with the longer per-event path (section 8) that widens the tail. On a shared machine CPU scheduling adds to both tails, which is why the p99 ratio varies so much between rounds.` : ""}
-`;
+${fastServerLatency(lat)}`;
 }
 
 function stopSection(st: StopResult | undefined): string {
@@ -289,7 +331,7 @@ ${table(["layer", "µs/event back to back", "µs/event, 1 per ms"], layers.map((
   }
   if (tp?.profile) {
     const p = tp.profile;
-    parts.push(`CPU profile of one extra bridge run of the throughput case (${num(tp.profileEvents ?? tp.events)} events; V8 sampling profiler through \`node:inspector\`, ${num(p.busyMs)} ms of busy samples). Self time by area:
+    parts.push(`CPU profile of one extra bridge run of the throughput case (${num(tp.profileEvents ?? tp.events)} events${tp.profileServer === "fast" ? " from the fast bench server" : ""}; V8 sampling profiler through \`node:inspector\`, ${num(p.busyMs)} ms of busy samples). Self time by area:
 
 ${table(["area", "% of busy time"], p.byArea.slice(0, 12).map((r) => [r.name, num(r.percent, 1)]))}
 
@@ -306,7 +348,7 @@ Inclusive time of the hot path: ${p.inclusive.map((r) => `\`${r.name.replace(/\\
 
 - **One \`actor.send()\` per stream message.** Each message is a full XState macrostep on a parallel machine: transition selection over both regions, an \`enqueueActions\` action that copies \`counters\` (\`bump\`) and the dedup window, a new snapshot (\`createMachineSnapshot\`, \`getAllStateNodes\`), and every subscriber called (the runtime's status observer and the metrics'). ${bd ? `That is ${sp(bd.warmUs["machine send"], 1)} µs per event back to back and ${sp(bd.isolatedUs["machine send"], 1)} µs for a lone event` : ""}; xstate is the largest area of the profile after the garbage collector.
 - **The dedup window is O(capacity) per event and allocates.** \`admitRemovals\` copies the 256-key array and scans it with \`lastIndexOf\` on every event${dd ? ` (${sp(dd.nsPerOp["all new"].admitRemovals, 0)} ns/op against ${sp(dd.nsPerOp["all new"]["lru-cache"], 0)} for lru-cache)` : ""}; it is the largest single function of the profile, and the copies feed the garbage collector.
-- **The dispatcher costs a frozen handler list, a frozen \`info\` and a handler-timeout timer per removal** (\`dispatchRemoval\`, \`handlers\`), and it drains through a microtask per removal. (It used to create an \`AbortController\` per removal too; it now holds one for its whole life.)
+- **The dispatcher's fast path** (issue 14): a removal whose handlers return synchronously runs in one synchronous loop (no microtask, no promise, no timer per handler); the handler timer is armed only for a handler that returns a promise; the registry's frozen handler list is shared until a handler is registered or removed; the machine's \`info\` is frozen in place, not copied. What remains per removal is the queue entry, one outcome and the metrics' \`recordDispatch\` (\`fanOut\`, \`drain\`).
 - **Garbage collection** is ${tp?.profile ? `${num(tp.profile.byArea.find((r) => r.name === "(garbage collector)")?.percent, 0)} %` : "a large share"} of the bridge's busy time under load: every event allocates a snapshot, a context, counters, a window copy, an \`info\` and several promises.
 - **At one event per millisecond every event runs alone on a cold CPU**: the process sleeps in \`epoll\` between events, caches and branch predictors are cold, and the bridge's longer path (xstate + dispatcher) is paid in full each time.${bd ? ` The same in-memory bridge costs ${sp(bd.warmUs["bridge, in-memory client"], 1)} µs per event back to back but ${sp(bd.isolatedUs["bridge, in-memory client"], 1)} µs when events come 1 ms apart.` : ""} No batching helps there: there is one event per batch.
 
@@ -314,7 +356,7 @@ Inclusive time of the hot path: ${p.inclusive.map((r) => `\`${r.name.replace(/\\
 
 1. **Batch stream messages through the machine** (prototyped in \`bench/lib/batching-prototype.ts\`, measured above as "bridge, batched prototype"): the \`projectEvents\` actor collects the messages that arrive before the event loop's next check phase (\`setImmediate\`) and sends one \`stream.event\` carrying all of them; \`acceptStreamEvent\` admits the whole batch with one \`admitRemovals\` call, one counters copy and one \`assign\`, then emits one \`projectRemoved\` per fresh id. States and transitions stay as they are (the prototype only provides two implementations with \`machine.provide()\`).${tp ? ` Result in this run: ${sp(tp.cpuUsPerEvent["bridge (batched prototype)"], 1)} µs of client CPU per event instead of ${sp(tp.cpuUsPerEvent.bridge, 1)}, ${sp(tp.batchedRatioVsConnect, 2)}× the raw connect-node rate instead of ${sp(tp.ratioVsConnect, 2)}×.` : ""} ${tp ? `Its CPU ceiling (${num(1e6 / (tp.cpuUsPerEvent["bridge (batched prototype)"]?.median ?? Number.NaN))} events/s on one core) is above what the dev server delivered even on a quiet machine (31–39k/s), so it would meet the throughput target there too. ` : ""}It amortises the machine, not the dispatcher; it does nothing for latency at one event per ms. Cost: up to one event-loop turn of added latency under load.
 2. **An O(1) dedup window**: keep the window as a JSON array in context for the inspector, but look keys up in a \`Set\`/\`Map\` held beside it (rebuilt from the array when a snapshot is restored), or admit a batch with one copy. Saves ${dd ? `about ${num((dd.nsPerOp["all new"].admitRemovals.median - dd.nsPerOp["all new"]["Map LRU"].median) / 1000, 1)} µs` : "a few µs"} per event and most of the window's garbage.
-3. **A cheaper dispatcher fast path**: when every handler is synchronous and returns, there is nothing to time out; arm the handler timer lazily (only when a handler returns a promise), reuse the frozen handler list until the registry changes, and drain the queue in one loop instead of one microtask per removal. (Done already: one \`AbortController\` per dispatcher instead of one per removal, and one runtime snapshot observer instead of two.)
+3. **A cheaper dispatcher fast path** (done, see above): timer only for a returned promise, the handler list shared until the registry changes, one drain loop, one \`AbortController\` per dispatcher, one runtime snapshot observer.
 
 ${tpMissed || latMissed ? `With 1–3 the per-event cost of the bridge would be dominated by one xstate macrostep per batch. The latency target (${lat ? `${sp(lat.addedP50Us, 0)} µs added at p50 now` : "25 µs"}) needs the per-event path itself to shrink: the machine step for a lone event${bd ? ` (${sp(bd.isolatedUs["machine send"], 1)} µs isolated)` : ""} is over the budget on its own on a cold CPU, so meeting 25 µs would take moving the per-message work (dedup + emit) out of the machine into the actor/runtime, with the machine seeing only stream open/close and counters — a design change (DESIGN.md puts dedup in the machine's context), for the lead to decide.` : ""}
 `);

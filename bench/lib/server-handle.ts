@@ -26,13 +26,22 @@ export interface ServerHandle {
   close(): Promise<void>;
 }
 
+/**
+ * "dev": the dev server (`startDevServer()`, bench/lib/server-process.ts).
+ * "fast": bench/lib/fast-server-process.ts, a bare node:http2 server that
+ * writes pre-encoded frames (no restart, no createProjects).
+ */
+export type BenchServerKind = "dev" | "fast";
+
 export interface StartServerOptions {
-  /** Events buffered per stream before the dev server drops. Defaults to 64 (the dev server's own default). */
+  /** Events buffered per stream before the dev server drops. Defaults to 64 (the dev server's own default). The fast server never drops. */
   streamBufferSize?: number;
+  /** Which server runs in the child process. Defaults to "dev". */
+  kind?: BenchServerKind;
 }
 
 export async function startServerProcess(options: StartServerOptions = {}): Promise<ServerHandle> {
-  const entry = fileURLToPath(new URL("./server-process.ts", import.meta.url));
+  const entry = fileURLToPath(new URL(options.kind === "fast" ? "./fast-server-process.ts" : "./server-process.ts", import.meta.url));
   const child: ChildProcess = fork(entry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   let nextId = 1;
   const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();

@@ -47,7 +47,16 @@ smoke("npm run bench --quick runs every case, loses nothing and writes the repor
   assert.is(c.throughput.verified.received, c.throughput.verified.expected);
   assert.is(c.throughput.verified.sent, c.throughput.verified.expected);
   assert.ok(c.throughput.profile && c.throughput.profile.topSelf.length > 0, "the throughput case profiled the bridge");
+  // The same comparison against the fast bench server (bench/lib/fast-server-process.ts).
+  const fast = c.throughput.byServer?.fast;
+  assert.ok(fast, "the throughput case ran against the fast server");
+  assert.is(fast.verified.received, fast.verified.expected);
+  assert.is(fast.verified.sent, fast.verified.expected);
+  assert.is(c.throughput.profileServer, "fast");
   assert.is(c.latency.verified.received, c.latency.verified.expected);
+  const fastLatency = c.latency.byServer?.fast;
+  assert.ok(fastLatency, "the latency case ran against the fast server");
+  assert.is(fastLatency.verified.received, fastLatency.verified.expected);
   assert.is(c.stop.verified.stopped, c.stop.verified.expected);
   assert.equal(c.heartbeat.verified.idsReportedPerRound, { "100": 100, "10001": 10001 });
   assert.ok(c.memory.idleBridgeHeapBytes.median > 0);
@@ -55,6 +64,7 @@ smoke("npm run bench --quick runs every case, loses nothing and writes the repor
   assert.is(c.breakdown.verified.bridgeDelivered, c.breakdown.verified.expected);
   const report = readFileSync(join(ctx.dir, "REPORT.md"), "utf8");
   assert.match(report, /## 1\. Throughput/);
+  assert.match(report, /### Against a server that is not the bottleneck/);
   assert.match(report, /## 8\. Where the time goes/);
 });
 

@@ -337,4 +337,38 @@ registry("a timeout that is not a positive finite number is refused", async (ctx
   }
 });
 
+registry("handlers() shares one frozen list until the registry changes", ({ registry: r }) => {
+  const a = handler("a", () => {});
+  const b = handler("b", () => {});
+  r.register(a);
+  const first = r.handlers();
+  assert.ok(Object.isFrozen(first));
+  assert.is(r.handlers(), first, "no copy per call while nothing changed");
+  r.register(a);
+  assert.is(r.handlers(), first, "registering an already registered handler changes nothing");
+  const unregisterB = r.register(b);
+  const second = r.handlers();
+  assert.is.not(second, first);
+  assert.equal(second.map((h) => h.handler), [a, b]);
+  unregisterB();
+  unregisterB();
+  const third = r.handlers();
+  assert.equal(third.map((h) => h.handler), [a]);
+  assert.equal(first.map((h) => h.handler), [a], "an earlier snapshot is never changed");
+  assert.equal(second.map((h) => h.handler), [a, b]);
+});
+
+registry("an already frozen info is handed on as is; an unfrozen one as a frozen copy", async (ctx) => {
+  const seen: RemovalInfo[] = [];
+  ctx.registry.register(handler("h", (_, i) => void seen.push(i)));
+  const frozen = Object.freeze({ source: "heartbeat" as const });
+  await dispatchRemoval(ctx.registry, "p", frozen, { timeoutMs: 10, clock: ctx.clock, logger: ctx.logger });
+  assert.is(seen[0], frozen);
+  const open: RemovalInfo = { source: "heartbeat" };
+  await dispatchRemoval(ctx.registry, "p", open, { timeoutMs: 10, clock: ctx.clock, logger: ctx.logger });
+  assert.is.not(seen[1], open);
+  assert.ok(Object.isFrozen(seen[1]));
+  assert.not.ok(Object.isFrozen(open), "the caller's object is not frozen behind its back");
+});
+
 registry.run();

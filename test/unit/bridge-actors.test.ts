@@ -141,7 +141,7 @@ actors("a huge removed list reaches the machine in batches of at most SYNC_REMOV
   };
   const { parent, got } = recordingParent();
   const actor = createActor(
-    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => ["x"] }, clock: new SimulatedClock(), wallNow: () => 0 }),
+    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => removed }, clock: new SimulatedClock(), wallNow: () => 0 }),
     { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
   );
   const out = new Promise<void>((resolve) => actor.subscribe({ complete: () => resolve() }));

@@ -19,7 +19,7 @@ async function* stalled<T>(items: T[], signal: AbortSignal): AsyncIterable<T> {
 
 watch("a stream that closes and then stays silent is abandoned with UNAVAILABLE", async () => {
   const caller = new AbortController();
-  const w = createStreamCloseWatch(caller.signal, 20);
+  const w = createStreamCloseWatch(caller.signal, { graceMs: 20 });
   const stream = fakeStream();
   w.attach(stream);
   const got: number[] = [];
@@ -36,7 +36,7 @@ watch("a stream that closes and then stays silent is abandoned with UNAVAILABLE"
 });
 
 watch("messages still flowing after close are not cut short", async () => {
-  const w = createStreamCloseWatch(new AbortController().signal, 20);
+  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 20 });
   const stream = fakeStream();
   w.attach(stream);
   async function* slowEnd() {
@@ -54,7 +54,7 @@ watch("messages still flowing after close are not cut short", async () => {
 });
 
 watch("a call that ended normally is left alone when its stream closes", async () => {
-  const w = createStreamCloseWatch(new AbortController().signal, 5);
+  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 5 });
   const stream = fakeStream();
   w.attach(stream);
   async function* two() {

@@ -96,7 +96,7 @@ export function timingViolation(timing: BridgeTiming): { field: keyof BridgeTimi
     const ok =
       typeof value === "number" && Number.isFinite(value) && value >= lo && (b.maxExclusive ? value < hi : value <= hi);
     if (!ok) {
-      const shown = typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : String(value).slice(0, 40);
+      const shown = typeof value === "number" ? String(value) : `${(JSON.stringify(value) ?? String(value)).slice(0, 40)} (${typeof value})`;
       return { field, message: `timing.${field} must be a number in ${describeTimingRange(field, timing)} (ms), got ${shown}` };
     }
   }

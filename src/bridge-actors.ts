@@ -46,7 +46,9 @@ export function toStreamEvent(ev: ProjectEvent, receivedAtMs: number): StreamEve
 
 /**
  * Splits a heartbeat answer's `removed` ids: those handed on, and those not
- * (refused as input, or never reported in the call that answered them).
+ * (refused as input, or never reported in that round: the server answers
+ * only for ids it was told, so anything else is dropped, counted and logged,
+ * and never reaches a handler or `--exec`).
  * Empty ids go on (the machine counts them as ignored, as before).
  */
 export function screenRemovedIds(removed: readonly string[], reported: ReadonlySet<string>): { accepted: string[]; refused: RefusedIds[] } {
@@ -124,6 +126,8 @@ export function collectProjectIds(tracker: ProjectTracker | undefined): string[]
 export function createSyncProjectStateActor(deps: SyncActorDeps) {
   return fromPromise<SyncResult, SyncProjectStateInput>(async ({ input, signal }) => {
     const ids = collectProjectIds(deps.tracker);
+    // What the bridge reports this round: a removal for any other id is dropped.
+    const reported = new Set(ids);
     const removed: string[] = [];
     const unknown = new Set<string>();
     let serverTimeUnixMs = 0;
@@ -134,7 +138,7 @@ export function createSyncProjectStateActor(deps: SyncActorDeps) {
       const res = await callWithDeadline(deps, input, signal, (callSignal) =>
         deps.client().syncProjectState(req, { signal: callSignal, timeoutMs: input.timeoutMs, sessionEpoch: input.sessionEpoch }),
       );
-      const { accepted, refused } = screenRemovedIds(res.removed, new Set(chunk));
+      const { accepted, refused } = screenRemovedIds(res.removed, reported);
       for (let at = 0; at < Math.max(accepted.length, refused.length > 0 ? 1 : 0); at += SYNC_REMOVED_BATCH) {
         // Let I/O and timers run between batches of a huge answer.
         if (at > 0) await yieldToEventLoop();

@@ -114,10 +114,10 @@ export function createBridge(options: BridgeOptions): Bridge {
   );
   actor.on("streamFailed", (e) => logStreamFailure(e));
   actor.on("streamEnded", (e) =>
-    log.warn({ attempt: e.attempt, retryInMs }, `the server ended the ProjectEvents stream; reconnecting in ${retryInMs} ms`),
+    log.warn({ attempt: e.attempt, retryInMs }, "the server ended the ProjectEvents stream; reconnecting after backoff"),
   );
   actor.on("serverGoaway", (e) =>
-    log.info({ err: e.error, retryInMs }, `the server is shutting down (GOAWAY): ended the stream, reopening in ${retryInMs} ms`),
+    log.info({ err: e.error, retryInMs }, "the server is shutting down (GOAWAY): ended the stream, reopening on a fresh session"),
   );
   actor.on("idsRefused", (e) =>
     log.warn(
@@ -179,21 +179,14 @@ export function createBridge(options: BridgeOptions): Bridge {
     const fields = { err: e.error, attempt: e.attempt, streak: e.streak, retryInMs };
     if (LOUD_ONCE_CODES.includes(e.error.code)) {
       if (e.streak === 1) {
-        log.error(
-          fields,
-          `ProjectEvents failed with ${e.error.code} (${loudHint(e.error)}); retrying in ${retryInMs} ms, further failures of this streak are logged at debug`,
-        );
+        log.error(fields, `ProjectEvents failed with ${e.error.code} (${loudHint(e.error)}); backing off, further failures of this streak are logged at debug`);
       } else {
         log.debug(fields, "ProjectEvents failed again");
       }
       return;
     }
-    log.warn(
-      fields,
-      e.suspect
-        ? `connection suspect: reopening on a fresh HTTP/2 session in ${retryInMs} ms`
-        : `ProjectEvents failed; reconnecting in ${retryInMs} ms`,
-    );
+    // The wait is the retryInMs field (the message text stays stable for log matchers).
+    log.warn(fields, e.suspect ? "connection suspect: reopening on a fresh HTTP/2 session" : "ProjectEvents failed; reconnecting after backoff");
   }
 
   function loudHint(error: ErrorSummary): string {

@@ -57,8 +57,10 @@ export function previewOf(text: string, maxChars = PREVIEW_MAX_CHARS): string {
 
 /** `text` cut to `maxBytes` UTF-8 bytes on a character boundary ("…" appended when cut), control characters as U+FFFD. */
 export function boundText(text: string, maxBytes: number): string {
-  let out = text.replace(CONTROL_ALL, "\ufffd");
-  if (out.length * 3 <= maxBytes || encoder.encode(out).length <= maxBytes) return out;
+  // Every character takes at least one byte: look at no more than maxBytes + 1 of them.
+  const long = text.length > maxBytes;
+  let out = (long ? text.slice(0, maxBytes + 1) : text).replace(CONTROL_ALL, "\ufffd");
+  if (!long && (out.length * 3 <= maxBytes || encoder.encode(out).length <= maxBytes)) return out;
   let bytes = 0;
   let end = 0;
   const budget = maxBytes - 3; // "…" is 3 bytes

@@ -125,6 +125,8 @@ export const bridgeMachine = setup({
     isOwnSyncDeadline: ({ event }) => (event as { error?: unknown }).error instanceof SyncDeadlineError,
     /** The client ended the stream because the server sent GOAWAY. */
     isServerGoaway: ({ event }) => (event as { error?: unknown }).error instanceof ServerGoawayError,
+    /** This open proved itself (headers before openConfirm, a message, or a completed sync). */
+    openProven: ({ context }) => context.openProven,
     /** syncNow() was called during the round that just ended. */
     followUpAsked: stateIn("#bridge.heartbeat.syncing.followUp"),
   },
@@ -307,7 +309,10 @@ export const bridgeMachine = setup({
             input: ({ context, self }) => ({ clientId: context.clientId, sessionEpoch: context.sessionEpoch, parent: self }),
             onDone: { target: "backoff", actions: "recordStreamEnded" },
             onError: [
-              { guard: "isServerGoaway", target: "reopening", actions: "recordGoaway" },
+              // A GOAWAY on an open that never proved itself counts as a
+              // failure: a server that answers every open with GOAWAY gets
+              // the growing backoff, not a reopen every backoffMinMs.
+              { guard: and(["isServerGoaway", "openProven"]), target: "reopening", actions: "recordGoaway" },
               { target: "backoff", actions: "recordStreamFailure" },
             ],
           },

@@ -149,7 +149,7 @@ graph("every delay, actor, guard and action is named in setup(), none inline", (
   check("actions", named.actions, impl.actions);
   assert.equal([...named.delays].sort(), ["backoffDelay", "heartbeatDelay", "openConfirm", "reopenDelay", "stableAfter", "stopBudget"]);
   assert.equal([...named.actors].sort(), ["drainDispatch", "projectEvents", "syncProjectState"]);
-  assert.equal([...named.guards].sort(), ["followUpAsked", "isOwnSyncDeadline", "isServerGoaway"]);
+  assert.equal([...named.guards].sort(), ["followUpAsked", "isOwnSyncDeadline", "isServerGoaway", "openProven"]);
 });
 
 graph("the checks above catch a dead end, literal delays and inline code", () => {

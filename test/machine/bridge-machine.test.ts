@@ -438,6 +438,22 @@ machine("a GOAWAY ends the stream and reopens after a short jittered wait withou
   assert.is(h.actor.getSnapshot().context.attempt, 1);
 });
 
+machine("a GOAWAY on an open that never proved itself is a failure: a server that answers every open with GOAWAY gets the growing backoff", async () => {
+  const h = createMachineHarness({ random: () => 0.5 });
+  h.actor.send({ type: "START" });
+  const waits: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    h.goawayStream();
+    await flush();
+    assert.is(h.connection(), "backoff");
+    const wait = h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms;
+    waits.push(wait);
+    h.clock.increment(wait);
+  }
+  assert.equal(waits, [1000, 2000, 4000, 8000, 16000]);
+  assert.is(h.actor.getSnapshot().context.counters.goaways, 0);
+});
+
 machine("heartbeat failures carry a streak per code (issue 10 item 10)", async () => {
   const h = createMachineHarness();
   h.actor.send({ type: "START" });

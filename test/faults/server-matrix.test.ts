@@ -230,6 +230,28 @@ for (const kind of ["dev", "grpc-js"] as const) {
   });
 }
 
+matrix("dev: a link that goes half-open while a caller spams syncNow() is still found suspect (issue 10 item 7)", async (ctx) => {
+  const server = await starters.dev();
+  ctx.closers.push(() => server.close());
+  const proxy = await startFaultProxy({ targetPort: server.port });
+  ctx.closers.push(() => proxy.close());
+  server.createProject("a");
+  const t = bridgeOn(proxy.url, ["a"]);
+  t.bridge.start();
+  await streamingWithSync(t);
+  proxy.blackholeOpenLinks();
+  // Faster than syncTimeoutMs (400): each call used to restart the round and its deadline.
+  const spam = setInterval(() => t.bridge.syncNow(), 50);
+  try {
+    await eventually("the half-open link is found", () => t.bridge.status().counters.suspects >= 1, 2000);
+  } finally {
+    clearInterval(spam);
+  }
+  await eventually("streaming on a fresh connection", () => t.bridge.status().state === "streaming" && server.openStreams() === 1, 3000);
+  server.removeProject("a");
+  await eventually("removal afterwards", () => t.handler.ids().includes("a"));
+});
+
 // --- slow-per-call -------------------------------------------------------------
 
 for (const kind of ["dev", "grpc-js"] as const) {

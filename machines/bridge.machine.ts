@@ -9,7 +9,8 @@
 import { and, assign, enqueueActions, fromPromise, raise, setup, stateIn } from "xstate";
 import { summarizeError, type ErrorSummary } from "../src/errors.js";
 import type { RemovalInfo } from "../src/types.js";
-import { backoffDelayMs, heartbeatDelayMs, heartbeatSpreadDelayMs, type BridgeTiming } from "../src/timing.js";
+import { ServerGoawayError, SyncDeadlineError } from "../src/call-errors.js";
+import { backoffDelayMs, goawayReopenDelayMs, heartbeatDelayMs, heartbeatSpreadDelayMs, type BridgeTiming } from "../src/timing.js";
 import { admitRemovals } from "./dedup-window.js";
 import type {
   BridgeContext,
@@ -22,6 +23,7 @@ import type {
   StreamEvent,
   SyncProjectStateInput,
   SyncResult,
+  RefusedIds,
 } from "./bridge.types.js";
 
 /** The wire value of PROJECT_EVENT_TYPE_REMOVED. */
@@ -43,6 +45,9 @@ const zeroCounters: BridgeCounters = {
   syncs: 0,
   syncFailures: 0,
   suspects: 0,
+  goaways: 0,
+  refusedIds: 0,
+  unreportedRemovals: 0,
 };
 
 type DelayArgs = { context: BridgeContext };
@@ -58,6 +63,7 @@ export function createBridgeDelays(random: () => number) {
       context.lastSyncCause === "stream-open"
         ? heartbeatSpreadDelayMs(context.timing, random())
         : heartbeatDelayMs(context.timing, random()),
+    reopenDelay: ({ context }: DelayArgs) => goawayReopenDelayMs(context.timing, random()),
     openConfirm: ({ context }: DelayArgs) => context.timing.openConfirmMs,
     stableAfter: ({ context }: DelayArgs) => context.timing.stableAfterMs,
     stopBudget: ({ context }: DelayArgs) => stopBudgetMs(context.timing),
@@ -115,7 +121,14 @@ export const bridgeMachine = setup({
   },
   delays: createBridgeDelays(Math.random),
   guards: {
-    isDeadlineExceeded: ({ event }) => errorOf(event).code === "deadline_exceeded",
+    /** The bridge's own per-call deadline ran out (not a DEADLINE_EXCEEDED the server sent). */
+    isOwnSyncDeadline: ({ event }) => (event as { error?: unknown }).error instanceof SyncDeadlineError,
+    /** The client ended the stream because the server sent GOAWAY. */
+    isServerGoaway: ({ event }) => (event as { error?: unknown }).error instanceof ServerGoawayError,
+    /** This open proved itself (headers before openConfirm, a message, or a completed sync). */
+    openProven: ({ context }) => context.openProven,
+    /** syncNow() was called during the round that just ended. */
+    followUpAsked: stateIn("#bridge.heartbeat.syncing.followUp"),
   },
   actions: {
     countStreamOpened: assign({
@@ -127,7 +140,18 @@ export const bridgeMachine = setup({
     requestSync: raise({ type: "connection.opened" }),
     noteSyncCause: assign({ lastSyncCause: (_, params: { cause: SyncCause }) => params.cause }),
     raiseSuspect: raise({ type: "connection.suspect" }),
-    resetAttempt: assign({ attempt: 0, errorStreak: 0 }),
+    /** Begins and ends an open: it has proved nothing yet. */
+    clearOpenProof: assign({ openProven: false, openStable: false }),
+    /** Headers before openConfirm: this open proved itself. */
+    proveOpen: assign({ openProven: true }),
+    /**
+     * stableAfterMs in streaming: the attempt counter resets if this open
+     * proved itself; else it resets when the proof comes (a message or a
+     * completed sync), never on the timer alone.
+     */
+    markStable: assign(({ context }) =>
+      context.openProven ? { openStable: true, attempt: 0, errorStreak: 0 } : { openStable: true },
+    ),
     /** Streak bookkeeping for a failed or ended call, then the backoff attempt. */
     recordStreamFailure: enqueueActions(({ context, event, enqueue }) => {
       const error = errorOf(event);
@@ -148,6 +172,12 @@ export const bridgeMachine = setup({
       enqueue.assign({ attempt, lastError: error, errorStreak: streak, counters: bump(context.counters, "streamEnds") });
       enqueue.emit({ type: "streamEnded", attempt });
     }),
+    /** GOAWAY: the stream ended on the server's request; not a failure, the attempt stays. */
+    recordGoaway: enqueueActions(({ context, event, enqueue }) => {
+      const error = errorOf(event);
+      enqueue.assign({ lastError: error, counters: bump(context.counters, "goaways") });
+      enqueue.emit({ type: "serverGoaway", error });
+    }),
     recordSuspect: enqueueActions(({ context, enqueue }) => {
       const error: ErrorSummary = {
         code: "deadline_exceeded",
@@ -167,10 +197,21 @@ export const bridgeMachine = setup({
     acceptStreamEvent: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== "stream.event") return;
       const ev: StreamEvent = event.event;
-      const patch: Partial<BridgeContext> = {};
+      // A message proves this open: the attempt counter resets at once.
+      const patch: Partial<BridgeContext> = { openProven: true };
       if (context.attempt !== 0) {
         patch.attempt = 0;
         patch.errorStreak = 0;
+      }
+      if (ev.refused !== undefined) {
+        enqueue.assign({ ...patch, counters: tally(context.counters, { eventsReceived: 1, refusedIds: 1 }) });
+        enqueue.emit({
+          type: "idsRefused",
+          source: "stream",
+          refused: { why: ev.refused, count: 1, previews: [ev.projectId] },
+          eventId: ev.eventId,
+        });
+        return;
       }
       const why = ev.projectId === "" ? "empty_project_id" : ev.eventType !== REMOVED_EVENT_TYPE ? "not_removed" : undefined;
       if (why !== undefined) {
@@ -194,12 +235,17 @@ export const bridgeMachine = setup({
       if (event.type !== "sync.removed") return;
       const ids = event.projectIds.filter((id) => id !== "");
       const admitted = admitRemovals(context.recentRemovals, ids, context.dedupCapacity);
+      const refused = event.refused ?? [];
+      const count = (why: (w: RefusedIds["why"]) => boolean) => refused.filter((r) => why(r.why)).reduce((n, r) => n + r.count, 0);
       const counters = tally(context.counters, {
         duplicatesSuppressed: admitted.duplicates.length,
         removalsFromHeartbeat: admitted.fresh.length,
         ignoredEvents: event.projectIds.length - ids.length,
+        refusedIds: count((w) => w !== "not_reported"),
+        unreportedRemovals: count((w) => w === "not_reported"),
       });
       enqueue.assign({ recentRemovals: admitted.keys, counters });
+      for (const r of refused) enqueue.emit({ type: "idsRefused", source: "heartbeat", refused: r });
       for (const projectId of admitted.duplicates) {
         enqueue.emit({ type: "duplicateSuppressed", projectId, source: "heartbeat" });
       }
@@ -210,12 +256,18 @@ export const bridgeMachine = setup({
     /** A completed heartbeat round (its removals came before, as sync.removed). */
     acceptSyncResult: enqueueActions(({ context, event, enqueue }) => {
       const result = (event as unknown as { output: SyncResult }).output;
-      enqueue.assign({ counters: bump(context.counters, "syncs") });
+      // A completed sync proves the open it ran in (cleared when an open
+      // begins, so one that completed before it does not count); once the
+      // open is also stable, the attempt counter resets.
+      const proof = context.openStable ? { openProven: true, attempt: 0, errorStreak: 0 } : { openProven: true };
+      enqueue.assign({ ...proof, syncErrorStreak: 0, lastSyncErrorCode: null, counters: bump(context.counters, "syncs") });
       enqueue.emit({ type: "syncCompleted", result });
     }),
     recordSyncFailure: enqueueActions(({ context, event, enqueue }, params: { suspect: boolean }) => {
-      enqueue.assign({ counters: bump(context.counters, "syncFailures") });
-      enqueue.emit({ type: "syncFailed", error: errorOf(event), suspect: params.suspect });
+      const error = errorOf(event);
+      const streak = context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1;
+      enqueue.assign({ syncErrorStreak: streak, lastSyncErrorCode: error.code, counters: bump(context.counters, "syncFailures") });
+      enqueue.emit({ type: "syncFailed", error, suspect: params.suspect, streak });
     }),
   },
 }).createMachine({
@@ -229,6 +281,10 @@ export const bridgeMachine = setup({
     sessionEpoch: 0,
     lastError: null,
     errorStreak: 0,
+    openProven: false,
+    openStable: false,
+    syncErrorStreak: 0,
+    lastSyncErrorCode: null,
     lastSyncCause: "timer",
     recentRemovals: [],
     counters: zeroCounters,
@@ -245,12 +301,20 @@ export const bridgeMachine = setup({
         },
         /** One ProjectEvents call lives across connecting and streaming. */
         open: {
+          entry: "clearOpenProof",
+          exit: "clearOpenProof",
           invoke: {
             id: "projectEvents",
             src: "projectEvents",
             input: ({ context, self }) => ({ clientId: context.clientId, sessionEpoch: context.sessionEpoch, parent: self }),
             onDone: { target: "backoff", actions: "recordStreamEnded" },
-            onError: { target: "backoff", actions: "recordStreamFailure" },
+            onError: [
+              // A GOAWAY on an open that never proved itself counts as a
+              // failure: a server that answers every open with GOAWAY gets
+              // the growing backoff, not a reopen every backoffMinMs.
+              { guard: and(["isServerGoaway", "openProven"]), target: "reopening", actions: "recordGoaway" },
+              { target: "backoff", actions: "recordStreamFailure" },
+            ],
           },
           on: { STOP: "stopping" },
           initial: "connecting",
@@ -258,13 +322,13 @@ export const bridgeMachine = setup({
             connecting: {
               after: { openConfirm: "streaming" },
               on: {
-                "stream.opened": "streaming",
+                "stream.opened": { target: "streaming", actions: "proveOpen" },
                 "stream.event": { target: "streaming", actions: "acceptStreamEvent" },
               },
             },
             streaming: {
               entry: ["countStreamOpened", "requestSync"],
-              after: { stableAfter: { actions: "resetAttempt" } },
+              after: { stableAfter: { actions: "markStable" } },
               on: {
                 "stream.event": { actions: "acceptStreamEvent" },
                 "connection.suspect": { target: "#bridge.connection.backoff", actions: "recordSuspect" },
@@ -274,6 +338,11 @@ export const bridgeMachine = setup({
         },
         backoff: {
           after: { backoffDelay: { target: "open", actions: "countReconnect" } },
+          on: { STOP: "stopping" },
+        },
+        /** After the server's GOAWAY: a short jittered wait that is not a failure (status shows backoff). */
+        reopening: {
+          after: { reopenDelay: { target: "open", actions: "countReconnect" } },
           on: { STOP: "stopping" },
         },
         stopping: {
@@ -301,6 +370,16 @@ export const bridgeMachine = setup({
           },
         },
         syncing: {
+          // One round. syncNow() during it does not restart it (that would
+          // restart its deadline, so a caller could starve the heartbeat):
+          // it asks for one follow-up round, started when this one ends.
+          initial: "round",
+          states: {
+            round: {
+              on: { "SYNC.NOW": "followUp" },
+            },
+            followUp: {},
+          },
           invoke: {
             id: "syncProjectState",
             src: "syncProjectState",
@@ -310,21 +389,35 @@ export const bridgeMachine = setup({
               timeoutMs: context.timing.syncTimeoutMs,
               parent: self,
             }),
-            onDone: { target: "waiting", actions: "acceptSyncResult" },
+            onDone: [
+              {
+                guard: "followUpAsked",
+                target: "syncing",
+                reenter: true,
+                actions: ["acceptSyncResult", { type: "noteSyncCause", params: { cause: "request" } }],
+              },
+              { target: "waiting", actions: "acceptSyncResult" },
+            ],
             onError: [
               {
-                guard: and(["isDeadlineExceeded", stateIn("#bridge.connection.open.streaming")]),
+                // The reopened stream asks for a sync anyway: a follow-up is not needed.
+                guard: and(["isOwnSyncDeadline", stateIn("#bridge.connection.open.streaming")]),
                 target: "waiting",
                 actions: [{ type: "recordSyncFailure", params: { suspect: true } }, "raiseSuspect"],
+              },
+              {
+                guard: "followUpAsked",
+                target: "syncing",
+                reenter: true,
+                actions: [{ type: "recordSyncFailure", params: { suspect: false } }, { type: "noteSyncCause", params: { cause: "request" } }],
               },
               { target: "waiting", actions: { type: "recordSyncFailure", params: { suspect: false } } },
             ],
           },
           on: {
             "sync.removed": { actions: "acceptHeartbeatRemovals" },
-            // A fresh stream or an explicit request restarts the round, so its
-            // answer reflects the server after the event that asked for it.
-            "SYNC.NOW": { target: "syncing", reenter: true, actions: { type: "noteSyncCause", params: { cause: "request" } } },
+            // A fresh stream restarts the round, so its answer reflects the
+            // server after the open (stream opens are bounded by the backoff).
             "connection.opened": {
               target: "syncing",
               reenter: true,

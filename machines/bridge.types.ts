@@ -2,6 +2,7 @@ import type { AnyActorRef } from "xstate";
 import type { ErrorSummary } from "../src/errors.js";
 import type { BridgeTiming } from "../src/timing.js";
 import type { RemovalInfo, RemovalSource } from "../src/types.js";
+import type { RefusedWhy } from "../src/server-data.js";
 
 /** One ProjectEvent as the machine sees it: plain JSON, int64 as number. */
 export interface StreamEvent {
@@ -13,7 +14,25 @@ export interface StreamEvent {
   reason: string;
   /** performance.now()-style time at which the actor received it, for latency. */
   receivedAtMs: number;
+  /**
+   * Set when the actor refused the project id (too long, control
+   * characters): `projectId` then holds only an escaped preview, and the
+   * machine counts the event and hands nothing on.
+   */
+  refused?: RefusedWhy;
 }
+
+/** Ids of one heartbeat answer that were not handed on, and why. */
+export interface RefusedIds {
+  /** too_long / control_character: refused as input; not_reported: the bridge never reported the id in that call. */
+  why: RefusedWhy | "not_reported";
+  count: number;
+  /** Escaped previews of the first few (at most REFUSED_PREVIEWS). */
+  previews: string[];
+}
+
+/** The most previews of refused ids one event carries. */
+export const REFUSED_PREVIEWS = 3;
 
 /** What one completed heartbeat answered. */
 export interface SyncResult {
@@ -45,6 +64,12 @@ export interface BridgeCounters {
   syncs: number;
   syncFailures: number;
   suspects: number;
+  /** Streams ended because the server sent GOAWAY (reopened without counting a failure). */
+  goaways: number;
+  /** Project ids refused where they entered (too long, control characters), both paths. */
+  refusedIds: number;
+  /** Heartbeat `removed` ids the bridge never reported in that call: dropped. */
+  unreportedRemovals: number;
 }
 
 /** The machine's context: JSON-serialisable, never a token. */
@@ -59,6 +84,17 @@ export interface BridgeContext {
   lastError: ErrorSummary | null;
   /** How many failures in a row carried lastError.code since the last reset. */
   errorStreak: number;
+  /**
+   * Whether the current open proved itself (response headers before
+   * openConfirm, a message, or a completed sync) and whether it has been
+   * streaming for stableAfterMs. The attempt counter resets when both hold.
+   * Both are cleared when an open begins and ends.
+   */
+  openProven: boolean;
+  openStable: boolean;
+  /** How many heartbeat failures in a row carried lastSyncErrorCode (reset by a completed sync). */
+  syncErrorStreak: number;
+  lastSyncErrorCode: string | null;
   /** What started the current or last heartbeat round; "stream-open" spreads the next wait. */
   lastSyncCause: SyncCause;
   /** The dedup window: keys of recent removals, oldest first. */
@@ -89,7 +125,7 @@ export type BridgeEvent =
    * answer never makes one step emit 100,000 events, and a round that fails
    * half-way loses nothing already answered.
    */
-  | { type: "sync.removed"; projectIds: string[]; receivedAtMs: number }
+  | { type: "sync.removed"; projectIds: string[]; receivedAtMs: number; refused?: RefusedIds[] }
   /** Raised by the connection region when a stream (re)opens. */
   | { type: "connection.opened" }
   /** Raised by the heartbeat region when a sync timed out while streaming. */
@@ -99,10 +135,15 @@ export type BridgeEmitted =
   | { type: "projectRemoved"; projectId: string; info: RemovalInfo; receivedAtMs: number }
   | { type: "duplicateSuppressed"; projectId: string; source: RemovalSource }
   | { type: "eventIgnored"; eventId: string; eventType: number; projectId: string; why: "empty_project_id" | "not_removed" }
+  /** Ids not handed on because they failed the input checks or were never reported (previews only). */
+  | { type: "idsRefused"; source: RemovalSource; refused: RefusedIds; eventId?: string }
+  /** The server sent GOAWAY: the stream ended, the bridge reopens after a short delay. */
+  | { type: "serverGoaway"; error: ErrorSummary }
   | { type: "streamFailed"; error: ErrorSummary; attempt: number; streak: number; suspect: boolean }
   | { type: "streamEnded"; attempt: number }
   | { type: "syncCompleted"; result: SyncResult }
-  | { type: "syncFailed"; error: ErrorSummary; suspect: boolean };
+  /** `streak`: failures in a row with this code, 1 for the first. */
+  | { type: "syncFailed"; error: ErrorSummary; suspect: boolean; streak: number };
 
 /** Input of the ProjectEvents actor. `parent` receives stream.opened / stream.event. */
 export interface ProjectEventsInput {

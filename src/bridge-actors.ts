@@ -7,23 +7,65 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { fromPromise } from "xstate";
-import { SYNC_REMOVED_BATCH, type ProjectEventsInput, type StreamEvent, type SyncProjectStateInput, type SyncResult } from "../machines/bridge.types.js";
+import {
+  REFUSED_PREVIEWS,
+  SYNC_REMOVED_BATCH,
+  type ProjectEventsInput,
+  type RefusedIds,
+  type StreamEvent,
+  type SyncProjectStateInput,
+  type SyncResult,
+} from "../machines/bridge.types.js";
 import { ProjectEventsRequestSchema, SyncProjectStateRequestSchema, type ProjectEvent } from "./gen/engram/v1/engram_pb.js";
+import { SyncDeadlineError } from "./call-errors.js";
 import { BridgeError } from "./errors.js";
+import { boundText, EVENT_ID_MAX_BYTES, previewOf, REASON_MAX_BYTES, refuseProjectId } from "./server-data.js";
 import type { Clock, EventsClient, ProjectTracker } from "./types.js";
 
 /** The server's cap on ids in one SyncProjectState call. */
 export const SYNC_CHUNK_SIZE = 10_000;
 
+/**
+ * One ProjectEvent as the machine sees it, bounded where it enters (see
+ * src/server-data.ts): the event id and reason are cut and cleaned; a
+ * project id that is too long or holds control characters is refused, and
+ * only its escaped preview goes on, marked `refused`.
+ */
 export function toStreamEvent(ev: ProjectEvent, receivedAtMs: number): StreamEvent {
+  const refused = refuseProjectId(ev.projectId);
   return {
-    eventId: ev.eventId,
+    eventId: boundText(ev.eventId, EVENT_ID_MAX_BYTES),
     eventType: ev.eventType,
-    projectId: ev.projectId,
+    projectId: refused === undefined ? ev.projectId : previewOf(ev.projectId),
     timestampUnixMs: Number(ev.timestampUnixMs),
-    reason: ev.reason,
+    reason: boundText(ev.reason, REASON_MAX_BYTES),
     receivedAtMs,
+    ...(refused === undefined ? {} : { refused }),
   };
+}
+
+/**
+ * Splits a heartbeat answer's `removed` ids: those handed on, and those not
+ * (refused as input, or never reported in that round: the server answers
+ * only for ids it was told, so anything else is dropped, counted and logged,
+ * and never reaches a handler or `--exec`).
+ * Empty ids go on (the machine counts them as ignored, as before).
+ */
+export function screenRemovedIds(removed: readonly string[], reported: ReadonlySet<string>): { accepted: string[]; refused: RefusedIds[] } {
+  const accepted: string[] = [];
+  const byWhy = new Map<RefusedIds["why"], RefusedIds>();
+  for (const id of removed) {
+    const why = id === "" ? undefined : (refuseProjectId(id) ?? (reported.has(id) ? undefined : "not_reported"));
+    if (why === undefined) {
+      accepted.push(id);
+      continue;
+    }
+    let entry = byWhy.get(why);
+    if (!entry) byWhy.set(why, (entry = { why, count: 0, previews: [] }));
+    entry.count += 1;
+    if (entry.previews.length < REFUSED_PREVIEWS) entry.previews.push(previewOf(id));
+  }
+  return { accepted, refused: [...byWhy.values()] };
 }
 
 export interface ActorDeps {
@@ -74,65 +116,83 @@ export function collectProjectIds(tracker: ProjectTracker | undefined): string[]
   return [...ids];
 }
 
+/**
+ * One heartbeat round: the tracked ids in chunks of SYNC_CHUNK_SIZE, each
+ * chunk one SyncProjectState call with its own deadline of `timeoutMs` on
+ * the bridge clock (SyncDeadlineError when it runs out; a DEADLINE_EXCEEDED
+ * the server sent stays an ordinary error). Removed ids are screened and
+ * forwarded as sync.removed batches before the next chunk is asked for.
+ */
 export function createSyncProjectStateActor(deps: SyncActorDeps) {
   return fromPromise<SyncResult, SyncProjectStateInput>(async ({ input, signal }) => {
     const ids = collectProjectIds(deps.tracker);
-    // The deadline runs on the bridge clock (SimulatedClock in tests); the
-    // same timeout also goes to the server as grpc-timeout.
-    const deadline = new AbortController();
-    const onAbort = () => deadline.abort(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    let timedOut = false;
-    const timer = deps.clock.setTimeout(() => {
-      timedOut = true;
-      deadline.abort(new BridgeError(`SyncProjectState got no answer within ${input.timeoutMs} ms`, "deadline_exceeded"));
-    }, input.timeoutMs);
-    try {
-      const removed: string[] = [];
-      const unknown = new Set<string>();
-      let serverTimeUnixMs = 0;
-      const chunks = Math.max(1, Math.ceil(ids.length / SYNC_CHUNK_SIZE));
-      for (let i = 0; i < chunks; i++) {
-        const req = create(SyncProjectStateRequestSchema, {
-          clientId: input.clientId,
-          localProjectIds: ids.slice(i * SYNC_CHUNK_SIZE, (i + 1) * SYNC_CHUNK_SIZE),
+    // What the bridge reports this round: a removal for any other id is dropped.
+    const reported = new Set(ids);
+    const removed: string[] = [];
+    const unknown = new Set<string>();
+    let serverTimeUnixMs = 0;
+    const chunks = Math.max(1, Math.ceil(ids.length / SYNC_CHUNK_SIZE));
+    for (let i = 0; i < chunks; i++) {
+      const chunk = ids.slice(i * SYNC_CHUNK_SIZE, (i + 1) * SYNC_CHUNK_SIZE);
+      const req = create(SyncProjectStateRequestSchema, { clientId: input.clientId, localProjectIds: chunk });
+      const res = await callWithDeadline(deps, input, signal, (callSignal) =>
+        deps.client().syncProjectState(req, { signal: callSignal, timeoutMs: input.timeoutMs, sessionEpoch: input.sessionEpoch }),
+      );
+      const { accepted, refused } = screenRemovedIds(res.removed, reported);
+      for (let at = 0; at < Math.max(accepted.length, refused.length > 0 ? 1 : 0); at += SYNC_REMOVED_BATCH) {
+        // Let I/O and timers run between batches of a huge answer.
+        if (at > 0) await yieldToEventLoop();
+        if (signal.aborted) break;
+        const projectIds = accepted.slice(at, at + SYNC_REMOVED_BATCH);
+        // Each batch is its own machine step, handled before the next chunk is asked for.
+        input.parent.send({
+          type: "sync.removed",
+          projectIds,
+          receivedAtMs: deps.monotonicNow(),
+          ...(at === 0 && refused.length > 0 ? { refused } : {}),
         });
-        const res = await deps.client().syncProjectState(req, {
-          signal: deadline.signal,
-          timeoutMs: input.timeoutMs,
-          sessionEpoch: input.sessionEpoch,
-        });
-        for (let at = 0; at < res.removed.length; at += SYNC_REMOVED_BATCH) {
-          // Let I/O and timers run between batches of a huge answer.
-          if (at > 0) await yieldToEventLoop();
-          if (signal.aborted) break;
-          const projectIds = res.removed.slice(at, at + SYNC_REMOVED_BATCH);
-          // Each batch is its own machine step, handled before the next chunk is asked for.
-          input.parent.send({ type: "sync.removed", projectIds, receivedAtMs: deps.monotonicNow() });
-          for (const id of projectIds) removed.push(id);
-        }
-        for (const id of res.unknown) unknown.add(id);
-        serverTimeUnixMs = Number(res.serverTimeUnixMs);
+        for (const id of projectIds) removed.push(id);
       }
-      const wall = deps.wallNow();
-      return {
-        removed,
-        unknown: [...unknown],
-        serverTimeUnixMs,
-        skewMs: serverTimeUnixMs === 0 ? 0 : serverTimeUnixMs - wall,
-        reported: ids.length,
-        receivedAtMs: deps.monotonicNow(),
-      };
-    } catch (reason) {
-      if (timedOut && !signal.aborted) {
-        throw new BridgeError(`SyncProjectState got no answer within ${input.timeoutMs} ms`, "deadline_exceeded", { cause: reason });
-      }
-      throw BridgeError.from(reason);
-    } finally {
-      deps.clock.clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
+      for (const id of res.unknown) if (id !== "" && refuseProjectId(id) === undefined) unknown.add(id);
+      serverTimeUnixMs = Number(res.serverTimeUnixMs);
     }
+    const wall = deps.wallNow();
+    return {
+      removed,
+      unknown: [...unknown],
+      serverTimeUnixMs,
+      skewMs: serverTimeUnixMs === 0 ? 0 : serverTimeUnixMs - wall,
+      reported: ids.length,
+      receivedAtMs: deps.monotonicNow(),
+    };
   });
+}
+
+/** One call under its own deadline on the bridge clock; the round's signal aborts it too. */
+async function callWithDeadline<T>(
+  deps: SyncActorDeps,
+  input: SyncProjectStateInput,
+  signal: AbortSignal,
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  if (signal.aborted) throw BridgeError.from(signal.reason, "canceled");
+  const deadline = new AbortController();
+  const onAbort = () => deadline.abort(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  let timedOut = false;
+  const timer = deps.clock.setTimeout(() => {
+    timedOut = true;
+    deadline.abort(new SyncDeadlineError(input.timeoutMs));
+  }, input.timeoutMs);
+  try {
+    return await call(deadline.signal);
+  } catch (reason) {
+    if (timedOut && !signal.aborted) throw new SyncDeadlineError(input.timeoutMs, { cause: reason });
+    throw BridgeError.from(reason);
+  } finally {
+    deps.clock.clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
 }
 
 /**

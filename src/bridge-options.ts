@@ -10,7 +10,7 @@ import { BridgeError } from "./errors.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { createStderrLogger, safeLogger } from "./logger.js";
 import { parseServerUrl, redactUrl, type ServerAddress } from "./server-url.js";
-import { defaultBridgeTiming, type BridgeTiming } from "./timing.js";
+import { defaultBridgeTiming, timingViolation, type BridgeTiming } from "./timing.js";
 import type { Clock, EventsClient, Logger, ProjectTracker } from "./types.js";
 import type { TokenSource } from "./bearer-interceptor.js";
 
@@ -109,7 +109,7 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
   }
   const env = options.env ?? process.env;
   const logger = safeLogger(options.logger ?? createStderrLogger());
-  const timing = validateTiming({ ...defaultBridgeTiming, ...options.timing });
+  const timing = validateTiming(options.timing);
   const dedupCapacity = options.dedupCapacity ?? 256;
   if (!Number.isInteger(dedupCapacity) || dedupCapacity < 1) {
     throw new BridgeError(`dedupCapacity must be a positive integer, got ${dedupCapacity}`, "invalid_config");
@@ -214,21 +214,24 @@ function describeTokenError(cause: unknown): string {
   return cause instanceof Error ? cause.name : typeof cause;
 }
 
-function validateTiming(timing: BridgeTiming): BridgeTiming {
-  for (const [name, value] of Object.entries(timing)) {
-    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-      throw new BridgeError(`timing.${name} must be a finite number >= 0, got ${String(value)}`, "invalid_config");
+/**
+ * Every timing option within its documented range (timingBounds): a value
+ * outside it is a config error that names the field, the value and the range.
+ */
+function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTiming {
+  if (overrides !== undefined && (overrides === null || typeof overrides !== "object")) {
+    throw new BridgeError("timing must be an object of timing options", "invalid_config");
+  }
+  const timing: BridgeTiming = { ...defaultBridgeTiming };
+  for (const [name, value] of Object.entries(overrides ?? {})) {
+    if (!Object.hasOwn(defaultBridgeTiming, name)) {
+      throw new BridgeError(`timing.${name.slice(0, 40)} is not a timing option (known: ${Object.keys(defaultBridgeTiming).join(", ")})`, "invalid_config");
     }
+    // An explicit undefined means "the default", as an absent field does.
+    if (value !== undefined) timing[name as keyof BridgeTiming] = value as number;
   }
-  if (timing.backoffMinMs < 1) throw new BridgeError("timing.backoffMinMs must be at least 1", "invalid_config");
-  if (timing.backoffMaxMs < timing.backoffMinMs) {
-    throw new BridgeError("timing.backoffMaxMs must be >= backoffMinMs", "invalid_config");
-  }
-  if (timing.backoffJitter >= 1) throw new BridgeError("timing.backoffJitter must be in [0, 1)", "invalid_config");
-  if (timing.heartbeatJitterMs > timing.heartbeatMs) {
-    throw new BridgeError("timing.heartbeatJitterMs must not exceed heartbeatMs", "invalid_config");
-  }
-  if (timing.heartbeatMs < 1) throw new BridgeError("timing.heartbeatMs must be at least 1", "invalid_config");
+  const violation = timingViolation(timing);
+  if (violation) throw new BridgeError(violation.message, "invalid_config");
   return timing;
 }
 

@@ -37,11 +37,20 @@ export interface BridgeTimestamps {
   stoppedAtMs?: number;
 }
 
+/**
+ * Why a started bridge stays idle: start() refused because there is no
+ * server URL, the URL cannot be used, a token would go out in plaintext to a
+ * non-loopback host, or the client could not be made (an unreadable CA file).
+ */
+export type IdleReason = "no_url" | "invalid_url" | "insecure_token" | "invalid_config";
+
 export interface BridgeStatus {
   state: ConnectionState;
   heartbeat: HeartbeatState;
   attempt: number;
   lastError: ErrorSummary | null;
+  /** Set while the bridge stays idle because start() refused (lastError says more); null otherwise. */
+  idleReason: IdleReason | null;
   clientId: string;
   /** The server URL without user info, or "client" for an injected client. */
   server: string | null;
@@ -53,6 +62,9 @@ export interface BridgeStatus {
 export function flattenConnection(value: unknown): ConnectionState {
   const conn = (value as { connection?: unknown } | undefined)?.connection;
   // `open` is compound, so it always shows as { open: "connecting" | "streaming" }.
+  // After a GOAWAY the bridge waits a short while before reopening: to a
+  // reader that is a backoff (one that does not count as a failure).
+  if (conn === "reopening") return "backoff";
   if (typeof conn === "string") return conn as ConnectionState;
   if (conn && typeof conn === "object" && "open" in conn) return (conn as { open: ConnectionState }).open;
   return "idle";
@@ -60,5 +72,7 @@ export function flattenConnection(value: unknown): ConnectionState {
 
 export function heartbeatOf(value: unknown): HeartbeatState {
   const hb = (value as { heartbeat?: unknown } | undefined)?.heartbeat;
+  // `syncing` is compound (a round, or a round with a follow-up asked).
+  if (hb && typeof hb === "object" && "syncing" in hb) return "syncing";
   return typeof hb === "string" ? (hb as HeartbeatState) : "waiting";
 }

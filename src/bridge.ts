@@ -8,7 +8,7 @@ import { bridgeMachine, createBridgeDelays, LOUD_ONCE_CODES } from "../machines/
 import type { BridgeEmitted } from "../machines/bridge.types.js";
 import { createDrainActor, createProjectEventsActor, createSyncProjectStateActor } from "./bridge-actors.js";
 import { validateBridgeOptions, type BridgeOptions } from "./bridge-options.js";
-import { flattenConnection, heartbeatOf, type BridgeStatus, type BridgeTimestamps } from "./bridge-status.js";
+import { flattenConnection, heartbeatOf, type BridgeStatus, type BridgeTimestamps, type IdleReason } from "./bridge-status.js";
 import { asyncContextIsCheap, createDispatcher } from "./dispatcher.js";
 import { BridgeError, summarizeError, type ErrorSummary } from "./errors.js";
 import { createGrpcEventsClient } from "./grpc-client.js";
@@ -37,6 +37,9 @@ export function createBridge(options: BridgeOptions): Bridge {
   const monotonicNow = () => performance.now();
   const timestamps: BridgeTimestamps = {};
   let configError: ErrorSummary | null = null;
+  let idleReason: IdleReason | null = null;
+  /** The wait the last backoff (or GOAWAY reopen) delay armed, for the log line that announces it. */
+  let retryInMs: number | undefined;
   let client: EventsClient | undefined;
   let ownsClient = false;
   let started = false;
@@ -76,10 +79,18 @@ export function createBridge(options: BridgeOptions): Bridge {
     },
     delays: {
       ...delays,
+      // Both are computed before the machine's emitted events reach the
+      // listeners below, so the failure's log line can say how long it waits.
       backoffDelay: (args) => {
         const ms = delays.backoffDelay(args);
         timestamps.nextRetryAtMs = now() + ms;
-        log.debug({ attempt: args.context.attempt, delayMs: ms }, "reconnecting after backoff");
+        retryInMs = ms;
+        return ms;
+      },
+      reopenDelay: (args) => {
+        const ms = delays.reopenDelay(args);
+        timestamps.nextRetryAtMs = now() + ms;
+        retryInMs = ms;
         return ms;
       },
     },
@@ -102,7 +113,20 @@ export function createBridge(options: BridgeOptions): Bridge {
     log.debug({ eventId: e.eventId, eventType: e.eventType, projectId: e.projectId, why: e.why }, "project event ignored"),
   );
   actor.on("streamFailed", (e) => logStreamFailure(e));
-  actor.on("streamEnded", (e) => log.warn({ attempt: e.attempt }, "the server ended the ProjectEvents stream; reconnecting after backoff"));
+  actor.on("streamEnded", (e) =>
+    log.warn({ attempt: e.attempt, retryInMs }, "the server ended the ProjectEvents stream; reconnecting after backoff"),
+  );
+  actor.on("serverGoaway", (e) =>
+    log.info({ err: e.error, retryInMs }, "the server is shutting down (GOAWAY): ended the stream, reopening on a fresh session"),
+  );
+  actor.on("idsRefused", (e) =>
+    log.warn(
+      { source: e.source, why: e.refused.why, count: e.refused.count, preview: e.refused.previews, ...(e.eventId ? { eventId: e.eventId } : {}) },
+      e.refused.why === "not_reported"
+        ? `dropped ${e.refused.count} heartbeat removal(s) for ids this bridge never reported`
+        : `refused ${e.refused.count} project id(s) from the server (${e.refused.why === "too_long" ? "longer than 512 bytes" : "control characters"})`,
+    ),
+  );
   actor.on("syncCompleted", ({ result }) => {
     timestamps.lastSyncAtMs = now();
     log.debug({ reported: result.reported, removed: result.removed.length, unknown: result.unknown.length }, "heartbeat synced");
@@ -113,9 +137,19 @@ export function createBridge(options: BridgeOptions): Bridge {
       log.warn({ skewMs: result.skewMs }, "clock skew between this machine and the engram server exceeds 30 s");
     }
   });
-  actor.on("syncFailed", (e) =>
-    log.warn({ err: e.error, suspect: e.suspect }, e.suspect ? "heartbeat timed out while streaming: reopening the connection" : "heartbeat failed"),
-  );
+  actor.on("syncFailed", (e) => {
+    const fields = { err: e.error, suspect: e.suspect, streak: e.streak };
+    if (LOUD_ONCE_CODES.includes(e.error.code)) {
+      // As the stream: once per streak at error, then at debug.
+      if (e.streak === 1) {
+        log.error(fields, `heartbeat failed with ${e.error.code} (${loudHint(e.error)}); further failures of this streak are logged at debug`);
+      } else {
+        log.debug(fields, "heartbeat failed again");
+      }
+      return;
+    }
+    log.warn(fields, e.suspect ? "heartbeat timed out while streaming: reopening the connection" : "heartbeat failed");
+  });
 
   let lastConnection = flattenConnection(actor.getSnapshot().value);
   // One observer for what status() stamps: state changes and stream messages
@@ -133,28 +167,33 @@ export function createBridge(options: BridgeOptions): Bridge {
       lastConnection = state;
       if (state === "streaming") timestamps.connectedAtMs = now();
       if (state !== "backoff") delete timestamps.nextRetryAtMs;
+      // STOP sent to the exposed actor (not through stop()): finish the same
+      // way, so the owned HTTP/2 session is closed now, not at its idle timeout.
+      if (snapshot.status === "done" && !stopPromise) queueMicrotask(() => void stop());
       log.debug({ state }, "connection state");
     },
     error: (err) => log.error({ err: summarizeError(err) }, "the bridge statechart failed"),
   });
 
   function logStreamFailure(e: Extract<BridgeEmitted, { type: "streamFailed" }>) {
-    const fields = { err: e.error, attempt: e.attempt, streak: e.streak };
+    const fields = { err: e.error, attempt: e.attempt, streak: e.streak, retryInMs };
     if (LOUD_ONCE_CODES.includes(e.error.code)) {
       if (e.streak === 1) {
-        const hint =
-          e.error.code !== "unimplemented"
-            ? "check ENGRAM_TOKEN"
-            : /^HTTP \d{3}\b/.test(e.error.message)
-              ? `no gRPC service answers at this URL (${e.error.message}): check ENGRAM_URL`
-              : "the server is too old for ProjectEvents";
-        log.error(fields, `ProjectEvents failed with ${e.error.code} (${hint}); backing off, further failures of this streak are logged at debug`);
+        log.error(fields, `ProjectEvents failed with ${e.error.code} (${loudHint(e.error)}); backing off, further failures of this streak are logged at debug`);
       } else {
         log.debug(fields, "ProjectEvents failed again");
       }
       return;
     }
+    // The wait is the retryInMs field (the message text stays stable for log matchers).
     log.warn(fields, e.suspect ? "connection suspect: reopening on a fresh HTTP/2 session" : "ProjectEvents failed; reconnecting after backoff");
+  }
+
+  function loudHint(error: ErrorSummary): string {
+    if (error.code !== "unimplemented") return "check ENGRAM_TOKEN";
+    return /^HTTP \d{3}\b/.test(error.message)
+      ? `no gRPC service answers at this URL (${error.message}): check ENGRAM_URL`
+      : "the server is too old for this RPC";
   }
 
   function start(): void {
@@ -167,9 +206,12 @@ export function createBridge(options: BridgeOptions): Bridge {
     const target = opts.target;
     switch (target.kind) {
       case "none":
+        idleReason = "no_url";
+        configError = { code: "invalid_config", message: target.why };
         log.warn({}, `${target.why}; the bridge stays idle`);
         return;
       case "invalid":
+        idleReason = target.error.code === "insecure_token" ? "insecure_token" : "invalid_url";
         configError = { code: target.error.code, message: target.error.rawMessage };
         log.error({ err: configError, url: opts.redactedUrl }, `the bridge refuses to start: ${target.error.rawMessage}`);
         return;
@@ -182,10 +224,12 @@ export function createBridge(options: BridgeOptions): Bridge {
             address: target.address,
             ...(opts.token ? { token: opts.token } : {}),
             ...(opts.tlsCaFile !== undefined ? { tlsCaFile: opts.tlsCaFile } : {}),
+            clock,
           });
           ownsClient = true;
         } catch (reason) {
           const err = BridgeError.from(reason, "invalid_config");
+          idleReason = "invalid_config";
           configError = { code: err.code, message: err.rawMessage };
           log.error({ err: configError }, `the bridge refuses to start: ${err.rawMessage}`);
           return;
@@ -295,6 +339,7 @@ export function createBridge(options: BridgeOptions): Bridge {
       heartbeat: stopped ? "stopped" : heartbeatOf(snapshot.value),
       attempt: ctx.attempt,
       lastError: ctx.lastError ?? configError,
+      idleReason: stopped ? null : idleReason,
       clientId: ctx.clientId,
       server: opts.target.kind === "client" ? "client" : (opts.redactedUrl ?? null),
       counters: {

@@ -13,7 +13,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { createBearerInterceptor, type TokenSource } from "./bearer-interceptor.js";
 import { EngramService } from "./gen/engram/v1/engram_pb.js";
 import { BridgeError } from "./errors.js";
-import type { EventsClient } from "./types.js";
+import type { Clock, EventsClient } from "./types.js";
 import type { ServerAddress } from "./server-url.js";
 import { loopbackLookup } from "./loopback-lookup.js";
 import { createStreamCloseWatch, type StreamCloseWatch } from "./stream-close-watch.js";
@@ -32,7 +32,16 @@ export interface GrpcEventsClientOptions {
   tlsCaFile?: string;
   /** Cap on one received message. Defaults to 4 MiB. */
   readMaxBytes?: number;
+  /** The bridge clock, for the stream-close watch's grace. Defaults to Node's timers. */
+  clock?: Clock;
 }
+
+/**
+ * Slack added to the deadline connect-node and the server get for a
+ * SyncProjectState call (grpc-timeout), so the bridge's own deadline on its
+ * clock always runs out first: only that one marks the connection suspect.
+ */
+export const SERVER_DEADLINE_SLACK_MS = 1000;
 
 export function createGrpcEventsClient(options: GrpcEventsClientOptions): EventsClient & { close(): void } {
   const { address } = options;
@@ -53,7 +62,17 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
   // The watch of the ProjectEvents call in flight (the bridge holds at most one).
   let streamWatch: StreamCloseWatch | undefined;
   const onRequest = (path: string, stream: http2.ClientHttp2Stream) => {
-    if (path.endsWith("/ProjectEvents")) streamWatch?.attach(stream);
+    if (!path.endsWith("/ProjectEvents") || !streamWatch) return;
+    const watch = streamWatch;
+    watch.attach(stream);
+    // GOAWAY on the stream's session: a graceful shutdown, which waits for
+    // this stream. End it once what was received is handed on; connect-node
+    // opens a fresh session for the next call.
+    const session = stream.session;
+    if (session === undefined) return;
+    const onGoaway = () => watch.goaway();
+    session.once("goaway", onGoaway);
+    stream.once("close", () => session.off("goaway", onGoaway));
   };
 
   function clientFor(epoch = 0): Client<typeof EngramService> {
@@ -76,7 +95,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
 
   return {
     projectEvents(req, opts) {
-      const watch = createStreamCloseWatch(opts.signal);
+      const watch = createStreamCloseWatch(opts.signal, options.clock ? { clock: options.clock } : {});
       streamWatch = watch;
       const messages = clientFor(opts.sessionEpoch).projectEvents(req, {
         signal: watch.signal,
@@ -86,7 +105,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
     },
     syncProjectState(req, opts) {
       return clientFor(opts.sessionEpoch)
-        .syncProjectState(req, { signal: opts.signal, timeoutMs: opts.timeoutMs })
+        .syncProjectState(req, { signal: opts.signal, timeoutMs: opts.timeoutMs + SERVER_DEADLINE_SLACK_MS })
         .catch((reason: unknown) => Promise.reject(explainTransportError(reason)));
     },
     close() {

@@ -11,24 +11,52 @@
  * closed, a call that makes no progress (its consumer still waiting for the
  * next message) within `graceMs` is aborted with an UNAVAILABLE error, so the
  * bridge backs off and reopens. Buffered messages are never cut short: any
- * message or end that arrives in the grace period counts as progress.
+ * message or end that arrives in the grace period counts as progress, and
+ * the grace starts again at the next wait. The same watch ends the call
+ * when the server sends GOAWAY on its session (a graceful shutdown waits
+ * for open streams, grpc-go's GracefulStop without limit): once the
+ * consumer has everything received and the stream stays silent for the
+ * grace, the call ends with ServerGoawayError. The grace runs on the bridge
+ * clock.
  */
 import type { ClientHttp2Stream } from "node:http2";
+import { ServerGoawayError } from "./call-errors.js";
 import { BridgeError } from "./errors.js";
+import type { Clock } from "./types.js";
 
-/** How long a closed stream may stay silent before the call is abandoned. */
+/** How long a closed (or GOAWAY'd) stream may stay silent before the call is ended. */
 export const STREAM_CLOSE_GRACE_MS = 100;
+
+export interface StreamCloseWatchOptions {
+  /** Silence allowed after the close or GOAWAY, re-armed after each message. Defaults to STREAM_CLOSE_GRACE_MS. */
+  graceMs?: number;
+  /** The bridge clock the grace runs on. Defaults to Node's timers. */
+  clock?: Clock;
+}
 
 export interface StreamCloseWatch {
   /** The call's signal: aborts when the caller aborts or the stream is abandoned. */
   readonly signal: AbortSignal;
   /** Hands the HTTP/2 stream that carries the call to the watch. */
   attach(stream: ClientHttp2Stream): void;
-  /** Wraps the call's messages; a call abandoned by the watch throws its UNAVAILABLE error. */
+  /**
+   * The server sent GOAWAY on the stream's session: once everything
+   * received has been handed on (the consumer waits and nothing arrives
+   * within the grace), the call ends with ServerGoawayError.
+   */
+  goaway(): void;
+  /** Wraps the call's messages; a call ended by the watch throws its error. */
   wrap<T>(messages: AsyncIterable<T>): AsyncIterable<T>;
 }
 
-export function createStreamCloseWatch(callerSignal: AbortSignal, graceMs = STREAM_CLOSE_GRACE_MS): StreamCloseWatch {
+const nodeClock: Clock = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
+};
+
+export function createStreamCloseWatch(callerSignal: AbortSignal, options: StreamCloseWatchOptions = {}): StreamCloseWatch {
+  const graceMs = options.graceMs ?? STREAM_CLOSE_GRACE_MS;
+  const clock = options.clock ?? nodeClock;
   const controller = new AbortController();
   const onCallerAbort = () => controller.abort(callerSignal.reason);
   if (callerSignal.aborted) onCallerAbort();
@@ -36,12 +64,35 @@ export function createStreamCloseWatch(callerSignal: AbortSignal, graceMs = STRE
   let abandoned: BridgeError | undefined;
   let waiting = false;
   let finished = false;
-  let progress = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  /** Why the call should end once silent: the HTTP/2 stream closed, or the session got GOAWAY. */
+  let closedStream: ClientHttp2Stream | undefined;
+  let goingAway = false;
+  let timer: unknown;
+  let armed = false;
 
+  const disarm = () => {
+    if (armed) clock.clearTimeout(timer);
+    armed = false;
+  };
+  // Armed whenever the consumer waits on a call that should end once silent;
+  // any progress disarms it, and the next wait arms it again (re-armed, so a
+  // call that hangs after a late message is still ended).
+  const arm = () => {
+    if (finished || armed || !waiting || controller.signal.aborted || (closedStream === undefined && !goingAway)) return;
+    armed = true;
+    timer = clock.setTimeout(() => {
+      armed = false;
+      if (finished || !waiting || controller.signal.aborted) return;
+      abandoned =
+        closedStream !== undefined
+          ? new BridgeError(`the HTTP/2 stream of ProjectEvents closed (RST ${closedStream.rstCode ?? "?"}) without a gRPC status: reopening`, "unavailable")
+          : new ServerGoawayError();
+      controller.abort(abandoned);
+    }, graceMs);
+  };
   const done = () => {
     finished = true;
-    if (timer !== undefined) clearTimeout(timer);
+    disarm();
     callerSignal.removeEventListener("abort", onCallerAbort);
   };
 
@@ -49,23 +100,20 @@ export function createStreamCloseWatch(callerSignal: AbortSignal, graceMs = STRE
     signal: controller.signal,
     attach(stream) {
       stream.once("close", () => {
-        if (finished) return;
-        const seen = progress;
-        timer = setTimeout(() => {
-          if (finished || !waiting || progress !== seen || controller.signal.aborted) return;
-          abandoned = new BridgeError(
-            `the HTTP/2 stream of ProjectEvents closed (RST ${stream.rstCode ?? "?"}) without a gRPC status: reopening`,
-            "unavailable",
-          );
-          controller.abort(abandoned);
-        }, graceMs);
+        closedStream = stream;
+        arm();
       });
+    },
+    goaway() {
+      goingAway = true;
+      arm();
     },
     async *wrap<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
       const it = messages[Symbol.asyncIterator]();
       try {
         for (;;) {
           waiting = true;
+          arm();
           let next: IteratorResult<T>;
           try {
             next = await it.next();
@@ -73,7 +121,7 @@ export function createStreamCloseWatch(callerSignal: AbortSignal, graceMs = STRE
             throw abandoned ?? reason;
           } finally {
             waiting = false;
-            progress++;
+            disarm();
           }
           if (next.done) return;
           yield next.value;

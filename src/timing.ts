@@ -14,7 +14,7 @@ export interface BridgeTiming {
   heartbeatMs: number;
   /** Each heartbeat wait is uniform in [heartbeatMs - j, heartbeatMs + j]. Defaults to 5000. */
   heartbeatJitterMs: number;
-  /** Deadline of one SyncProjectState call. Defaults to 10000. */
+  /** Deadline of one SyncProjectState call (each 10,000-id chunk of a round has its own). Defaults to 10000. */
   syncTimeoutMs: number;
   /** One handler's budget for one removal. Defaults to 10000. */
   handlerTimeoutMs: number;
@@ -35,18 +35,103 @@ export const defaultBridgeTiming: Readonly<BridgeTiming> = Object.freeze({
   stopTimeoutMs: 5000,
 });
 
-/** Attempt n (1-based) waits min(max, min·2^(n-1)), scaled by a factor in [1-j, 1+j]. */
+/**
+ * The longest timer Node arms as asked: a longer one fires after 1 ms
+ * (with a TimeoutOverflowWarning), so `heartbeatMs: 3e9` would sync
+ * hundreds of times a second. Every timing option and every computed delay
+ * stays at or below it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The allowed range of one timing option; `max` may depend on other fields. */
+export interface TimingBound {
+  min: number;
+  max: number;
+  /** Whether `max` itself is excluded (backoffJitter < 1). */
+  maxExclusive?: boolean;
+  /** Read this field's value as the upper bound instead of `max` (heartbeatJitterMs <= heartbeatMs). */
+  maxField?: keyof BridgeTiming;
+  /** Read this field's value as the lower bound instead of `min` (backoffMaxMs >= backoffMinMs). */
+  minField?: keyof BridgeTiming;
+}
+
+/**
+ * The documented range of every timing option (DESIGN "Timing defaults").
+ * Minimums keep a careless value from turning the bridge into a busy loop:
+ * a heartbeat at least every 100 ms, a sync deadline of at least 10 ms.
+ */
+export const timingBounds: Readonly<Record<keyof BridgeTiming, TimingBound>> = Object.freeze({
+  backoffMinMs: { min: 1, max: MAX_TIMER_MS },
+  backoffMaxMs: { min: 1, max: MAX_TIMER_MS, minField: "backoffMinMs" },
+  backoffJitter: { min: 0, max: 1, maxExclusive: true },
+  openConfirmMs: { min: 1, max: MAX_TIMER_MS },
+  stableAfterMs: { min: 0, max: MAX_TIMER_MS },
+  heartbeatMs: { min: 100, max: MAX_TIMER_MS },
+  heartbeatJitterMs: { min: 0, max: MAX_TIMER_MS, maxField: "heartbeatMs" },
+  syncTimeoutMs: { min: 10, max: MAX_TIMER_MS },
+  handlerTimeoutMs: { min: 1, max: MAX_TIMER_MS },
+  stopTimeoutMs: { min: 1, max: MAX_TIMER_MS },
+});
+
+/** "[1, 2147483647]", "[0, 1)", "[backoffMinMs = 5, 2147483647]": how an error names a range. */
+export function describeTimingRange(name: keyof BridgeTiming, timing: Partial<BridgeTiming> = {}): string {
+  const b = timingBounds[name];
+  const lo = b.minField !== undefined ? `${b.minField} = ${String(timing[b.minField] ?? b.min)}` : String(b.min);
+  const hi = b.maxField !== undefined ? `${b.maxField} = ${String(timing[b.maxField] ?? b.max)}` : String(b.max);
+  return `[${lo}, ${hi}${b.maxExclusive ? ")" : "]"}`;
+}
+
+/**
+ * The first timing field outside its range, with a message that names the
+ * field, the value and the range; undefined when every field is in range.
+ * Fields are checked in the order of `timingBounds` (so a bound read from
+ * another field is only used once that field passed).
+ */
+export function timingViolation(timing: BridgeTiming): { field: keyof BridgeTiming; message: string } | undefined {
+  for (const field of Object.keys(timingBounds) as (keyof BridgeTiming)[]) {
+    const value: unknown = timing[field];
+    const b = timingBounds[field];
+    const lo = b.minField !== undefined ? Math.max(b.min, timing[b.minField]) : b.min;
+    const hi = b.maxField !== undefined ? Math.min(b.max, timing[b.maxField]) : b.max;
+    const ok =
+      typeof value === "number" && Number.isFinite(value) && value >= lo && (b.maxExclusive ? value < hi : value <= hi);
+    if (!ok) {
+      const shown = typeof value === "number" ? String(value) : `${(JSON.stringify(value) ?? String(value)).slice(0, 40)} (${typeof value})`;
+      return { field, message: `timing.${field} must be a number in ${describeTimingRange(field, timing)} (ms), got ${shown}` };
+    }
+  }
+  return undefined;
+}
+
+/** A computed delay as a timer may take it: an integer in [0, MAX_TIMER_MS]; NaN becomes 0. */
+export function clampTimerMs(ms: number): number {
+  if (Number.isNaN(ms)) return 0;
+  return Math.min(MAX_TIMER_MS, Math.max(0, Math.round(ms)));
+}
+
+/** Attempt n (1-based) waits min(max, min·2^(n-1)), scaled by a factor in [1-j, 1+j], clamped to a timer's range. */
 export function backoffDelayMs(attempt: number, timing: BridgeTiming, random: number): number {
   const n = Math.max(1, attempt);
   const base = Math.min(timing.backoffMaxMs, timing.backoffMinMs * 2 ** Math.min(n - 1, 52));
   const factor = 1 - timing.backoffJitter + 2 * timing.backoffJitter * clamp01(random);
-  return Math.max(0, Math.round(base * factor));
+  return clampTimerMs(base * factor);
 }
 
 /** Each heartbeat wait is uniform in [heartbeatMs - jitter, heartbeatMs + jitter]. */
 export function heartbeatDelayMs(timing: BridgeTiming, random: number): number {
   const ms = timing.heartbeatMs - timing.heartbeatJitterMs + 2 * timing.heartbeatJitterMs * clamp01(random);
-  return Math.max(0, Math.round(ms));
+  return clampTimerMs(ms);
+}
+
+/**
+ * The wait before reopening after the server's GOAWAY: uniform in
+ * [0, backoffMinMs] (0-1 s by default). Short, because the server asked
+ * politely and a new instance is usually up; jittered, so a fleet that
+ * all got the same GOAWAY does not reconnect to the next instance in one
+ * burst. It is not a failure: the attempt counter does not move.
+ */
+export function goawayReopenDelayMs(timing: BridgeTiming, random: number): number {
+  return clampTimerMs(timing.backoffMinMs * clamp01(random));
 }
 
 function clamp01(x: number): number {
@@ -64,5 +149,5 @@ function clamp01(x: number): number {
  * a half-open link is still found within one heartbeat plus syncTimeoutMs.
  */
 export function heartbeatSpreadDelayMs(timing: BridgeTiming, random: number): number {
-  return Math.max(0, Math.round(timing.heartbeatJitterMs + timing.heartbeatMs * clamp01(random)));
+  return clampTimerMs(timing.heartbeatJitterMs + timing.heartbeatMs * clamp01(random));
 }

@@ -33,6 +33,7 @@ export function healthOf(status: BridgeStatus): Health {
       if (code !== undefined && permanentErrorCodes.includes(code)) return { healthy: false, reason: `${status.state} after ${code}` };
       return { healthy: true, reason: status.state };
     case "idle":
+      if (status.idleReason !== null) return { healthy: false, reason: `refused to start: ${status.idleReason}` };
       return { healthy: false, reason: code === undefined ? "not started" : `refused to start: ${code}` };
     case "stopping":
     case "stopped":

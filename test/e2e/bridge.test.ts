@@ -4,6 +4,7 @@ import { Code } from "@connectrpc/connect";
 import { ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
 import { HandlerRegistry, SessionTracker, startDevServer, type DevServer } from "../../src/index.js";
 import { createBridgeFixture, dropAndReconnect, eventually, fastTiming, type BridgeFixture } from "../helpers/e2e.js";
+import { startFaultProxy } from "../helpers/fault-proxy.js";
 
 interface Ctx {
   server: DevServer;
@@ -196,7 +197,9 @@ e2e("a wrong token is logged once per streak while the bridge keeps backing off"
   bridge.start();
   await eventually("several failures", () => bridge.status().counters.streamFailures >= 4, 5000);
   const errors = logger.at("error").filter((l) => l.text.includes("unauthenticated"));
-  assert.is(errors.length, 1, "one error line for the streak");
+  // One for the stream's streak and at most one for the heartbeat's.
+  assert.is(errors.filter((l) => /ProjectEvents failed/.test(l.msg ?? "")).length, 1, "one error line for the streak");
+  assert.ok(errors.filter((l) => /heartbeat failed/.test(l.msg ?? "")).length <= 1, "the heartbeat's streak is one line too");
   assert.ok(bridge.status().attempt >= 4);
   assert.ok(["backoff", "connecting"].includes(bridge.status().state));
   assert.not.ok(logger.lines.some((l) => l.text.includes("wrong") && !l.text.includes("wrong token")));
@@ -252,6 +255,74 @@ e2e("a server restart while the stream's first sync is in flight leaves no dead 
   ctx.server.createProject("after-restart");
   ctx.server.removeProject("after-restart");
   await eventually("a removal on the new stream", () => handler.ids().includes("after-restart"));
+});
+
+e2e("STOP sent through the exposed actor closes the HTTP/2 session at once (issue 10 item 12)", async (ctx) => {
+  const proxy = await startFaultProxy({ targetPort: ctx.server.port });
+  try {
+    const { bridge } = ctx.make({ serverUrl: proxy.url });
+    bridge.start();
+    await ctx.server.waitForStreams(1);
+    await eventually("streaming", () => bridge.status().state === "streaming");
+    assert.is(proxy.stats().open, 1);
+    bridge.actor.send({ type: "STOP" });
+    await eventually("the session is closed", () => proxy.stats().open === 0, 1500);
+    await eventually("stopped", () => bridge.status().state === "stopped");
+    await ctx.server.waitForStreamsClosed(0);
+  } finally {
+    await proxy.close();
+  }
+});
+
+e2e("heartbeat auth failures are logged at error once per streak, not a warning per round (issue 10 item 10)", async (ctx) => {
+  const { bridge, logger } = ctx.make();
+  bridge.start();
+  await eventually("streaming with a first sync", () => bridge.status().state === "streaming" && bridge.status().counters.syncs === 1);
+  ctx.server.failNextSyncs(4, Code.Unauthenticated);
+  for (let i = 1; i <= 4; i++) {
+    bridge.syncNow();
+    await eventually(`failed sync ${i}`, () => bridge.status().counters.syncFailures === i);
+  }
+  const heartbeatLines = logger.lines.filter((l) => /heartbeat failed/.test(l.msg ?? ""));
+  assert.equal(heartbeatLines.map((l) => l.level), ["error", "debug", "debug", "debug"]);
+  assert.ok(/unauthenticated/.test(heartbeatLines[0]!.msg ?? ""));
+  bridge.syncNow();
+  await eventually("a sync succeeds again", () => bridge.status().counters.syncs === 2);
+  ctx.server.failNextSyncs(1, Code.Unauthenticated);
+  bridge.syncNow();
+  await eventually("a new streak", () => bridge.status().counters.syncFailures === 5);
+  assert.is(logger.at("error").filter((l) => /heartbeat failed/.test(l.msg ?? "")).length, 2, "a new streak is loud again");
+});
+
+e2e("the reconnect log line says how long the bridge waits (issue 12 item 7)", async (ctx) => {
+  const { bridge, logger } = ctx.make({ timing: { ...fastTiming, backoffJitter: 0 } });
+  bridge.start();
+  await ctx.server.waitForStreams(1);
+  await eventually("streaming", () => bridge.status().state === "streaming");
+  ctx.server.dropStreams();
+  await eventually("the failure logged", () => logger.at("warn").find((l) => /ProjectEvents failed/.test(l.msg ?? "")));
+  const line = logger.at("warn").find((l) => /ProjectEvents failed/.test(l.msg ?? ""))!;
+  assert.is((line.obj as { retryInMs?: number }).retryInMs, 20, "the line carries the wait");
+  assert.match(line.text, /"retryInMs":20/);
+});
+
+e2e("status() says why a bridge that refused to start is idle (issue 12 item 7)", async (ctx) => {
+  const cases = [
+    { opts: { serverUrl: "" }, reason: "no_url" },
+    { opts: { serverUrl: "http://exa mple:1" }, reason: "invalid_url" },
+    { opts: { serverUrl: "http://10.1.2.3:50051", token: "t0ken" }, reason: "insecure_token" },
+  ] as const;
+  for (const { opts, reason } of cases) {
+    const { bridge } = ctx.make(opts);
+    bridge.start();
+    const s = bridge.status();
+    assert.is(s.state, "idle");
+    assert.is(s.idleReason, reason);
+    assert.ok(s.lastError?.message, `${reason}: lastError says more`);
+  }
+  const { bridge } = ctx.make();
+  bridge.start();
+  assert.is(bridge.status().idleReason, null, "a bridge that started has no idle reason");
 });
 
 e2e.run();

@@ -39,7 +39,7 @@ function counting() {
 input("removed lists with empty strings and duplicates: each real id once, the rest counted", async (ctx) => {
   ctx.server.setSyncResponder(() => ({ removed: ["", "a", "a", "", "b", "a", "b", "c", ""], unknown: ["", "u"], serverTimeUnixMs: String(Date.now()) }));
   const tracker = new SessionTracker();
-  tracker.connect("a");
+  for (const id of ["a", "b", "c"]) tracker.connect(id);
   const { seen, registry } = counting();
   const logger = capturingLogger();
   ctx.bridge = createBridge({ registry, tracker, serverUrl: ctx.server.url, env: {}, logger, timing: fastTiming, clientId: "odd" });
@@ -61,7 +61,8 @@ input("a removed list of 10,000 entries is delivered once each without blocking 
   let answered = 0;
   ctx.server.setSyncResponder(() => (answered++ === 0 ? { removed: ids, unknown: [], serverTimeUnixMs: String(Date.now()) } : { removed: [], unknown: [] }));
   const tracker = new SessionTracker();
-  tracker.connect("whatever");
+  // The server answers only for ids it was told (others are dropped: issue 11 item 2).
+  for (const id of ids) tracker.connect(id);
   const { seen, registry } = counting();
   ctx.bridge = createBridge({ registry, tracker, serverUrl: ctx.server.url, env: {}, logger: capturingLogger(), timing: fastTiming, clientId: "bulk" });
   const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -116,6 +117,49 @@ input("a metadata map of 10,000 entries is taken in stride", async (ctx) => {
   await eventually("removal with the big map", () => seen.has("meta"));
   console.log(`# event with 10,000 metadata entries delivered in ${(performance.now() - t0).toFixed(1)} ms`);
   assert.is(ctx.bridge.status().counters.streamFailures, 0);
+});
+
+input("removed ids the bridge never reported are dropped, counted and logged without being handed on (issue 11 item 2)", async (ctx) => {
+  ctx.server.setSyncResponder(() => ({ removed: ["mine", "someone-elses", "-rf"], unknown: [], serverTimeUnixMs: String(Date.now()) }));
+  const tracker = new SessionTracker();
+  tracker.connect("mine");
+  const { seen, registry } = counting();
+  const logger = capturingLogger();
+  ctx.bridge = createBridge({ registry, tracker, serverUrl: ctx.server.url, env: {}, logger, timing: fastTiming, clientId: "unreported" });
+  ctx.bridge.start();
+  await eventually("sync", () => ctx.bridge!.status().counters.syncs >= 1);
+  await eventually("dispatched", () => seen.size === 1);
+  assert.equal([...seen.keys()], ["mine"]);
+  assert.is(ctx.bridge.status().counters.unreportedRemovals, 2);
+  const line = logger.at("warn").find((l) => /never reported/.test(l.msg ?? ""));
+  assert.ok(line, "logged at warn");
+  assert.equal((line!.obj as { preview: string[] }).preview, ["someone-elses", "-rf"]);
+});
+
+input("hostile ids, reasons and event ids are bounded where they enter: refused ids never reach a handler, the dedup window or a log whole (issue 11 item 1)", async (ctx) => {
+  const { seen, registry } = counting();
+  const calls: Array<{ id: string; reason?: string; eventId?: string }> = [];
+  registry.register({ name: "info", onProjectRemoved: (id, info) => void calls.push({ id, ...(info.reason ? { reason: info.reason } : {}), ...(info.eventId ? { eventId: info.eventId } : {}) }) });
+  const logger = capturingLogger();
+  ctx.bridge = createBridge({ registry, serverUrl: ctx.server.url, env: {}, logger, timing: fastTiming, clientId: "hostile" });
+  ctx.bridge.start();
+  await ctx.server.waitForStreams(1);
+  const huge = "x".repeat(1024 * 1024);
+  ctx.server.emitEvent({ eventType: 1, projectId: huge });
+  ctx.server.emitEvent({ eventType: 1, projectId: "--upload-pack=touch pwned;false\n" });
+  ctx.server.emitEvent({ eventType: 1, projectId: "ok", reason: "r".repeat(200_000), eventId: "9".repeat(5000) });
+  await eventually("the good one", () => seen.has("ok"));
+  assert.equal([...seen.keys()], ["ok"]);
+  assert.ok(calls[0]!.reason!.length <= 1024, "reason cut to 1 KiB");
+  assert.ok(calls[0]!.eventId!.length <= 128, "event id cut");
+  const s = ctx.bridge.status();
+  assert.is(s.counters.refusedIds, 2);
+  const ctxJson = JSON.stringify(ctx.bridge.actor.getSnapshot().context);
+  assert.ok(ctxJson.length < 20_000, `machine context stays small (${ctxJson.length})`);
+  const logged = logger.lines.map((l) => l.text).join("\n");
+  assert.not.ok(logged.includes(huge.slice(0, 200)), "the huge id is not logged whole");
+  assert.not.ok(logged.includes("pwned;false\n"), "control characters are escaped in logs");
+  assert.ok(logger.at("warn").some((l) => /refused 1 project id/.test(l.msg ?? "")));
 });
 
 input.run();

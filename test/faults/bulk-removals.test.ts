@@ -22,7 +22,8 @@ bulk("100,000 removed ids in one heartbeat answer: each delivered once, the brid
   let answered = 0;
   server.setSyncResponder(() => (answered++ === 0 ? { removed: noisy, unknown: [], serverTimeUnixMs: String(Date.now()) } : { removed: [], unknown: [] }));
   const tracker = new SessionTracker();
-  tracker.connect("any");
+  // The server answers only for ids it was told (others are dropped: issue 11 item 2).
+  for (const id of ids) tracker.connect(id);
   const seen = new Map<string, number>();
   const registry = new HandlerRegistry();
   registry.register({ name: "counter", onProjectRemoved: (id) => void seen.set(id, (seen.get(id) ?? 0) + 1) });

@@ -147,9 +147,9 @@ graph("every delay, actor, guard and action is named in setup(), none inline", (
   check("actors", named.actors, impl.actors);
   check("guards", named.guards, impl.guards);
   check("actions", named.actions, impl.actions);
-  assert.equal([...named.delays].sort(), ["backoffDelay", "heartbeatDelay", "openConfirm", "stableAfter", "stopBudget"]);
+  assert.equal([...named.delays].sort(), ["backoffDelay", "heartbeatDelay", "openConfirm", "reopenDelay", "stableAfter", "stopBudget"]);
   assert.equal([...named.actors].sort(), ["drainDispatch", "projectEvents", "syncProjectState"]);
-  assert.equal([...named.guards].sort(), ["isDeadlineExceeded"]);
+  assert.equal([...named.guards].sort(), ["followUpAsked", "isOwnSyncDeadline", "isServerGoaway", "openProven"]);
 });
 
 graph("the checks above catch a dead end, literal delays and inline code", () => {

@@ -24,7 +24,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...trackedProjects, ...untrackedProjects).map((projectId) => ({ kind: "remove" as const, projectId })) },
   { weight: 1, arbitrary: fc.constant({ kind: "resend" as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: "noise" as const }) },
-  { weight: 2, arbitrary: fc.constantFrom("unavailable", "canceled", "internal", "end").map((how) => ({ kind: "dropStream" as const, how })) },
+  { weight: 2, arbitrary: fc.constantFrom("unavailable", "canceled", "internal", "end", "goaway").map((how) => ({ kind: "dropStream" as const, how })) },
   { weight: 2, arbitrary: fc.constantFrom("accept", "silent", "unavailable", "unauthenticated").map((mode) => ({ kind: "streamMode" as const, mode })) },
   { weight: 2, arbitrary: fc.constantFrom("answer", "unavailable", "hang").map((mode) => ({ kind: "syncMode" as const, mode })) },
   { weight: 1, arbitrary: fc.constantFrom("fast", "slow", "throw", "hang").map((mode) => ({ kind: "handler" as const, mode })) },
@@ -49,6 +49,10 @@ function checkAlways(world: FuzzWorld, where: string): void {
   for (const gap of world.reconnectGapsMs) {
     assert.ok(gap <= maxBackoffMs, `${where}: reconnected ${gap} ms after a close, more than backoffMaxMs·(1+jitter) = ${maxBackoffMs}`);
     assert.ok(gap >= minBackoffMs, `${where}: reconnected ${gap} ms after a close, less than backoffMinMs·(1-jitter) = ${minBackoffMs}`);
+  }
+  for (const gap of world.goawayGapsMs) {
+    // After a proven open: a short wait in [0, backoffMinMs]; before proof a GOAWAY is a failure (backoff).
+    assert.ok(gap >= 0 && gap <= maxBackoffMs, `${where}: reopened ${gap} ms after a GOAWAY, outside [0, backoffMaxMs·(1+jitter)]`);
   }
   const status = world.bridge.status();
   if (status.state === "backoff") {

@@ -19,9 +19,10 @@ health.after.each(async (ctx) => {
   await Promise.all(ctx.servers.map((s) => s.close()));
 });
 
-function statusOf(state: ConnectionState, lastErrorCode?: string): BridgeStatus {
+function statusOf(state: ConnectionState, lastErrorCode?: string, idleReason: BridgeStatus["idleReason"] = null): BridgeStatus {
   return {
     state,
+    idleReason,
     heartbeat: "waiting",
     attempt: 0,
     lastError: lastErrorCode === undefined ? null : ({ code: lastErrorCode, message: "x" } as BridgeStatus["lastError"]),
@@ -62,6 +63,8 @@ health("healthy while streaming, connecting or backing off from a transient erro
   ];
   for (const [state, code, healthy] of cases) assert.is(healthOf(statusOf(state, code)).healthy, healthy, `${state} ${code}`);
   assert.match(healthOf(statusOf("idle", "invalid_config")).reason, "refused to start: invalid_config");
+  assert.is(healthOf(statusOf("idle", "invalid_config", "insecure_token")).reason, "refused to start: insecure_token", "idleReason names why");
+  assert.is(healthOf(statusOf("idle", undefined, "no_url")).healthy, false);
 });
 
 health("serves /healthz with 200 or 503 and the status as JSON, on loopback by default; 404 and 405 otherwise", async (ctx) => {

@@ -115,6 +115,15 @@ export interface FaultProxy {
   refuse(): Promise<void>;
   /** Makes every open link dead (half-open) without changing the mode for new connections. */
   blackholeOpenLinks(): number;
+  /**
+   * Sends GOAWAY (NO_ERROR, last stream id = the link's highest) to the
+   * client of every open h2c link, as a server about to shut down or
+   * recycle a connection does, without closing anything: the server behind
+   * knows nothing of it and keeps the link's streams open. Needs http2Tap
+   * (frames are only injected between whole frames). Returns how many links
+   * got one.
+   */
+  goawayClients(): number;
   /** Forwards new connections to another loopback port (a restarted server). */
   setTargetPort(port: number): void;
   stats(): FaultProxyStats;
@@ -521,6 +530,19 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       for (const link of links) {
         if (!link.dead) n++;
         makeDead(link);
+      }
+      return n;
+    },
+    goawayClients() {
+      if (!tap) throw new Error("fault proxy: goawayClients() needs http2Tap");
+      let n = 0;
+      for (const link of links) {
+        if (link.dead || link.closed || !link.serverPrefaceSent || link.client.destroyed) continue;
+        // Delayed chunks would put the frame out of order; links here pass at once.
+        if (link.late.down.items.length > 0) continue;
+        h2.goaways.push({ from: "proxy", errorCode: 0, debug: "" });
+        link.client.write(goawayFrame(link.highestStreamId, 0, ""));
+        n++;
       }
       return n;
     },

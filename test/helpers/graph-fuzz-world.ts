@@ -42,7 +42,7 @@ export type Command =
   | { kind: "remove"; projectId: string }
   | { kind: "resend" }
   | { kind: "noise" }
-  | { kind: "dropStream"; how: "unavailable" | "canceled" | "internal" | "end" }
+  | { kind: "dropStream"; how: "unavailable" | "canceled" | "internal" | "end" | "goaway" }
   | { kind: "streamMode"; mode: StreamMode }
   | { kind: "syncMode"; mode: SyncMode }
   | { kind: "handler"; mode: HandlerMode }
@@ -66,6 +66,8 @@ export interface FuzzWorld {
   removed: Set<string>;
   /** Backoff gaps seen by the server: close of a stream to the open of the next, in ms. */
   reconnectGapsMs: number[];
+  /** Gaps after a stream the server ended with GOAWAY (a short jittered wait, not a backoff). */
+  goawayGapsMs: number[];
   stopCalledAtMs: number | undefined;
   stopResolvedAtMs: number | undefined;
   callsWhenStopResolved: number | undefined;
@@ -88,10 +90,12 @@ export function createFuzzWorld(jitterSeed: number): FuzzWorld {
   const sentEvents: Array<{ eventId: string; projectId: string }> = [];
   let lastEventId = 0;
   const reconnectGapsMs: number[] = [];
+  const goawayGapsMs: number[] = [];
+  const goneAway = new Set<number>();
 
   const onStream = (call: StreamCall) => {
     const previous = server.streams[call.index - 1];
-    if (previous?.closedAtMs !== undefined) reconnectGapsMs.push(call.openedAtMs - previous.closedAtMs);
+    if (previous?.closedAtMs !== undefined) (goneAway.has(previous.index) ? goawayGapsMs : reconnectGapsMs).push(call.openedAtMs - previous.closedAtMs);
     const mode = streamMode;
     // A network round trip later, the server reacts (a microtask: no simulated time passes).
     queueMicrotask(() => {
@@ -172,6 +176,7 @@ export function createFuzzWorld(jitterSeed: number): FuzzWorld {
     calls,
     removed,
     reconnectGapsMs,
+    goawayGapsMs,
     stopCalledAtMs: undefined,
     stopResolvedAtMs: undefined,
     callsWhenStopResolved: undefined,
@@ -204,7 +209,10 @@ export function createFuzzWorld(jitterSeed: number): FuzzWorld {
           const stream = openStream();
           if (!stream) break;
           if (command.how === "end") stream.end();
-          else stream.fail(command.how === "unavailable" ? Code.Unavailable : command.how === "canceled" ? Code.Canceled : Code.Internal);
+          else if (command.how === "goaway") {
+            goneAway.add(stream.index);
+            stream.goaway();
+          } else stream.fail(command.how === "unavailable" ? Code.Unavailable : command.how === "canceled" ? Code.Canceled : Code.Internal);
           break;
         }
         case "streamMode":

@@ -8,6 +8,7 @@ import type { AnyActorLogic, AnyEventObject, AnyMachineSnapshot, AnyStateMachine
 import { __unsafe_getAllOwnEventDescriptors } from "xstate";
 import { getAdjacencyMap, getShortestPaths, getSimplePaths, getStateNodes } from "@xstate/graph";
 import type { StreamEvent, SyncResult } from "../../machines/bridge.types.js";
+import { ServerGoawayError, SyncDeadlineError } from "../../src/call-errors.js";
 import { BridgeError } from "../../src/errors.js";
 import type { BridgeTiming } from "../../src/timing.js";
 
@@ -68,12 +69,17 @@ export const graphEvents = {
   streamUnavailable: { type: "xstate.error.actor.projectEvents", error: new BridgeError("stream failed", "unavailable") },
   // A server that shuts down resets its streams, which connect-node reports as CANCELED.
   streamCanceled: { type: "xstate.error.actor.projectEvents", error: new BridgeError("stream reset", "canceled") },
+  // The server shuts down gracefully: GOAWAY, and the client ends the stream.
+  streamGoaway: { type: "xstate.error.actor.projectEvents", error: new ServerGoawayError() },
   syncAnswered: { type: "xstate.done.actor.syncProjectState", output: syncOutput([]) },
   syncAnsweredRemoved: { type: "xstate.done.actor.syncProjectState", output: syncOutput(["hb-gone"]) },
   // Sent by the sync actor just before it resolves with removed ids: the world
   // causes it only together with such an answer (see withSyncRemovals).
   syncRemoved: { type: "sync.removed", projectIds: ["hb-gone"], receivedAtMs: 0 },
-  syncTimedOut: { type: "xstate.error.actor.syncProjectState", error: new BridgeError("no answer", "deadline_exceeded") },
+  // The bridge's own deadline (on its clock) runs out.
+  syncTimedOut: { type: "xstate.error.actor.syncProjectState", error: new SyncDeadlineError(graphTiming.syncTimeoutMs) },
+  // The server answers DEADLINE_EXCEEDED itself: the link is alive, not suspect.
+  syncServerDeadline: { type: "xstate.error.actor.syncProjectState", error: new BridgeError("deadline from the server", "deadline_exceeded") },
   syncUnavailable: { type: "xstate.error.actor.syncProjectState", error: new BridgeError("sync failed", "unavailable") },
   drained: { type: "xstate.done.actor.drainDispatch", output: undefined },
 } as const satisfies Record<string, AnyEventObject>;
@@ -82,9 +88,9 @@ const payloadVariants: Record<string, AnyEventObject[]> = {
   "sync.removed": [graphEvents.syncRemoved],
   "stream.event": [graphEvents.removedEvent, graphEvents.createdEvent],
   "xstate.done.actor.projectEvents": [graphEvents.streamEnded],
-  "xstate.error.actor.projectEvents": [graphEvents.streamUnavailable, graphEvents.streamCanceled],
+  "xstate.error.actor.projectEvents": [graphEvents.streamUnavailable, graphEvents.streamCanceled, graphEvents.streamGoaway],
   "xstate.done.actor.syncProjectState": [graphEvents.syncAnswered, graphEvents.syncAnsweredRemoved],
-  "xstate.error.actor.syncProjectState": [graphEvents.syncTimedOut, graphEvents.syncUnavailable],
+  "xstate.error.actor.syncProjectState": [graphEvents.syncTimedOut, graphEvents.syncServerDeadline, graphEvents.syncUnavailable],
   "xstate.done.actor.drainDispatch": [graphEvents.drained],
 };
 

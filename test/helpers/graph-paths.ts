@@ -20,6 +20,7 @@ import type { AnyEventObject, AnyMachineSnapshot } from "xstate";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
 import { adjacencyOf, graphEvents, graphInput, serializeState, shortestPaths, simplePaths, worldEvents, type Traversal } from "./graph-model.js";
 import { planPath, type Plan } from "./graph-planner.js";
+import { ServerGoawayError, SyncDeadlineError } from "../../src/call-errors.js";
 
 export interface GraphPath {
   name: string;
@@ -37,6 +38,9 @@ export interface GeneratedPaths {
   vertices: number;
   edges: number;
 }
+
+/** How many simple paths a search for a prefix or a long path looks at. */
+const SIMPLE_PATHS_CAP = 4000;
 
 const traversal = (extra: Partial<Traversal> = {}): Traversal => ({ input: graphInput, events: worldEvents, ...extra });
 
@@ -56,13 +60,45 @@ export function generatePaths(options: { longPaths?: number; pairs?: boolean } =
   const simpleTo = new Map<string, AnyEventObject[][]>();
   const simplePathsTo = (vertex: string): AnyEventObject[][] => {
     let found = simpleTo.get(vertex);
+    // The only simple path to the initial state is the empty one (the
+    // shortest): no need to walk every simple path of the graph for it.
+    if (!found && shortest.get(vertex)?.length === 0) found = [];
     if (!found) {
-      found = simplePaths(bridgeMachine, traversal({ toState: (s) => serializeState(s) === vertex }))
-        .map((p) => p.events)
+      found = boundedSimplePaths((v) => v === vertex)
         .sort((a, b) => a.length - b.length || JSON.stringify(a).localeCompare(JSON.stringify(b)));
       simpleTo.set(vertex, found);
     }
     return found;
+  };
+
+  /**
+   * Simple paths (no vertex twice) from the initial state to a vertex
+   * `isTarget` accepts, depth first over the adjacency map, at most
+   * SIMPLE_PATHS_CAP of them. getSimplePaths enumerates every one (about
+   * 200,000 to the final state since the machine has a GOAWAY state and a
+   * follow-up round), which took ten seconds to pick the dozen the suite uses.
+   */
+  const initialVertex = [...shortest].find(([, events]) => events.length === 0)![0];
+  const boundedSimplePaths = (isTarget: (vertex: string) => boolean): AnyEventObject[][] => {
+    const out: AnyEventObject[][] = [];
+    const onPath = new Set<string>([initialVertex]);
+    const events: AnyEventObject[] = [];
+    const walk = (vertex: string): void => {
+      for (const { event, state } of adjacency.get(vertex)?.transitions ?? []) {
+        if (out.length >= SIMPLE_PATHS_CAP) return;
+        const next = serializeState(state);
+        if (onPath.has(next)) continue;
+        events.push(event);
+        if (isTarget(next)) out.push([...events]);
+        onPath.add(next);
+        walk(next);
+        onPath.delete(next);
+        events.pop();
+      }
+    };
+    if (isTarget(initialVertex)) out.push([]);
+    walk(initialVertex);
+    return out;
   };
 
   // Shortest path to a predecessor, then the edge into the vertex: reaches it
@@ -73,6 +109,24 @@ export function generatePaths(options: { longPaths?: number; pairs?: boolean } =
       for (const { event, state } of transitions) {
         if (serializeState(state) !== vertex || from === vertex) continue;
         out.push([...(shortest.get(from) ?? []), event]);
+      }
+    }
+    return out.sort((a, b) => a.length - b.length);
+  };
+
+  // Two edges in, after the shortest path two steps back: reaches a state
+  // whose heartbeat round started late in the stream's life (a round the
+  // heartbeat timer started, then a syncNow() follow-up), which neither a
+  // shortest nor a simple path does.
+  const longDetoursTo = (vertex: string): AnyEventObject[][] => {
+    const out: AnyEventObject[][] = [];
+    for (const [from, { transitions }] of adjacency) {
+      for (const { event, state } of transitions) {
+        const mid = serializeState(state);
+        if (mid === vertex || from === vertex) continue;
+        for (const { event: last, state: end } of adjacency.get(mid)?.transitions ?? []) {
+          if (serializeState(end) === vertex) out.push([...(shortest.get(from) ?? []), event, last]);
+        }
       }
     }
     return out.sort((a, b) => a.length - b.length);
@@ -102,6 +156,7 @@ export function generatePaths(options: { longPaths?: number; pairs?: boolean } =
       // before; only a stop budget that needs a removal in flight earlier
       // is worth a longer prefix.
       if (origin === "pair" && !why.includes("stop budget")) return;
+      yield* longDetoursTo(vertex);
       yield* simplePathsTo(vertex);
     };
     for (const prefix of prefixes()) {
@@ -142,8 +197,7 @@ export function generatePaths(options: { longPaths?: number; pairs?: boolean } =
   const pairsOf = (events: AnyEventObject[]) =>
     events.slice(2).map((e, i) => `${JSON.stringify(events[i])}>${JSON.stringify(events[i + 1])}>${JSON.stringify(e)}`);
   for (const p of paths) for (const pair of pairsOf(p.events)) pairs.add(pair);
-  const long = simplePaths(bridgeMachine, traversal({ toState: isFinal }))
-    .map((p) => p.events)
+  const long = boundedSimplePaths((v) => isFinal(adjacency.get(v)!.state))
     .sort((a, b) => b.length - a.length || JSON.stringify(a).localeCompare(JSON.stringify(b)));
   let added = 0;
   for (const events of long) {
@@ -179,13 +233,13 @@ export function describeStep(event: AnyEventObject, advanceMs: number): string {
     case "xstate.done.actor.projectEvents":
       return "server ends the stream";
     case "xstate.error.actor.projectEvents":
-      return `server fails the stream (${code})`;
+      return event.error instanceof ServerGoawayError ? "server sends GOAWAY (stream ends)" : `server fails the stream (${code})`;
     case "xstate.done.actor.syncProjectState": {
       const removed = (event.output as { removed: string[] }).removed;
       return `server answers the sync (removed: ${removed.length ? removed.join(",") : "none"})`;
     }
     case "xstate.error.actor.syncProjectState":
-      return code === "deadline_exceeded" ? `sync times out (clock +${advanceMs} ms)` : `server fails the sync (${code})`;
+      return event.error instanceof SyncDeadlineError ? `sync times out (clock +${advanceMs} ms)` : `server fails the sync (${code})`;
     case "xstate.done.actor.drainDispatch":
       return "dispatch drains";
     default:

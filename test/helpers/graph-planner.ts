@@ -17,6 +17,7 @@ import { initialTransition, transition, type AnyEventObject, type AnyMachineSnap
 import { bridgeMachine, createBridgeDelays } from "../../machines/bridge.machine.js";
 import type { BridgeContext, BridgeEmitted, BridgeInput } from "../../machines/bridge.types.js";
 import { withSyncRemovals } from "./graph-model.js";
+import { SyncDeadlineError } from "../../src/call-errors.js";
 
 export const SYNC_DEADLINE = "sync-deadline";
 export const STOP_TIMEOUT = "stop-timeout";
@@ -90,6 +91,10 @@ function createModel() {
         names.push("heartbeatDelay");
         return delays.heartbeatDelay(args);
       },
+      reopenDelay: (args) => {
+        names.push("reopenDelay");
+        return delays.reopenDelay(args);
+      },
     },
   });
   return {
@@ -137,7 +142,7 @@ function applyActions(actions: readonly Action[], timers: Map<string, number>, n
 /** The timer whose firing causes `event`, or undefined for an instant step. */
 export function timerOf(event: AnyEventObject): string | undefined {
   if (event.type.startsWith("xstate.after.")) return event.type;
-  if (event.type === "xstate.error.actor.syncProjectState" && (event.error as { code?: string } | undefined)?.code === "deadline_exceeded") {
+  if (event.type === "xstate.error.actor.syncProjectState" && event.error instanceof SyncDeadlineError) {
     return SYNC_DEADLINE;
   }
   return undefined;

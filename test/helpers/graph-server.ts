@@ -28,6 +28,7 @@ import {
   type SyncProjectStateRequest,
   type SyncProjectStateResponse,
 } from "../../src/gen/engram/v1/engram_pb.js";
+import { ServerGoawayError } from "../../src/call-errors.js";
 import type { EventsClient } from "../../src/types.js";
 
 export type CallStatus = "open" | "ended" | "failed" | "aborted";
@@ -60,6 +61,12 @@ export interface StreamCall {
   fail(code: Code, message?: string): void;
   /** Ends the call with OK. */
   end(): void;
+  /**
+   * The server sends GOAWAY on the call's session: the client ends the call
+   * with ServerGoawayError, as the connect-node client's stream-close watch
+   * does once everything received is handed on.
+   */
+  goaway(): void;
 }
 
 /** One SyncProjectState call as the server holds it. */
@@ -111,7 +118,7 @@ export function createScriptedServer(options: ScriptedServerOptions = {}): Scrip
 
   const client: EventsClient = {
     projectEvents(request, opts) {
-      type Item = { kind: "message"; message: ProjectEvent } | { kind: "fail"; error: ConnectError } | { kind: "end" };
+      type Item = { kind: "message"; message: ProjectEvent } | { kind: "fail"; error: Error } | { kind: "end" };
       const queue: Item[] = [];
       let wake: (() => void) | undefined;
       const push = (item: Item) => {
@@ -157,6 +164,10 @@ export function createScriptedServer(options: ScriptedServerOptions = {}): Scrip
         end() {
           close("ended");
           push({ kind: "end" });
+        },
+        goaway() {
+          close("ended");
+          push({ kind: "fail", error: new ServerGoawayError() });
         },
       };
       const onAbort = () => {

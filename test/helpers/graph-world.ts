@@ -13,6 +13,7 @@ import type { Code } from "@connectrpc/connect";
 import type { BridgeCounters, StreamEvent, SyncResult } from "../../machines/bridge.types.js";
 import { createBridge, type Bridge } from "../../src/bridge.js";
 import { flattenConnection, heartbeatOf } from "../../src/bridge-status.js";
+import { ServerGoawayError } from "../../src/call-errors.js";
 import { bridgeErrorCodes, type BridgeErrorCode } from "../../src/errors.js";
 import { HandlerRegistry } from "../../src/handler-registry.js";
 import { SessionTracker } from "../../src/session-tracker.js";
@@ -121,6 +122,9 @@ const machineCounterKeys: Array<keyof BridgeCounters> = [
   "syncs",
   "syncFailures",
   "suspects",
+  "goaways",
+  "refusedIds",
+  "unreportedRemovals",
 ];
 
 export interface World {
@@ -218,7 +222,10 @@ export const executors: Record<string, Executor> = {
     w.server.currentStream().send({ eventId: ev.eventId, eventType: ev.eventType, projectId: ev.projectId, reason: ev.reason });
   },
   "xstate.done.actor.projectEvents": (w) => w.server.currentStream().end(),
-  "xstate.error.actor.projectEvents": (w, step) => w.server.currentStream().fail(grpcCode((step.event.error as { code: string }).code)),
+  "xstate.error.actor.projectEvents": (w, step) =>
+    step.event.error instanceof ServerGoawayError
+      ? w.server.currentStream().goaway()
+      : w.server.currentStream().fail(grpcCode((step.event.error as { code: string }).code)),
   "xstate.done.actor.syncProjectState": (w, step) => w.server.currentSync().answer({ removed: (step.event.output as SyncResult).removed }),
   "xstate.error.actor.syncProjectState": (w, step) => {
     if (step.timer !== undefined) return advanceClock(w, step);
@@ -264,7 +271,7 @@ export function assertShows(world: World, step: PlannedStep, where: string, imme
   assert.is(world.pendingTimers(), step.timers.size, `${where}: timers pending on the clock (${[...step.timers.keys()].join(", ")})`);
 
   if (connection === "backoff") {
-    const key = [...step.timers.keys()].find((k) => k.startsWith("xstate.after.backoffDelay."));
+    const key = [...step.timers.keys()].find((k) => k.startsWith("xstate.after.backoffDelay.") || k.startsWith("xstate.after.reopenDelay."));
     assert.ok(key, `${where}: a backoff timer is planned`);
     assert.is(status.timestamps.nextRetryAtMs, step.timers.get(key!), `${where}: nextRetryAtMs is when the backoff timer fires`);
     const waitMs = status.timestamps.nextRetryAtMs! - world.sim.now();

@@ -82,6 +82,18 @@ export interface GrpcJsServer {
   waitForStreams(n: number, timeoutMs?: number): Promise<void>;
   /** Resolves once stats().syncCalls >= n; rejects after timeoutMs (default 5000). */
   waitForSyncCalls(n: number, timeoutMs?: number): Promise<void>;
+  /**
+   * SyncProjectState answers after `ms` (Infinity: never; the call hangs
+   * until the client cancels it), or fails with `fail` when set. Defaults to
+   * answering at once.
+   */
+  setSyncBehaviour(behaviour: { delayMs?: number; fail?: grpc.status }): void;
+  /**
+   * Shuts down gracefully, as grpc-go's GracefulStop: stops accepting,
+   * sends GOAWAY, and resolves once every open call has ended (grpc-js
+   * `tryShutdown()`), however long that takes. Resolves with the time it took.
+   */
+  shutdown(): Promise<number>;
   /** Force-shuts the server down (in-flight calls are cancelled). Idempotent. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -115,6 +127,8 @@ export async function startGrpcJsServer(options: GrpcJsServerOptions = {}): Prom
   let nextEventId = 1;
   let endAtOnce = false;
   let syncResponder: ((req: WireSyncRequest) => WireSyncResponse) | undefined;
+  let syncBehaviour: { delayMs?: number; fail?: grpc.status } = {};
+  const pendingSyncTimers = new Set<ReturnType<typeof setTimeout>>();
   const counters = { streamsOpened: 0, eventsSent: 0, syncCalls: 0, syncIdsReported: 0, authFailures: 0 };
   const notify = () => {
     for (const w of [...waiters]) w();
@@ -161,9 +175,24 @@ export async function startGrpcJsServer(options: GrpcJsServerOptions = {}): Prom
         return callback({ code: grpc.status.INVALID_ARGUMENT, details: `too many local_project_ids: ${req.localProjectIds.length}` });
       }
       counters.syncIdsReported += req.localProjectIds.length;
-      if (syncResponder) return callback(null, syncResponder(req));
-      const removed = req.localProjectIds.filter((id) => projects.get(id)?.removed !== false);
-      callback(null, { removed, unknown: [], serverTimeUnixMs: String(Date.now()) });
+      const answer = () => {
+        if (syncBehaviour.fail !== undefined) return callback({ code: syncBehaviour.fail, details: "sync failed by the test server" });
+        if (syncResponder) return callback(null, syncResponder(req));
+        const removed = req.localProjectIds.filter((id) => projects.get(id)?.removed !== false);
+        callback(null, { removed, unknown: [], serverTimeUnixMs: String(Date.now()) });
+      };
+      const delayMs = syncBehaviour.delayMs ?? 0;
+      if (delayMs === 0) return answer();
+      if (delayMs === Number.POSITIVE_INFINITY) return; // never answers; the client's cancel ends the call
+      const timer = setTimeout(() => {
+        pendingSyncTimers.delete(timer);
+        if (!call.cancelled) answer();
+      }, delayMs);
+      pendingSyncTimers.add(timer);
+      call.on("cancelled", () => {
+        clearTimeout(timer);
+        pendingSyncTimers.delete(timer);
+      });
     },
 
     projectEvents(call: EventsCall) {
@@ -245,6 +274,19 @@ export async function startGrpcJsServer(options: GrpcJsServerOptions = {}): Prom
     setSyncResponder(fn) {
       syncResponder = fn;
     },
+    setSyncBehaviour(behaviour) {
+      syncBehaviour = { ...behaviour };
+    },
+    shutdown() {
+      const started = performance.now();
+      return new Promise<number>((resolve) => {
+        server.tryShutdown(() => {
+          streams.clear();
+          notify();
+          resolve(performance.now() - started);
+        });
+      });
+    },
     stats: () => ({
       ...counters,
       openStreams: streams.size,
@@ -256,6 +298,8 @@ export async function startGrpcJsServer(options: GrpcJsServerOptions = {}): Prom
       closing ??= new Promise<void>((resolve) => {
         for (const w of [...waiters]) w();
         streams.clear();
+        for (const t of pendingSyncTimers) clearTimeout(t);
+        pendingSyncTimers.clear();
         server.forceShutdown();
         resolve();
       });

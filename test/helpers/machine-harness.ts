@@ -5,6 +5,8 @@
 import { createActor, fromPromise, SimulatedClock, type AnyActorRef } from "xstate";
 import { bridgeMachine, createBridgeDelays } from "../../machines/bridge.machine.js";
 import type { BridgeEmitted, ProjectEventsInput, StreamEvent, SyncProjectStateInput, SyncResult } from "../../machines/bridge.types.js";
+import { flattenConnection, heartbeatOf } from "../../src/bridge-status.js";
+import { ServerGoawayError, SyncDeadlineError } from "../../src/call-errors.js";
 import { BridgeError, type BridgeErrorCode } from "../../src/errors.js";
 import { defaultBridgeTiming, type BridgeTiming } from "../../src/timing.js";
 
@@ -79,7 +81,7 @@ export function createMachineHarness(options: HarnessOptions = {}) {
       dedupCapacity: options.dedupCapacity ?? 256,
     },
   });
-  for (const type of ["projectRemoved", "duplicateSuppressed", "eventIgnored", "streamFailed", "streamEnded", "syncCompleted", "syncFailed"] as const) {
+  for (const type of ["projectRemoved", "duplicateSuppressed", "eventIgnored", "streamFailed", "streamEnded", "syncCompleted", "syncFailed", "serverGoaway", "idsRefused"] as const) {
     actor.on(type, (e) => emitted.push(e));
   }
   actor.start();
@@ -108,8 +110,12 @@ export function createMachineHarness(options: HarnessOptions = {}) {
       const v = actor.getSnapshot().value as { connection: string | { open: string } };
       return typeof v.connection === "string" ? v.connection : v.connection.open;
     },
+    /** The connection state as status() shows it (reopening after GOAWAY shows as backoff). */
+    status(): string {
+      return flattenConnection(actor.getSnapshot().value);
+    },
     heartbeat(): string {
-      return (actor.getSnapshot().value as { heartbeat: string }).heartbeat;
+      return heartbeatOf(actor.getSnapshot().value);
     },
     openStreams(): number {
       return streams.filter((s) => !s.signal.aborted && !s.settled).length;
@@ -131,6 +137,14 @@ export function createMachineHarness(options: HarnessOptions = {}) {
     },
     failSync(code: BridgeErrorCode = "unavailable"): void {
       lastSync().reject(new BridgeError("sync failed", code));
+    },
+    /** The sync actor's own deadline ran out (what the runtime's actor throws). */
+    timeOutSync(): void {
+      lastSync().reject(new SyncDeadlineError(lastSync().input.timeoutMs));
+    },
+    /** The client ended the stream because the server sent GOAWAY. */
+    goawayStream(): void {
+      lastStream().reject(new ServerGoawayError());
     },
     removals(): string[] {
       return emitted.flatMap((e) => (e.type === "projectRemoved" ? [`${e.info.source}:${e.projectId}`] : []));

@@ -96,7 +96,7 @@ exported("the graph follows the machine: regions, initial states, internal and r
   assert.equal(syncing.filter((t) => !t.reenter).map((t) => t.event), ["sync.removed"]);
   assert.ok(syncing.filter((t) => t.event !== "sync.removed").every((t) => t.reenter));
   const edge = g.edges.find((e) => e.id === "heartbeat.syncing->heartbeat.waiting")!;
-  assert.is(edge.transitions[1]!.guard, "isDeadlineExceeded && in(open.streaming)");
+  assert.is(edge.transitions[1]!.guard, "isOwnSyncDeadline && in(open.streaming)");
   assert.equal(edge.transitions[1]!.actions, ["recordSyncFailure", "raiseSuspect"]);
 });
 

@@ -199,7 +199,7 @@ machine("a heartbeat deadline while streaming marks the connection suspect", asy
   h.actor.send({ type: "START" });
   h.sendHeaders();
   const first = h.lastStream();
-  h.failSync("deadline_exceeded");
+  h.timeOutSync();
   await flush();
   assert.ok(first.signal.aborted, "the stream is aborted");
   assert.is(h.connection(), "backoff");
@@ -224,7 +224,7 @@ machine("a heartbeat deadline while not streaming is only a failed sync", async 
   const h = createMachineHarness();
   h.actor.send({ type: "START" });
   h.actor.send({ type: "SYNC.NOW" });
-  h.failSync("deadline_exceeded");
+  h.timeOutSync();
   await flush();
   assert.is(h.connection(), "connecting");
   assert.is(h.actor.getSnapshot().context.counters.suspects, 0);
@@ -300,6 +300,201 @@ machine("context stays JSON-serialisable", async () => {
   await flush();
   const ctx = h.actor.getSnapshot().context;
   assert.equal(JSON.parse(JSON.stringify(ctx)), ctx);
+});
+
+machine("a DEADLINE_EXCEEDED the server sent does not mark the connection suspect (issue 10 item 5)", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendHeaders();
+  const first = h.lastStream();
+  h.failSync("deadline_exceeded");
+  await flush();
+  assert.not.ok(first.signal.aborted, "the stream stays open");
+  assert.is(h.connection(), "streaming");
+  assert.is(h.actor.getSnapshot().context.counters.suspects, 0);
+  assert.is(h.actor.getSnapshot().context.counters.syncFailures, 1);
+});
+
+machine("against a server that never answers the backoff grows to its cap (issue 10 item 6)", async () => {
+  // Defaults: openConfirm 2 s, stableAfter 10 s, sync deadline 10 s. The
+  // stream is accepted and never answers; every sync hangs until its deadline.
+  const h = createMachineHarness({ random: () => 0.5 });
+  h.actor.send({ type: "START" });
+  const waits: number[] = [];
+  const attempts: number[] = [];
+  for (let round = 0; round < 9; round++) {
+    assert.is(h.connection(), "connecting");
+    h.clock.increment(2000); // openConfirm: streaming, a sync starts
+    assert.is(h.connection(), "streaming");
+    h.clock.increment(10_000); // stableAfter and the sync's deadline together
+    h.timeOutSync();
+    await flush();
+    assert.is(h.connection(), "backoff", `round ${round + 1}: suspect`);
+    attempts.push(h.actor.getSnapshot().context.attempt);
+    const wait = h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms;
+    waits.push(wait);
+    h.clock.increment(wait);
+  }
+  assert.equal(attempts, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(waits, [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
+});
+
+machine("stableAfter resets the attempt only once the open proved itself: headers, a message or a completed sync (issue 10 item 6)", async () => {
+  // Headers before openConfirm: reset at stableAfter.
+  const a = createMachineHarness();
+  a.actor.send({ type: "START" });
+  a.failStream();
+  await flush();
+  a.clock.increment(1200);
+  a.sendHeaders();
+  a.clock.increment(10_000);
+  assert.is(a.actor.getSnapshot().context.attempt, 0, "headers proved it");
+
+  // openConfirm and no proof: no reset at stableAfter; a sync completing later resets at once.
+  const b = createMachineHarness();
+  b.actor.send({ type: "START" });
+  b.failStream();
+  await flush();
+  b.clock.increment(1200);
+  b.clock.increment(2000);
+  assert.is(b.connection(), "streaming");
+  b.clock.increment(10_000);
+  assert.is(b.actor.getSnapshot().context.attempt, 1, "the timer alone resets nothing");
+  b.answerSync();
+  await flush();
+  assert.is(b.actor.getSnapshot().context.attempt, 0, "a completed sync on this open proves it");
+
+  // A sync that completed before this open does not count for it.
+  const c = createMachineHarness();
+  c.actor.send({ type: "START" });
+  c.failStream();
+  await flush();
+  c.actor.send({ type: "SYNC.NOW" });
+  c.answerSync();
+  await flush();
+  c.clock.increment(1200);
+  c.clock.increment(2000);
+  assert.is(c.connection(), "streaming");
+  c.clock.increment(10_000);
+  assert.is(c.actor.getSnapshot().context.attempt, 1, "proof from a previous open does not carry over");
+});
+
+machine("syncNow() during a round asks for one follow-up round and does not restart the deadline (issue 10 item 7)", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendHeaders(); // streaming: a round starts
+  assert.is(h.syncs.length, 1);
+  // A caller asks every second, faster than the 10 s deadline.
+  for (let i = 0; i < 9; i++) {
+    h.clock.increment(1000);
+    h.actor.send({ type: "SYNC.NOW" });
+  }
+  assert.is(h.syncs.length, 1, "no restart");
+  assert.not.ok(h.syncs[0]!.signal.aborted);
+  h.clock.increment(1000);
+  h.timeOutSync();
+  await flush();
+  assert.is(h.actor.getSnapshot().context.counters.suspects, 1, "the half-open link is still found");
+
+  // A round that completes with a follow-up asked starts exactly one more.
+  const g = createMachineHarness();
+  g.actor.send({ type: "START" });
+  g.sendHeaders();
+  g.actor.send({ type: "SYNC.NOW" });
+  g.actor.send({ type: "SYNC.NOW" });
+  g.answerSync();
+  await flush();
+  assert.is(g.syncs.length, 2, "one follow-up round");
+  assert.is(g.heartbeat(), "syncing");
+  g.answerSync();
+  await flush();
+  assert.is(g.syncs.length, 2);
+  assert.is(g.heartbeat(), "waiting");
+});
+
+machine("a GOAWAY ends the stream and reopens after a short jittered wait without counting a failure (issue 10 item 4)", async () => {
+  const h = createMachineHarness({ random: () => 0.5 });
+  h.actor.send({ type: "START" });
+  h.sendEvent({ projectId: "a" });
+  h.goawayStream();
+  await flush();
+  assert.is(h.connection(), "reopening");
+  assert.is(h.status(), "backoff", "status() shows it as a backoff");
+  const ctx = h.actor.getSnapshot().context;
+  assert.is(ctx.attempt, 0, "not a failure");
+  assert.is(ctx.counters.goaways, 1);
+  assert.is(ctx.counters.streamFailures, 0);
+  const wait = h.delaysAsked.filter((d) => d.name === "reopenDelay").at(-1)!.ms;
+  assert.is(wait, 500, "uniform in [0, backoffMinMs]");
+  h.clock.increment(499);
+  assert.is(h.streams.length, 1);
+  h.clock.increment(1);
+  assert.is(h.connection(), "connecting");
+  assert.is(h.streams.length, 2);
+  assert.is(h.emitted.filter((e) => e.type === "serverGoaway").length, 1);
+  // A failure streak that was running keeps its count through a GOAWAY.
+  h.failStream();
+  await flush();
+  assert.is(h.actor.getSnapshot().context.attempt, 1);
+});
+
+machine("a GOAWAY on an open that never proved itself is a failure: a server that answers every open with GOAWAY gets the growing backoff", async () => {
+  const h = createMachineHarness({ random: () => 0.5 });
+  h.actor.send({ type: "START" });
+  const waits: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    h.goawayStream();
+    await flush();
+    assert.is(h.connection(), "backoff");
+    const wait = h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms;
+    waits.push(wait);
+    h.clock.increment(wait);
+  }
+  assert.equal(waits, [1000, 2000, 4000, 8000, 16000]);
+  assert.is(h.actor.getSnapshot().context.counters.goaways, 0);
+});
+
+machine("heartbeat failures carry a streak per code (issue 10 item 10)", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  const streaks: number[] = [];
+  for (const code of ["unauthenticated", "unauthenticated", "unauthenticated", "unavailable"] as const) {
+    h.actor.send({ type: "SYNC.NOW" });
+    h.failSync(code);
+    await flush();
+    streaks.push((h.emitted.filter((e) => e.type === "syncFailed").at(-1) as { streak: number }).streak);
+  }
+  h.actor.send({ type: "SYNC.NOW" });
+  h.answerSync();
+  await flush();
+  h.actor.send({ type: "SYNC.NOW" });
+  h.failSync("unauthenticated");
+  await flush();
+  streaks.push((h.emitted.filter((e) => e.type === "syncFailed").at(-1) as { streak: number }).streak);
+  assert.equal(streaks, [1, 2, 3, 1, 1]);
+});
+
+machine("refused ids are counted, never deduplicated or handed on (issue 11 item 1)", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendEvent({ projectId: "bad\\u000aid", refused: "control_character" });
+  assert.equal(h.removals(), []);
+  assert.equal(h.actor.getSnapshot().context.recentRemovals, []);
+  h.actor.send({ type: "SYNC.NOW" });
+  h.lastSync().input.parent.send({
+    type: "sync.removed",
+    projectIds: ["ok"],
+    receivedAtMs: 0,
+    refused: [
+      { why: "too_long", count: 2, previews: ["x…"] },
+      { why: "not_reported", count: 3, previews: ["y"] },
+    ],
+  });
+  const c = h.actor.getSnapshot().context.counters;
+  assert.is(c.refusedIds, 3);
+  assert.is(c.unreportedRemovals, 3);
+  assert.equal(h.removals(), ["heartbeat:ok"]);
+  assert.is(h.emitted.filter((e) => e.type === "idsRefused").length, 3);
 });
 
 machine.run();

@@ -2,7 +2,9 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { create } from "@bufbuild/protobuf";
 import { createActor, createMachine, SimulatedClock, type AnyEventObject } from "xstate";
-import { collectProjectIds, createProjectEventsActor, createSyncProjectStateActor, SYNC_CHUNK_SIZE } from "../../src/bridge-actors.js";
+import { collectProjectIds, createProjectEventsActor, createSyncProjectStateActor, SYNC_CHUNK_SIZE, toStreamEvent } from "../../src/bridge-actors.js";
+import { SyncDeadlineError } from "../../src/call-errors.js";
+import { EVENT_ID_MAX_BYTES, PROJECT_ID_MAX_BYTES, REASON_MAX_BYTES } from "../../src/server-data.js";
 import { SYNC_REMOVED_BATCH } from "../../machines/bridge.types.js";
 import { BridgeError } from "../../src/errors.js";
 import { ProjectEventSchema, SyncProjectStateResponseSchema, type ProjectEvent } from "../../src/gen/engram/v1/engram_pb.js";
@@ -141,7 +143,7 @@ actors("a huge removed list reaches the machine in batches of at most SYNC_REMOV
   };
   const { parent, got } = recordingParent();
   const actor = createActor(
-    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => ["x"] }, clock: new SimulatedClock(), wallNow: () => 0 }),
+    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => removed }, clock: new SimulatedClock(), wallNow: () => 0 }),
     { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
   );
   const out = new Promise<void>((resolve) => actor.subscribe({ complete: () => resolve() }));
@@ -149,6 +151,111 @@ actors("a huge removed list reaches the machine in batches of at most SYNC_REMOV
   await out;
   assert.equal(got.map((e) => (e.projectIds as string[]).length), [SYNC_REMOVED_BATCH, SYNC_REMOVED_BATCH, 500]);
   assert.equal(got.flatMap((e) => e.projectIds as string[]), removed);
+});
+
+actors("each chunk of a round has its own deadline: 3 calls of 4 s complete under syncTimeoutMs 10 s (issue 10 item 5)", async () => {
+  const ids = Array.from({ length: 2 * SYNC_CHUNK_SIZE + 5 }, (_, i) => `p${i}`);
+  const clock = new SimulatedClock();
+  let calls = 0;
+  const client: EventsClient = {
+    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
+    syncProjectState: (_req, opts) =>
+      new Promise((resolve, reject) => {
+        calls++;
+        const t = clock.setTimeout(() => resolve(create(SyncProjectStateResponseSchema, {})), 4000);
+        opts.signal.addEventListener("abort", () => {
+          clock.clearTimeout(t);
+          reject(opts.signal.reason);
+        });
+      }),
+  };
+  const actor = createActor(
+    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => ids }, clock, wallNow: () => 0 }),
+    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 10_000, parent: recordingParent().parent } },
+  );
+  const out = new Promise<{ ok: boolean; value?: unknown; error?: unknown }>((resolve) =>
+    actor.subscribe({ complete: () => resolve({ ok: true, value: actor.getSnapshot().output }), error: (error) => resolve({ ok: false, error }) }),
+  );
+  actor.start();
+  for (let i = 0; i < 3; i++) {
+    for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+    clock.increment(4000);
+  }
+  const result = await out;
+  assert.ok(result.ok, `the round completed (${String(result.error)})`);
+  assert.is(calls, 3);
+  assert.is((result.value as { reported: number }).reported, ids.length);
+});
+
+actors("the bridge's own deadline is a SyncDeadlineError; a DEADLINE_EXCEEDED from the server is not (issue 10 item 5)", async () => {
+  const run = async (server: "hang" | "deadline") => {
+    const clock = new SimulatedClock();
+    const client: EventsClient = {
+      projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
+      syncProjectState: (_req, opts) =>
+        server === "deadline"
+          ? Promise.reject(new BridgeError("deadline from the server", "deadline_exceeded"))
+          : new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(opts.signal.reason))),
+    };
+    const actor = createActor(
+      createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: undefined, clock, wallNow: () => 0 }),
+      { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent: recordingParent().parent } },
+    );
+    const failed = new Promise<unknown>((resolve) => actor.subscribe({ error: resolve }));
+    actor.start();
+    await Promise.resolve();
+    clock.increment(1000);
+    return failed;
+  };
+  const own = await run("hang");
+  assert.ok(own instanceof SyncDeadlineError);
+  const sent = await run("deadline");
+  assert.ok(sent instanceof BridgeError);
+  assert.not.ok(sent instanceof SyncDeadlineError);
+  assert.is((sent as BridgeError).code, "deadline_exceeded");
+});
+
+actors("server data is bounded where it enters: ids refused, reasons and event ids cut (issue 11 item 1)", () => {
+  const ev = (init: { projectId: string; reason?: string; eventId?: string }) => create(ProjectEventSchema, { eventId: "1", eventType: 1, ...init });
+  const long = toStreamEvent(ev({ projectId: "x".repeat(3 * 1024 * 1024), reason: "r".repeat(200_000), eventId: "9".repeat(10_000) }), 0);
+  assert.is(long.refused, "too_long");
+  assert.ok(long.projectId.length < 100, "only a preview of the id goes on");
+  assert.ok(Buffer.byteLength(long.reason) <= REASON_MAX_BYTES);
+  assert.ok(Buffer.byteLength(long.eventId) <= EVENT_ID_MAX_BYTES);
+  const ctl = toStreamEvent(ev({ projectId: "--upload-pack=x\n\u0000", reason: "a\u0000b" }), 0);
+  assert.is(ctl.refused, "control_character");
+  assert.not.ok(/[\u0000\n]/.test(ctl.projectId), "the preview is escaped");
+  assert.is(ctl.reason, "a\ufffdb");
+  const edge = toStreamEvent(ev({ projectId: "é".repeat(PROJECT_ID_MAX_BYTES / 2) }), 0);
+  assert.is(edge.refused, undefined, "exactly 512 bytes passes");
+  assert.is(toStreamEvent(ev({ projectId: "é".repeat(PROJECT_ID_MAX_BYTES / 2) + "x" }), 0).refused, "too_long");
+});
+
+actors("heartbeat removals: bad ids refused, ids never reported dropped, both counted with previews (issue 11 items 1-2)", async () => {
+  const client: EventsClient = {
+    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
+    syncProjectState: async () =>
+      create(SyncProjectStateResponseSchema, { removed: ["mine", "not-mine", "y".repeat(600), "bad\u0007", "mine-too"] }),
+  };
+  const { parent, got } = recordingParent();
+  const actor = createActor(
+    createSyncProjectStateActor({
+      client: () => client,
+      monotonicNow: () => 0,
+      tracker: { connectedProjectIds: () => ["mine", "mine-too", "y".repeat(600), "bad\u0007"] },
+      clock: new SimulatedClock(),
+      wallNow: () => 0,
+    }),
+    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
+  );
+  const out = new Promise<void>((resolve) => actor.subscribe({ complete: () => resolve() }));
+  actor.start();
+  await out;
+  assert.equal(got.flatMap((e) => e.projectIds as string[]), ["mine", "mine-too"]);
+  const refused = got.flatMap((e) => (e.refused as Array<{ why: string; count: number; previews: string[] }> | undefined) ?? []);
+  assert.equal(refused.map((r) => [r.why, r.count]).sort(), [["control_character", 1], ["not_reported", 1], ["too_long", 1]]);
+  assert.ok(refused.every((r) => r.previews.every((p) => p.length < 100 && !p.includes("\u0007"))));
+  assert.equal((actor.getSnapshot().output as { removed: string[] }).removed, ["mine", "mine-too"]);
 });
 
 actors.run();

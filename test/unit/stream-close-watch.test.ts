@@ -2,6 +2,8 @@ import { EventEmitter } from "node:events";
 import type { ClientHttp2Stream } from "node:http2";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { SimulatedClock } from "xstate";
+import { ServerGoawayError } from "../../src/call-errors.js";
 import { BridgeError } from "../../src/errors.js";
 import { createStreamCloseWatch } from "../../src/stream-close-watch.js";
 
@@ -19,7 +21,7 @@ async function* stalled<T>(items: T[], signal: AbortSignal): AsyncIterable<T> {
 
 watch("a stream that closes and then stays silent is abandoned with UNAVAILABLE", async () => {
   const caller = new AbortController();
-  const w = createStreamCloseWatch(caller.signal, 20);
+  const w = createStreamCloseWatch(caller.signal, { graceMs: 20 });
   const stream = fakeStream();
   w.attach(stream);
   const got: number[] = [];
@@ -36,7 +38,7 @@ watch("a stream that closes and then stays silent is abandoned with UNAVAILABLE"
 });
 
 watch("messages still flowing after close are not cut short", async () => {
-  const w = createStreamCloseWatch(new AbortController().signal, 20);
+  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 20 });
   const stream = fakeStream();
   w.attach(stream);
   async function* slowEnd() {
@@ -54,7 +56,7 @@ watch("messages still flowing after close are not cut short", async () => {
 });
 
 watch("a call that ended normally is left alone when its stream closes", async () => {
-  const w = createStreamCloseWatch(new AbortController().signal, 5);
+  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 5 });
   const stream = fakeStream();
   w.attach(stream);
   async function* two() {
@@ -74,6 +76,96 @@ watch("the caller's abort reaches the call's signal", () => {
   const w = createStreamCloseWatch(caller.signal);
   caller.abort(new Error("stop"));
   assert.ok(w.signal.aborted);
+});
+
+/** An iterable fed by hand: push() a message, or never settle. */
+function feed<T>(signal: AbortSignal) {
+  const queue: T[] = [];
+  let wake: (() => void) | undefined;
+  return {
+    push(v: T) {
+      queue.push(v);
+      wake?.();
+    },
+    async *iterate(): AsyncIterable<T> {
+      for (;;) {
+        const v = queue.shift();
+        if (v !== undefined) {
+          yield v;
+          continue;
+        }
+        await new Promise<void>((resolve, reject) => {
+          wake = resolve;
+          signal.addEventListener("abort", () => reject(new Error("aborted by signal")), { once: true });
+        });
+      }
+    },
+  };
+}
+
+const ticks = async () => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+};
+
+watch("re-arms after a message within the grace, on the bridge clock: a call that then hangs is abandoned (issue 10 item 8)", async () => {
+  const clock = new SimulatedClock();
+  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 100, clock });
+  const stream = fakeStream();
+  w.attach(stream);
+  const f = feed<number>(w.signal);
+  const got: number[] = [];
+  const run = (async () => {
+    for await (const n of w.wrap(f.iterate())) got.push(n);
+  })().then(() => undefined, (e: unknown) => e);
+  await ticks();
+  stream.emit("close");
+  clock.increment(50);
+  f.push(1); // progress inside the grace
+  await ticks();
+  clock.increment(99);
+  await ticks();
+  assert.not.ok(w.signal.aborted, "the grace starts again after the message");
+  clock.increment(1);
+  const error = await run;
+  assert.equal(got, [1]);
+  assert.ok(error instanceof BridgeError && error.code === "unavailable", "the hang after the late message is ended");
+});
+
+watch("the grace runs on the given clock, not Node's timers (issue 10 item 8)", async () => {
+  const clock = new SimulatedClock();
+  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 5, clock });
+  const stream = fakeStream();
+  w.attach(stream);
+  const f = feed<number>(w.signal);
+  const run = (async () => {
+    for await (const _ of w.wrap(f.iterate())) void _;
+  })().then(() => undefined, (e: unknown) => e);
+  await ticks();
+  stream.emit("close");
+  await new Promise((r) => setTimeout(r, 30));
+  assert.not.ok(w.signal.aborted, "real time alone does not end it");
+  clock.increment(5);
+  assert.ok((await run) instanceof BridgeError);
+});
+
+watch("GOAWAY ends the call once what was received is handed on (issue 10 item 4)", async () => {
+  const clock = new SimulatedClock();
+  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 100, clock });
+  const f = feed<number>(w.signal);
+  f.push(1);
+  f.push(2);
+  const got: number[] = [];
+  w.goaway();
+  const run = (async () => {
+    for await (const n of w.wrap(f.iterate())) got.push(n);
+  })().then(() => undefined, (e: unknown) => e);
+  await ticks();
+  f.push(3);
+  await ticks();
+  clock.increment(100);
+  const error = await run;
+  assert.equal(got, [1, 2, 3], "nothing received is cut short");
+  assert.ok(error instanceof ServerGoawayError);
 });
 
 watch.run();

@@ -195,7 +195,9 @@ events("a bridge that receives a 2.5 MB reason of quotes (5 MB as JSON) keeps th
     const hostile = viewer.messages.find((m) => m.includes('"projectId":"p-hostile"') && m.includes('"type":"@xstate.action"'));
     assert.ok(hostile, "the hostile removal was shown");
     const reason = (JSON.parse(hostile!) as { action: { params: { event: { info: { reason: string } } } } }).action.params.event.info.reason;
-    assert.match(reason, /^"{1024}… \[\+2498976 chars\]$/, "cut to 1 KiB with a count");
+    // Cut twice over: to 1 KiB where it entered the bridge (server data is
+    // bounded there), and by the inspector's own string bound.
+    assert.ok(reason.startsWith('"'.repeat(1000)) && reason.length <= 1024 + 32, `reason bounded to about 1 KiB (${reason.length} chars)`);
     const largest = Math.max(...viewer.messages.map((m) => m.length));
     assert.ok(largest < 64 * 1024, `largest message ${largest} chars`);
     assert.is(inspector.stats().viewers, 1, "the page is still connected");

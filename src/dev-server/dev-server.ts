@@ -11,6 +11,7 @@ import { FaultInjector } from "./fault-injection.js";
 import { listenHttp2 } from "./http2-listener.js";
 import { answerInvalidArgumentOnParseError } from "./invalid-message-status.js";
 import type { ProjectStore } from "./project-store.js";
+import { guardRequests } from "./request-guard.js";
 import { waitUntil } from "./wait-until.js";
 
 /** Largest request the dev server reads, as a default gRPC server: 4 MiB. */
@@ -124,13 +125,13 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
   const calls = new CallLog();
   const lifetime = new AbortController();
 
-  const handler = answerInvalidArgumentOnParseError(connectNodeAdapter({
+  const handler = guardRequests(answerInvalidArgumentOnParseError(connectNodeAdapter({
     routes: engramRoutes({ options: resolved, hub, auth, faults, calls }),
     grpc: true,
     connect: false,
     grpcWeb: false,
     readMaxBytes,
-  }));
+  })));
   const listener = await listenHttp2(handler, resolved);
 
   const emitEvent = (init: EmitEventInit = {}): ProjectEvent => {

@@ -13,8 +13,12 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { BridgeError } from "../../src/errors.js";
 import { EngramService, type ProjectEvent, ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
 import { type DevServer, type DevServerOptions, startDevServer } from "../../src/dev-server/index.js";
+import { SessionTracker } from "../../src/session-tracker.js";
+import { createBridgeFixture, eventually } from "../helpers/e2e.js";
 
 type EngramClient = Client<typeof EngramService>;
+
+const bridges = createBridgeFixture(() => ({}));
 
 interface Context {
   servers: DevServer[];
@@ -29,6 +33,7 @@ devServer.before.each((ctx) => {
 });
 
 devServer.after.each(async (ctx) => {
+  await bridges.stopAll();
   for (const session of ctx.sessions) session.abort();
   await Promise.all(ctx.servers.map((server) => server.close()));
 });
@@ -431,23 +436,28 @@ devServer("keeps only the last 16 distinct bearer tokens per RPC, however many b
 });
 
 /** One gRPC call over raw HTTP/2 with `payload` as the request message bytes: the grpc-status and grpc-message it ends with. */
-function rawGrpcCall(url: string, path: string, payload: Uint8Array): Promise<{ status: string | undefined; message: string | undefined }> {
+function rawGrpcCall(
+  url: string,
+  path: string,
+  payload: Uint8Array,
+  headers: http2.OutgoingHttpHeaders = {},
+): Promise<{ status: string | undefined; message: string | undefined }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url);
     session.on("error", reject);
     const frame = Buffer.alloc(5 + payload.length);
     frame.writeUInt32BE(payload.length, 1);
     frame.set(payload, 5);
-    const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers" });
-    let headers: http2.IncomingHttpHeaders = {};
-    req.on("response", (h) => (headers = h));
-    req.on("trailers", (t) => (headers = { ...headers, ...t }));
+    const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers", ...headers });
+    let answer: http2.IncomingHttpHeaders = {};
+    req.on("response", (h) => (answer = h));
+    req.on("trailers", (t) => (answer = { ...answer, ...t }));
     req.on("data", () => {});
     req.on("error", reject);
     req.on("end", () => {
       session.close();
-      const message = headers["grpc-message"];
-      resolve({ status: headers["grpc-status"] as string | undefined, message: typeof message === "string" ? decodeURIComponent(message) : undefined });
+      const message = answer["grpc-message"];
+      resolve({ status: answer["grpc-status"] as string | undefined, message: typeof message === "string" ? decodeURIComponent(message) : undefined });
     });
     req.end(frame);
   });
@@ -470,6 +480,50 @@ devServer("answers INVALID_ARGUMENT, not INTERNAL, to a request message that doe
   server.failNextSyncs(1, Code.Internal);
   const internal = await rawGrpcCall(server.url, "/engram.v1.EngramService/SyncProjectState", Uint8Array.of(0x12, 0x01, 0x63));
   assert.is(internal.status, String(Code.Internal));
+});
+
+devServer("answers INVALID_ARGUMENT to a request whose :authority is no valid host (an IPv6 address without brackets), and keeps serving", async (ctx) => {
+  const server = await start(ctx);
+  const ping = "/engram.v1.EngramService/Ping";
+  // Node's HTTP/2 client sends "::1:port" for an IPv6 address; connect-node
+  // threw "Invalid URL" outside any handler and the process died.
+  for (const authority of ["::1:35963", "[::1", "a%zz:1", `${"x".repeat(300)}:1:2`]) {
+    const answer = await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": authority });
+    assert.is(answer.status, String(Code.InvalidArgument), `${authority.slice(0, 20)} answered ${answer.status} ${answer.message}`);
+    assert.match(answer.message ?? "", /^invalid :authority "/);
+    assert.ok((answer.message ?? "").length < 160, "a long authority is not quoted whole");
+  }
+  assert.match((await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": "::1:1" })).message ?? "", /needs brackets/);
+  const ok = await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": `[::1]:${server.port}` });
+  assert.is(ok.status, "0", "a bracketed IPv6 authority is fine");
+  const client = connect(ctx, server.url);
+  assert.is((await client.ping({})).status, "ok", "still serving");
+});
+
+devServer("a bridge on http://[::1]:port streams from a dev server on ::1 and receives a removal by stream", async (ctx) => {
+  let server: DevServer;
+  try {
+    server = await start(ctx, { host: "::1" });
+  } catch (e) {
+    console.log(`# IPv6 test skipped: cannot listen on ::1 (${(e as Error).message})`);
+    return;
+  }
+  assert.match(server.url, /^http:\/\/\[::1\]:\d+$/);
+  server.createProject("live");
+  server.createProject("gone");
+  const tracker = new SessionTracker();
+  tracker.connect("live");
+  tracker.connect("gone");
+  const { bridge, handler } = bridges.make({ serverUrl: server.url, tracker, clientId: "v6" });
+  bridge.start();
+  await server.waitForStreams(1);
+  await eventually("streaming", () => bridge.status().state === "streaming");
+  server.removeProject("gone", "v6");
+  await eventually("the removal", () => handler.calls.length > 0);
+  assert.equal(handler.ids(), ["gone"]);
+  assert.is(handler.calls[0]?.info.source, "stream");
+  assert.is(bridge.status().counters.streamFailures, 0);
+  assert.is(server.stats().lastClientIds.projectEvents, "v6");
 });
 
 devServer("binds to loopback on an ephemeral port by default and refuses bad options", async (ctx) => {

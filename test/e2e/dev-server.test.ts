@@ -22,6 +22,7 @@ import {
 import { type DevServer, type DevServerOptions, startDevServer } from "../../src/dev-server/index.js";
 import { SessionTracker } from "../../src/session-tracker.js";
 import { createBridgeFixture, eventually } from "../helpers/e2e.js";
+import { killAll, startCli } from "../cli/cli-process.js";
 
 type EngramClient = Client<typeof EngramService>;
 
@@ -41,6 +42,7 @@ devServer.before.each((ctx) => {
 
 devServer.after.each(async (ctx) => {
   await bridges.stopAll();
+  await killAll();
   for (const session of ctx.sessions) session.abort();
   await Promise.all(ctx.servers.map((server) => server.close()));
 });
@@ -714,6 +716,33 @@ devServer("shutdown() resets at once when its signal aborts or close() is called
     }
   }
   assert.is((await other.ping({})).status, "ok", "a refused shutdown stops nothing");
+});
+
+devServer("the serve command stops gracefully on SIGTERM: GOAWAY, the open stream may end by itself, then exit 0", async () => {
+  const serve = startCli(["serve", "--port", "0"]);
+  const url = await serve.waitForLine(/^http:\/\/127\.0\.0\.1:\d+$/);
+  const session = http2.connect(url);
+  session.on("error", () => {});
+  try {
+    const goaway = new Promise<number>((resolve) => session.once("goaway", (code) => resolve(code)));
+    const open = rawProjectEvents(session);
+    open.send("cli-client");
+    await serve.waitForLine(/^stream opened by "cli-client"/);
+    serve.child.kill("SIGTERM");
+    assert.is(await goaway, http2.constants.NGHTTP2_NO_ERROR);
+    await serve.waitForLine(/^serve: stopping \(SIGTERM\): GOAWAY sent, 1 stream\(s\) get up to 5000 ms to end$/, { stream: "stderr" });
+    assert.not.ok(await settled(open.ended), "the stream is not reset at once");
+    assert.is(serve.exitCode(), undefined, "serve waits for the open stream");
+    const t0 = performance.now();
+    open.cancel();
+    assert.is(await serve.exited, 0, serve.transcript());
+    const exitMs = performance.now() - t0;
+    assert.ok(exitMs < 2000, `exited ${exitMs.toFixed(0)} ms after the stream ended, not at the 5 s bound`);
+    assert.ok(serve.stderr.includes("serve: stopped (SIGTERM)"), serve.transcript());
+    assert.is((await open.ended).rstCode, http2.constants.NGHTTP2_CANCEL, "the client ended the stream, not the server");
+  } finally {
+    session.destroy();
+  }
 });
 
 devServer("binds to loopback on an ephemeral port by default and refuses bad options", async (ctx) => {

@@ -56,6 +56,9 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
       throw new BridgeError(`cannot read the TLS CA file ${options.tlsCaFile}`, "invalid_config", { cause });
     }
   }
+  // Node sends an IPv6 address as `:authority` without brackets (`::1:443`),
+  // which is no valid authority (RFC 3986 §3.2.2) and which strict servers refuse.
+  const authority = isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : undefined;
   const interceptors = options.token ? [createBearerInterceptor(options.token)] : [];
   let current: { epoch: number; manager: Http2SessionManager; client: Client<typeof EngramService> } | undefined;
   let closed = false;
@@ -82,7 +85,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
     // No HTTP/2 PINGs: a default gRPC server allows one per 5 minutes and
     // answers more with GOAWAY ENHANCE_YOUR_CALM. Half-open links are found by
     // the heartbeat deadline instead (DESIGN.md "connection suspect").
-    const manager = new GuardedSessionManager(onRequest, address.baseUrl, {}, sessionOptions);
+    const manager = new GuardedSessionManager(onRequest, authority, address.baseUrl, {}, sessionOptions);
     const transport = createGrpcTransport({
       baseUrl: address.baseUrl,
       sessionManager: manager,
@@ -128,14 +131,16 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
 class GuardedSessionManager extends Http2SessionManager {
   constructor(
     private readonly onRequest: (path: string, stream: http2.ClientHttp2Stream) => void,
+    private readonly requestAuthority: string | undefined,
     ...args: ConstructorParameters<typeof Http2SessionManager>
   ) {
     super(...args);
   }
 
   override async request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
-    const stream = await super.request(...args);
-    this.onRequest(args[1], stream);
+    const [method, path, headers, options] = args;
+    const stream = await super.request(method, path, this.requestAuthority === undefined ? headers : { ...headers, ":authority": this.requestAuthority }, options);
+    this.onRequest(path, stream);
     const session = stream.session;
     if (session !== undefined && !guardedSessions.has(session)) {
       guardedSessions.add(session);

@@ -20,7 +20,9 @@ Runs the reference engram server (engram.v1.EngramService over gRPC/HTTP/2)
 alone, for a daemon in another language or a test. The first line on stdout
 is its URL; later lines report streams, heartbeats and command results.
 Commands are read from stdin, one per line; reaching the end of stdin does
-not stop the server (SIGINT/SIGTERM or "quit" does).
+not stop the server (SIGINT/SIGTERM or "quit" does). A stop is graceful: the
+server sends GOAWAY, refuses new calls and gives open calls up to 5 s to end
+(a bridge ends its stream at once) before it resets them.
 
 Options:
   --port N              port to listen on, 0 for a free one (default 37777, the engram default)
@@ -38,7 +40,10 @@ ${serverCommandsHelp}
   quit                   stop the server and exit
 
 Exit codes: 0 stopped by quit or the first SIGINT/SIGTERM; 1 cannot listen or
-read a TLS file; 2 usage error; 130/143 a second SIGINT/SIGTERM.`;
+read a TLS file; 2 usage error; 130/143 a second SIGINT/SIGTERM (stops at once).`;
+
+/** How long open calls get to end after a stop request before they are reset. */
+const shutdownTimeoutMs = 5000;
 
 export const serveCommand: CliCommand = {
   name: "serve",
@@ -108,8 +113,11 @@ export const serveCommand: CliCommand = {
     const reason = await ctx.shutdown.requested;
     reader.close();
     for (const off of unsubscribe) off();
-    await server.close();
-    ctx.err(`serve: stopped (${reason})\n`);
+    const open = server.stats().openStreams;
+    const stopped = server.shutdown({ timeoutMs: shutdownTimeoutMs });
+    if (open > 0) ctx.err(`serve: stopping (${reason}): GOAWAY sent, ${open} stream(s) get up to ${shutdownTimeoutMs} ms to end\n`);
+    const { callsReset } = await stopped;
+    ctx.err(`serve: stopped (${reason})${callsReset > 0 ? `; ${callsReset} call(s) still open were reset` : ""}\n`);
     return exitCodes.ok;
   },
 };

@@ -69,6 +69,27 @@ export function validateDevServerOptions(options: DevServerOptions = {}): Resolv
   return resolved;
 }
 
+/** Options of `DevServer.shutdown()`. */
+export interface DevServerShutdownOptions {
+  /**
+   * How long open calls may take to end by themselves before they are reset,
+   * in ms (0 to 2147483647, Node's timer limit). Defaults to 5000.
+   */
+  timeoutMs?: number | undefined;
+  /** Aborting it resets what is still open at once, as close() does. Defaults to none. */
+  signal?: AbortSignal | undefined;
+}
+
+/** Longest delay a Node timer keeps (2^31 - 1 ms); anything above fires after 1 ms. */
+const maxTimerMs = 2 ** 31 - 1;
+
+/** Fills in the defaults of DevServerShutdownOptions and rejects a timeout Node's timers cannot keep. */
+export function validateDevServerShutdownOptions(options: DevServerShutdownOptions = {}): { timeoutMs: number; signal: AbortSignal | undefined } {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  if (!(timeoutMs >= 0 && timeoutMs <= maxTimerMs)) throw invalid(`shutdown timeoutMs must be in [0, ${maxTimerMs}], got ${timeoutMs}`);
+  return { timeoutMs, signal: options.signal };
+}
+
 function isInt(value: number, min: number): boolean {
   return Number.isInteger(value) && value >= min;
 }

@@ -4,13 +4,19 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type ProjectEvent, ProjectEventSchema, ProjectEventType } from "../gen/engram/v1/engram_pb.js";
 import { BearerAuth, type TokensSeen } from "./bearer-auth.js";
 import { CallLog, type LastClientIds, type SyncCallInfo } from "./call-log.js";
-import { type DevServerOptions, validateDevServerOptions } from "./dev-server-options.js";
+import {
+  type DevServerOptions,
+  type DevServerShutdownOptions,
+  validateDevServerOptions,
+  validateDevServerShutdownOptions,
+} from "./dev-server-options.js";
 import { engramRoutes } from "./engram-service.js";
 import { EventHub, type StreamClosedInfo, type StreamOpenedInfo } from "./event-hub.js";
 import { FaultInjector } from "./fault-injection.js";
-import { listenHttp2 } from "./http2-listener.js";
+import { listenHttp2, type ShutdownResult } from "./http2-listener.js";
 import { answerInvalidArgumentOnParseError } from "./invalid-message-status.js";
 import type { ProjectStore } from "./project-store.js";
+import { guardRequests } from "./request-guard.js";
 import { waitUntil } from "./wait-until.js";
 
 /** Largest request the dev server reads, as a default gRPC server: 4 MiB. */
@@ -60,6 +66,9 @@ export interface DevServerStats {
   lastClientIds: LastClientIds;
 }
 
+/** How DevServer.shutdown() ended. */
+export type DevServerShutdownResult = ShutdownResult;
+
 /** A running dev server and its control surface for tests and demos. */
 export interface DevServer {
   /** Base URL, e.g. "http://127.0.0.1:40123" ("https" with TLS). */
@@ -106,9 +115,22 @@ export interface DevServer {
   /** Resolves when stats().syncCalls >= n; rejects after `timeoutMs` (default 5000) or on close. */
   waitForSyncCalls(n: number, timeoutMs?: number): Promise<void>;
   /**
-   * Shuts down like a real server: stops listening, sends GOAWAY on every
-   * HTTP/2 session, then destroys them so in-flight streams are reset.
-   * Resolves when the listener is closed. Idempotent.
+   * Stops gracefully, like grpc-go's GracefulStop() but bounded: stops
+   * listening, sends GOAWAY on every HTTP/2 session (the client opens no new
+   * call on it), fails ProjectEvents calls that reach the server from now on
+   * with UNAVAILABLE, and lets the open calls end by themselves (a client
+   * ends its ProjectEvents stream when it sees the GOAWAY; events published
+   * meanwhile still reach it). What is still open after `timeoutMs`, or when
+   * `signal` aborts, is reset as close() does. Resolves when the listener is
+   * closed, saying whether anything had to be reset. A second call joins the
+   * shutdown under way (the earliest deadline wins); close() during it resets
+   * what is left at once.
+   */
+  shutdown(options?: DevServerShutdownOptions): Promise<DevServerShutdownResult>;
+  /**
+   * Shuts down at once: stops listening, sends GOAWAY on every HTTP/2
+   * session, then destroys them so in-flight streams are reset. Resolves
+   * when the listener is closed. Idempotent.
    */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -122,15 +144,18 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
   const auth = new BearerAuth(resolved.token);
   const faults = new FaultInjector();
   const calls = new CallLog();
+  /** Aborts when the server closes: the waitFor…() helpers give up. */
   const lifetime = new AbortController();
+  /** Aborts when a shutdown or close begins: new ProjectEvents calls are refused. */
+  const stopping = new AbortController();
 
-  const handler = answerInvalidArgumentOnParseError(connectNodeAdapter({
-    routes: engramRoutes({ options: resolved, hub, auth, faults, calls }),
+  const handler = guardRequests(answerInvalidArgumentOnParseError(connectNodeAdapter({
+    routes: engramRoutes({ options: resolved, hub, auth, faults, calls, stopping: stopping.signal }),
     grpc: true,
     connect: false,
     grpcWeb: false,
     readMaxBytes,
-  }));
+  })));
   const listener = await listenHttp2(handler, resolved);
 
   const emitEvent = (init: EmitEventInit = {}): ProjectEvent => {
@@ -147,8 +172,18 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
   };
 
   const close = async (): Promise<void> => {
+    stopping.abort();
     lifetime.abort();
     await listener.close();
+  };
+  const shutdown = async (shutdownOptions?: DevServerShutdownOptions): Promise<DevServerShutdownResult> => {
+    const { timeoutMs, signal } = validateDevServerShutdownOptions(shutdownOptions);
+    stopping.abort();
+    try {
+      return await listener.shutdown({ timeoutMs, signal });
+    } finally {
+      lifetime.abort();
+    }
   };
 
   return {
@@ -205,6 +240,7 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
         timeoutMs,
         signal: lifetime.signal,
       }),
+    shutdown,
     close,
     [Symbol.asyncDispose]: close,
   };

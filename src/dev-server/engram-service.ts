@@ -18,6 +18,8 @@ export interface EngramServiceDeps {
   auth: BearerAuth;
   faults: FaultInjector;
   calls: CallLog;
+  /** Aborted once the server began to shut down: new ProjectEvents calls fail with UNAVAILABLE. */
+  stopping: AbortSignal;
 }
 
 /** The connect routes of the dev server: engram.v1.EngramService. */
@@ -27,7 +29,7 @@ export function engramRoutes(deps: EngramServiceDeps): (router: ConnectRouter) =
 
 /** engram.v1.EngramService with the upstream server's semantics (DESIGN.md "Wire contract"). */
 export function createEngramServiceImpl(deps: EngramServiceDeps): ServiceImpl<typeof EngramService> {
-  const { options, hub, auth, faults, calls } = deps;
+  const { options, hub, auth, faults, calls, stopping } = deps;
   return {
     async syncProjectState(req, context) {
       auth.check("syncProjectState", context.requestHeader);
@@ -49,6 +51,9 @@ export function createEngramServiceImpl(deps: EngramServiceDeps): ServiceImpl<ty
     },
 
     async *projectEvents(req, context) {
+      // A stream opened into a draining server would only hold its shutdown
+      // up; the client is to reopen on the next instance.
+      if (stopping.aborted) throw new ConnectError("the server is shutting down", Code.Unavailable);
       auth.check("projectEvents", context.requestHeader);
       const rejection = faults.streamRejectionError();
       if (rejection !== undefined) {

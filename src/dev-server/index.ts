@@ -1,7 +1,7 @@
 export { startDevServer } from "./dev-server.js";
-export type { DevServer, DevServerStats, EmitEventInit } from "./dev-server.js";
-export { validateDevServerOptions } from "./dev-server-options.js";
-export type { DevServerOptions, DevServerTlsOptions, ResolvedDevServerOptions } from "./dev-server-options.js";
+export type { DevServer, DevServerShutdownResult, DevServerStats, EmitEventInit } from "./dev-server.js";
+export { validateDevServerOptions, validateDevServerShutdownOptions } from "./dev-server-options.js";
+export type { DevServerOptions, DevServerShutdownOptions, DevServerTlsOptions, ResolvedDevServerOptions } from "./dev-server-options.js";
 export { ProjectStore } from "./project-store.js";
 export type { SyncOutcome } from "./project-store.js";
 export type { StreamClosedInfo, StreamOpenedInfo } from "./event-hub.js";

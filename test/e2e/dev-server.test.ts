@@ -11,10 +11,22 @@ import * as assert from "uvu/assert";
 import { Code, ConnectError, createClient, type CallOptions, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { BridgeError } from "../../src/errors.js";
-import { EngramService, type ProjectEvent, ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  EngramService,
+  type ProjectEvent,
+  ProjectEventSchema,
+  ProjectEventsRequestSchema,
+  ProjectEventType,
+} from "../../src/gen/engram/v1/engram_pb.js";
 import { type DevServer, type DevServerOptions, startDevServer } from "../../src/dev-server/index.js";
+import { SessionTracker } from "../../src/session-tracker.js";
+import { createBridgeFixture, eventually } from "../helpers/e2e.js";
+import { killAll, startCli } from "../cli/cli-process.js";
 
 type EngramClient = Client<typeof EngramService>;
+
+const bridges = createBridgeFixture(() => ({}));
 
 interface Context {
   servers: DevServer[];
@@ -29,6 +41,8 @@ devServer.before.each((ctx) => {
 });
 
 devServer.after.each(async (ctx) => {
+  await bridges.stopAll();
+  await killAll();
   for (const session of ctx.sessions) session.abort();
   await Promise.all(ctx.servers.map((server) => server.close()));
 });
@@ -431,23 +445,28 @@ devServer("keeps only the last 16 distinct bearer tokens per RPC, however many b
 });
 
 /** One gRPC call over raw HTTP/2 with `payload` as the request message bytes: the grpc-status and grpc-message it ends with. */
-function rawGrpcCall(url: string, path: string, payload: Uint8Array): Promise<{ status: string | undefined; message: string | undefined }> {
+function rawGrpcCall(
+  url: string,
+  path: string,
+  payload: Uint8Array,
+  headers: http2.OutgoingHttpHeaders = {},
+): Promise<{ status: string | undefined; message: string | undefined }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url);
     session.on("error", reject);
     const frame = Buffer.alloc(5 + payload.length);
     frame.writeUInt32BE(payload.length, 1);
     frame.set(payload, 5);
-    const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers" });
-    let headers: http2.IncomingHttpHeaders = {};
-    req.on("response", (h) => (headers = h));
-    req.on("trailers", (t) => (headers = { ...headers, ...t }));
+    const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers", ...headers });
+    let answer: http2.IncomingHttpHeaders = {};
+    req.on("response", (h) => (answer = h));
+    req.on("trailers", (t) => (answer = { ...answer, ...t }));
     req.on("data", () => {});
     req.on("error", reject);
     req.on("end", () => {
       session.close();
-      const message = headers["grpc-message"];
-      resolve({ status: headers["grpc-status"] as string | undefined, message: typeof message === "string" ? decodeURIComponent(message) : undefined });
+      const message = answer["grpc-message"];
+      resolve({ status: answer["grpc-status"] as string | undefined, message: typeof message === "string" ? decodeURIComponent(message) : undefined });
     });
     req.end(frame);
   });
@@ -470,6 +489,260 @@ devServer("answers INVALID_ARGUMENT, not INTERNAL, to a request message that doe
   server.failNextSyncs(1, Code.Internal);
   const internal = await rawGrpcCall(server.url, "/engram.v1.EngramService/SyncProjectState", Uint8Array.of(0x12, 0x01, 0x63));
   assert.is(internal.status, String(Code.Internal));
+});
+
+devServer("answers INVALID_ARGUMENT to a request whose :authority is no valid host (an IPv6 address without brackets), and keeps serving", async (ctx) => {
+  const server = await start(ctx);
+  const ping = "/engram.v1.EngramService/Ping";
+  // Node's HTTP/2 client sends "::1:port" for an IPv6 address; connect-node
+  // threw "Invalid URL" outside any handler and the process died.
+  for (const authority of ["::1:35963", "[::1", "a%zz:1", `${"x".repeat(300)}:1:2`]) {
+    const answer = await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": authority });
+    assert.is(answer.status, String(Code.InvalidArgument), `${authority.slice(0, 20)} answered ${answer.status} ${answer.message}`);
+    assert.match(answer.message ?? "", /^invalid :authority "/);
+    assert.ok((answer.message ?? "").length < 160, "a long authority is not quoted whole");
+  }
+  assert.match((await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": "::1:1" })).message ?? "", /needs brackets/);
+  const ok = await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": `[::1]:${server.port}` });
+  assert.is(ok.status, "0", "a bracketed IPv6 authority is fine");
+  const client = connect(ctx, server.url);
+  assert.is((await client.ping({})).status, "ok", "still serving");
+});
+
+devServer("a bridge on http://[::1]:port streams from a dev server on ::1 and receives a removal by stream", async (ctx) => {
+  let server: DevServer;
+  try {
+    server = await start(ctx, { host: "::1" });
+  } catch (e) {
+    console.log(`# IPv6 test skipped: cannot listen on ::1 (${(e as Error).message})`);
+    return;
+  }
+  assert.match(server.url, /^http:\/\/\[::1\]:\d+$/);
+  server.createProject("live");
+  server.createProject("gone");
+  const tracker = new SessionTracker();
+  tracker.connect("live");
+  tracker.connect("gone");
+  const { bridge, handler } = bridges.make({ serverUrl: server.url, tracker, clientId: "v6" });
+  bridge.start();
+  await server.waitForStreams(1);
+  await eventually("streaming", () => bridge.status().state === "streaming");
+  server.removeProject("gone", "v6");
+  await eventually("the removal", () => handler.calls.length > 0);
+  assert.equal(handler.ids(), ["gone"]);
+  assert.is(handler.calls[0]?.info.source, "stream");
+  assert.is(bridge.status().counters.streamFailures, 0);
+  assert.is(server.stats().lastClientIds.projectEvents, "v6");
+});
+
+/** A gRPC frame (uncompressed) around `message`. */
+function grpcFrame(message: Uint8Array): Buffer {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
+const grpcHeaders = (rpc: string): http2.OutgoingHttpHeaders => ({
+  ":method": "POST",
+  ":path": `/engram.v1.EngramService/${rpc}`,
+  "content-type": "application/grpc+proto",
+  te: "trailers",
+});
+
+/** A ProjectEvents call on a raw HTTP/2 session: the project ids received so far and the status it ends with. */
+interface RawStream {
+  readonly projectIds: string[];
+  readonly ended: Promise<{ status: string | undefined; message: string | undefined; rstCode: number }>;
+  /** Sends the request message (and ends the request side). */
+  send(clientId: string): void;
+  /** Cancels the call (RST_STREAM CANCEL), as a client that gives up does. */
+  cancel(): void;
+}
+
+function rawProjectEvents(session: http2.ClientHttp2Session): RawStream {
+  const req = session.request(grpcHeaders("ProjectEvents"));
+  const projectIds: string[] = [];
+  let pending = Buffer.alloc(0);
+  let answer: http2.IncomingHttpHeaders = {};
+  req.on("response", (h) => (answer = h));
+  req.on("trailers", (t) => (answer = { ...answer, ...t }));
+  req.on("data", (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+      const end = 5 + pending.readUInt32BE(1);
+      projectIds.push(fromBinary(ProjectEventSchema, pending.subarray(5, end)).projectId);
+      pending = pending.subarray(end);
+    }
+  });
+  const ended = new Promise<{ status: string | undefined; message: string | undefined; rstCode: number }>((resolve) => {
+    req.on("error", () => {});
+    req.on("close", () => {
+      const message = answer["grpc-message"];
+      resolve({
+        status: answer["grpc-status"] as string | undefined,
+        message: typeof message === "string" ? decodeURIComponent(message) : undefined,
+        rstCode: req.rstCode ?? 0,
+      });
+    });
+  });
+  return {
+    projectIds,
+    ended,
+    send: (clientId) => void req.end(grpcFrame(toBinary(ProjectEventsRequestSchema, create(ProjectEventsRequestSchema, { clientId })))),
+    cancel: () => req.close(http2.constants.NGHTTP2_CANCEL),
+  };
+}
+
+/** A Ping on `session`; once it is answered, every frame sent before it has reached the server. */
+function rawPing(session: http2.ClientHttp2Session): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = session.request(grpcHeaders("Ping"));
+    req.on("data", () => {});
+    req.on("error", reject);
+    req.on("close", () => resolve());
+    req.end(grpcFrame(new Uint8Array()));
+  });
+}
+
+/** Whether `promise` has settled by now (after the pending microtasks). */
+async function settled(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void promise.then(() => (done = true), () => (done = true));
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return done;
+}
+
+devServer("shutdown() sends GOAWAY, refuses new calls, keeps serving the open stream, and completes as soon as it ends", async (ctx) => {
+  const server = await start(ctx);
+  const session = http2.connect(server.url);
+  session.on("error", () => {});
+  try {
+    const goaway = new Promise<number>((resolve) => session.once("goaway", (code) => resolve(code)));
+    const open = rawProjectEvents(session);
+    open.send("draining");
+    await server.waitForStreams(1);
+    // A call whose headers reached the server before the GOAWAY but whose
+    // request message comes after: it is within the GOAWAY's last stream id,
+    // so only the handler can refuse it.
+    const late = rawProjectEvents(session);
+    await rawPing(session);
+
+    const done = server.shutdown({ timeoutMs: 10_000 });
+    assert.is(await goaway, http2.constants.NGHTTP2_NO_ERROR, "GOAWAY with NO_ERROR");
+    late.send("late");
+    const refused = await late.ended;
+    assert.is(refused.status, String(Code.Unavailable), `the late call answered ${refused.status} ${refused.message}`);
+    assert.is(refused.message, "the server is shutting down");
+
+    const fresh = connect(ctx, server.url);
+    assert.is(codeName(await outcome(fresh.ping({}))), "Unavailable", "no new connection is accepted");
+    assert.is(codeName(await outcome(fresh.syncProjectState({ clientId: "c" }))), "Unavailable");
+
+    server.removeProject("during-drain");
+    await eventually("the event published during the drain", () => open.projectIds.includes("during-drain"), 2000);
+    assert.not.ok(await settled(done), "the shutdown waits for the open stream");
+    const stats = server.stats();
+    assert.is(stats.openStreams, 1);
+    assert.is(stats.streamsOpened, 1, "the late call never became a stream");
+    assert.is(stats.syncCalls, 0);
+
+    // The client ends its stream, as the bridge does on GOAWAY.
+    const t0 = performance.now();
+    open.cancel();
+    assert.is((await open.ended).rstCode, http2.constants.NGHTTP2_CANCEL);
+    const result = await done;
+    const afterEndMs = performance.now() - t0;
+    assert.equal({ drained: result.drained, callsReset: result.callsReset }, { drained: true, callsReset: 0 });
+    assert.ok(afterEndMs < 1000, `completed ${afterEndMs.toFixed(0)} ms after the stream ended`);
+    assert.is(server.stats().openStreams, 0);
+    await rejects(() => server.waitForStreams(1), /closed/);
+  } finally {
+    session.destroy();
+  }
+});
+
+devServer("shutdown() is bounded: a stream its client never ends is reset at timeoutMs", async (ctx) => {
+  const server = await start(ctx);
+  // connect-node's own client does not end a stream on GOAWAY: it waits for the server.
+  const client = connect(ctx, server.url);
+  const stream = drain(client.projectEvents({ clientId: "stubborn" }));
+  await server.waitForStreams(1);
+  const result = await server.shutdown({ timeoutMs: 150 });
+  assert.is(result.drained, false);
+  assert.is(result.callsReset, 1);
+  assert.ok(result.elapsedMs >= 140 && result.elapsedMs < 1500, `completed after ${result.elapsedMs.toFixed(0)} ms`);
+  const { error } = await stream;
+  assert.ok(error !== undefined, "the stream was reset, not ended cleanly");
+  assert.is(server.stats().openStreams, 0);
+  const again = await server.shutdown({ timeoutMs: 10_000 });
+  assert.equal(again, result, "a later call returns the same outcome at once");
+});
+
+devServer("shutdown() resets at once when its signal aborts or close() is called, completes at once when idle, and refuses a timeout Node cannot keep", async (ctx) => {
+  for (const stop of ["signal", "close"] as const) {
+    const server = await start(ctx);
+    const client = connect(ctx, server.url);
+    const stream = drain(client.projectEvents({ clientId: stop }));
+    await server.waitForStreams(1);
+    const abort = new AbortController();
+    const done = server.shutdown({ timeoutMs: 60_000, signal: abort.signal });
+    assert.not.ok(await settled(done), `${stop}: still waiting for the stream`);
+    if (stop === "signal") abort.abort();
+    else await server.close();
+    const result = await done;
+    assert.is(result.callsReset, 1, stop);
+    assert.ok(result.elapsedMs < 1500, `${stop}: completed after ${result.elapsedMs.toFixed(0)} ms`);
+    assert.ok((await stream).error !== undefined, `${stop}: the stream was reset`);
+  }
+
+  const idle = await start(ctx);
+  const client = connect(ctx, idle.url);
+  assert.is((await client.ping({})).status, "ok");
+  const result = await idle.shutdown();
+  assert.equal({ drained: result.drained, callsReset: result.callsReset }, { drained: true, callsReset: 0 });
+  assert.ok(result.elapsedMs < 1000, "an idle connection does not hold the shutdown up");
+
+  const server = await start(ctx);
+  const other = connect(ctx, server.url);
+  for (const timeoutMs of [-1, Number.NaN, 2 ** 31]) {
+    try {
+      await server.shutdown({ timeoutMs });
+      assert.unreachable(`accepted timeoutMs ${timeoutMs}`);
+    } catch (e) {
+      assert.instance(e, BridgeError);
+      assert.is((e as BridgeError).code, "invalid_config");
+      assert.match((e as BridgeError).message, /timeoutMs must be in \[0, 2147483647\]/);
+    }
+  }
+  assert.is((await other.ping({})).status, "ok", "a refused shutdown stops nothing");
+});
+
+devServer("the serve command stops gracefully on SIGTERM: GOAWAY, the open stream may end by itself, then exit 0", async () => {
+  const serve = startCli(["serve", "--port", "0"]);
+  const url = await serve.waitForLine(/^http:\/\/127\.0\.0\.1:\d+$/);
+  const session = http2.connect(url);
+  session.on("error", () => {});
+  try {
+    const goaway = new Promise<number>((resolve) => session.once("goaway", (code) => resolve(code)));
+    const open = rawProjectEvents(session);
+    open.send("cli-client");
+    await serve.waitForLine(/^stream opened by "cli-client"/);
+    serve.child.kill("SIGTERM");
+    assert.is(await goaway, http2.constants.NGHTTP2_NO_ERROR);
+    await serve.waitForLine(/^serve: stopping \(SIGTERM\): GOAWAY sent, 1 stream\(s\) get up to 5000 ms to end$/, { stream: "stderr" });
+    assert.not.ok(await settled(open.ended), "the stream is not reset at once");
+    assert.is(serve.exitCode(), undefined, "serve waits for the open stream");
+    const t0 = performance.now();
+    open.cancel();
+    assert.is(await serve.exited, 0, serve.transcript());
+    const exitMs = performance.now() - t0;
+    assert.ok(exitMs < 2000, `exited ${exitMs.toFixed(0)} ms after the stream ended, not at the 5 s bound`);
+    assert.ok(serve.stderr.includes("serve: stopped (SIGTERM)"), serve.transcript());
+    assert.is((await open.ended).rstCode, http2.constants.NGHTTP2_CANCEL, "the client ended the stream, not the server");
+  } finally {
+    session.destroy();
+  }
 });
 
 devServer("binds to loopback on an ephemeral port by default and refuses bad options", async (ctx) => {

@@ -13,10 +13,10 @@
  * calls), GOAWAY without shutdown (connection recycling), and a
  * DEADLINE_EXCEEDED the server sends itself.
  *
- * The dev server has no graceful stop (its close() sends GOAWAY and resets
- * what is open at once, which is the abrupt row), so the graceful row runs
- * on grpc-js `tryShutdown()`; its GOAWAY-without-shutdown row injects the
- * GOAWAY frame with the fault proxy.
+ * The graceful rows run on grpc-js `tryShutdown()` and on the dev server's
+ * `shutdown()` (its close() sends GOAWAY and resets what is open at once,
+ * which is the abrupt row); the dev server's GOAWAY-without-shutdown row
+ * injects the GOAWAY frame with the fault proxy.
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -163,6 +163,40 @@ matrix("grpc-js graceful shutdown (tryShutdown): completes at once, the bridge s
   await eventually("removal by stream from the new instance", () => t.handler.calls.find((c) => c.projectId === "gone-later"));
   assert.is(t.handler.calls.find((c) => c.projectId === "gone-later")!.info.source, "stream");
   assert.is(next.stats().openStreams, 1, "exactly one stream on the new instance");
+  assertNoDuplicate(t);
+});
+
+matrix("dev server graceful stop (shutdown()): completes within a couple of seconds, not its timeout; the bridge streams from the new instance on the same port, a removal there arrives by stream", async (ctx) => {
+  const old = await startDevServer();
+  ctx.closers.push(() => old.close());
+  for (const id of ["kept", "gone-at-stop", "gone-later"]) old.createProject(id);
+  const t = bridgeOn(old.url, ["kept", "gone-at-stop", "gone-later"]);
+  t.bridge.start();
+  await streamingWithSync(t);
+  const attemptBefore = t.bridge.status().attempt;
+
+  // A removal as the stop begins: by the draining stream or, if the bridge
+  // ended it first, by the heartbeat of the next instance (same store).
+  old.removeProject("gone-at-stop");
+  const stopTimeoutMs = 3000;
+  const result = await old.shutdown({ timeoutMs: stopTimeoutMs });
+  console.log(`# dev server shutdown() with a bridge connected: ${result.elapsedMs.toFixed(0)} ms, ${result.callsReset} call(s) reset`);
+  assert.ok(result.drained, `the bridge ended its calls itself (${result.callsReset} reset after ${result.elapsedMs.toFixed(0)} ms)`);
+  assert.ok(result.elapsedMs < 2000, `the graceful stop completed in ${result.elapsedMs.toFixed(0)} ms, not ${stopTimeoutMs}`);
+
+  const next = await startDevServer({ port: old.port, store: old.store });
+  ctx.closers.push(() => next.close());
+  await next.waitForStreams(1, 3000);
+  await eventually("streaming again", () => t.bridge.status().state === "streaming");
+  assert.ok(t.bridge.status().counters.goaways >= 1, "the GOAWAY was seen");
+  assert.not.ok(t.logger.lines.some((l) => l.level !== "info" && l.level !== "debug" && /GOAWAY/.test(l.text)), "no warning about the GOAWAY");
+  await eventually("the attempt counter back to where it was", () => t.bridge.status().attempt === attemptBefore, 2000);
+  await eventually("the removal made as the stop began", () => t.handler.ids().includes("gone-at-stop"), 3000);
+  next.removeProject("gone-later");
+  await eventually("removal by stream from the new instance", () => t.handler.calls.find((c) => c.projectId === "gone-later"));
+  assert.is(t.handler.calls.find((c) => c.projectId === "gone-later")!.info.source, "stream");
+  assert.is(next.stats().openStreams, 1, "exactly one stream on the new instance");
+  assert.not.ok(t.handler.ids().includes("kept"), "nothing live is reported removed");
   assertNoDuplicate(t);
 });
 

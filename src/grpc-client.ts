@@ -27,13 +27,13 @@ export interface GrpcEventsClientOptions {
   /** The parsed server address (see parseServerUrl). */
   address: ServerAddress;
   /** Read for every call; no header is sent when it yields "" or undefined. Defaults to no token. */
-  token?: TokenSource;
+  token?: TokenSource | undefined;
   /** PEM file with the CA to trust for https instead of the system roots. Defaults to the system roots. */
-  tlsCaFile?: string;
+  tlsCaFile?: string | undefined;
   /** Cap on one received message. Defaults to 4 MiB. */
-  readMaxBytes?: number;
+  readMaxBytes?: number | undefined;
   /** The bridge clock, for the stream-close watch's grace. Defaults to Node's timers. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /**

@@ -22,6 +22,7 @@
 import type { ClientHttp2Stream } from "node:http2";
 import { ServerGoawayError } from "./call-errors.js";
 import { BridgeError } from "./errors.js";
+import { createLinkedAbortController } from "./signals.js";
 import type { Clock } from "./types.js";
 
 /** How long a closed (or GOAWAY'd) stream may stay silent before the call is ended. */
@@ -57,10 +58,7 @@ const nodeClock: Clock = {
 export function createStreamCloseWatch(callerSignal: AbortSignal, options: StreamCloseWatchOptions = {}): StreamCloseWatch {
   const graceMs = options.graceMs ?? STREAM_CLOSE_GRACE_MS;
   const clock = options.clock ?? nodeClock;
-  const controller = new AbortController();
-  const onCallerAbort = () => controller.abort(callerSignal.reason);
-  if (callerSignal.aborted) onCallerAbort();
-  else callerSignal.addEventListener("abort", onCallerAbort, { once: true });
+  const controller = createLinkedAbortController(callerSignal);
   let abandoned: BridgeError | undefined;
   let waiting = false;
   let finished = false;
@@ -93,7 +91,7 @@ export function createStreamCloseWatch(callerSignal: AbortSignal, options: Strea
   const done = () => {
     finished = true;
     disarm();
-    callerSignal.removeEventListener("abort", onCallerAbort);
+    controller.cleanup();
   };
 
   return {

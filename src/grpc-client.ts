@@ -95,7 +95,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
 
   return {
     projectEvents(req, opts) {
-      const watch = createStreamCloseWatch(opts.signal, options.clock ? { clock: options.clock } : {});
+      const watch = createStreamCloseWatch(opts.signal, { clock: options.clock });
       streamWatch = watch;
       const messages = clientFor(opts.sessionEpoch).projectEvents(req, {
         signal: watch.signal,

@@ -30,9 +30,9 @@ export const STREAM_CLOSE_GRACE_MS = 100;
 
 export interface StreamCloseWatchOptions {
   /** Silence allowed after the close or GOAWAY, re-armed after each message. Defaults to STREAM_CLOSE_GRACE_MS. */
-  graceMs?: number;
+  graceMs?: number | undefined;
   /** The bridge clock the grace runs on. Defaults to Node's timers. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 export interface StreamCloseWatch {

@@ -77,9 +77,9 @@ Options:
 ${timingFlagsHelp}
 (dev's own defaults: heartbeat 10 s ± 1 s, backoff 0.5–5 s, handler and stop budgets 3 s.)
 
-Exit codes: 0 stopped by quit, --exit-after-ms or the first SIGINT/SIGTERM; 1
-the dev server could not listen; 2 usage error; 130/143 a second
-SIGINT/SIGTERM.`;
+Exit codes: 0 stopped by quit, --exit-after-ms or the first SIGINT, SIGTERM
+or SIGHUP; 1 the dev server could not listen; 2 usage error; 129/130/143 a
+second SIGHUP/SIGINT/SIGTERM.`;
 
 export const devCommand: CliCommand = {
   name: "dev",
@@ -173,12 +173,12 @@ export const devCommand: CliCommand = {
       registry,
       tracker: sessions,
       serverUrl: server.url,
-      ...(values.token !== undefined ? { token: values.token } : {}),
+      token: values.token,
       env: {},
       logger,
       timing,
       clientId: `dev-${process.pid}`,
-      ...(inspector ? { inspect: inspector.observer } : {}),
+      inspect: inspector?.observer,
     });
     const stopPrinting = printBridgeActivity(bridge, print);
     const remove = (projectId: string, reason: string) => {

@@ -65,8 +65,8 @@ ${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
 
 Run "engram-serverevents <command> --help" for a command's options.
 
-Exit codes: 0 done or stopped by SIGINT/SIGTERM; 1 runtime failure; 2 usage
-error; 130/143 a second SIGINT/SIGTERM (exits at once).`;
+Exit codes: 0 done or stopped by SIGINT, SIGTERM or SIGHUP; 1 runtime failure;
+2 usage error; 129/130/143 a second SIGHUP/SIGINT/SIGTERM (exits at once).`;
 }
 
 /** Where main() reads and writes. */

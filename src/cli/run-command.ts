@@ -152,9 +152,9 @@ export const runCommand: CliCommand = {
     const bridge = createBridge({
       registry,
       tracker,
-      ...(values.url !== undefined ? { serverUrl: values.url } : {}),
-      ...(clientId !== undefined ? { clientId } : {}),
-      ...(prometheus !== undefined ? { meterProvider: prometheus.meterProvider } : {}),
+      serverUrl: values.url,
+      clientId,
+      meterProvider: prometheus?.meterProvider,
       env: ctx.env,
       logger,
       timing,
@@ -189,9 +189,9 @@ export const runCommand: CliCommand = {
       try {
         health = await startHealthServer({
           port: healthPort,
-          ...(values["health-host"] !== undefined ? { host: values["health-host"] } : {}),
+          host: values["health-host"],
           status: () => bridge.status(),
-          ...(prometheus !== undefined ? { metrics: prometheus.collect } : {}),
+          metrics: prometheus?.collect,
         });
         logger.info({ url: health.url }, "health and metrics listening: GET /healthz, GET /metrics");
         if (!isLoopbackHost(values["health-host"] ?? "127.0.0.1")) {

@@ -37,8 +37,9 @@ ${serverCommandsHelp}
   help                   list the commands
   quit                   stop the server and exit
 
-Exit codes: 0 stopped by quit or the first SIGINT/SIGTERM; 1 cannot listen or
-read a TLS file; 2 usage error; 130/143 a second SIGINT/SIGTERM.`;
+Exit codes: 0 stopped by quit or the first SIGINT, SIGTERM or SIGHUP; 1 cannot
+listen or read a TLS file; 2 usage error; 129/130/143 a second
+SIGHUP/SIGINT/SIGTERM.`;
 
 export const serveCommand: CliCommand = {
   name: "serve",

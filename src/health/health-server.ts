@@ -45,11 +45,11 @@ export interface HealthServerOptions {
   /** The TCP port (0: any free one). */
   port: number;
   /** The address to bind. Defaults to "127.0.0.1". */
-  host?: string;
+  host?: string | undefined;
   /** The bridge's status now. */
   status: () => BridgeStatus;
   /** The Prometheus exposition now; without it /metrics answers 404. Defaults to none. */
-  metrics?: () => Promise<string>;
+  metrics?: (() => Promise<string>) | undefined;
 }
 
 export interface HealthServer {

@@ -107,7 +107,7 @@ console.log(JSON.stringify({ main: Object.keys(main).sort(), machines: Object.ke
 `,
   );
   const got = JSON.parse(out) as { main: string[]; machines: string[]; version: string; machineId: string };
-  for (const name of ["createBridge", "HandlerRegistry", "SessionTracker", "BridgeError", "bridgeMachine", "createBridgeDelays", "defaultBridgeTiming", "startDevServer", "createGrpcEventsClient"]) {
+  for (const name of ["createBridge", "HandlerRegistry", "SessionTracker", "BridgeError", "bridgeMachine", "createBridgeDelays", "defaultBridgeTiming", "startDevServer", "createGrpcEventsClient", "ServerGoawayError", "SyncDeadlineError", "DEFAULT_DEDUP_CAPACITY", "timingBounds"]) {
     assert.ok(got.main.includes(name), `"engram-serverevents" exports ${name}`);
   }
   assert.equal(got.machines, ["bridgeMachine", "createBridgeDelays"], `"engram-serverevents/machines" exports the machine and what provide() needs, nothing internal`);

@@ -197,20 +197,18 @@ bad("a server that ends every stream cleanly at once: backoff, not a spin (real 
   const timing = { ...fastTiming, backoffMinMs: 50, backoffMaxMs: 400 };
   const { bridge, logger } = ctx.make(server.url, { timing });
   bridge.start();
-  const windowMs = 1500;
-  await new Promise((r) => setTimeout(r, windowMs));
-  const ends = bridge.status().counters.streamEnds;
-  // Waits of 50, 100, 200, 400, 400 … ms, each at least ×0.8: count how many ends can fit.
-  let most = 1;
-  for (let at = 0, a = 1; ; a++) {
-    at += backoffDelayMs(a, { ...defaultBridgeTiming, ...timing }, 0);
-    if (at > windowMs) break;
-    most++;
-  }
-  assert.ok(ends >= 3 && ends <= most, `${ends} clean ends in ${windowMs} ms (at most ${most} with backoff)`);
+  // Waits of 50, 100, 200, 400 … ms, each at least ×0.8: the fifth end cannot come before the shortest four waits.
+  const ends = 5;
+  await eventually("the first clean end", () => bridge.status().counters.streamEnds >= 1, 5000);
+  const firstEndAt = performance.now();
+  await eventually(`${ends} clean ends`, () => bridge.status().counters.streamEnds >= ends, 5000);
+  const windowMs = performance.now() - firstEndAt;
+  let leastMs = 0;
+  for (let a = 1; a < ends; a++) leastMs += backoffDelayMs(a, { ...defaultBridgeTiming, ...timing }, 0);
+  assert.ok(windowMs >= leastMs - 10, `${ends} clean ends within ${windowMs.toFixed(0)} ms (backoff needs at least ${leastMs} ms)`);
   assert.is(server.stats().streamsOpened, ends + (bridge.status().state === "backoff" ? 0 : 1));
   assert.ok(logger.at("warn").some((l) => /ended the ProjectEvents stream/.test(l.msg ?? "")));
-  console.log(`# clean end at once: ${ends} attempts in ${windowMs} ms of real time (backoff 50..400 ms)`);
+  console.log(`# clean end at once: ${ends} attempts in ${windowMs.toFixed(0)} ms of real time (backoff 50..400 ms)`);
 });
 
 bad("a server that ends every stream cleanly at once: backoff, not a spin (10 simulated minutes, default timings)", async () => {

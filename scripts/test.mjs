@@ -64,7 +64,7 @@ async function check(name, cmd, args) {
 }
 
 function indent(s) {
-  return s.trimEnd().split("\n").map((l) => "     " + l).join("\n");
+  return s.trimEnd().split("\n").map((l) => `     ${l}`).join("\n");
 }
 
 function findTests(dir) {

@@ -13,7 +13,7 @@
  * to a key, say) is refused whole, so its lines never reach the server.
  */
 import { constants } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import type { Logger, ProjectTracker } from "../types.js";
 import { previewOf, projectIdProblem } from "./id-rules.js";
 
@@ -85,7 +85,7 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
   let followUp: Promise<void> | undefined;
 
   async function readOnce(file: string): Promise<string[] | ReadProblem | typeof changing> {
-    let handle;
+    let handle: FileHandle;
     try {
       // O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one.
       handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isLoopbackHost } from "../server-url.js";
-import { startDevServer } from "../dev-server/index.js";
+import { startDevServer, type DevServer } from "../dev-server/index.js";
 import { BridgeError } from "../errors.js";
 import { exitCodes, intFlag, isUsageError, parseOrUsage, usageError } from "./cli-args.js";
 import type { CliCommand, CliContext } from "./cli-context.js";
@@ -85,7 +85,7 @@ export const serveCommand: CliCommand = {
     }
     if (!isLoopbackHost(host)) ctx.err(`serve: listening on ${host}: reachable from the network, not just this machine\n`);
 
-    let server;
+    let server: DevServer;
     try {
       server = await startDevServer({ port, host, token: values.token, tls });
     } catch (err) {

@@ -26,7 +26,7 @@ import { startDevServer, type DevServer } from "../../src/dev-server/index.js";
 import { SessionTracker } from "../../src/session-tracker.js";
 import type { BridgeTiming } from "../../src/timing.js";
 import { createBridgeFixture, eventually, type TestBridge } from "../helpers/e2e.js";
-import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
+import { startFaultProxy } from "../helpers/fault-proxy.js";
 import { startGrpcJsServer, type GrpcJsServer } from "../helpers/grpc-js-server.js";
 
 const timing: Partial<BridgeTiming> = {

@@ -11,7 +11,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
 import { Code } from "@connectrpc/connect";
-import { createBridge } from "../../src/bridge.js";
+import { createBridge, type Bridge } from "../../src/bridge.js";
 import { BridgeError } from "../../src/errors.js";
 import { HandlerRegistry } from "../../src/handler-registry.js";
 import { noopLogger } from "../../src/logger.js";
@@ -118,7 +118,7 @@ options("every timing field: a clear config error, or every armed timer within t
       });
       const tracker = new SessionTracker();
       tracker.connect("p");
-      let bridge;
+      let bridge: Bridge | undefined;
       try {
         bridge = createBridge({
           registry: new HandlerRegistry(),

@@ -37,7 +37,10 @@ exported("the JSON is the machine definition with every key sorted", () => {
   const def = JSON.parse(text) as Record<string, unknown>;
   const unsorted: string[] = [];
   const check = (v: unknown, at: string): void => {
-    if (Array.isArray(v)) return v.forEach((x, i) => check(x, `${at}[${i}]`));
+    if (Array.isArray(v)) {
+      for (const [i, x] of v.entries()) check(x, `${at}[${i}]`);
+      return;
+    }
     if (v === null || typeof v !== "object") return;
     const keys = Object.keys(v);
     if (keys.join() !== [...keys].sort().join()) unsorted.push(at);

@@ -45,8 +45,8 @@ export function watchedBridge(options: Partial<BridgeOptions>): WatchedBridge {
       out.push({ channel: "status()", text: JSON.stringify(bridge.status()) });
       const snapshot = bridge.actor.getSnapshot();
       out.push({ channel: "actor snapshot", text: `${JSON.stringify(snapshot)}\n${deepText(snapshot.context)}\n${deepText(snapshot.error)}` });
-      inspection.forEach((event, i) => out.push({ channel: `inspection event #${i} (${event.type})`, text: deepText(event) }));
-      thrown.forEach((err, i) => out.push({ channel: `thrown #${i}`, text: deepText(err) }));
+      for (const [i, event] of inspection.entries()) out.push({ channel: `inspection event #${i} (${event.type})`, text: deepText(event) });
+      for (const [i, err] of thrown.entries()) out.push({ channel: `thrown #${i}`, text: deepText(err) });
       return out;
     },
   };

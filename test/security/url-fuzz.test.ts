@@ -14,7 +14,7 @@ import * as assert from "uvu/assert";
 import fc from "fast-check";
 import { isIP } from "node:net";
 import { BridgeError } from "../../src/index.js";
-import { isLoopbackHost, parseServerUrl, redactUrl } from "../../src/server-url.js";
+import { isLoopbackHost, parseServerUrl, redactUrl, type ServerAddress } from "../../src/server-url.js";
 import { findLeaks, watchedBridge } from "./leak-scan.js";
 import { installNetGuard, type NetGuard } from "./net-guard.js";
 
@@ -66,7 +66,7 @@ fuzz.after.each((ctx) => {
 });
 
 function checkParse(raw: string): void {
-  let address;
+  let address: ServerAddress;
   try {
     address = parseServerUrl(raw);
   } catch (err) {
@@ -138,7 +138,7 @@ fuzz("loopback is only ever an IP loopback literal or exactly localhost, after t
   const checked = { loopback: 0, other: 0 };
   fc.assert(
     fc.property(fc.oneof(lookAlikeHosts, hosts, fc.domain().map((d) => `${d}.localhost`), fc.constantFrom("localhost", "LOCALHOST", "LocalHost")), (host) => {
-      let address;
+      let address: ServerAddress;
       try {
         address = parseServerUrl(`http://${host}:1`);
       } catch {

@@ -41,6 +41,7 @@ async function runStream(client: EventsClient) {
 
 actors("a trailers-only refusal (grpc-status in the headers) does not count as an open stream", async () => {
   const { got, result } = await runStream(
+    // biome-ignore lint/correctness/useYield: a stream that fails before its first message
     streamClient(async function* (opts) {
       opts.onHeader?.(new Headers({ "grpc-status": "14", "grpc-message": "go away" }));
       throw new BridgeError("go away", "unavailable");
@@ -66,6 +67,7 @@ actors("headers then messages: opened once, each message forwarded as plain JSON
 
 actors("a CANCELED from the server is a failure, not our own stop", async () => {
   const { result } = await runStream(
+    // biome-ignore lint/correctness/useYield: a stream that fails before its first message
     streamClient(async function* () {
       throw Object.assign(new Error("http/2 stream closed with error code CANCEL (0x8)"), { code: 1 });
     }),
@@ -228,7 +230,7 @@ actors("server data is bounded where it enters: ids refused, reasons and event i
   assert.is(ctl.reason, "a\ufffdb");
   const edge = toStreamEvent(ev({ projectId: "é".repeat(PROJECT_ID_MAX_BYTES / 2) }), 0);
   assert.is(edge.refused, undefined, "exactly 512 bytes passes");
-  assert.is(toStreamEvent(ev({ projectId: "é".repeat(PROJECT_ID_MAX_BYTES / 2) + "x" }), 0).refused, "too_long");
+  assert.is(toStreamEvent(ev({ projectId: `${"é".repeat(PROJECT_ID_MAX_BYTES / 2)}x` }), 0).refused, "too_long");
 });
 
 actors("heartbeat removals: bad ids refused, ids never reported dropped, both counted with previews (issue 11 items 1-2)", async () => {

@@ -113,7 +113,12 @@ dispatcher("a second removal starts only after the first one settled", async (ct
 
 dispatcher("a hung handler holds the queue for exactly handlerTimeoutMs", async (ctx) => {
   const calls: string[] = [];
-  ctx.registry.register(handler("hanger", (id) => (calls.push(`hanger:${id}`), new Promise<void>(() => {}))));
+  ctx.registry.register(
+    handler("hanger", (id) => {
+      calls.push(`hanger:${id}`);
+      return new Promise<void>(() => {});
+    }),
+  );
   ctx.registry.register(
     handler("thrower", () => {
       throw new Error("nope");
@@ -142,7 +147,12 @@ dispatcher("a hung handler holds the queue for exactly handlerTimeoutMs", async 
 
 dispatcher("close() during a hung handler drops queued removals and calls no more handlers", async (ctx) => {
   const calls: string[] = [];
-  ctx.registry.register(handler("hanger", (id) => (calls.push(`hanger:${id}`), new Promise<void>(() => {}))));
+  ctx.registry.register(
+    handler("hanger", (id) => {
+      calls.push(`hanger:${id}`);
+      return new Promise<void>(() => {});
+    }),
+  );
   ctx.registry.register(handler("after", (id) => void calls.push(`after:${id}`)));
   ctx.dispatcher.enqueue("p1", info);
   ctx.dispatcher.enqueue("p2", info);

@@ -109,7 +109,7 @@ logger("safeLogger swallows throwing methods and rejected promises", async () =>
     debug: () => {
       throw new Error("debug broke");
     },
-    info: () => Promise.reject(new Error("async broke")) as unknown as void,
+    info: () => Promise.reject(new Error("async broke")) as unknown as undefined,
     warn: (_obj, msg) => {
       calls.push(`warn:${msg ?? ""}`);
     },

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The project's one test command. Runs the static checks (buf lint, generated
-// code is current, TypeScript typecheck) and then every uvu suite file in its
-// own process, so a suite that leaves a handle open fails by timing out
-// instead of hanging the run. Each suite file runs through
+// code is current, TypeScript typecheck, Biome lint + format check) and then
+// every uvu suite file in its own process, so a suite that leaves a handle
+// open fails by timing out instead of hanging the run. Each suite file runs through
 // scripts/uvu-file.mjs, which writes uvu's results as JSON to a file: the
 // counts come from there and from the exit code, never from uvu's text.
 // Ends with one plain line: "N passed, M failed".
@@ -42,7 +42,11 @@ function run(cmd, args, { timeoutMs = fileTimeoutMs, env = {} } = {}) {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      try { process.kill(-child.pid, "SIGKILL"); } catch { child.kill("SIGKILL"); }
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        child.kill("SIGKILL");
+      }
     }, timeoutMs);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
@@ -64,7 +68,11 @@ async function check(name, cmd, args) {
 }
 
 function indent(s) {
-  return s.trimEnd().split("\n").map((l) => `     ${l}`).join("\n");
+  return s
+    .trimEnd()
+    .split("\n")
+    .map((l) => `     ${l}`)
+    .join("\n");
 }
 
 function findTests(dir) {
@@ -97,14 +105,18 @@ async function runSuite(file, index) {
   const rel = relative(root, file);
   const t0 = Date.now();
   const resultFile = join(resultsDir, `${index}.json`);
-  const r = await run(process.execPath, ["--import", "tsx", join(root, "scripts/uvu-file.mjs"), rel], { env: { TEST_RESULT_FILE: resultFile } });
+  const r = await run(process.execPath, ["--import", "tsx", join(root, "scripts/uvu-file.mjs"), rel], {
+    env: { TEST_RESULT_FILE: resultFile },
+  });
   const result = readResult(resultFile);
   const text = stripAnsi(r.out);
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   if (result === undefined) {
     failed++;
     failures.push(rel);
-    const why = r.timedOut ? `timed out after ${fileTimeoutMs} ms before its tests finished (an open handle or a hung test?)` : `exited ${r.code ?? r.signal} before its tests finished`;
+    const why = r.timedOut
+      ? `timed out after ${fileTimeoutMs} ms before its tests finished (an open handle or a hung test?)`
+      : `exited ${r.code ?? r.signal} before its tests finished`;
     console.log(`FAIL ${rel} (${secs}s): ${why}\n${indent(text)}`);
     return;
   }
@@ -114,7 +126,9 @@ async function runSuite(file, index) {
   if (r.timedOut) {
     failed++;
     failures.push(`${rel} (did not exit)`);
-    console.log(`FAIL ${rel} (${secs}s): tests ran but the process did not exit within ${fileTimeoutMs} ms: a handle was left open\n${indent(text)}`);
+    console.log(
+      `FAIL ${rel} (${secs}s): tests ran but the process did not exit within ${fileTimeoutMs} ms: a handle was left open\n${indent(text)}`,
+    );
   } else if (bad > 0 || r.code !== 0 || total === 0) {
     if (bad === 0) failed++;
     failures.push(rel);
@@ -136,13 +150,15 @@ if (filters.length === 0 && !soak) {
   const tmp = mkdtempSync(join(tmpdir(), "engram-gen-"));
   const gen = await run("npx", ["--no-install", "buf", "generate", "-o", tmp], { timeoutMs: 120_000 });
   if (gen.code !== 0) {
-    failed++; failures.push("buf generate");
+    failed++;
+    failures.push("buf generate");
     console.log(`FAIL buf generate\n${indent(gen.out)}`);
   } else {
     await check("src/gen is what buf generate writes", "diff", ["-r", join(tmp, "src/gen"), join(root, "src/gen")]);
   }
   rmSync(tmp, { recursive: true, force: true });
   await check("typecheck (tsc --noEmit)", "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]);
+  await check("biome ci (lint + format check)", "npx", ["--no-install", "biome", "ci", "."]);
 }
 // The CLI suites run bin/engram-serverevents.js, which runs the compiled
 // dist/, and test/package packs dist/: build it from the sources first, also
@@ -151,9 +167,11 @@ await check("build dist/ (scripts/build.mjs)", process.execPath, [join(root, "sc
 
 const files = findTests(join(root, "test")).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 const queue = files.map((f, i) => [f, i]);
-await Promise.all(Array.from({ length: concurrency }, async () => {
-  for (let next = queue.shift(); next; next = queue.shift()) await runSuite(...next);
-}));
+await Promise.all(
+  Array.from({ length: concurrency }, async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) await runSuite(...next);
+  }),
+);
 
 console.log(`\ntest files: ${files.length}, time: ${((Date.now() - started) / 1000).toFixed(1)}s`);
 if (failures.length) console.log(`failed: ${failures.join(", ")}`);

@@ -41,5 +41,12 @@ await uvu.exec();
 const sum = (key) => suites.reduce((n, s) => n + s[key], 0);
 writeFileSync(
   resultFile,
-  JSON.stringify({ file, suites: suites.length, total: sum("total"), passed: sum("passed"), failed: sum("failed"), skipped: sum("skipped") }),
+  JSON.stringify({
+    file,
+    suites: suites.length,
+    total: sum("total"),
+    passed: sum("passed"),
+    failed: sum("failed"),
+    skipped: sum("skipped"),
+  }),
 );

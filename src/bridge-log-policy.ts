@@ -37,7 +37,9 @@ type Emitted<T extends BridgeEmitted["type"]> = Extract<BridgeEmitted, { type: T
 export function attachBridgeLogPolicy(actor: Actor<BridgeMachine>, options: BridgeLogPolicyOptions): BridgeLogPolicy {
   const { logger: log, retryInMs } = options;
 
-  actor.on("projectRemoved", (e) => log.info({ projectId: e.projectId, source: e.info.source, eventId: e.info.eventId }, "project removed"));
+  actor.on("projectRemoved", (e) =>
+    log.info({ projectId: e.projectId, source: e.info.source, eventId: e.info.eventId }, "project removed"),
+  );
   actor.on("duplicateSuppressed", (e) => log.debug({ projectId: e.projectId, source: e.source }, "duplicate removal suppressed"));
   actor.on("eventIgnored", (e) =>
     log.debug({ eventId: e.eventId, eventType: e.eventType, projectId: e.projectId, why: e.why }, "project event ignored"),
@@ -47,7 +49,10 @@ export function attachBridgeLogPolicy(actor: Actor<BridgeMachine>, options: Brid
     log.warn({ attempt: e.attempt, retryInMs: retryInMs() }, "the server ended the ProjectEvents stream; reconnecting after backoff"),
   );
   actor.on("serverGoaway", (e) =>
-    log.info({ err: e.error, retryInMs: retryInMs() }, "the server is shutting down (GOAWAY): ended the stream, reopening on a fresh session"),
+    log.info(
+      { err: e.error, retryInMs: retryInMs() },
+      "the server is shutting down (GOAWAY): ended the stream, reopening on a fresh session",
+    ),
   );
   actor.on("idsRefused", (e) => logRefusedIds(log, e));
   actor.on("syncCompleted", ({ result }) => {
@@ -71,14 +76,20 @@ function logStreamFailure(log: Logger, e: Emitted<"streamFailed">, retryInMs: nu
   const fields = { err: e.error, attempt: e.attempt, streak: e.streak, retryInMs };
   if (LOUD_ONCE_CODES.includes(e.error.code)) {
     if (e.streak === 1) {
-      log.error(fields, `ProjectEvents failed with ${e.error.code} (${loudHint(e.error)}); backing off, further failures of this streak are logged at debug`);
+      log.error(
+        fields,
+        `ProjectEvents failed with ${e.error.code} (${loudHint(e.error)}); backing off, further failures of this streak are logged at debug`,
+      );
     } else {
       log.debug(fields, "ProjectEvents failed again");
     }
     return;
   }
   // The wait is the retryInMs field (the message text stays stable for log matchers).
-  log.warn(fields, e.suspect ? "connection suspect: reopening on a fresh HTTP/2 session" : "ProjectEvents failed; reconnecting after backoff");
+  log.warn(
+    fields,
+    e.suspect ? "connection suspect: reopening on a fresh HTTP/2 session" : "ProjectEvents failed; reconnecting after backoff",
+  );
 }
 
 function logSyncFailure(log: Logger, e: Emitted<"syncFailed">): void {
@@ -86,7 +97,10 @@ function logSyncFailure(log: Logger, e: Emitted<"syncFailed">): void {
   if (LOUD_ONCE_CODES.includes(e.error.code)) {
     // As the stream: once per streak at error, then at debug.
     if (e.streak === 1) {
-      log.error(fields, `heartbeat failed with ${e.error.code} (${loudHint(e.error)}); further failures of this streak are logged at debug`);
+      log.error(
+        fields,
+        `heartbeat failed with ${e.error.code} (${loudHint(e.error)}); further failures of this streak are logged at debug`,
+      );
     } else {
       log.debug(fields, "heartbeat failed again");
     }
@@ -97,7 +111,13 @@ function logSyncFailure(log: Logger, e: Emitted<"syncFailed">): void {
 
 function logRefusedIds(log: Logger, e: Emitted<"idsRefused">): void {
   log.warn(
-    { source: e.source, why: e.refused.why, count: e.refused.count, preview: e.refused.previews, ...(e.eventId ? { eventId: e.eventId } : {}) },
+    {
+      source: e.source,
+      why: e.refused.why,
+      count: e.refused.count,
+      preview: e.refused.previews,
+      ...(e.eventId ? { eventId: e.eventId } : {}),
+    },
     e.refused.why === "not_reported"
       ? `dropped ${e.refused.count} heartbeat removal(s) for ids this bridge never reported`
       : `refused ${e.refused.count} project id(s) from the server (${e.refused.why === "too_long" ? "longer than 512 bytes" : "control characters"})`,

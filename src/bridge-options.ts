@@ -232,7 +232,10 @@ function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTim
   const timing: BridgeTiming = { ...defaultBridgeTiming };
   for (const [name, value] of Object.entries(overrides ?? {})) {
     if (!Object.hasOwn(defaultBridgeTiming, name)) {
-      throw new BridgeError(`timing.${name.slice(0, 40)} is not a timing option (known: ${Object.keys(defaultBridgeTiming).join(", ")})`, "invalid_config");
+      throw new BridgeError(
+        `timing.${name.slice(0, 40)} is not a timing option (known: ${Object.keys(defaultBridgeTiming).join(", ")})`,
+        "invalid_config",
+      );
     }
     // An explicit undefined means "the default", as an absent field does.
     if (value !== undefined) timing[name as keyof BridgeTiming] = value as number;

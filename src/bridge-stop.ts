@@ -96,7 +96,12 @@ export function createBridgeStop(options: BridgeStopOptions): BridgeStop {
     if (dropped.length > 0 || inHandler !== undefined) {
       const handler = interrupted?.handler;
       log.warn(
-        { inHandler, ...(handler !== undefined ? { handler } : {}), dropped: dropped.length, projectIds: dropped.slice(0, 20).map((d) => d.projectId) },
+        {
+          inHandler,
+          ...(handler !== undefined ? { handler } : {}),
+          dropped: dropped.length,
+          projectIds: dropped.slice(0, 20).map((d) => d.projectId),
+        },
         inHandler === undefined
           ? "stop() ran out of budget: removals not dispatched"
           : `stop() ran out of budget: a handler was still running for ${inHandler}${handler !== undefined ? ` (${handler})` : ""} and is no longer awaited; ${dropped.length} queued removals not dispatched` +

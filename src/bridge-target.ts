@@ -38,7 +38,12 @@ export function openBridgeTarget(options: OpenBridgeTargetOptions): OpenedTarget
     case "url": {
       let client: EventsClient & { close(): void };
       try {
-        client = createGrpcEventsClient({ address: target.address, token: options.token, tlsCaFile: options.tlsCaFile, clock: options.clock });
+        client = createGrpcEventsClient({
+          address: target.address,
+          token: options.token,
+          tlsCaFile: options.tlsCaFile,
+          clock: options.clock,
+        });
       } catch (reason) {
         const err = BridgeError.from(reason, "invalid_config");
         const configError = { code: err.code, message: err.rawMessage };

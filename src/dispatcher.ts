@@ -278,7 +278,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       counters.dropped += dropped.length;
       if (dropped.length > 0) logger.debug({ dropped: dropped.length }, "dispatcher closed; queued removals dropped");
       const running = currentCall?.running === true ? currentCall.name : undefined;
-      const interrupted = inFlight === undefined ? undefined : { projectId: inFlight.projectId, ...(running !== undefined ? { handler: running } : {}) };
+      const interrupted =
+        inFlight === undefined ? undefined : { projectId: inFlight.projectId, ...(running !== undefined ? { handler: running } : {}) };
       closing.abort(new BridgeError("dispatcher closed", "stopped"));
       return interrupted === undefined ? { dropped } : { dropped, interrupted };
     },

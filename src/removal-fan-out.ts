@@ -153,7 +153,10 @@ class FanOut {
       const call = enter === undefined ? undefined : new Call(name, projectId);
       let returned: unknown;
       try {
-        returned = call === undefined ? handler.onProjectRemoved(projectId, info) : (enter as NonNullable<typeof enter>)(call, handler, projectId, info);
+        returned =
+          call === undefined
+            ? handler.onProjectRemoved(projectId, info)
+            : (enter as NonNullable<typeof enter>)(call, handler, projectId, info);
         if (!isThenable(returned)) {
           call?.settle();
           this.#record(name, { kind: "delivered" });
@@ -208,7 +211,8 @@ class FanOut {
         finish({ kind: "delivered" });
       },
       (reason: unknown) => {
-        if (settled && call?.released === true) logger.error({ handler: name, projectId, err: reason }, "removal handler failed after it stopped the bridge");
+        if (settled && call?.released === true)
+          logger.error({ handler: name, projectId, err: reason }, "removal handler failed after it stopped the bridge");
         else if (settled) logger.debug({ handler: name, projectId, err: reason }, "removal handler rejected after it was given up on");
         finish({ kind: "failed", reason });
       },
@@ -277,9 +281,7 @@ class Call implements HandlerCall {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
-    value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function"
+    value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function"
   );
 }
 

@@ -83,7 +83,10 @@ export function createStreamCloseWatch(callerSignal: AbortSignal, options: Strea
       if (finished || !waiting || controller.signal.aborted) return;
       abandoned =
         closedStream !== undefined
-          ? new BridgeError(`the HTTP/2 stream of ProjectEvents closed (RST ${closedStream.rstCode ?? "?"}) without a gRPC status: reopening`, "unavailable")
+          ? new BridgeError(
+              `the HTTP/2 stream of ProjectEvents closed (RST ${closedStream.rstCode ?? "?"}) without a gRPC status: reopening`,
+              "unavailable",
+            )
           : new ServerGoawayError();
       controller.abort(abandoned);
     }, graceMs);

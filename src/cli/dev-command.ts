@@ -189,8 +189,14 @@ export const devCommand: CliCommand = {
 
     const t = bridge.actor.getSnapshot().context.timing;
     print("server", `dev server on ${server.url} (loopback only${values.token ? ", token required" : ""})`);
-    print("dev", `projects on the server: ${demoProjects.join(", ")}; sessions on each (two on beta) and on ${ghostProject}, which the server does not know`);
-    print("dev", `heartbeat every ${t.heartbeatMs / 1000} s ± ${t.heartbeatJitterMs / 1000} s, handler budget ${t.handlerTimeoutMs} ms, stop budget ${t.stopTimeoutMs} ms`);
+    print(
+      "dev",
+      `projects on the server: ${demoProjects.join(", ")}; sessions on each (two on beta) and on ${ghostProject}, which the server does not know`,
+    );
+    print(
+      "dev",
+      `heartbeat every ${t.heartbeatMs / 1000} s ± ${t.heartbeatJitterMs / 1000} s, handler budget ${t.handlerTimeoutMs} ms, stop budget ${t.stopTimeoutMs} ms`,
+    );
     print("dev", interactive ? `type "help" for the commands; Ctrl-C stops` : `scripted demo, a step every ${stepMs} ms; Ctrl-C stops`);
 
     const exitTimer = exitAfterMs === undefined ? undefined : setTimeout(() => ctx.shutdown.request("exit-after"), exitAfterMs);
@@ -299,6 +305,7 @@ function latencyOf(projectId: string, info: RemovalInfo, issuedAt: Map<string, n
     issuedAt.delete(projectId);
     return `, delivered ${(performance.now() - at).toFixed(1)} ms after the server removed it`;
   }
-  if (info.timestampUnixMs !== undefined) return `, delivered ${Math.max(0, Date.now() - info.timestampUnixMs)} ms after the server's timestamp`;
+  if (info.timestampUnixMs !== undefined)
+    return `, delivered ${Math.max(0, Date.now() - info.timestampUnixMs)} ms after the server's timestamp`;
   return "";
 }

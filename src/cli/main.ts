@@ -107,7 +107,10 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
   const onStdoutError = (err: Error) => {
     if (stdoutFailed) return;
     stdoutFailed = true;
-    createStderrLogger({ level: "error", write: (line) => void stderr.write(line) }).error({ err }, "stdout failed (its reader went away?): stopping");
+    createStderrLogger({ level: "error", write: (line) => void stderr.write(line) }).error(
+      { err },
+      "stdout failed (its reader went away?): stopping",
+    );
     shutdown.request("stdout closed");
   };
   stdout.on("error", onStdoutError);

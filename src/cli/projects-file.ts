@@ -98,13 +98,21 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       if (!st.isFile()) {
         return {
           key: "not-regular",
-          log: () => logger.warn({ path: file }, "the projects file is not a regular file (a FIFO, device, socket or directory, perhaps through a symlink): refusing it; reporting only the --project ids"),
+          log: () =>
+            logger.warn(
+              { path: file },
+              "the projects file is not a regular file (a FIFO, device, socket or directory, perhaps through a symlink): refusing it; reporting only the --project ids",
+            ),
         };
       }
       if (st.size > maxBytes) {
         return {
           key: `too-large:${st.size}`,
-          log: () => logger.warn({ path: file, bytes: st.size, maxBytes }, `the projects file is larger than ${maxBytes} bytes: refusing it; reporting only the --project ids`),
+          log: () =>
+            logger.warn(
+              { path: file, bytes: st.size, maxBytes },
+              `the projects file is larger than ${maxBytes} bytes: refusing it; reporting only the --project ids`,
+            ),
         };
       }
       // Read at most maxBytes + 1: a file that grew since fstat is still bounded.
@@ -119,7 +127,11 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       if (length > maxBytes) {
         return {
           key: "grew-too-large",
-          log: () => logger.warn({ path: file, maxBytes }, `the projects file grew past ${maxBytes} bytes while being read: refusing it; reporting only the --project ids`),
+          log: () =>
+            logger.warn(
+              { path: file, maxBytes },
+              `the projects file grew past ${maxBytes} bytes while being read: refusing it; reporting only the --project ids`,
+            ),
         };
       }
       // Filled the buffer: it grew while being read, and its last line may be cut. Keep the last ids.
@@ -128,7 +140,11 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       if (/^-----BEGIN [A-Z0-9 ]+-----\s*$/m.test(text)) {
         return {
           key: "pem",
-          log: () => logger.error({ path: file }, "the projects file holds a PEM block (a key or certificate?): refusing it; its lines are never sent as ids"),
+          log: () =>
+            logger.error(
+              { path: file },
+              "the projects file holds a PEM block (a key or certificate?): refusing it; its lines are never sent as ids",
+            ),
         };
       }
       return parseProjectsFile(text);
@@ -166,7 +182,10 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       }
     }
     if (refused > 0 && refused !== lastRefused) {
-      logger.warn({ path: file, refused, example }, "the projects file has lines that are not valid project ids (too long or with control characters): skipping them");
+      logger.warn(
+        { path: file, refused, example },
+        "the projects file has lines that are not valid project ids (too long or with control characters): skipping them",
+      );
     }
     lastRefused = refused;
     if (lastProblem !== undefined) logger.info({ path: file }, "projects file readable again");

@@ -21,9 +21,10 @@ const timingFlags = {
 type TimingFlag = keyof typeof timingFlags;
 
 /** parseArgs option entries for the timing flags. */
-export const timingFlagOptions = Object.fromEntries(
-  Object.keys(timingFlags).map((flag) => [flag, { type: "string" as const }]),
-) as Record<TimingFlag, { type: "string" }>;
+export const timingFlagOptions = Object.fromEntries(Object.keys(timingFlags).map((flag) => [flag, { type: "string" as const }])) as Record<
+  TimingFlag,
+  { type: "string" }
+>;
 
 /** The help lines of the timing flags. */
 export const timingFlagsHelp = `Timing (ms; defaults as in the README's configuration table unless noted):

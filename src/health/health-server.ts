@@ -14,7 +14,13 @@ import { BridgeError } from "../errors.js";
 import { prometheusContentType } from "./prometheus-metrics.js";
 
 /** Errors the bridge keeps retrying but that only an operator can cure. */
-const permanentErrorCodes: readonly string[] = ["unauthenticated", "permission_denied", "unimplemented", "invalid_config", "insecure_token"];
+const permanentErrorCodes: readonly string[] = [
+  "unauthenticated",
+  "permission_denied",
+  "unimplemented",
+  "invalid_config",
+  "insecure_token",
+];
 
 export interface Health {
   healthy: boolean;
@@ -103,7 +109,11 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      reject(new BridgeError(`cannot listen on ${host}:${options.port} for --health-port: ${err.code ?? err.message}`, "unavailable", { cause: err }));
+      reject(
+        new BridgeError(`cannot listen on ${host}:${options.port} for --health-port: ${err.code ?? err.message}`, "unavailable", {
+          cause: err,
+        }),
+      );
     };
     server.once("error", onError);
     server.listen({ port: options.port, host }, () => {

@@ -52,9 +52,18 @@ usage("usage errors exit 2 and say what is wrong", async () => {
     { args: ["run"], says: /set ENGRAM_URL or pass --url/ },
     { args: ["run", "--url", "http://127.0.0.1:1", "--heartbeat-ms", "soon"], says: /--heartbeat-ms must be an integer/ },
     // The library's own ranges (timingBounds), said in the flag's name.
-    { args: ["run", "--url", "http://127.0.0.1:1", "--heartbeat-ms", "50"], says: /--heartbeat-ms must be an integer in \[100, 2147483647\], got "50"/ },
-    { args: ["run", "--url", "http://127.0.0.1:1", "--sync-timeout-ms", "5"], says: /--sync-timeout-ms must be an integer in \[10, 2147483647\]/ },
-    { args: ["run", "--url", "http://127.0.0.1:1", "--stop-timeout-ms", "3000000000"], says: /--stop-timeout-ms must be an integer in \[1, 2147483647\]/ },
+    {
+      args: ["run", "--url", "http://127.0.0.1:1", "--heartbeat-ms", "50"],
+      says: /--heartbeat-ms must be an integer in \[100, 2147483647\], got "50"/,
+    },
+    {
+      args: ["run", "--url", "http://127.0.0.1:1", "--sync-timeout-ms", "5"],
+      says: /--sync-timeout-ms must be an integer in \[10, 2147483647\]/,
+    },
+    {
+      args: ["run", "--url", "http://127.0.0.1:1", "--stop-timeout-ms", "3000000000"],
+      says: /--stop-timeout-ms must be an integer in \[1, 2147483647\]/,
+    },
     { args: ["run", "--url", "http://127.0.0.1:1", "--log-level", "loud"], says: /--log-level must be one of/ },
     { args: ["run", "--url", "http://127.0.0.1:1", "--exec"], says: /--exec needs a command/ },
     { args: ["run", "--url", "http://127.0.0.1:1", "--project", ""], says: /--project must not be empty/ },

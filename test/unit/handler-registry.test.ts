@@ -47,8 +47,7 @@ registry.before.each((ctx) => {
   ctx.registry = new HandlerRegistry();
   ctx.clock = new CountingClock();
   ctx.logs = [];
-  const record = (level: string) => (obj: object, msg?: string) =>
-    void ctx.logs.push({ level, obj: obj as Record<string, unknown>, msg });
+  const record = (level: string) => (obj: object, msg?: string) => void ctx.logs.push({ level, obj: obj as Record<string, unknown>, msg });
   ctx.logger = { debug: record("debug"), info: record("info"), warn: record("warn"), error: record("error") };
 });
 
@@ -118,8 +117,14 @@ registry("handlers() is a snapshot in registration order", ({ registry: r }) => 
   const unregisterB = r.register(b);
   const snapshot = r.handlers();
   unregisterB();
-  assert.equal(snapshot.map((h) => h.handler), [a, b]);
-  assert.equal(r.handlers().map((h) => h.handler), [a]);
+  assert.equal(
+    snapshot.map((h) => h.handler),
+    [a, b],
+  );
+  assert.equal(
+    r.handlers().map((h) => h.handler),
+    [a],
+  );
 });
 
 registry("dispatch calls handlers in order, each awaited before the next", async (ctx) => {
@@ -164,12 +169,10 @@ registry("a throwing, a rejecting and a hanging handler do not keep a healthy on
   ctx.registry.register(handler("healthy", (projectId) => void healthyCalls.push(projectId)));
 
   let settled = false;
-  const done = dispatchRemoval(ctx.registry, "p1", info, { timeoutMs: 500, clock: ctx.clock, logger: ctx.logger }).then(
-    (o) => {
-      settled = true;
-      return o;
-    },
-  );
+  const done = dispatchRemoval(ctx.registry, "p1", info, { timeoutMs: 500, clock: ctx.clock, logger: ctx.logger }).then((o) => {
+    settled = true;
+    return o;
+  });
   await flush();
   assert.ok(hangingCalled);
   assert.equal(healthyCalls, []);
@@ -242,7 +245,10 @@ registry("a handler that settles after its timeout is not counted twice", async 
   const outcome = await done;
   reject(new Error("too late"));
   await flush();
-  assert.equal(outcome.failed.map((f) => f.code), ["handler_timeout"]);
+  assert.equal(
+    outcome.failed.map((f) => f.code),
+    ["handler_timeout"],
+  );
   assert.ok(ctx.logs.some((l) => l.level === "debug" && l.obj["handler"] === "late"));
 });
 
@@ -324,7 +330,11 @@ registry("the logger validateBridgeOptions hands on does not break dispatch when
   let called = false;
   ctx.registry.register(handler("ok", () => void (called = true)));
   // The one place the user's logger is wrapped: the fan-out gets it from there.
-  const { logger } = validateBridgeOptions({ registry: ctx.registry, env: {}, logger: { debug: boom, info: boom, warn: boom, error: boom } });
+  const { logger } = validateBridgeOptions({
+    registry: ctx.registry,
+    env: {},
+    logger: { debug: boom, info: boom, warn: boom, error: boom },
+  });
   const outcome = await dispatchRemoval(ctx.registry, "p", info, { timeoutMs: 10, clock: ctx.clock, logger });
   assert.ok(called);
   assert.is(outcome.delivered, 1);
@@ -343,13 +353,26 @@ registry("handlers() shares one frozen list until the registry changes", ({ regi
   const unregisterB = r.register(b);
   const second = r.handlers();
   assert.is.not(second, first);
-  assert.equal(second.map((h) => h.handler), [a, b]);
+  assert.equal(
+    second.map((h) => h.handler),
+    [a, b],
+  );
   unregisterB();
   unregisterB();
   const third = r.handlers();
-  assert.equal(third.map((h) => h.handler), [a]);
-  assert.equal(first.map((h) => h.handler), [a], "an earlier snapshot is never changed");
-  assert.equal(second.map((h) => h.handler), [a, b]);
+  assert.equal(
+    third.map((h) => h.handler),
+    [a],
+  );
+  assert.equal(
+    first.map((h) => h.handler),
+    [a],
+    "an earlier snapshot is never changed",
+  );
+  assert.equal(
+    second.map((h) => h.handler),
+    [a, b],
+  );
 });
 
 registry("an already frozen info is handed on as is; an unfrozen one as a frozen copy", async (ctx) => {

@@ -127,7 +127,11 @@ test("stop() already running from outside, then awaited by the next removal's ha
   });
   bridge = make(ctx);
   await streamRemovals(ctx, bridge, ["p1", "p2"]);
-  await eventually("p1 is in the handler, p2 queued", () => calls.includes("cleanup:p1") && bridge.status().counters.pendingDispatch === 2, 5000);
+  await eventually(
+    "p1 is in the handler, p2 queued",
+    () => calls.includes("cleanup:p1") && bridge.status().counters.pendingDispatch === 2,
+    5000,
+  );
   const outside = bridge.stop();
   release();
   assert.ok(await settlesWithin(outside, 5000), "stop() waited for the handler that awaits it");

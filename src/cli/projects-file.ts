@@ -20,6 +20,9 @@ import { previewOf, projectIdProblem } from "./id-rules.js";
 /** The largest projects file read, in bytes. */
 export const defaultProjectsFileMaxBytes = 4 * 1024 * 1024;
 
+/** How often the projects file is read between heartbeats, in ms. */
+export const DEFAULT_REFRESH_MS = 5000;
+
 export interface ProjectsFileTrackerOptions {
   /** Ids given on the command line (`--project`), already checked. Defaults to none. */
   fixedIds?: readonly string[];
@@ -27,7 +30,7 @@ export interface ProjectsFileTrackerOptions {
   path?: string | undefined;
   /** Files larger than this are refused, in bytes. Defaults to 4 MiB. */
   maxBytes?: number;
-  /** How often the file is also read between heartbeats, in ms (0: only at heartbeats). Defaults to 5000. */
+  /** How often the file is also read between heartbeats, in ms (0: only at heartbeats). Defaults to DEFAULT_REFRESH_MS (5000). */
   refreshMs?: number;
   /** Receives a warning when the file cannot be read or holds bad lines. */
   logger: Logger;
@@ -76,7 +79,7 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
   const fixed = new Set(options.fixedIds ?? []);
   const { path, logger } = options;
   const maxBytes = options.maxBytes ?? defaultProjectsFileMaxBytes;
-  const refreshMs = options.refreshMs ?? 5000;
+  const refreshMs = options.refreshMs ?? DEFAULT_REFRESH_MS;
   let fromFile: string[] = [];
   let lastProblem: string | undefined;
   let lastCount: number | undefined;

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { isLoopbackHost } from "../server-url.js";
+import { defaultHttpPort, isLoopbackHost } from "../server-url.js";
 import { startDevServer, type DevServer } from "../dev-server/index.js";
 import { BridgeError } from "../errors.js";
 import { exitCodes, intFlag, isUsageError, parseOrUsage, usageError } from "./cli-args.js";
@@ -67,7 +67,7 @@ export const serveCommand: CliCommand = {
       ctx.out(`${help}\n`);
       return exitCodes.ok;
     }
-    const port = intFlag(values.port, "port") ?? 37777;
+    const port = intFlag(values.port, "port") ?? defaultHttpPort;
     if (port > 65535) throw usageError("--port must be at most 65535");
     const host = values.host ?? "127.0.0.1";
     if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {

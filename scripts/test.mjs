@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 // The project's one test command. Runs the static checks (buf lint, generated
-// code is current, TypeScript typecheck) and then every uvu suite file in its
-// own process, so a suite that leaves a handle open fails by timing out
-// instead of hanging the run. Ends with one plain line: "N passed, M failed".
+// code is current, TypeScript typecheck, Biome lint + format check) and then
+// every uvu suite file in its own process, so a suite that leaves a handle
+// open fails by timing out instead of hanging the run. Each suite file runs through
+// scripts/uvu-file.mjs, which writes uvu's results as JSON to a file: the
+// counts come from there and from the exit code, never from uvu's text.
+// Ends with one plain line: "N passed, M failed".
 //
 // Usage: node scripts/test.mjs [--soak] [filter...]   (filters match test file
 // paths; with a filter the static checks are skipped, but dist/ is still
 // built; --soak runs the long-running test/**/*.soak.ts files instead of
 // *.test.ts)
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir, availableParallelism } from "node:os";
 import { join, relative } from "node:path";
 
@@ -39,7 +42,11 @@ function run(cmd, args, { timeoutMs = fileTimeoutMs, env = {} } = {}) {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      try { process.kill(-child.pid, "SIGKILL"); } catch { child.kill("SIGKILL"); }
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        child.kill("SIGKILL");
+      }
     }, timeoutMs);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
@@ -61,7 +68,11 @@ async function check(name, cmd, args) {
 }
 
 function indent(s) {
-  return s.trimEnd().split("\n").map((l) => "     " + l).join("\n");
+  return s
+    .trimEnd()
+    .split("\n")
+    .map((l) => `     ${l}`)
+    .join("\n");
 }
 
 function findTests(dir) {
@@ -76,33 +87,53 @@ function findTests(dir) {
 
 const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
 
-async function runSuite(file) {
+const resultsDir = mkdtempSync(join(tmpdir(), "engram-test-results-"));
+process.on("exit", () => rmSync(resultsDir, { recursive: true, force: true }));
+
+/** The JSON scripts/uvu-file.mjs wrote, or undefined when the file never got that far. */
+function readResult(path) {
+  if (!existsSync(path)) return undefined;
+  try {
+    const r = JSON.parse(readFileSync(path, "utf8"));
+    return [r.total, r.passed, r.failed, r.skipped].every(Number.isInteger) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function runSuite(file, index) {
   const rel = relative(root, file);
   const t0 = Date.now();
-  const r = await run(process.execPath, ["--import", "tsx", file]);
+  const resultFile = join(resultsDir, `${index}.json`);
+  const r = await run(process.execPath, ["--import", "tsx", join(root, "scripts/uvu-file.mjs"), rel], {
+    env: { TEST_RESULT_FILE: resultFile },
+  });
+  const result = readResult(resultFile);
   const text = stripAnsi(r.out);
-  const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? NaN);
-  const ok = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? NaN);
-  const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
-  if (Number.isNaN(total) || Number.isNaN(ok)) {
+  if (result === undefined) {
     failed++;
     failures.push(rel);
-    const why = r.timedOut ? `timed out after ${fileTimeoutMs} ms (an open handle keeps the process alive?)` : `exited ${r.code ?? r.signal} without a uvu summary`;
+    const why = r.timedOut
+      ? `timed out after ${fileTimeoutMs} ms before its tests finished (an open handle or a hung test?)`
+      : `exited ${r.code ?? r.signal} before its tests finished`;
     console.log(`FAIL ${rel} (${secs}s): ${why}\n${indent(text)}`);
     return;
   }
-  const bad = total - ok - skipped;
+  const { total, passed: ok, failed: bad, skipped } = result;
   passed += ok;
   failed += bad;
   if (r.timedOut) {
     failed++;
     failures.push(`${rel} (did not exit)`);
-    console.log(`FAIL ${rel} (${secs}s): tests ran but the process did not exit within ${fileTimeoutMs} ms: a handle was left open\n${indent(text)}`);
-  } else if (bad > 0 || r.code !== 0) {
-    if (bad === 0) { failed++; }
+    console.log(
+      `FAIL ${rel} (${secs}s): tests ran but the process did not exit within ${fileTimeoutMs} ms: a handle was left open\n${indent(text)}`,
+    );
+  } else if (bad > 0 || r.code !== 0 || total === 0) {
+    if (bad === 0) failed++;
     failures.push(rel);
-    console.log(`FAIL ${rel} (${secs}s): ${ok}/${total}\n${indent(text)}`);
+    const why = bad > 0 ? `${ok}/${total}` : total === 0 ? "no tests ran" : `all ${total} passed but it exited ${r.code ?? r.signal}`;
+    console.log(`FAIL ${rel} (${secs}s): ${why}\n${indent(text)}`);
   } else {
     console.log(`ok   ${rel} (${secs}s): ${ok} passed${skipped ? `, ${skipped} skipped` : ""}`);
     if (process.env.TEST_VERBOSE) console.log(indent(text));
@@ -119,13 +150,15 @@ if (filters.length === 0 && !soak) {
   const tmp = mkdtempSync(join(tmpdir(), "engram-gen-"));
   const gen = await run("npx", ["--no-install", "buf", "generate", "-o", tmp], { timeoutMs: 120_000 });
   if (gen.code !== 0) {
-    failed++; failures.push("buf generate");
+    failed++;
+    failures.push("buf generate");
     console.log(`FAIL buf generate\n${indent(gen.out)}`);
   } else {
     await check("src/gen is what buf generate writes", "diff", ["-r", join(tmp, "src/gen"), join(root, "src/gen")]);
   }
   rmSync(tmp, { recursive: true, force: true });
   await check("typecheck (tsc --noEmit)", "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]);
+  await check("biome ci (lint + format check)", "npx", ["--no-install", "biome", "ci", "."]);
 }
 // The CLI suites run bin/engram-serverevents.js, which runs the compiled
 // dist/, and test/package packs dist/: build it from the sources first, also
@@ -133,10 +166,12 @@ if (filters.length === 0 && !soak) {
 await check("build dist/ (scripts/build.mjs)", process.execPath, [join(root, "scripts/build.mjs")]);
 
 const files = findTests(join(root, "test")).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
-const queue = [...files];
-await Promise.all(Array.from({ length: concurrency }, async () => {
-  for (let f = queue.shift(); f; f = queue.shift()) await runSuite(f);
-}));
+const queue = files.map((f, i) => [f, i]);
+await Promise.all(
+  Array.from({ length: concurrency }, async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) await runSuite(...next);
+  }),
+);
 
 console.log(`\ntest files: ${files.length}, time: ${((Date.now() - started) / 1000).toFixed(1)}s`);
 if (failures.length) console.log(`failed: ${failures.join(", ")}`);

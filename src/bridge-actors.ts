@@ -20,6 +20,7 @@ import { ProjectEventsRequestSchema, SyncProjectStateRequestSchema, type Project
 import { SyncDeadlineError } from "./call-errors.js";
 import { BridgeError } from "./errors.js";
 import { boundText, EVENT_ID_MAX_BYTES, previewOf, REASON_MAX_BYTES, refuseProjectId } from "./server-data.js";
+import { createDeadlineSignal, createLinkedAbortController } from "./signals.js";
 import type { Clock, EventsClient, ProjectTracker } from "./types.js";
 
 /** The server's cap on ids in one SyncProjectState call. */
@@ -176,22 +177,16 @@ async function callWithDeadline<T>(
   call: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
   if (signal.aborted) throw BridgeError.from(signal.reason, "canceled");
-  const deadline = new AbortController();
-  const onAbort = () => deadline.abort(signal.reason);
-  signal.addEventListener("abort", onAbort, { once: true });
-  let timedOut = false;
-  const timer = deps.clock.setTimeout(() => {
-    timedOut = true;
-    deadline.abort(new SyncDeadlineError(input.timeoutMs));
-  }, input.timeoutMs);
+  const deadline = createDeadlineSignal(deps.clock, input.timeoutMs, () => new SyncDeadlineError(input.timeoutMs));
+  const linked = createLinkedAbortController(signal, deadline.signal);
   try {
-    return await call(deadline.signal);
+    return await call(linked.signal);
   } catch (reason) {
-    if (timedOut && !signal.aborted) throw new SyncDeadlineError(input.timeoutMs, { cause: reason });
+    if (deadline.signal.aborted && !signal.aborted) throw new SyncDeadlineError(input.timeoutMs, { cause: reason });
     throw BridgeError.from(reason);
   } finally {
-    deps.clock.clearTimeout(timer);
-    signal.removeEventListener("abort", onAbort);
+    deadline.cleanup();
+    linked.cleanup();
   }
 }
 

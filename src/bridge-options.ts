@@ -21,13 +21,13 @@ export interface BridgeOptions {
   /** Who hears removals. Required. */
   registry: HandlerRegistry;
   /** Local project ids for the heartbeat. Defaults to none: the heartbeat reports no ids. */
-  tracker?: ProjectTracker;
+  tracker?: ProjectTracker | undefined;
   /**
    * The engram server, `http://host:port` (plaintext h2c) or `https://…`. A
    * value without a scheme (`localhost:37777`, `engram.example.com`) is read
    * as `http:`. Defaults to ENGRAM_URL, else ENGRAM_SERVER_URL (deprecated: warns).
    */
-  serverUrl?: string;
+  serverUrl?: string | undefined;
   /**
    * Bearer token, or a function read for every call (rotation). It must be an
    * RFC 6750 b64token (letters, digits, `-._~+/`, trailing `=`) once surrounding
@@ -35,31 +35,31 @@ export interface BridgeOptions {
    * refuses to start, a bad function result fails that call as
    * `unauthenticated`; neither is ever quoted. Defaults to ENGRAM_TOKEN.
    */
-  token?: string | (() => string | Promise<string>);
+  token?: string | (() => string | Promise<string>) | undefined;
   /** PEM CA file for https (with an `http:` URL it is unused: warns). Defaults to ENGRAM_TLS_CA, else the system roots. */
-  tlsCaFile?: string;
+  tlsCaFile?: string | undefined;
   /** Allow sending a token in plaintext to a non-loopback host. Defaults to ENGRAM_ALLOW_INSECURE=1. */
-  allowInsecure?: boolean;
+  allowInsecure?: boolean | undefined;
   /** An injected client: bypasses URL, transport and TLS. Defaults to a connect-node gRPC client. */
-  client?: EventsClient;
+  client?: EventsClient | undefined;
   /** pino-compatible logger. Defaults to warn and above to stderr as JSON lines. */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** Timing overrides. Defaults to DESIGN.md's table (defaultBridgeTiming). */
-  timing?: Partial<BridgeTiming>;
-  /** Size of the dedup window. Defaults to 256. */
-  dedupCapacity?: number;
+  timing?: Partial<BridgeTiming> | undefined;
+  /** Size of the dedup window. Defaults to DEFAULT_DEDUP_CAPACITY (256). */
+  dedupCapacity?: number | undefined;
   /** Identifies this daemon to the server. Defaults to `${pid}-${startUnixSeconds}`. */
-  clientId?: string;
+  clientId?: string | undefined;
   /** Clock for every timer of the bridge. Defaults to the real clock; tests pass SimulatedClock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Jitter source in [0, 1). Defaults to Math.random. */
-  random?: () => number;
+  random?: (() => number) | undefined;
   /** Passed to the XState actor as its inspection observer. Defaults to none. */
-  inspect?: InspectionObserver;
+  inspect?: InspectionObserver | undefined;
   /** Environment to read. Defaults to process.env. */
-  env?: Record<string, string | undefined>;
+  env?: Record<string, string | undefined> | undefined;
   /** Where the bridge's OpenTelemetry meter comes from. Defaults to the global provider at createBridge() (a no-op unless the host installed an SDK). */
-  meterProvider?: MeterProvider;
+  meterProvider?: MeterProvider | undefined;
 }
 
 /** Where the bridge connects: an injected client, a URL, or nowhere (stays idle). */
@@ -82,11 +82,16 @@ export interface ResolvedBridgeOptions {
   timing: BridgeTiming;
   dedupCapacity: number;
   clientId: string;
-  clock: Clock & { now?: () => number };
+  clock: Clock;
+  /** The bridge clock's wall time in ms: `clock.now()` when it has one (SimulatedClock), else Date.now. */
+  now: () => number;
   random: () => number;
   inspect: InspectionObserver | undefined;
   meterProvider: MeterProvider | undefined;
 }
+
+/** How many recent removals the dedup window remembers (BridgeOptions.dedupCapacity). */
+export const DEFAULT_DEDUP_CAPACITY = 256;
 
 /** The real clock: Node's timers. */
 export const realClock: Clock & { now: () => number } = {
@@ -110,7 +115,7 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
   const env = options.env ?? process.env;
   const logger = safeLogger(options.logger ?? createStderrLogger());
   const timing = validateTiming(options.timing);
-  const dedupCapacity = options.dedupCapacity ?? 256;
+  const dedupCapacity = options.dedupCapacity ?? DEFAULT_DEDUP_CAPACITY;
   if (!Number.isInteger(dedupCapacity) || dedupCapacity < 1) {
     throw new BridgeError(`dedupCapacity must be a positive integer, got ${dedupCapacity}`, "invalid_config");
   }
@@ -146,6 +151,7 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
     );
   }
 
+  const clock: Clock & { now?: () => number } = options.clock ?? realClock;
   return {
     registry: options.registry,
     tracker: options.tracker,
@@ -158,7 +164,8 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
     timing,
     dedupCapacity,
     clientId: options.clientId ?? `${process.pid}-${processStartUnixSeconds}`,
-    clock: options.clock ?? realClock,
+    clock,
+    now: wallNowOf(clock),
     random: options.random ?? Math.random,
     inspect: options.inspect,
     meterProvider: options.meterProvider,
@@ -225,7 +232,10 @@ function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTim
   const timing: BridgeTiming = { ...defaultBridgeTiming };
   for (const [name, value] of Object.entries(overrides ?? {})) {
     if (!Object.hasOwn(defaultBridgeTiming, name)) {
-      throw new BridgeError(`timing.${name.slice(0, 40)} is not a timing option (known: ${Object.keys(defaultBridgeTiming).join(", ")})`, "invalid_config");
+      throw new BridgeError(
+        `timing.${name.slice(0, 40)} is not a timing option (known: ${Object.keys(defaultBridgeTiming).join(", ")})`,
+        "invalid_config",
+      );
     }
     // An explicit undefined means "the default", as an absent field does.
     if (value !== undefined) timing[name as keyof BridgeTiming] = value as number;
@@ -233,6 +243,11 @@ function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTim
   const violation = timingViolation(timing);
   if (violation) throw new BridgeError(violation.message, "invalid_config");
   return timing;
+}
+
+/** The clock's own now() (SimulatedClock has one), else the real wall clock. */
+function wallNowOf(clock: Clock & { now?: () => number }): () => number {
+  return () => (typeof clock.now === "function" ? clock.now() : Date.now());
 }
 
 function nonEmpty(v: string | undefined): v is string {

@@ -22,6 +22,7 @@
 import type { ClientHttp2Stream } from "node:http2";
 import { ServerGoawayError } from "./call-errors.js";
 import { BridgeError } from "./errors.js";
+import { createLinkedAbortController } from "./signals.js";
 import type { Clock } from "./types.js";
 
 /** How long a closed (or GOAWAY'd) stream may stay silent before the call is ended. */
@@ -29,9 +30,9 @@ export const STREAM_CLOSE_GRACE_MS = 100;
 
 export interface StreamCloseWatchOptions {
   /** Silence allowed after the close or GOAWAY, re-armed after each message. Defaults to STREAM_CLOSE_GRACE_MS. */
-  graceMs?: number;
+  graceMs?: number | undefined;
   /** The bridge clock the grace runs on. Defaults to Node's timers. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 export interface StreamCloseWatch {
@@ -57,10 +58,7 @@ const nodeClock: Clock = {
 export function createStreamCloseWatch(callerSignal: AbortSignal, options: StreamCloseWatchOptions = {}): StreamCloseWatch {
   const graceMs = options.graceMs ?? STREAM_CLOSE_GRACE_MS;
   const clock = options.clock ?? nodeClock;
-  const controller = new AbortController();
-  const onCallerAbort = () => controller.abort(callerSignal.reason);
-  if (callerSignal.aborted) onCallerAbort();
-  else callerSignal.addEventListener("abort", onCallerAbort, { once: true });
+  const controller = createLinkedAbortController(callerSignal);
   let abandoned: BridgeError | undefined;
   let waiting = false;
   let finished = false;
@@ -85,7 +83,10 @@ export function createStreamCloseWatch(callerSignal: AbortSignal, options: Strea
       if (finished || !waiting || controller.signal.aborted) return;
       abandoned =
         closedStream !== undefined
-          ? new BridgeError(`the HTTP/2 stream of ProjectEvents closed (RST ${closedStream.rstCode ?? "?"}) without a gRPC status: reopening`, "unavailable")
+          ? new BridgeError(
+              `the HTTP/2 stream of ProjectEvents closed (RST ${closedStream.rstCode ?? "?"}) without a gRPC status: reopening`,
+              "unavailable",
+            )
           : new ServerGoawayError();
       controller.abort(abandoned);
     }, graceMs);
@@ -93,7 +94,7 @@ export function createStreamCloseWatch(callerSignal: AbortSignal, options: Strea
   const done = () => {
     finished = true;
     disarm();
-    callerSignal.removeEventListener("abort", onCallerAbort);
+    controller.cleanup();
   };
 
   return {

@@ -77,9 +77,9 @@ Options:
 ${timingFlagsHelp}
 (dev's own defaults: heartbeat 10 s ± 1 s, backoff 0.5–5 s, handler and stop budgets 3 s.)
 
-Exit codes: 0 stopped by quit, --exit-after-ms or the first SIGINT/SIGTERM; 1
-the dev server could not listen; 2 usage error; 130/143 a second
-SIGINT/SIGTERM.`;
+Exit codes: 0 stopped by quit, --exit-after-ms or the first SIGINT, SIGTERM
+or SIGHUP; 1 the dev server could not listen; 2 usage error; 129/130/143 a
+second SIGHUP/SIGINT/SIGTERM.`;
 
 export const devCommand: CliCommand = {
   name: "dev",
@@ -173,12 +173,12 @@ export const devCommand: CliCommand = {
       registry,
       tracker: sessions,
       serverUrl: server.url,
-      ...(values.token !== undefined ? { token: values.token } : {}),
+      token: values.token,
       env: {},
       logger,
       timing,
       clientId: `dev-${process.pid}`,
-      ...(inspector ? { inspect: inspector.observer } : {}),
+      inspect: inspector?.observer,
     });
     const stopPrinting = printBridgeActivity(bridge, print);
     const remove = (projectId: string, reason: string) => {
@@ -189,8 +189,14 @@ export const devCommand: CliCommand = {
 
     const t = bridge.actor.getSnapshot().context.timing;
     print("server", `dev server on ${server.url} (loopback only${values.token ? ", token required" : ""})`);
-    print("dev", `projects on the server: ${demoProjects.join(", ")}; sessions on each (two on beta) and on ${ghostProject}, which the server does not know`);
-    print("dev", `heartbeat every ${t.heartbeatMs / 1000} s ± ${t.heartbeatJitterMs / 1000} s, handler budget ${t.handlerTimeoutMs} ms, stop budget ${t.stopTimeoutMs} ms`);
+    print(
+      "dev",
+      `projects on the server: ${demoProjects.join(", ")}; sessions on each (two on beta) and on ${ghostProject}, which the server does not know`,
+    );
+    print(
+      "dev",
+      `heartbeat every ${t.heartbeatMs / 1000} s ± ${t.heartbeatJitterMs / 1000} s, handler budget ${t.handlerTimeoutMs} ms, stop budget ${t.stopTimeoutMs} ms`,
+    );
     print("dev", interactive ? `type "help" for the commands; Ctrl-C stops` : `scripted demo, a step every ${stepMs} ms; Ctrl-C stops`);
 
     const exitTimer = exitAfterMs === undefined ? undefined : setTimeout(() => ctx.shutdown.request("exit-after"), exitAfterMs);
@@ -299,6 +305,7 @@ function latencyOf(projectId: string, info: RemovalInfo, issuedAt: Map<string, n
     issuedAt.delete(projectId);
     return `, delivered ${(performance.now() - at).toFixed(1)} ms after the server removed it`;
   }
-  if (info.timestampUnixMs !== undefined) return `, delivered ${Math.max(0, Date.now() - info.timestampUnixMs)} ms after the server's timestamp`;
+  if (info.timestampUnixMs !== undefined)
+    return `, delivered ${Math.max(0, Date.now() - info.timestampUnixMs)} ms after the server's timestamp`;
   return "";
 }

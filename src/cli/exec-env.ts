@@ -35,7 +35,7 @@ export function createExecEnvironment(options: ExecEnvironmentOptions): ExecEnvi
   const secrets = new Set<string>();
   const token = options.base[tokenVariable];
   if (token !== undefined && token !== "") secrets.add(token);
-  for (const url of options.extraUrls ?? []) if (url !== undefined) userInfoOf(url).forEach((s) => secrets.add(s));
+  for (const url of options.extraUrls ?? []) if (url !== undefined) for (const s of userInfoOf(url)) secrets.add(s);
   for (const [name, value] of Object.entries(options.base)) {
     if (value === undefined) continue;
     if (!name.startsWith("ENGRAM_")) {
@@ -47,7 +47,7 @@ export function createExecEnvironment(options: ExecEnvironmentOptions): ExecEnvi
       continue;
     }
     const info = userInfoOf(value);
-    info.forEach((s) => secrets.add(s));
+    for (const s of info) secrets.add(s);
     env[name] = passSecrets || info.length === 0 ? value : withoutUserInfo(value);
   }
   return { env, secrets: [...secrets].sort((a, b) => b.length - a.length) };

@@ -19,6 +19,13 @@ import type { Logger, ProjectRemovalAware, RemovalInfo } from "../types.js";
 import { redactSecrets } from "./exec-env.js";
 import { envSafe, previewOf, projectIdProblem } from "./id-rules.js";
 
+/** From SIGTERM to SIGKILL of a child's group, in ms. */
+export const DEFAULT_KILL_GRACE_MS = 1000;
+/** How long an exited child's output is still read, in ms. */
+export const DEFAULT_DRAIN_MS = 200;
+/** Output lines logged per child. */
+export const DEFAULT_MAX_LOGGED_LINES = 1000;
+
 export interface ExecHandlerOptions {
   /** The program to run (looked up on PATH, no shell). */
   command: string;
@@ -26,9 +33,9 @@ export interface ExecHandlerOptions {
   args?: readonly string[];
   /** How long one child may run, in ms (the bridge's handlerTimeoutMs). */
   timeoutMs: number;
-  /** From SIGTERM to SIGKILL, in ms. Defaults to 1000. */
+  /** From SIGTERM to SIGKILL, in ms. Defaults to DEFAULT_KILL_GRACE_MS (1000). */
   killGraceMs?: number;
-  /** How long the output of an exited child is still read before its pipes are closed, in ms. Defaults to 200. */
+  /** How long the output of an exited child is still read before its pipes are closed, in ms. Defaults to DEFAULT_DRAIN_MS (200). */
   drainMs?: number;
   /**
    * The child's environment, before the ENGRAM_* additions. Defaults to
@@ -39,7 +46,7 @@ export interface ExecHandlerOptions {
   secrets?: readonly string[];
   /** Run ids that start with "-" too (a program may read them as options). Defaults to false. */
   allowDashIds?: boolean;
-  /** Output lines logged per child; the rest is counted. Defaults to 1000. */
+  /** Output lines logged per child; the rest is counted. Defaults to DEFAULT_MAX_LOGGED_LINES (1000). */
   maxLoggedLines?: number;
   /** Receives the child's output lines (info) and its failures. */
   logger: Logger;
@@ -102,13 +109,13 @@ function signalGroup(pgid: number, sig: NodeJS.Signals): void {
 export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
   const { command, timeoutMs, logger } = options;
   const args = [...(options.args ?? [])];
-  const killGraceMs = options.killGraceMs ?? 1000;
-  const drainMs = options.drainMs ?? 200;
+  const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+  const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
   const baseEnv = options.env ?? process.env;
   const secrets = [...(options.secrets ?? [])].filter((s) => s !== "").sort((a, b) => b.length - a.length);
   const longestSecret = secrets[0]?.length ?? 0;
   const allowDashIds = options.allowDashIds ?? false;
-  const maxLoggedLines = options.maxLoggedLines ?? 1000;
+  const maxLoggedLines = options.maxLoggedLines ?? DEFAULT_MAX_LOGGED_LINES;
   const children = new Map<ChildProcess, Promise<void>>();
   const lingering = new Set<number>();
   const stats: ExecStats = { started: 0, refused: 0 };
@@ -136,7 +143,13 @@ export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
   };
 
   /** Logs the lines of one output stream, redacted and bounded (line length and count). */
-  const logLines = (readable: Readable, projectId: string, pid: number | undefined, stream: "stdout" | "stderr", budget: { lines: number; dropped: number }): void => {
+  const logLines = (
+    readable: Readable,
+    projectId: string,
+    pid: number | undefined,
+    stream: "stdout" | "stderr",
+    budget: { lines: number; dropped: number },
+  ): void => {
     // Enough to redact a secret that straddles the cut.
     const holdChars = maxLoggedLineChars + longestSecret;
     let partial = "";
@@ -192,7 +205,9 @@ export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
         windowsHide: true,
       });
     } catch (err) {
-      return Promise.reject(new BridgeError(`cannot run ${JSON.stringify(command)}: ${(err as Error).message}`, "handler_failed", { cause: err }));
+      return Promise.reject(
+        new BridgeError(`cannot run ${JSON.stringify(command)}: ${(err as Error).message}`, "handler_failed", { cause: err }),
+      );
     }
     stats.started++;
     const pid = child.pid;
@@ -218,7 +233,11 @@ export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
         clearTimeout(timer);
         child.stdout?.destroy();
         child.stderr?.destroy();
-        if (budget.dropped > 0) logger.warn({ projectId: previewOf(projectId, 128), pid, droppedLines: budget.dropped }, "exec output past the line limit was not logged");
+        if (budget.dropped > 0)
+          logger.warn(
+            { projectId: previewOf(projectId, 128), pid, droppedLines: budget.dropped },
+            "exec output past the line limit was not logged",
+          );
         if (outcome === undefined) resolve();
         else reject(outcome);
       };
@@ -232,7 +251,10 @@ export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
           if (pid !== undefined && groupAlive(pid)) {
             lingering.add(pid);
             pruneLingering();
-            logger.warn({ projectId: previewOf(projectId, 128), pid }, "exec command exited but left processes in its group; they are stopped when the sidecar stops");
+            logger.warn(
+              { projectId: previewOf(projectId, 128), pid },
+              "exec command exited but left processes in its group; they are stopped when the sidecar stops",
+            );
           }
           if (timedOut) return new BridgeError(`exec command killed after ${timeoutMs} ms`, "handler_timeout");
           if (code === 0) {
@@ -250,7 +272,10 @@ export function createExecHandler(options: ExecHandlerOptions): ExecHandler {
         });
       });
     }).finally(() => children.delete(child));
-    children.set(child, done.catch(() => {}));
+    children.set(
+      child,
+      done.catch(() => {}),
+    );
     return done;
   }
 

@@ -65,8 +65,8 @@ ${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
 
 Run "engram-serverevents <command> --help" for a command's options.
 
-Exit codes: 0 done or stopped by SIGINT/SIGTERM; 1 runtime failure; 2 usage
-error; 130/143 a second SIGINT/SIGTERM (exits at once).`;
+Exit codes: 0 done or stopped by SIGINT, SIGTERM or SIGHUP; 1 runtime failure;
+2 usage error; 129/130/143 a second SIGHUP/SIGINT/SIGTERM (exits at once).`;
 }
 
 /** Where main() reads and writes. */
@@ -107,7 +107,10 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
   const onStdoutError = (err: Error) => {
     if (stdoutFailed) return;
     stdoutFailed = true;
-    createStderrLogger({ level: "error", write: (line) => void stderr.write(line) }).error({ err }, "stdout failed (its reader went away?): stopping");
+    createStderrLogger({ level: "error", write: (line) => void stderr.write(line) }).error(
+      { err },
+      "stdout failed (its reader went away?): stopping",
+    );
     shutdown.request("stdout closed");
   };
   stdout.on("error", onStdoutError);

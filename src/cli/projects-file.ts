@@ -13,12 +13,15 @@
  * to a key, say) is refused whole, so its lines never reach the server.
  */
 import { constants } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import type { Logger, ProjectTracker } from "../types.js";
 import { previewOf, projectIdProblem } from "./id-rules.js";
 
 /** The largest projects file read, in bytes. */
 export const defaultProjectsFileMaxBytes = 4 * 1024 * 1024;
+
+/** How often the projects file is read between heartbeats, in ms. */
+export const DEFAULT_REFRESH_MS = 5000;
 
 export interface ProjectsFileTrackerOptions {
   /** Ids given on the command line (`--project`), already checked. Defaults to none. */
@@ -27,7 +30,7 @@ export interface ProjectsFileTrackerOptions {
   path?: string | undefined;
   /** Files larger than this are refused, in bytes. Defaults to 4 MiB. */
   maxBytes?: number;
-  /** How often the file is also read between heartbeats, in ms (0: only at heartbeats). Defaults to 5000. */
+  /** How often the file is also read between heartbeats, in ms (0: only at heartbeats). Defaults to DEFAULT_REFRESH_MS (5000). */
   refreshMs?: number;
   /** Receives a warning when the file cannot be read or holds bad lines. */
   logger: Logger;
@@ -76,7 +79,7 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
   const fixed = new Set(options.fixedIds ?? []);
   const { path, logger } = options;
   const maxBytes = options.maxBytes ?? defaultProjectsFileMaxBytes;
-  const refreshMs = options.refreshMs ?? 5000;
+  const refreshMs = options.refreshMs ?? DEFAULT_REFRESH_MS;
   let fromFile: string[] = [];
   let lastProblem: string | undefined;
   let lastCount: number | undefined;
@@ -85,7 +88,7 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
   let followUp: Promise<void> | undefined;
 
   async function readOnce(file: string): Promise<string[] | ReadProblem | typeof changing> {
-    let handle;
+    let handle: FileHandle;
     try {
       // O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one.
       handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
@@ -98,13 +101,21 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       if (!st.isFile()) {
         return {
           key: "not-regular",
-          log: () => logger.warn({ path: file }, "the projects file is not a regular file (a FIFO, device, socket or directory, perhaps through a symlink): refusing it; reporting only the --project ids"),
+          log: () =>
+            logger.warn(
+              { path: file },
+              "the projects file is not a regular file (a FIFO, device, socket or directory, perhaps through a symlink): refusing it; reporting only the --project ids",
+            ),
         };
       }
       if (st.size > maxBytes) {
         return {
           key: `too-large:${st.size}`,
-          log: () => logger.warn({ path: file, bytes: st.size, maxBytes }, `the projects file is larger than ${maxBytes} bytes: refusing it; reporting only the --project ids`),
+          log: () =>
+            logger.warn(
+              { path: file, bytes: st.size, maxBytes },
+              `the projects file is larger than ${maxBytes} bytes: refusing it; reporting only the --project ids`,
+            ),
         };
       }
       // Read at most maxBytes + 1: a file that grew since fstat is still bounded.
@@ -119,7 +130,11 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       if (length > maxBytes) {
         return {
           key: "grew-too-large",
-          log: () => logger.warn({ path: file, maxBytes }, `the projects file grew past ${maxBytes} bytes while being read: refusing it; reporting only the --project ids`),
+          log: () =>
+            logger.warn(
+              { path: file, maxBytes },
+              `the projects file grew past ${maxBytes} bytes while being read: refusing it; reporting only the --project ids`,
+            ),
         };
       }
       // Filled the buffer: it grew while being read, and its last line may be cut. Keep the last ids.
@@ -128,7 +143,11 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       if (/^-----BEGIN [A-Z0-9 ]+-----\s*$/m.test(text)) {
         return {
           key: "pem",
-          log: () => logger.error({ path: file }, "the projects file holds a PEM block (a key or certificate?): refusing it; its lines are never sent as ids"),
+          log: () =>
+            logger.error(
+              { path: file },
+              "the projects file holds a PEM block (a key or certificate?): refusing it; its lines are never sent as ids",
+            ),
         };
       }
       return parseProjectsFile(text);
@@ -166,7 +185,10 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       }
     }
     if (refused > 0 && refused !== lastRefused) {
-      logger.warn({ path: file, refused, example }, "the projects file has lines that are not valid project ids (too long or with control characters): skipping them");
+      logger.warn(
+        { path: file, refused, example },
+        "the projects file has lines that are not valid project ids (too long or with control characters): skipping them",
+      );
     }
     lastRefused = refused;
     if (lastProblem !== undefined) logger.info({ path: file }, "projects file readable again");

@@ -130,7 +130,8 @@ export const runCommand: CliCommand = {
     const healthPort = intFlag(values["health-port"], "health-port");
     if (healthPort !== undefined && healthPort > 65535) throw usageError("--health-port must be at most 65535");
     if (values["health-host"] !== undefined && healthPort === undefined) throw usageError("--health-host needs --health-port");
-    if (exec === undefined && (values["exec-env-token"] || values["exec-allow-dash-ids"])) throw usageError("--exec-env-token and --exec-allow-dash-ids need --exec");
+    if (exec === undefined && (values["exec-env-token"] || values["exec-allow-dash-ids"]))
+      throw usageError("--exec-env-token and --exec-allow-dash-ids need --exec");
     const timing = readTimingFlags(values);
 
     const logger = createStderrLogger({ level, write: ctx.err });
@@ -152,9 +153,9 @@ export const runCommand: CliCommand = {
     const bridge = createBridge({
       registry,
       tracker,
-      ...(values.url !== undefined ? { serverUrl: values.url } : {}),
-      ...(clientId !== undefined ? { clientId } : {}),
-      ...(prometheus !== undefined ? { meterProvider: prometheus.meterProvider } : {}),
+      serverUrl: values.url,
+      clientId,
+      meterProvider: prometheus?.meterProvider,
       env: ctx.env,
       logger,
       timing,
@@ -189,13 +190,16 @@ export const runCommand: CliCommand = {
       try {
         health = await startHealthServer({
           port: healthPort,
-          ...(values["health-host"] !== undefined ? { host: values["health-host"] } : {}),
+          host: values["health-host"],
           status: () => bridge.status(),
-          ...(prometheus !== undefined ? { metrics: prometheus.collect } : {}),
+          metrics: prometheus?.collect,
         });
         logger.info({ url: health.url }, "health and metrics listening: GET /healthz, GET /metrics");
         if (!isLoopbackHost(values["health-host"] ?? "127.0.0.1")) {
-          logger.warn({ url: health.url }, "the health endpoint is not on loopback: whoever reaches it reads the bridge status and metrics (no token is in them)");
+          logger.warn(
+            { url: health.url },
+            "the health endpoint is not on loopback: whoever reaches it reads the bridge status and metrics (no token is in them)",
+          );
         }
       } catch (err) {
         logger.error({ err }, err instanceof BridgeError ? err.rawMessage : "cannot serve --health-port");
@@ -213,7 +217,11 @@ export const runCommand: CliCommand = {
       new Promise<false>((resolve) => (firstRead = setTimeout(() => resolve(false), projectsFileFirstReadMs))),
     ]);
     clearTimeout(firstRead);
-    if (!readInTime) logger.warn({ path: values["projects-file"], waitedMs: projectsFileFirstReadMs }, "the projects file is slow to read; starting with the --project ids");
+    if (!readInTime)
+      logger.warn(
+        { path: values["projects-file"], waitedMs: projectsFileFirstReadMs },
+        "the projects file is slow to read; starting with the --project ids",
+      );
     bridge.start();
     const refused = bridge.status().lastError;
     if (bridge.status().state === "idle" && refused !== null) {
@@ -246,7 +254,11 @@ function isLoopbackHost(host: string): boolean {
 function observeExecStats(provider: MeterProvider, handler: ExecHandler): void {
   const meter = provider.getMeter("engram-serverevents-sidecar");
   meter
-    .createObservableCounter("engram.sidecar.exec.started", { description: "--exec commands started", unit: "{command}", valueType: ValueType.INT })
+    .createObservableCounter("engram.sidecar.exec.started", {
+      description: "--exec commands started",
+      unit: "{command}",
+      valueType: ValueType.INT,
+    })
     .addCallback((result) => result.observe(handler.stats.started));
   meter
     .createObservableCounter("engram.sidecar.exec.refused", {

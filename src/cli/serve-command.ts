@@ -6,8 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { isLoopbackHost } from "../server-url.js";
-import { startDevServer } from "../dev-server/index.js";
+import { defaultHttpPort, isLoopbackHost } from "../server-url.js";
+import { startDevServer, type DevServer } from "../dev-server/index.js";
 import { BridgeError } from "../errors.js";
 import { exitCodes, intFlag, isUsageError, parseOrUsage, usageError } from "./cli-args.js";
 import type { CliCommand, CliContext } from "./cli-context.js";
@@ -39,8 +39,9 @@ ${serverCommandsHelp}
   help                   list the commands
   quit                   stop the server and exit
 
-Exit codes: 0 stopped by quit or the first SIGINT/SIGTERM; 1 cannot listen or
-read a TLS file; 2 usage error; 130/143 a second SIGINT/SIGTERM (stops at once).`;
+Exit codes: 0 stopped by quit or the first SIGINT, SIGTERM or SIGHUP; 1 cannot
+listen or read a TLS file; 2 usage error; 129/130/143 a second
+SIGHUP/SIGINT/SIGTERM (stops at once).`;
 
 /** How long open calls get to end after a stop request before they are reset. */
 const shutdownTimeoutMs = 5000;
@@ -71,7 +72,7 @@ export const serveCommand: CliCommand = {
       ctx.out(`${help}\n`);
       return exitCodes.ok;
     }
-    const port = intFlag(values.port, "port") ?? 37777;
+    const port = intFlag(values.port, "port") ?? defaultHttpPort;
     if (port > 65535) throw usageError("--port must be at most 65535");
     const host = values.host ?? "127.0.0.1";
     if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
@@ -89,7 +90,7 @@ export const serveCommand: CliCommand = {
     }
     if (!isLoopbackHost(host)) ctx.err(`serve: listening on ${host}: reachable from the network, not just this machine\n`);
 
-    let server;
+    let server: DevServer;
     try {
       server = await startDevServer({ port, host, token: values.token, tls });
     } catch (err) {

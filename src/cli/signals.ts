@@ -69,6 +69,8 @@ export function createShutdown(options: ShutdownOptions = {}): Shutdown {
     requested,
     request,
     onForce: (hook) => void hooks.push(hook),
-    dispose: () => listeners.forEach((off) => off()),
+    dispose: () => {
+      for (const off of listeners) off();
+    },
   };
 }

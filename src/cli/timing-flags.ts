@@ -2,8 +2,8 @@
  * The timing flags every bridge-running command accepts (`--heartbeat-ms`,
  * `--handler-timeout-ms`, …), turned into a Partial<BridgeTiming>.
  */
-import type { BridgeTiming } from "../timing.js";
-import { intFlag } from "./cli-args.js";
+import { timingBounds, type BridgeTiming } from "../timing.js";
+import { usageError } from "./cli-args.js";
 
 /** flag name → BridgeTiming field (all in ms). */
 const timingFlags = {
@@ -21,9 +21,10 @@ const timingFlags = {
 type TimingFlag = keyof typeof timingFlags;
 
 /** parseArgs option entries for the timing flags. */
-export const timingFlagOptions = Object.fromEntries(
-  Object.keys(timingFlags).map((flag) => [flag, { type: "string" as const }]),
-) as Record<TimingFlag, { type: "string" }>;
+export const timingFlagOptions = Object.fromEntries(Object.keys(timingFlags).map((flag) => [flag, { type: "string" as const }])) as Record<
+  TimingFlag,
+  { type: "string" }
+>;
 
 /** The help lines of the timing flags. */
 export const timingFlagsHelp = `Timing (ms; defaults as in the README's configuration table unless noted):
@@ -31,7 +32,7 @@ export const timingFlagsHelp = `Timing (ms; defaults as in the README's configur
   --heartbeat-jitter-ms N   heartbeat jitter
   --sync-timeout-ms N       deadline of one SyncProjectState call
   --handler-timeout-ms N    one handler's budget for one removal (also kills an --exec child)
-  --stop-timeout-ms N       graceful stop budget after SIGINT/SIGTERM
+  --stop-timeout-ms N       graceful stop budget after SIGINT/SIGTERM/SIGHUP
   --backoff-min-ms N / --backoff-max-ms N / --open-confirm-ms N / --stable-after-ms N`;
 
 /**
@@ -43,8 +44,7 @@ export function readTimingFlags(values: Partial<Record<string, unknown>>, base: 
   const timing: Partial<BridgeTiming> = { ...base };
   for (const [flag, field] of Object.entries(timingFlags) as Array<[TimingFlag, keyof BridgeTiming]>) {
     const raw = values[flag];
-    const n = intFlag(typeof raw === "string" ? raw : undefined, flag, minimumOf(field));
-    if (n !== undefined) timing[field] = n;
+    if (typeof raw === "string") timing[field] = timingFlag(raw, flag, field);
   }
   if (values["heartbeat-ms"] !== undefined && values["heartbeat-jitter-ms"] === undefined && timing.heartbeatMs !== undefined) {
     timing.heartbeatJitterMs = Math.floor(timing.heartbeatMs / 12);
@@ -52,6 +52,16 @@ export function readTimingFlags(values: Partial<Record<string, unknown>>, base: 
   return timing;
 }
 
-function minimumOf(field: keyof BridgeTiming): number {
-  return field === "backoffMinMs" || field === "heartbeatMs" || field === "handlerTimeoutMs" ? 1 : 0;
+/**
+ * One timing flag as an integer within the library's own range for its
+ * field (timingBounds). A range that depends on another field (jitter <=
+ * period, backoff max >= min) is checked by validateBridgeOptions.
+ */
+function timingFlag(raw: string, flag: TimingFlag, field: keyof BridgeTiming): number {
+  const { min, max } = timingBounds[field];
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+    throw usageError(`--${flag} must be an integer in [${min}, ${max}], got "${raw.slice(0, 40)}"`);
+  }
+  return n;
 }

@@ -14,7 +14,13 @@ import { BridgeError } from "../errors.js";
 import { prometheusContentType } from "./prometheus-metrics.js";
 
 /** Errors the bridge keeps retrying but that only an operator can cure. */
-const permanentErrorCodes: readonly string[] = ["unauthenticated", "permission_denied", "unimplemented", "invalid_config", "insecure_token"];
+const permanentErrorCodes: readonly string[] = [
+  "unauthenticated",
+  "permission_denied",
+  "unimplemented",
+  "invalid_config",
+  "insecure_token",
+];
 
 export interface Health {
   healthy: boolean;
@@ -45,11 +51,11 @@ export interface HealthServerOptions {
   /** The TCP port (0: any free one). */
   port: number;
   /** The address to bind. Defaults to "127.0.0.1". */
-  host?: string;
+  host?: string | undefined;
   /** The bridge's status now. */
   status: () => BridgeStatus;
   /** The Prometheus exposition now; without it /metrics answers 404. Defaults to none. */
-  metrics?: () => Promise<string>;
+  metrics?: (() => Promise<string>) | undefined;
 }
 
 export interface HealthServer {
@@ -103,7 +109,11 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      reject(new BridgeError(`cannot listen on ${host}:${options.port} for --health-port: ${err.code ?? err.message}`, "unavailable", { cause: err }));
+      reject(
+        new BridgeError(`cannot listen on ${host}:${options.port} for --health-port: ${err.code ?? err.message}`, "unavailable", {
+          cause: err,
+        }),
+      );
     };
     server.once("error", onError);
     server.listen({ port: options.port, host }, () => {

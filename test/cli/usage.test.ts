@@ -33,6 +33,8 @@ usage("--help on every command prints its usage and exit codes, and exits 0", as
     assert.is(code, 0, cmd.join(" "));
     assert.match(out, cmd.length === 0 ? "Usage: engram-serverevents <command>" : `Usage: engram-serverevents ${cmd[0]}`);
     assert.match(out, "Exit codes:");
+    // SIGHUP stops as SIGINT/SIGTERM do (src/cli/signals.ts); a second one exits 129.
+    if (cmd[0] !== "start") assert.match(out, /SIGHUP[\s\S]*129/, `${cmd.join(" ")}: SIGHUP and 129 in the exit codes`);
   }
   const run = (await runInProcess(["run", "--help"])).out;
   for (const flag of ["--project", "--projects-file", "--exec", "--log-level", "--heartbeat-ms", "ENGRAM_TOKEN"]) assert.match(run, flag);
@@ -49,6 +51,19 @@ usage("usage errors exit 2 and say what is wrong", async () => {
     { args: ["run", "--bogus"], says: /Unknown option '--bogus'/ },
     { args: ["run"], says: /set ENGRAM_URL or pass --url/ },
     { args: ["run", "--url", "http://127.0.0.1:1", "--heartbeat-ms", "soon"], says: /--heartbeat-ms must be an integer/ },
+    // The library's own ranges (timingBounds), said in the flag's name.
+    {
+      args: ["run", "--url", "http://127.0.0.1:1", "--heartbeat-ms", "50"],
+      says: /--heartbeat-ms must be an integer in \[100, 2147483647\], got "50"/,
+    },
+    {
+      args: ["run", "--url", "http://127.0.0.1:1", "--sync-timeout-ms", "5"],
+      says: /--sync-timeout-ms must be an integer in \[10, 2147483647\]/,
+    },
+    {
+      args: ["run", "--url", "http://127.0.0.1:1", "--stop-timeout-ms", "3000000000"],
+      says: /--stop-timeout-ms must be an integer in \[1, 2147483647\]/,
+    },
     { args: ["run", "--url", "http://127.0.0.1:1", "--log-level", "loud"], says: /--log-level must be one of/ },
     { args: ["run", "--url", "http://127.0.0.1:1", "--exec"], says: /--exec needs a command/ },
     { args: ["run", "--url", "http://127.0.0.1:1", "--project", ""], says: /--project must not be empty/ },

@@ -13,7 +13,15 @@ import { SimulatedClock } from "xstate";
 import { createBridge, HandlerRegistry, SessionTracker, type EventsClient } from "../../src/index.js";
 import type { BridgeOptions } from "../../src/bridge-options.js";
 import { backoffDelayMs, defaultBridgeTiming } from "../../src/timing.js";
-import { capturingLogger, eventually, fastTiming, type CapturedLine, createBridgeFixture, type BridgeFixture, type TestBridge } from "../helpers/e2e.js";
+import {
+  capturingLogger,
+  eventually,
+  fastTiming,
+  type CapturedLine,
+  createBridgeFixture,
+  type BridgeFixture,
+  type TestBridge,
+} from "../helpers/e2e.js";
 import { startGrpcJsServer } from "../helpers/grpc-js-server.js";
 
 type Closable = { close(): Promise<void> };
@@ -94,7 +102,10 @@ async function expectBackoff(ctx: Ctx, url: string, n = 4) {
 }
 
 bad("a plain HTTP/1.1 server at the URL", async (ctx) => {
-  const url = await listen(ctx, http.createServer((_req, res) => res.end("hello")));
+  const url = await listen(
+    ctx,
+    http.createServer((_req, res) => res.end("hello")),
+  );
   const { line, status } = await expectBackoff(ctx, url);
   assert.match(line, /does not speak HTTP\/2/);
   assert.match(line, /ENGRAM_URL/);
@@ -103,10 +114,13 @@ bad("a plain HTTP/1.1 server at the URL", async (ctx) => {
 });
 
 bad("an HTTP/2 server answering 404", async (ctx) => {
-  const url = await listen(ctx, h2Server((s) => {
-    s.respond({ ":status": 404 });
-    s.end("not found");
-  }));
+  const url = await listen(
+    ctx,
+    h2Server((s) => {
+      s.respond({ ":status": 404 });
+      s.end("not found");
+    }),
+  );
   const { logger, status } = await expectBackoff(ctx, url);
   const errors = logger.at("error");
   assert.is(errors.length, 1, "once per streak");
@@ -116,37 +130,55 @@ bad("an HTTP/2 server answering 404", async (ctx) => {
 });
 
 bad("an HTTP/2 server answering 500", async (ctx) => {
-  const url = await listen(ctx, h2Server((s) => {
-    s.respond({ ":status": 500, "content-type": "text/plain" });
-    s.end("oops");
-  }));
+  const url = await listen(
+    ctx,
+    h2Server((s) => {
+      s.respond({ ":status": 500, "content-type": "text/plain" });
+      s.end("oops");
+    }),
+  );
   const { line } = await expectBackoff(ctx, url);
   assert.match(line, /HTTP 500/);
 });
 
 bad("an HTTP/2 server answering HTML", async (ctx) => {
-  const url = await listen(ctx, h2Server((s) => {
-    s.respond({ ":status": 200, "content-type": "text/html" });
-    s.end("<html>hello</html>");
-  }));
+  const url = await listen(
+    ctx,
+    h2Server((s) => {
+      s.respond({ ":status": 200, "content-type": "text/html" });
+      s.end("<html>hello</html>");
+    }),
+  );
   const { line } = await expectBackoff(ctx, url);
   assert.match(line, /unsupported content type text\/html/);
 });
 
 bad("an HTTP/2 server answering gRPC garbage: a bogus frame length, bad protobuf, no status", async (ctx) => {
   const answers: Array<[string, (s: http2.ServerHttp2Stream) => void, RegExp]> = [
-    ["bogus length", (s) => {
-      s.respond({ ":status": 200, "content-type": "application/grpc" });
-      s.end(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
-    }, /larger than configured readMaxBytes 4194304/],
-    ["bad protobuf", (s) => {
-      s.respond({ ":status": 200, "content-type": "application/grpc" });
-      s.end(Buffer.from([0, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff]));
-    }, /premature EOF|invalid|parse/i],
-    ["no status", (s) => {
-      s.respond({ ":status": 200, "content-type": "application/grpc" });
-      s.end();
-    }, /missing status/],
+    [
+      "bogus length",
+      (s) => {
+        s.respond({ ":status": 200, "content-type": "application/grpc" });
+        s.end(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+      },
+      /larger than configured readMaxBytes 4194304/,
+    ],
+    [
+      "bad protobuf",
+      (s) => {
+        s.respond({ ":status": 200, "content-type": "application/grpc" });
+        s.end(Buffer.from([0, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff]));
+      },
+      /premature EOF|invalid|parse/i,
+    ],
+    [
+      "no status",
+      (s) => {
+        s.respond({ ":status": 200, "content-type": "application/grpc" });
+        s.end();
+      },
+      /missing status/,
+    ],
   ];
   for (const [name, answer, expected] of answers) {
     const url = await listen(ctx, h2Server(answer));
@@ -177,7 +209,11 @@ bad("a stream message over 4 MiB is refused and logged; the next stream works", 
 bad("a heartbeat answer over 4 MiB fails the heartbeat only", async (ctx) => {
   const server = await startGrpcJsServer();
   ctx.closables.push(server);
-  server.setSyncResponder(() => ({ removed: Array.from({ length: 150_000 }, (_, i) => `project-with-a-long-id-${i}`), unknown: [], serverTimeUnixMs: "0" }));
+  server.setSyncResponder(() => ({
+    removed: Array.from({ length: 150_000 }, (_, i) => `project-with-a-long-id-${i}`),
+    unknown: [],
+    serverTimeUnixMs: "0",
+  }));
   const tracker = new SessionTracker();
   tracker.connect("x");
   const { bridge, logger, handler } = ctx.make(server.url, { tracker });
@@ -197,20 +233,18 @@ bad("a server that ends every stream cleanly at once: backoff, not a spin (real 
   const timing = { ...fastTiming, backoffMinMs: 50, backoffMaxMs: 400 };
   const { bridge, logger } = ctx.make(server.url, { timing });
   bridge.start();
-  const windowMs = 1500;
-  await new Promise((r) => setTimeout(r, windowMs));
-  const ends = bridge.status().counters.streamEnds;
-  // Waits of 50, 100, 200, 400, 400 … ms, each at least ×0.8: count how many ends can fit.
-  let most = 1;
-  for (let at = 0, a = 1; ; a++) {
-    at += backoffDelayMs(a, { ...defaultBridgeTiming, ...timing }, 0);
-    if (at > windowMs) break;
-    most++;
-  }
-  assert.ok(ends >= 3 && ends <= most, `${ends} clean ends in ${windowMs} ms (at most ${most} with backoff)`);
+  // Waits of 50, 100, 200, 400 … ms, each at least ×0.8: the fifth end cannot come before the shortest four waits.
+  const ends = 5;
+  await eventually("the first clean end", () => bridge.status().counters.streamEnds >= 1, 5000);
+  const firstEndAt = performance.now();
+  await eventually(`${ends} clean ends`, () => bridge.status().counters.streamEnds >= ends, 5000);
+  const windowMs = performance.now() - firstEndAt;
+  let leastMs = 0;
+  for (let a = 1; a < ends; a++) leastMs += backoffDelayMs(a, { ...defaultBridgeTiming, ...timing }, 0);
+  assert.ok(windowMs >= leastMs - 10, `${ends} clean ends within ${windowMs.toFixed(0)} ms (backoff needs at least ${leastMs} ms)`);
   assert.is(server.stats().streamsOpened, ends + (bridge.status().state === "backoff" ? 0 : 1));
   assert.ok(logger.at("warn").some((l) => /ended the ProjectEvents stream/.test(l.msg ?? "")));
-  console.log(`# clean end at once: ${ends} attempts in ${windowMs} ms of real time (backoff 50..400 ms)`);
+  console.log(`# clean end at once: ${ends} attempts in ${windowMs.toFixed(0)} ms of real time (backoff 50..400 ms)`);
 });
 
 bad("a server that ends every stream cleanly at once: backoff, not a spin (10 simulated minutes, default timings)", async () => {

@@ -3,6 +3,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as net from "node:net";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
+import { eventually } from "../helpers/e2e.js";
 
 interface Ctx {
   echo: net.Server;
@@ -108,8 +109,7 @@ proxySuite("blackhole keeps links open and silent; they stay dead after the mode
   assert.is(st.blackholed, 2);
   s.destroy();
   fresh.destroy();
-  await new Promise((r) => setTimeout(r, 50));
-  assert.is(ctx.proxy.stats().deadClosedByClient, 2, "the proxy sees a client give up on a dead link");
+  await eventually("the proxy sees both clients give up on a dead link", () => ctx.proxy.stats().deadClosedByClient === 2, 2000);
 });
 
 proxySuite("blackholeOpenLinks kills open links but lets new ones pass", async (ctx) => {
@@ -132,7 +132,7 @@ proxySuite("delay forwards late and in order", async (ctx) => {
   let got = "";
   s.on("data", (d: Buffer) => (got += d.toString()));
   for (const part of ["1", "2", "3", "4"]) s.write(part);
-  await new Promise((r) => setTimeout(r, 400));
+  await eventually("all four parts, in order", () => got.length >= 4, 2000);
   assert.is(got, "1234");
 });
 

@@ -46,7 +46,11 @@ crash("a SIGKILLed server mid stream: failure seen, backoff while down, recovery
   const bridge = createBridge({ registry, tracker, serverUrl: first.url, env: {}, logger, timing, clientId: "crash" });
   ctx.bridge = bridge;
   bridge.start();
-  await eventually("streaming with a first sync", () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1, 10_000);
+  await eventually(
+    "streaming with a first sync",
+    () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1,
+    10_000,
+  );
 
   const t0 = performance.now();
   await first.crash();
@@ -56,10 +60,21 @@ crash("a SIGKILLed server mid stream: failure seen, backoff while down, recovery
   assert.ok(failure, "the crash is logged at warn");
   console.log(`# server crash: seen after ${detectedMs.toFixed(0)} ms as ${JSON.stringify((failure!.obj as { err?: unknown }).err)}`);
 
-  // Down for a while: attempts must back off exponentially, not spin.
-  await new Promise((r) => setTimeout(r, 1000));
-  const failuresWhileDown = bridge.status().counters.streamFailures;
-  assert.ok(failuresWhileDown >= 3 && failuresWhileDown <= 9, `attempts while down for 1 s: ${failuresWhileDown}`);
+  // Down for a while: attempts must back off exponentially, not spin. The
+  // first three failures wait 50, 100 and 200 ms (±20 % jitter) before the
+  // next attempt, so the fourth failure comes at least 280 ms after the first.
+  const firstFailureAt = performance.now();
+  const failuresWhileDown = 4;
+  await eventually(
+    `${failuresWhileDown} failed attempts while down`,
+    () => bridge.status().counters.streamFailures >= failuresWhileDown,
+    5000,
+  );
+  const downMs = performance.now() - firstFailureAt;
+  assert.ok(
+    downMs >= (50 + 100 + 200) * 0.8 - 10,
+    `${failuresWhileDown} attempts within ${downMs.toFixed(0)} ms: the bridge does not back off`,
+  );
   assert.ok(["backoff", "connecting"].includes(bridge.status().state));
 
   // A new process on the same port, without the old one's store.
@@ -75,7 +90,9 @@ crash("a SIGKILLed server mid stream: failure seen, backoff while down, recovery
   assert.equal(handler.ids().sort(), ["gone-while-down", "kept"]);
   // The longest backoff at the cap is 400 ms × 1.2, plus open confirmation.
   assert.ok(reconnectMs < 480 + 100 + 1500, `reconnected ${reconnectMs} ms after the restart`);
-  console.log(`# server crash: ${failuresWhileDown} attempts in 1 s while down; streaming ${reconnectMs.toFixed(0)} ms after the restart (backoff cap 400 ms)`);
+  console.log(
+    `# server crash: ${failuresWhileDown} attempts in ${downMs.toFixed(0)} ms while down; streaming ${reconnectMs.toFixed(0)} ms after the restart (backoff cap 400 ms)`,
+  );
 });
 
 crash.run();

@@ -26,7 +26,7 @@ import { startDevServer, type DevServer } from "../../src/dev-server/index.js";
 import { SessionTracker } from "../../src/session-tracker.js";
 import type { BridgeTiming } from "../../src/timing.js";
 import { createBridgeFixture, eventually, type TestBridge } from "../helpers/e2e.js";
-import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
+import { startFaultProxy } from "../helpers/fault-proxy.js";
 import { startGrpcJsServer, type GrpcJsServer } from "../helpers/grpc-js-server.js";
 
 const timing: Partial<BridgeTiming> = {
@@ -112,7 +112,11 @@ matrix.after.each(async (ctx) => {
 });
 
 /** A bridge tracking `ids`, whose handler disconnects what it is told was removed (as a daemon does). */
-function bridgeOn(url: string, ids: string[], extra: Partial<Parameters<typeof fixture.make>[0]> = {}): TestBridge & { tracker: SessionTracker } {
+function bridgeOn(
+  url: string,
+  ids: string[],
+  extra: Partial<Parameters<typeof fixture.make>[0]> = {},
+): TestBridge & { tracker: SessionTracker } {
   const tracker = new SessionTracker();
   for (const id of ids) tracker.connect(id);
   current = url;
@@ -128,43 +132,56 @@ function assertNoDuplicate(t: TestBridge): void {
 }
 
 async function streamingWithSync(t: TestBridge): Promise<void> {
-  await eventually("streaming with a completed sync", () => t.bridge.status().state === "streaming" && t.bridge.status().counters.syncs >= 1, 5000);
+  await eventually(
+    "streaming with a completed sync",
+    () => t.bridge.status().state === "streaming" && t.bridge.status().counters.syncs >= 1,
+    5000,
+  );
 }
 
 // --- graceful shutdown -------------------------------------------------------
 
-matrix("grpc-js graceful shutdown (tryShutdown): completes at once, the bridge streams from the new instance, a removal there arrives by stream", async (ctx) => {
-  const old = await startGrpcJsServer();
-  ctx.closers.push(() => old.close());
-  old.createProject("kept");
-  old.createProject("gone-later");
-  const t = bridgeOn(old.url, ["kept", "gone-later"]);
-  t.bridge.start();
-  await streamingWithSync(t);
-  const attemptBefore = t.bridge.status().attempt;
+matrix(
+  "grpc-js graceful shutdown (tryShutdown): completes at once, the bridge streams from the new instance, a removal there arrives by stream",
+  async (ctx) => {
+    const old = await startGrpcJsServer();
+    ctx.closers.push(() => old.close());
+    old.createProject("kept");
+    old.createProject("gone-later");
+    const t = bridgeOn(old.url, ["kept", "gone-later"]);
+    t.bridge.start();
+    await streamingWithSync(t);
+    const attemptBefore = t.bridge.status().attempt;
 
-  const shutdownMs = await Promise.race([old.shutdown(), new Promise<number>((r) => setTimeout(() => r(Number.POSITIVE_INFINITY), 3000))]);
-  assert.ok(shutdownMs < 2000, `the server's graceful shutdown completed (${shutdownMs.toFixed(0)} ms)`);
-  console.log(`# grpc-js tryShutdown with a bridge connected: ${shutdownMs.toFixed(0)} ms`);
+    const shutdownMs = await Promise.race([
+      old.shutdown(),
+      new Promise<number>((r) => setTimeout(() => r(Number.POSITIVE_INFINITY), 3000)),
+    ]);
+    assert.ok(shutdownMs < 2000, `the server's graceful shutdown completed (${shutdownMs.toFixed(0)} ms)`);
+    console.log(`# grpc-js tryShutdown with a bridge connected: ${shutdownMs.toFixed(0)} ms`);
 
-  const next = await startGrpcJsServer({ port: old.port });
-  ctx.closers.push(() => next.close());
-  next.createProject("kept");
-  next.createProject("gone-later");
-  await next.waitForStreams(1, 3000);
-  await eventually("streaming again", () => t.bridge.status().state === "streaming");
-  assert.ok(t.bridge.status().counters.goaways >= 1, "the GOAWAY was seen");
-  // The GOAWAY itself is no failure: only a reopen that found the port
-  // closed (the old instance gone, the new one not yet up) may count, and
-  // the streak is over once the new stream proved itself.
-  assert.not.ok(t.logger.lines.some((l) => l.level !== "info" && l.level !== "debug" && /GOAWAY/.test(l.text)), "no warning about the GOAWAY");
-  await eventually("the attempt counter back to where it was", () => t.bridge.status().attempt === attemptBefore, 2000);
-  next.removeProject("gone-later");
-  await eventually("removal by stream from the new instance", () => t.handler.calls.find((c) => c.projectId === "gone-later"));
-  assert.is(t.handler.calls.find((c) => c.projectId === "gone-later")!.info.source, "stream");
-  assert.is(next.stats().openStreams, 1, "exactly one stream on the new instance");
-  assertNoDuplicate(t);
-});
+    const next = await startGrpcJsServer({ port: old.port });
+    ctx.closers.push(() => next.close());
+    next.createProject("kept");
+    next.createProject("gone-later");
+    await next.waitForStreams(1, 3000);
+    await eventually("streaming again", () => t.bridge.status().state === "streaming");
+    assert.ok(t.bridge.status().counters.goaways >= 1, "the GOAWAY was seen");
+    // The GOAWAY itself is no failure: only a reopen that found the port
+    // closed (the old instance gone, the new one not yet up) may count, and
+    // the streak is over once the new stream proved itself.
+    assert.not.ok(
+      t.logger.lines.some((l) => l.level !== "info" && l.level !== "debug" && /GOAWAY/.test(l.text)),
+      "no warning about the GOAWAY",
+    );
+    await eventually("the attempt counter back to where it was", () => t.bridge.status().attempt === attemptBefore, 2000);
+    next.removeProject("gone-later");
+    await eventually("removal by stream from the new instance", () => t.handler.calls.find((c) => c.projectId === "gone-later"));
+    assert.is(t.handler.calls.find((c) => c.projectId === "gone-later")!.info.source, "stream");
+    assert.is(next.stats().openStreams, 1, "exactly one stream on the new instance");
+    assertNoDuplicate(t);
+  },
+);
 
 matrix("dev server graceful stop (shutdown()): completes within a couple of seconds, not its timeout; the bridge streams from the new instance on the same port, a removal there arrives by stream", async (ctx) => {
   const old = await startDevServer();
@@ -203,32 +220,35 @@ matrix("dev server graceful stop (shutdown()): completes within a couple of seco
 // --- abrupt shutdown ---------------------------------------------------------
 
 for (const kind of ["dev", "grpc-js"] as const) {
-  matrix(`${kind}: abrupt shutdown and a new instance on the same port: recovery within a second, the removal made while down arrives once`, async (ctx) => {
-    const old = await starters[kind]();
-    ctx.closers.push(() => old.close());
-    for (const id of ["kept", "gone-while-down"]) old.createProject(id);
-    const t = bridgeOn(old.url, ["kept", "gone-while-down"]);
-    t.bridge.start();
-    await streamingWithSync(t);
-    await old.close();
-    await eventually("the loss is seen", () => t.bridge.status().state === "backoff" || t.bridge.status().state === "connecting");
+  matrix(
+    `${kind}: abrupt shutdown and a new instance on the same port: recovery within a second, the removal made while down arrives once`,
+    async (ctx) => {
+      const old = await starters[kind]();
+      ctx.closers.push(() => old.close());
+      for (const id of ["kept", "gone-while-down"]) old.createProject(id);
+      const t = bridgeOn(old.url, ["kept", "gone-while-down"]);
+      t.bridge.start();
+      await streamingWithSync(t);
+      await old.close();
+      await eventually("the loss is seen", () => t.bridge.status().state === "backoff" || t.bridge.status().state === "connecting");
 
-    const next = await starters[kind](old.port);
-    ctx.closers.push(() => next.close());
-    next.createProject("kept"); // "gone-while-down" is unknown to the new instance: removed
-    const t0 = performance.now();
-    await eventually("streaming again", () => t.bridge.status().state === "streaming" && next.openStreams() === 1, 3000);
-    await eventually("the removal made while down", () => t.handler.ids().includes("gone-while-down"), 3000);
-    const recoverMs = performance.now() - t0;
-    assert.ok(recoverMs < 1500, `recovered in ${recoverMs.toFixed(0)} ms`);
-    next.createProject("later");
-    t.tracker.connect("later");
-    next.removeProject("later");
-    await eventually("a removal by stream afterwards", () => t.handler.ids().includes("later"));
-    assert.not.ok(t.handler.ids().includes("kept"), "nothing live is reported removed");
-    assert.is(next.openStreams(), 1, "no stranded stream");
-    assertNoDuplicate(t);
-  });
+      const next = await starters[kind](old.port);
+      ctx.closers.push(() => next.close());
+      next.createProject("kept"); // "gone-while-down" is unknown to the new instance: removed
+      const t0 = performance.now();
+      await eventually("streaming again", () => t.bridge.status().state === "streaming" && next.openStreams() === 1, 3000);
+      await eventually("the removal made while down", () => t.handler.ids().includes("gone-while-down"), 3000);
+      const recoverMs = performance.now() - t0;
+      assert.ok(recoverMs < 1500, `recovered in ${recoverMs.toFixed(0)} ms`);
+      next.createProject("later");
+      t.tracker.connect("later");
+      next.removeProject("later");
+      await eventually("a removal by stream afterwards", () => t.handler.ids().includes("later"));
+      assert.not.ok(t.handler.ids().includes("kept"), "nothing live is reported removed");
+      assert.is(next.openStreams(), 1, "no stranded stream");
+      assertNoDuplicate(t);
+    },
+  );
 }
 
 // --- never-answering -----------------------------------------------------------
@@ -312,45 +332,55 @@ for (const kind of ["dev", "grpc-js"] as const) {
 
 // --- GOAWAY without shutdown ---------------------------------------------------
 
-matrix("grpc-js recycles the connection (max_connection_age: GOAWAY, no shutdown): the bridge reopens without a failure, nothing lost", async (ctx) => {
-  const server = await starters["grpc-js"](undefined, { "grpc.max_connection_age_ms": 400, "grpc.max_connection_age_grace_ms": 60_000 });
-  ctx.closers.push(() => server.close());
-  server.createProject("a");
-  server.createProject("b");
-  const t = bridgeOn(server.url, ["a", "b"]);
-  t.bridge.start();
-  await streamingWithSync(t);
-  await eventually("a GOAWAY seen and the stream reopened", () => t.bridge.status().counters.goaways >= 1 && server.streamsOpened() >= 2, 3000);
-  await eventually("streaming on the new connection", () => t.bridge.status().state === "streaming" && server.openStreams() === 1);
-  const s = t.bridge.status();
-  assert.is(s.counters.streamFailures, 0, "not a failure");
-  assert.is(s.attempt, 0);
-  server.removeProject("b");
-  await eventually("removal by stream after the recycle", () => t.handler.ids().includes("b"));
-  assert.is(server.openStreams(), 1, "the draining stream was ended, not stranded");
-  assertNoDuplicate(t);
-});
+matrix(
+  "grpc-js recycles the connection (max_connection_age: GOAWAY, no shutdown): the bridge reopens without a failure, nothing lost",
+  async (ctx) => {
+    const server = await starters["grpc-js"](undefined, { "grpc.max_connection_age_ms": 400, "grpc.max_connection_age_grace_ms": 60_000 });
+    ctx.closers.push(() => server.close());
+    server.createProject("a");
+    server.createProject("b");
+    const t = bridgeOn(server.url, ["a", "b"]);
+    t.bridge.start();
+    await streamingWithSync(t);
+    await eventually(
+      "a GOAWAY seen and the stream reopened",
+      () => t.bridge.status().counters.goaways >= 1 && server.streamsOpened() >= 2,
+      3000,
+    );
+    await eventually("streaming on the new connection", () => t.bridge.status().state === "streaming" && server.openStreams() === 1);
+    const s = t.bridge.status();
+    assert.is(s.counters.streamFailures, 0, "not a failure");
+    assert.is(s.attempt, 0);
+    server.removeProject("b");
+    await eventually("removal by stream after the recycle", () => t.handler.ids().includes("b"));
+    assert.is(server.openStreams(), 1, "the draining stream was ended, not stranded");
+    assertNoDuplicate(t);
+  },
+);
 
-matrix("dev server behind a proxy that sends GOAWAY without closing: the bridge ends the stream, reopens, nothing stranded", async (ctx) => {
-  const server = await starters.dev();
-  ctx.closers.push(() => server.close());
-  const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
-  ctx.closers.push(() => proxy.close());
-  server.createProject("a");
-  server.createProject("b");
-  const t = bridgeOn(proxy.url, ["a", "b"]);
-  t.bridge.start();
-  await streamingWithSync(t);
-  assert.is(proxy.goawayClients(), 1);
-  await eventually("reopened after the GOAWAY", () => t.bridge.status().counters.goaways === 1 && server.streamsOpened() === 2, 3000);
-  await eventually("the old stream is released on the server", () => server.openStreams() === 1, 3000);
-  await eventually("streaming", () => t.bridge.status().state === "streaming");
-  assert.is(t.bridge.status().counters.streamFailures, 0);
-  assert.is(t.bridge.status().attempt, 0);
-  server.removeProject("b");
-  await eventually("removal by stream", () => t.handler.ids().includes("b"));
-  assertNoDuplicate(t);
-});
+matrix(
+  "dev server behind a proxy that sends GOAWAY without closing: the bridge ends the stream, reopens, nothing stranded",
+  async (ctx) => {
+    const server = await starters.dev();
+    ctx.closers.push(() => server.close());
+    const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
+    ctx.closers.push(() => proxy.close());
+    server.createProject("a");
+    server.createProject("b");
+    const t = bridgeOn(proxy.url, ["a", "b"]);
+    t.bridge.start();
+    await streamingWithSync(t);
+    assert.is(proxy.goawayClients(), 1);
+    await eventually("reopened after the GOAWAY", () => t.bridge.status().counters.goaways === 1 && server.streamsOpened() === 2, 3000);
+    await eventually("the old stream is released on the server", () => server.openStreams() === 1, 3000);
+    await eventually("streaming", () => t.bridge.status().state === "streaming");
+    assert.is(t.bridge.status().counters.streamFailures, 0);
+    assert.is(t.bridge.status().attempt, 0);
+    server.removeProject("b");
+    await eventually("removal by stream", () => t.handler.ids().includes("b"));
+    assertNoDuplicate(t);
+  },
+);
 
 // --- server-sent DEADLINE_EXCEEDED ---------------------------------------------
 

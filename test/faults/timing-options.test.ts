@@ -11,7 +11,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
 import { Code } from "@connectrpc/connect";
-import { createBridge } from "../../src/bridge.js";
+import { createBridge, type Bridge } from "../../src/bridge.js";
 import { BridgeError } from "../../src/errors.js";
 import { HandlerRegistry } from "../../src/handler-registry.js";
 import { noopLogger } from "../../src/logger.js";
@@ -31,7 +31,25 @@ const wildValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 4, arbitrary: fc.double({ min: -1e10, max: 1e10, noNaN: false }) },
   {
     weight: 3,
-    arbitrary: fc.constantFrom(0, -0, 1, 0.5, 0.999_999, 10, 99, 100, 2 ** 31 - 2, 2 ** 31 - 1, 2 ** 31, 3e9, 1e300, -1, Infinity, -Infinity, NaN),
+    arbitrary: fc.constantFrom(
+      0,
+      -0,
+      1,
+      0.5,
+      0.999_999,
+      10,
+      99,
+      100,
+      2 ** 31 - 2,
+      2 ** 31 - 1,
+      2 ** 31,
+      3e9,
+      1e300,
+      -1,
+      Infinity,
+      -Infinity,
+      NaN,
+    ),
   },
   { weight: 1, arbitrary: fc.constantFrom("1000", null, true, {}, []) },
 );
@@ -118,7 +136,7 @@ options("every timing field: a clear config error, or every armed timer within t
       });
       const tracker = new SessionTracker();
       tracker.connect("p");
-      let bridge;
+      let bridge: Bridge | undefined;
       try {
         bridge = createBridge({
           registry: new HandlerRegistry(),
@@ -177,13 +195,19 @@ options("every timing field: a clear config error, or every armed timer within t
 });
 
 options("the review's cases: heartbeatMs 3e9 and a backoffMaxMs that overflows after jitter", () => {
-  const make = (timing: Partial<BridgeTiming>) => () => createBridge({ registry: new HandlerRegistry(), logger: noopLogger, env: {}, timing });
+  const make = (timing: Partial<BridgeTiming>) => () =>
+    createBridge({ registry: new HandlerRegistry(), logger: noopLogger, env: {}, timing });
   assert.throws(make({ heartbeatMs: 3e9 }), /timing\.heartbeatMs must be a number in \[100, 2147483647\] \(ms\), got 3000000000/);
   assert.throws(make({ backoffJitter: 1 }), /timing\.backoffJitter must be a number in \[0, 1\) \(ms\), got 1/);
   assert.throws(make({ syncTimeoutMs: Number.NaN }), /timing\.syncTimeoutMs .* got NaN/);
   assert.throws(make({ heartbeatMS: 1000 } as Partial<BridgeTiming>), /timing\.heartbeatMS is not a timing option/);
   // Allowed, and every computed wait is clamped after jitter.
-  createBridge({ registry: new HandlerRegistry(), logger: noopLogger, env: {}, timing: { backoffMaxMs: MAX_TIMER_MS, backoffJitter: 0.5 } });
+  createBridge({
+    registry: new HandlerRegistry(),
+    logger: noopLogger,
+    env: {},
+    timing: { backoffMaxMs: MAX_TIMER_MS, backoffJitter: 0.5 },
+  });
 });
 
 options.run();

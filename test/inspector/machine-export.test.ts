@@ -37,7 +37,10 @@ exported("the JSON is the machine definition with every key sorted", () => {
   const def = JSON.parse(text) as Record<string, unknown>;
   const unsorted: string[] = [];
   const check = (v: unknown, at: string): void => {
-    if (Array.isArray(v)) return v.forEach((x, i) => check(x, `${at}[${i}]`));
+    if (Array.isArray(v)) {
+      for (const [i, x] of v.entries()) check(x, `${at}[${i}]`);
+      return;
+    }
     if (v === null || typeof v !== "object") return;
     const keys = Object.keys(v);
     if (keys.join() !== [...keys].sort().join()) unsorted.push(at);
@@ -78,7 +81,9 @@ exported("the SVG draws every state and every transition with its event or delay
   for (const src of ["projectEvents", "syncProjectState", "drainDispatch"]) assert.ok(svg.includes(`invoke ${src}`), `invoke ${src}`);
   assert.match(svg, /<svg xmlns="http:\/\/www.w3.org\/2000\/svg"[^>]* viewBox="0 0 [\d.]+ [\d.]+"/);
   assert.not.match(svg, /NaN|undefined/);
-  console.log(`# statechart SVG: ${graph.nodes.length} states, ${graph.edges.length} arrows, ${transitions} transitions, ${svg.length} bytes`);
+  console.log(
+    `# statechart SVG: ${graph.nodes.length} states, ${graph.edges.length} arrows, ${transitions} transitions, ${svg.length} bytes`,
+  );
 });
 
 exported("the graph follows the machine: regions, initial states, internal and re-entering transitions", () => {
@@ -93,7 +98,10 @@ exported("the graph follows the machine: regions, initial states, internal and r
   const internal = node("connection.open.streaming").internal.map((t) => t.event);
   assert.equal(internal, ["stream.event", "after: stableAfter"]);
   const syncing = node("heartbeat.syncing").internal;
-  assert.equal(syncing.filter((t) => !t.reenter).map((t) => t.event), ["sync.removed"]);
+  assert.equal(
+    syncing.filter((t) => !t.reenter).map((t) => t.event),
+    ["sync.removed"],
+  );
   assert.ok(syncing.filter((t) => t.event !== "sync.removed").every((t) => t.reenter));
   const edge = g.edges.find((e) => e.id === "heartbeat.syncing->heartbeat.waiting")!;
   assert.is(edge.transitions[1]!.guard, "isOwnSyncDeadline && in(open.streaming)");

@@ -83,20 +83,34 @@ pkgSuite("the tarball holds dist/, the bin, the proto, README, LICENSE and the s
   }
   const sources = paths.filter((p) => /\.[cm]?tsx?$/.test(p) && !/\.d\.[cm]?ts$/.test(p));
   assert.equal(sources, [], "no .ts source besides .d.ts");
-  assert.equal(paths.filter((p) => p.endsWith(".map")), [], "no source maps (they would point at sources not shipped)");
-  assert.equal(paths.filter((p) => /^(src|test|bench|scripts|machines|inspector)\//.test(p)), [], "only dist/ carries code");
+  assert.equal(
+    paths.filter((p) => p.endsWith(".map")),
+    [],
+    "no source maps (they would point at sources not shipped)",
+  );
+  assert.equal(
+    paths.filter((p) => /^(src|test|bench|scripts|machines|inspector)\//.test(p)),
+    [],
+    "only dist/ carries code",
+  );
   // Every local image the README shows ships with it (npm renders the README).
   const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
   const images = [...readme.matchAll(/!\[[^\]]*\]\(([^)\s]+)\)/g)].map((m) => m[1] as string).filter((u) => !/^[a-z]+:/i.test(u));
   assert.ok(images.length > 0, "the README shows the statechart");
   for (const image of images) assert.ok(paths.includes(image.replace(/^\.\//, "")), `the tarball holds ${image}, which the README shows`);
-  const manifest = JSON.parse(readFileSync(join(ctx.project.consumerDir, "node_modules/engram-serverevents/package.json"), "utf8")) as { bin: Record<string, string> };
-  for (const target of Object.values(manifest.bin)) assert.ok(target.endsWith(".js") && paths.includes(target.replace(/^\.\//, "")), `bin ${target} is shipped JavaScript`);
+  const manifest = JSON.parse(readFileSync(join(ctx.project.consumerDir, "node_modules/engram-serverevents/package.json"), "utf8")) as {
+    bin: Record<string, string>;
+  };
+  for (const target of Object.values(manifest.bin))
+    assert.ok(target.endsWith(".js") && paths.includes(target.replace(/^\.\//, "")), `bin ${target} is shipped JavaScript`);
 });
 
 pkgSuite("the main entry and ./machines import as ESM in a project without the optional peers", async (ctx) => {
-  const optionalPeers = Object.entries(ctx.project.pkg.peerDependenciesMeta ?? {}).filter(([, meta]) => meta.optional === true).map(([name]) => name);
-  for (const name of [...optionalPeers, ...notInstalled]) assert.not.ok(existsSync(join(ctx.project.consumerDir, "node_modules", name)), `${name} is not installed in the consumer`);
+  const optionalPeers = Object.entries(ctx.project.pkg.peerDependenciesMeta ?? {})
+    .filter(([, meta]) => meta.optional === true)
+    .map(([name]) => name);
+  for (const name of [...optionalPeers, ...notInstalled])
+    assert.not.ok(existsSync(join(ctx.project.consumerDir, "node_modules", name)), `${name} is not installed in the consumer`);
   const out = await runModule(
     ctx,
     "imports.mjs",
@@ -107,19 +121,43 @@ console.log(JSON.stringify({ main: Object.keys(main).sort(), machines: Object.ke
 `,
   );
   const got = JSON.parse(out) as { main: string[]; machines: string[]; version: string; machineId: string };
-  for (const name of ["createBridge", "HandlerRegistry", "SessionTracker", "BridgeError", "bridgeMachine", "createBridgeDelays", "defaultBridgeTiming", "startDevServer", "createGrpcEventsClient"]) {
+  for (const name of [
+    "createBridge",
+    "HandlerRegistry",
+    "SessionTracker",
+    "BridgeError",
+    "bridgeMachine",
+    "createBridgeDelays",
+    "defaultBridgeTiming",
+    "startDevServer",
+    "createGrpcEventsClient",
+    "ServerGoawayError",
+    "SyncDeadlineError",
+    "DEFAULT_DEDUP_CAPACITY",
+    "timingBounds",
+  ]) {
     assert.ok(got.main.includes(name), `"engram-serverevents" exports ${name}`);
   }
-  assert.equal(got.machines, ["bridgeMachine", "createBridgeDelays"], `"engram-serverevents/machines" exports the machine and what provide() needs, nothing internal`);
+  assert.equal(
+    got.machines,
+    ["bridgeMachine", "createBridgeDelays"],
+    `"engram-serverevents/machines" exports the machine and what provide() needs, nothing internal`,
+  );
   assert.is(got.version, ctx.project.pkg.version);
 });
 
-pkgSuite("./inspector imports and typechecks in a project without the optional peers (ws is loaded when an inspector starts)", async (ctx) => {
-  const out = await runModule(ctx, "inspector.mjs", `import * as inspector from "engram-serverevents/inspector";\nconsole.log(JSON.stringify(Object.keys(inspector).sort()));\n`);
-  assert.ok((JSON.parse(out) as string[]).includes("startInspector"), `"engram-serverevents/inspector" exports startInspector`);
-  writeFileSync(
-    join(ctx.project.consumerDir, "uses-inspector.ts"),
-    `import { startInspector, type InspectorHandle } from "engram-serverevents/inspector";
+pkgSuite(
+  "./inspector imports and typechecks in a project without the optional peers (ws is loaded when an inspector starts)",
+  async (ctx) => {
+    const out = await runModule(
+      ctx,
+      "inspector.mjs",
+      `import * as inspector from "engram-serverevents/inspector";\nconsole.log(JSON.stringify(Object.keys(inspector).sort()));\n`,
+    );
+    assert.ok((JSON.parse(out) as string[]).includes("startInspector"), `"engram-serverevents/inspector" exports startInspector`);
+    writeFileSync(
+      join(ctx.project.consumerDir, "uses-inspector.ts"),
+      `import { startInspector, type InspectorHandle } from "engram-serverevents/inspector";
 import { createBridge, HandlerRegistry } from "engram-serverevents";
 export async function watch(): Promise<InspectorHandle> {
   const inspector = await startInspector();
@@ -128,10 +166,11 @@ export async function watch(): Promise<InspectorHandle> {
   return inspector;
 }
 `,
-  );
-  await typecheck(ctx, "node16", ["uses-inspector.ts"]);
-  await typecheck(ctx, "bundler", ["uses-inspector.ts"]);
-});
+    );
+    await typecheck(ctx, "node16", ["uses-inspector.ts"]);
+    await typecheck(ctx, "bundler", ["uses-inspector.ts"]);
+  },
+);
 
 pkgSuite("a consumer typechecks under node16 and bundler resolution with skipLibCheck off", async (ctx) => {
   writeFileSync(
@@ -190,12 +229,19 @@ pkgSuite(`the installed bin prints --help within ${maxHelpFactor}× the time of 
     helpMs = Math.min(helpMs, await timeMs([bin(ctx), "--help"], cwd));
   }
   console.log(`# --help ${helpMs.toFixed(0)} ms, node -e 0 ${nodeMs.toFixed(0)} ms (fastest of 15 each, Node ${process.versions.node})`);
-  assert.ok(helpMs <= maxHelpFactor * nodeMs, `--help took ${helpMs.toFixed(0)} ms, more than ${maxHelpFactor}× node -e 0 (${nodeMs.toFixed(0)} ms)`);
+  assert.ok(
+    helpMs <= maxHelpFactor * nodeMs,
+    `--help took ${helpMs.toFixed(0)} ms, more than ${maxHelpFactor}× node -e 0 (${nodeMs.toFixed(0)} ms)`,
+  );
 });
 
 /** A process of the installed bin with its output collected line by line. */
 function startBin(ctx: Ctx, args: string[]) {
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [bin(ctx), ...args], { cwd: ctx.project.consumerDir, env: { PATH: process.env.PATH ?? "", NO_COLOR: "1" }, stdio: ["pipe", "pipe", "pipe"] });
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [bin(ctx), ...args], {
+    cwd: ctx.project.consumerDir,
+    env: { PATH: process.env.PATH ?? "", NO_COLOR: "1" },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   const lines = { stdout: [] as string[], stderr: [] as string[] };
   const listeners = new Set<() => void>();
   for (const stream of ["stdout", "stderr"] as const) {
@@ -239,16 +285,34 @@ pkgSuite("the installed bin: serve and run round trip a removal", async (ctx) =>
   const serve = startBin(ctx, ["serve", "--port", "0", "--create", "p-gone", "--create", "p-kept"]);
   try {
     const url = (await serve.waitFor("stdout", /^https?:\/\//)).trim();
-    const sidecar = startBin(ctx, ["run", "--url", url, "--project", "p-gone", "--project", "p-kept", "--open-confirm-ms", "200", "--log-level", "warn"]);
+    const sidecar = startBin(ctx, [
+      "run",
+      "--url",
+      url,
+      "--project",
+      "p-gone",
+      "--project",
+      "p-kept",
+      "--open-confirm-ms",
+      "200",
+      "--log-level",
+      "warn",
+    ]);
     try {
       await serve.waitFor("stdout", /^stream opened/);
       serve.child.stdin.write("remove p-gone deleted\n");
       const line = await sidecar.waitFor("stdout", /"projectId":"p-gone"/);
       const removal = JSON.parse(line) as { projectId: string; source: string; reason: string };
-      assert.equal({ projectId: removal.projectId, source: removal.source, reason: removal.reason }, { projectId: "p-gone", source: "stream", reason: "deleted" });
+      assert.equal(
+        { projectId: removal.projectId, source: removal.source, reason: removal.reason },
+        { projectId: "p-gone", source: "stream", reason: "deleted" },
+      );
       sidecar.child.kill("SIGINT");
       assert.is(await sidecar.exited, 0, `run exits 0 on SIGINT\n${sidecar.transcript()}`);
-      assert.not.ok(sidecar.lines.stdout.some((l) => l.includes("p-kept")), "a kept project is not reported");
+      assert.not.ok(
+        sidecar.lines.stdout.some((l) => l.includes("p-kept")),
+        "a kept project is not reported",
+      );
     } finally {
       sidecar.child.kill("SIGKILL");
       await sidecar.exited;
@@ -272,10 +336,24 @@ pkgSuite(`the consumer install weighs at most ${maxPackages} packages and ${maxB
 });
 
 pkgSuite("publint and attw --profile esm-only find nothing to report", async (ctx) => {
-  const publint = await runCommand(process.execPath, [join(repoRoot, "node_modules/publint/src/cli.js"), "--strict", ctx.project.tarball], { cwd: ctx.project.dir, timeoutMs: 60_000 });
+  const publint = await runCommand(process.execPath, [join(repoRoot, "node_modules/publint/src/cli.js"), "--strict", ctx.project.tarball], {
+    cwd: ctx.project.dir,
+    timeoutMs: 60_000,
+  });
   assert.match(publint.stdout + publint.stderr, "All good!", `publint:\n${publint.stdout}${publint.stderr}`);
   // Exits non-zero on any problem that the esm-only profile does not ignore.
-  await runCommand(process.execPath, [join(repoRoot, "node_modules/@arethetypeswrong/cli/dist/index.js"), ctx.project.tarball, "--profile", "esm-only", "--format", "table-flipped"], { cwd: ctx.project.dir, timeoutMs: 120_000 });
+  await runCommand(
+    process.execPath,
+    [
+      join(repoRoot, "node_modules/@arethetypeswrong/cli/dist/index.js"),
+      ctx.project.tarball,
+      "--profile",
+      "esm-only",
+      "--format",
+      "table-flipped",
+    ],
+    { cwd: ctx.project.dir, timeoutMs: 120_000 },
+  );
 });
 
 pkgSuite.run();

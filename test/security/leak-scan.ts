@@ -44,9 +44,12 @@ export function watchedBridge(options: Partial<BridgeOptions>): WatchedBridge {
       for (const line of logger.lines) out.push({ channel: "log line", text: `${line.text}\n${deepText(line.obj)}` });
       out.push({ channel: "status()", text: JSON.stringify(bridge.status()) });
       const snapshot = bridge.actor.getSnapshot();
-      out.push({ channel: "actor snapshot", text: `${JSON.stringify(snapshot)}\n${deepText(snapshot.context)}\n${deepText(snapshot.error)}` });
-      inspection.forEach((event, i) => out.push({ channel: `inspection event #${i} (${event.type})`, text: deepText(event) }));
-      thrown.forEach((err, i) => out.push({ channel: `thrown #${i}`, text: deepText(err) }));
+      out.push({
+        channel: "actor snapshot",
+        text: `${JSON.stringify(snapshot)}\n${deepText(snapshot.context)}\n${deepText(snapshot.error)}`,
+      });
+      for (const [i, event] of inspection.entries()) out.push({ channel: `inspection event #${i} (${event.type})`, text: deepText(event) });
+      for (const [i, err] of thrown.entries()) out.push({ channel: `thrown #${i}`, text: deepText(err) });
       return out;
     },
   };
@@ -65,7 +68,17 @@ export function findLeaks(watched: WatchedBridge, secrets: readonly string[]): s
 }
 
 /** Keys that lead into the machine definition or other actors, not into data. */
-const skipKeys = new Set(["machine", "logic", "system", "_parent", "_actorScope", "_transitions", "_snapshot", "_processingStatus", "root"]);
+const skipKeys = new Set([
+  "machine",
+  "logic",
+  "system",
+  "_parent",
+  "_actorScope",
+  "_transitions",
+  "_snapshot",
+  "_processingStatus",
+  "root",
+]);
 
 /**
  * Every string reachable from `value`: object and array entries, an Error's

@@ -14,7 +14,7 @@ import * as assert from "uvu/assert";
 import fc from "fast-check";
 import { isIP } from "node:net";
 import { BridgeError } from "../../src/index.js";
-import { isLoopbackHost, parseServerUrl, redactUrl } from "../../src/server-url.js";
+import { isLoopbackHost, parseServerUrl, redactUrl, type ServerAddress } from "../../src/server-url.js";
 import { findLeaks, watchedBridge } from "./leak-scan.js";
 import { installNetGuard, type NetGuard } from "./net-guard.js";
 
@@ -27,29 +27,102 @@ const TOKEN = "tokMARKx9";
 const leaked = (text: string) => [USER, PASS, TOKEN].find((m) => text.includes(m));
 
 const anyText = fc.string({ unit: "binary", maxLength: 80 });
-const schemes = fc.constantFrom("http://", "https://", "HTTP://", "hTTps://", "", "//", "http:", "https:/", "ftp://", "unix://", "h2c://", "http:\\\\", " http://");
+const schemes = fc.constantFrom(
+  "http://",
+  "https://",
+  "HTTP://",
+  "hTTps://",
+  "",
+  "//",
+  "http:",
+  "https:/",
+  "ftp://",
+  "unix://",
+  "h2c://",
+  "http:\\\\",
+  " http://",
+);
 /** Names that look like loopback and are not, or are only after the URL parser. */
 const lookAlikeHosts = fc.constantFrom(
-  "localhost.", "foo.localhost", "ｌｏｃａｌｈｏｓｔ", "%6cocalhost", "LOCALHOST%2E", "127.0.0.1.nip.io", "localhost.evil.com", "0x7f000001",
-  "2130706433", "0177.1", "127.1", "[::ffff:127.0.0.1]", "[::127.0.0.1]", "[0::1]", "[::1%25lo]", "lo\u00adcalhost", "localhost\u3002", "locaｌhost",
-  "xn--lcalhost-9za", "localhost:", "[::ffff:7f00:1]", "0.0.0.0", "127.0.0.256",
+  "localhost.",
+  "foo.localhost",
+  "ｌｏｃａｌｈｏｓｔ",
+  "%6cocalhost",
+  "LOCALHOST%2E",
+  "127.0.0.1.nip.io",
+  "localhost.evil.com",
+  "0x7f000001",
+  "2130706433",
+  "0177.1",
+  "127.1",
+  "[::ffff:127.0.0.1]",
+  "[::127.0.0.1]",
+  "[0::1]",
+  "[::1%25lo]",
+  "lo\u00adcalhost",
+  "localhost\u3002",
+  "locaｌhost",
+  "xn--lcalhost-9za",
+  "localhost:",
+  "[::ffff:7f00:1]",
+  "0.0.0.0",
+  "127.0.0.256",
 );
 const hosts = fc.oneof(
-  fc.constantFrom("localhost", "127.0.0.1", "[::1]", "::1", "[::ffff:127.0.0.1]", "engram.example", "192.0.2.1", "", "[", "]", "[::1", "a b", "%", "xn--"),
+  fc.constantFrom(
+    "localhost",
+    "127.0.0.1",
+    "[::1]",
+    "::1",
+    "[::ffff:127.0.0.1]",
+    "engram.example",
+    "192.0.2.1",
+    "",
+    "[",
+    "]",
+    "[::1",
+    "a b",
+    "%",
+    "xn--",
+  ),
   lookAlikeHosts,
   fc.domain(),
   fc.ipV4(),
   fc.ipV6().map((h) => `[${h}]`),
   fc.string({ unit: "grapheme-ascii", maxLength: 12 }),
 );
-const ports = fc.option(fc.oneof(fc.integer({ min: -1, max: 70_000 }).map(String), fc.constantFrom("", "0", "65535", "65536", "99999999999999999999", "8o", " 1"), fc.string({ maxLength: 4 })), { nil: undefined });
-const tails = fc.oneof(fc.constant(""), fc.webPath(), fc.string({ unit: "grapheme-ascii", maxLength: 20 }), fc.constantFrom("/?q=1#f", "?x", "#y", "/a/b/", "\\x", "/%2e%2e/"));
-const userInfos = fc.constantFrom(`${USER}:${PASS}@`, `${USER}@`, `:${PASS}@`, `${USER}:${PASS}@${USER}@`, `${USER}:${PASS}:x@`, `${USER}%40:${PASS}@`);
+const ports = fc.option(
+  fc.oneof(
+    fc.integer({ min: -1, max: 70_000 }).map(String),
+    fc.constantFrom("", "0", "65535", "65536", "99999999999999999999", "8o", " 1"),
+    fc.string({ maxLength: 4 }),
+  ),
+  { nil: undefined },
+);
+const tails = fc.oneof(
+  fc.constant(""),
+  fc.webPath(),
+  fc.string({ unit: "grapheme-ascii", maxLength: 20 }),
+  fc.constantFrom("/?q=1#f", "?x", "#y", "/a/b/", "\\x", "/%2e%2e/"),
+);
+const userInfos = fc.constantFrom(
+  `${USER}:${PASS}@`,
+  `${USER}@`,
+  `:${PASS}@`,
+  `${USER}:${PASS}@${USER}@`,
+  `${USER}:${PASS}:x@`,
+  `${USER}%40:${PASS}@`,
+);
 
 /** Structured URLs with user info in every shape, around hosts, ports and tails of every kind. */
-const urlsWithUserInfo = fc.tuple(schemes, userInfos, hosts, ports, tails).map(([s, u, h, p, t]) => `${s}${u}${h}${p === undefined ? "" : `:${p}`}${t}`);
+const urlsWithUserInfo = fc
+  .tuple(schemes, userInfos, hosts, ports, tails)
+  .map(([s, u, h, p, t]) => `${s}${u}${h}${p === undefined ? "" : `:${p}`}${t}`);
 /** Unstructured noise, and real-looking URLs. */
-const noise = fc.oneof(anyText, fc.webUrl({ withQueryParameters: true, withFragments: true, authoritySettings: { withIPv4: true, withIPv6: true, withPort: true } }));
+const noise = fc.oneof(
+  anyText,
+  fc.webUrl({ withQueryParameters: true, withFragments: true, authoritySettings: { withIPv4: true, withIPv6: true, withPort: true } }),
+);
 
 interface Ctx {
   guard: NetGuard;
@@ -66,11 +139,12 @@ fuzz.after.each((ctx) => {
 });
 
 function checkParse(raw: string): void {
-  let address;
+  let address: ServerAddress;
   try {
     address = parseServerUrl(raw);
   } catch (err) {
-    if (!(err instanceof BridgeError) || err.code !== "invalid_config") throw new Error(`unexpected ${String(err)} for ${JSON.stringify(raw)}`);
+    if (!(err instanceof BridgeError) || err.code !== "invalid_config")
+      throw new Error(`unexpected ${String(err)} for ${JSON.stringify(raw)}`);
     if (leaked(err.message)) throw new Error(`error message leaks ${leaked(err.message)}: ${err.message}`);
     return;
   }
@@ -87,11 +161,17 @@ function checkRedact(raw: string): void {
 }
 
 fuzz("parseServerUrl throws only BridgeError invalid_config and never keeps user info", () => {
-  fc.assert(fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => checkParse(raw)), { seed, numRuns: 3000 });
+  fc.assert(
+    fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => checkParse(raw)),
+    { seed, numRuns: 3000 },
+  );
 });
 
 fuzz("redactUrl never throws and always drops user info", () => {
-  fc.assert(fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => checkRedact(raw)), { seed, numRuns: 3000 });
+  fc.assert(
+    fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => checkRedact(raw)),
+    { seed, numRuns: 3000 },
+  );
 });
 
 fuzz("createBridge({ serverUrl }) never throws, and no output channel carries user info or the token", async (ctx) => {
@@ -110,13 +190,19 @@ fuzz("createBridge({ serverUrl }) never throws, and no output channel carries us
       if (leaks.length > 0) throw new Error(`leaks for ${JSON.stringify(raw)}:\n${leaks.join("\n")}`);
       // What status() shows as the server is what redactUrl shows, never the placeholder for a value that has text.
       const server = w.bridge.status().server;
-      if (raw.trim() !== "" && server === "<invalid-url>" && redactUrl(raw) !== "<invalid-url>") throw new Error(`status().server ${server} for ${JSON.stringify(raw)}`);
+      if (raw.trim() !== "" && server === "<invalid-url>" && redactUrl(raw) !== "<invalid-url>")
+        throw new Error(`status().server ${server} for ${JSON.stringify(raw)}`);
     }),
     { seed, numRuns: 400 },
   );
   assert.is(runs, 400);
-  assert.ok(ctx.guard.attempts.every((a) => a.blocked), "every dial was refused by the guard");
-  console.log(`# URL fuzzing: 3000 + 3000 parse/redact runs, ${runs} bridges; ${ctx.guard.attempts.length} dials, all refused by the guard`);
+  assert.ok(
+    ctx.guard.attempts.every((a) => a.blocked),
+    "every dial was refused by the guard",
+  );
+  console.log(
+    `# URL fuzzing: 3000 + 3000 parse/redact runs, ${runs} bridges; ${ctx.guard.attempts.length} dials, all refused by the guard`,
+  );
 });
 
 fuzz("an unparsable URL is shown (user info removed), never as <invalid-url> unless it holds nothing to show", () => {
@@ -124,10 +210,14 @@ fuzz("an unparsable URL is shown (user info removed), never as <invalid-url> unl
     fc.property(fc.oneof(urlsWithUserInfo, noise), (raw) => {
       const shown = redactUrl(raw);
       if (shown.length > 257) throw new Error(`too long: ${shown.length}`);
-      if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(shown)) throw new Error(`control character in ${JSON.stringify(shown)}`);
+      if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(shown))
+        throw new Error(`control character in ${JSON.stringify(shown)}`);
       if (shown !== "<invalid-url>") return;
       // Only an empty value, or one that is nothing but user info, has nothing to show.
-      const rest = raw.trim().replace(/^[a-z][a-z0-9+.-]*:[/\\]*/i, "").replace(/^.*[@\uFF20\uFE6B]|^.*%40/is, "");
+      const rest = raw
+        .trim()
+        .replace(/^[a-z][a-z0-9+.-]*:[/\\]*/i, "")
+        .replace(/^.*[@\uFF20\uFE6B]|^.*%40/is, "");
       if (rest.trim() !== "") throw new Error(`${JSON.stringify(raw)} shown as <invalid-url>`);
     }),
     { seed, numRuns: 3000 },
@@ -137,26 +227,34 @@ fuzz("an unparsable URL is shown (user info removed), never as <invalid-url> unl
 fuzz("loopback is only ever an IP loopback literal or exactly localhost, after the URL parser", () => {
   const checked = { loopback: 0, other: 0 };
   fc.assert(
-    fc.property(fc.oneof(lookAlikeHosts, hosts, fc.domain().map((d) => `${d}.localhost`), fc.constantFrom("localhost", "LOCALHOST", "LocalHost")), (host) => {
-      let address;
-      try {
-        address = parseServerUrl(`http://${host}:1`);
-      } catch {
-        return;
-      }
-      if (!address.loopback) {
-        checked.other++;
-        return;
-      }
-      checked.loopback++;
-      const literal = isIP(address.host) !== 0;
-      if (!(literal ? isLoopbackHost(address.host) : address.host === "localhost")) {
-        throw new Error(`${JSON.stringify(host)} counted as loopback as ${address.host}`);
-      }
-      if (!address.baseUrl.startsWith(`http://${literal && address.host.includes(":") ? `[${address.host}]` : address.host}:`)) {
-        throw new Error(`the dial (${address.baseUrl}) is not the host that was checked (${address.host})`);
-      }
-    }),
+    fc.property(
+      fc.oneof(
+        lookAlikeHosts,
+        hosts,
+        fc.domain().map((d) => `${d}.localhost`),
+        fc.constantFrom("localhost", "LOCALHOST", "LocalHost"),
+      ),
+      (host) => {
+        let address: ServerAddress;
+        try {
+          address = parseServerUrl(`http://${host}:1`);
+        } catch {
+          return;
+        }
+        if (!address.loopback) {
+          checked.other++;
+          return;
+        }
+        checked.loopback++;
+        const literal = isIP(address.host) !== 0;
+        if (!(literal ? isLoopbackHost(address.host) : address.host === "localhost")) {
+          throw new Error(`${JSON.stringify(host)} counted as loopback as ${address.host}`);
+        }
+        if (!address.baseUrl.startsWith(`http://${literal && address.host.includes(":") ? `[${address.host}]` : address.host}:`)) {
+          throw new Error(`the dial (${address.baseUrl}) is not the host that was checked (${address.host})`);
+        }
+      },
+    ),
     { seed, numRuns: 3000 },
   );
   assert.ok(checked.loopback > 100 && checked.other > 100, JSON.stringify(checked));

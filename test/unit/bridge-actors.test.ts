@@ -2,7 +2,13 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { create } from "@bufbuild/protobuf";
 import { createActor, createMachine, SimulatedClock, type AnyEventObject } from "xstate";
-import { collectProjectIds, createProjectEventsActor, createSyncProjectStateActor, SYNC_CHUNK_SIZE, toStreamEvent } from "../../src/bridge-actors.js";
+import {
+  collectProjectIds,
+  createProjectEventsActor,
+  createSyncProjectStateActor,
+  SYNC_CHUNK_SIZE,
+  toStreamEvent,
+} from "../../src/bridge-actors.js";
 import { SyncDeadlineError } from "../../src/call-errors.js";
 import { EVENT_ID_MAX_BYTES, PROJECT_ID_MAX_BYTES, REASON_MAX_BYTES } from "../../src/server-data.js";
 import { SYNC_REMOVED_BATCH } from "../../machines/bridge.types.js";
@@ -41,12 +47,16 @@ async function runStream(client: EventsClient) {
 
 actors("a trailers-only refusal (grpc-status in the headers) does not count as an open stream", async () => {
   const { got, result } = await runStream(
+    // biome-ignore lint/correctness/useYield: a stream that fails before its first message
     streamClient(async function* (opts) {
       opts.onHeader?.(new Headers({ "grpc-status": "14", "grpc-message": "go away" }));
       throw new BridgeError("go away", "unavailable");
     }),
   );
-  assert.equal(got.map((e) => e.type), []);
+  assert.equal(
+    got.map((e) => e.type),
+    [],
+  );
   assert.is(result.status, "error");
   assert.is((result.error as BridgeError).code, "unavailable");
 });
@@ -59,13 +69,17 @@ actors("headers then messages: opened once, each message forwarded as plain JSON
       yield create(ProjectEventSchema, { eventId: "9", eventType: 1, projectId: "p", timestampUnixMs: 12n, reason: "r" });
     }),
   );
-  assert.equal(got.map((e) => e.type), ["stream.opened", "stream.event"]);
+  assert.equal(
+    got.map((e) => e.type),
+    ["stream.opened", "stream.event"],
+  );
   assert.equal(got[1]!.event, { eventId: "9", eventType: 1, projectId: "p", timestampUnixMs: 12, reason: "r", receivedAtMs: 7 });
   assert.is(result.status, "done", "a clean end resolves (the machine backs off on done)");
 });
 
 actors("a CANCELED from the server is a failure, not our own stop", async () => {
   const { result } = await runStream(
+    // biome-ignore lint/correctness/useYield: a stream that fails before its first message
     streamClient(async function* () {
       throw Object.assign(new Error("http/2 stream closed with error code CANCEL (0x8)"), { code: 1 });
     }),
@@ -96,7 +110,13 @@ actors("a heartbeat of 25,000 ids goes out in chunks of at most 10,000 and merge
   const clock = new SimulatedClock();
   const { parent, got } = recordingParent();
   const actor = createActor(
-    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => ids }, clock, wallNow: () => 500 }),
+    createSyncProjectStateActor({
+      client: () => client,
+      monotonicNow: () => 0,
+      tracker: { connectedProjectIds: () => ids },
+      clock,
+      wallNow: () => 500,
+    }),
     { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
   );
   const out = new Promise<unknown>((resolve) => actor.subscribe({ complete: () => resolve(actor.getSnapshot().output) }));
@@ -104,7 +124,11 @@ actors("a heartbeat of 25,000 ids goes out in chunks of at most 10,000 and merge
   const result = (await out) as { removed: string[]; unknown: string[]; skewMs: number; reported: number };
   assert.equal(sizes, [SYNC_CHUNK_SIZE, SYNC_CHUNK_SIZE, 5_000]);
   assert.equal(result.removed, ["p10000", "p20000"]);
-  assert.equal(got.map((e) => e.projectIds), [["p10000"], ["p20000"]], "each chunk's removals were forwarded as it was answered");
+  assert.equal(
+    got.map((e) => e.projectIds),
+    [["p10000"], ["p20000"]],
+    "each chunk's removals were forwarded as it was answered",
+  );
   assert.equal(result.unknown, ["u1"]);
   assert.is(result.skewMs, 500);
   assert.is(result.reported, 25_000);
@@ -143,14 +167,26 @@ actors("a huge removed list reaches the machine in batches of at most SYNC_REMOV
   };
   const { parent, got } = recordingParent();
   const actor = createActor(
-    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => removed }, clock: new SimulatedClock(), wallNow: () => 0 }),
+    createSyncProjectStateActor({
+      client: () => client,
+      monotonicNow: () => 0,
+      tracker: { connectedProjectIds: () => removed },
+      clock: new SimulatedClock(),
+      wallNow: () => 0,
+    }),
     { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
   );
   const out = new Promise<void>((resolve) => actor.subscribe({ complete: () => resolve() }));
   actor.start();
   await out;
-  assert.equal(got.map((e) => (e.projectIds as string[]).length), [SYNC_REMOVED_BATCH, SYNC_REMOVED_BATCH, 500]);
-  assert.equal(got.flatMap((e) => e.projectIds as string[]), removed);
+  assert.equal(
+    got.map((e) => (e.projectIds as string[]).length),
+    [SYNC_REMOVED_BATCH, SYNC_REMOVED_BATCH, 500],
+  );
+  assert.equal(
+    got.flatMap((e) => e.projectIds as string[]),
+    removed,
+  );
 });
 
 actors("each chunk of a round has its own deadline: 3 calls of 4 s complete under syncTimeoutMs 10 s (issue 10 item 5)", async () => {
@@ -170,11 +206,20 @@ actors("each chunk of a round has its own deadline: 3 calls of 4 s complete unde
       }),
   };
   const actor = createActor(
-    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: { connectedProjectIds: () => ids }, clock, wallNow: () => 0 }),
+    createSyncProjectStateActor({
+      client: () => client,
+      monotonicNow: () => 0,
+      tracker: { connectedProjectIds: () => ids },
+      clock,
+      wallNow: () => 0,
+    }),
     { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 10_000, parent: recordingParent().parent } },
   );
   const out = new Promise<{ ok: boolean; value?: unknown; error?: unknown }>((resolve) =>
-    actor.subscribe({ complete: () => resolve({ ok: true, value: actor.getSnapshot().output }), error: (error) => resolve({ ok: false, error }) }),
+    actor.subscribe({
+      complete: () => resolve({ ok: true, value: actor.getSnapshot().output }),
+      error: (error) => resolve({ ok: false, error }),
+    }),
   );
   actor.start();
   for (let i = 0; i < 3; i++) {
@@ -216,7 +261,8 @@ actors("the bridge's own deadline is a SyncDeadlineError; a DEADLINE_EXCEEDED fr
 });
 
 actors("server data is bounded where it enters: ids refused, reasons and event ids cut (issue 11 item 1)", () => {
-  const ev = (init: { projectId: string; reason?: string; eventId?: string }) => create(ProjectEventSchema, { eventId: "1", eventType: 1, ...init });
+  const ev = (init: { projectId: string; reason?: string; eventId?: string }) =>
+    create(ProjectEventSchema, { eventId: "1", eventType: 1, ...init });
   const long = toStreamEvent(ev({ projectId: "x".repeat(3 * 1024 * 1024), reason: "r".repeat(200_000), eventId: "9".repeat(10_000) }), 0);
   assert.is(long.refused, "too_long");
   assert.ok(long.projectId.length < 100, "only a preview of the id goes on");
@@ -228,7 +274,7 @@ actors("server data is bounded where it enters: ids refused, reasons and event i
   assert.is(ctl.reason, "a\ufffdb");
   const edge = toStreamEvent(ev({ projectId: "é".repeat(PROJECT_ID_MAX_BYTES / 2) }), 0);
   assert.is(edge.refused, undefined, "exactly 512 bytes passes");
-  assert.is(toStreamEvent(ev({ projectId: "é".repeat(PROJECT_ID_MAX_BYTES / 2) + "x" }), 0).refused, "too_long");
+  assert.is(toStreamEvent(ev({ projectId: `${"é".repeat(PROJECT_ID_MAX_BYTES / 2)}x` }), 0).refused, "too_long");
 });
 
 actors("heartbeat removals: bad ids refused, ids never reported dropped, both counted with previews (issue 11 items 1-2)", async () => {
@@ -251,9 +297,16 @@ actors("heartbeat removals: bad ids refused, ids never reported dropped, both co
   const out = new Promise<void>((resolve) => actor.subscribe({ complete: () => resolve() }));
   actor.start();
   await out;
-  assert.equal(got.flatMap((e) => e.projectIds as string[]), ["mine", "mine-too"]);
+  assert.equal(
+    got.flatMap((e) => e.projectIds as string[]),
+    ["mine", "mine-too"],
+  );
   const refused = got.flatMap((e) => (e.refused as Array<{ why: string; count: number; previews: string[] }> | undefined) ?? []);
-  assert.equal(refused.map((r) => [r.why, r.count]).sort(), [["control_character", 1], ["not_reported", 1], ["too_long", 1]]);
+  assert.equal(refused.map((r) => [r.why, r.count]).sort(), [
+    ["control_character", 1],
+    ["not_reported", 1],
+    ["too_long", 1],
+  ]);
   assert.ok(refused.every((r) => r.previews.every((p) => p.length < 100 && !p.includes("\u0007"))));
   assert.equal((actor.getSnapshot().output as { removed: string[] }).removed, ["mine", "mine-too"]);
 });

@@ -15,7 +15,11 @@ options("serverUrl wins over ENGRAM_URL, which wins over the deprecated ENGRAM_S
   const a = validateBridgeOptions({ ...base(), serverUrl: "http://127.0.0.1:1", env: { ENGRAM_URL: "http://127.0.0.1:2" } });
   assert.is(a.target.kind === "url" && a.target.address.port, 1);
   const logger = capturingLogger();
-  const b = validateBridgeOptions({ ...base(), logger, env: { ENGRAM_URL: "http://127.0.0.1:2", ENGRAM_SERVER_URL: "http://127.0.0.1:3" } });
+  const b = validateBridgeOptions({
+    ...base(),
+    logger,
+    env: { ENGRAM_URL: "http://127.0.0.1:2", ENGRAM_SERVER_URL: "http://127.0.0.1:3" },
+  });
   assert.is(b.target.kind === "url" && b.target.address.port, 2);
   assert.is(logger.lines.length, 0, "no deprecation warning when ENGRAM_URL is set");
   const c = validateBridgeOptions({ ...base(), logger, env: { ENGRAM_SERVER_URL: "http://127.0.0.1:3" } });
@@ -49,7 +53,10 @@ options("a token is refused in plaintext to a non-loopback host unless allowInse
   assert.is(refused.target.kind, "invalid");
   assert.is(refused.target.kind === "invalid" && refused.target.error.code, "insecure_token");
   assert.not.ok(refused.target.kind === "invalid" && refused.target.error.message.includes("secret"));
-  assert.is(validateBridgeOptions({ ...base(), token: "secret", serverUrl: "http://engram.example", allowInsecure: true }).target.kind, "url");
+  assert.is(
+    validateBridgeOptions({ ...base(), token: "secret", serverUrl: "http://engram.example", allowInsecure: true }).target.kind,
+    "url",
+  );
   assert.is(validateBridgeOptions({ ...base(), token: "secret", serverUrl: "http://127.0.0.1:9" }).target.kind, "url", "loopback is fine");
   assert.is(validateBridgeOptions({ ...base(), token: "secret", serverUrl: "https://engram.example" }).target.kind, "url", "TLS is fine");
   assert.is(validateBridgeOptions({ ...base(), serverUrl: "http://engram.example" }).target.kind, "url", "no token, nothing to protect");
@@ -80,7 +87,10 @@ options("a token string that is not an RFC 6750 b64token is a config error that 
   }
   // Without a URL the token problem is the reason given; an injected client never uses the token.
   assert.is(validateBridgeOptions({ ...base(), token: "a\nb" }).target.kind, "invalid");
-  const client = { projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}) }) }), syncProjectState: () => new Promise<never>(() => {}) };
+  const client = {
+    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}) }) }),
+    syncProjectState: () => new Promise<never>(() => {}),
+  };
   assert.is(validateBridgeOptions({ ...base(), client, token: "a\nb" }).target.kind, "client");
   // A function is checked per call (in the interceptor), not here.
   assert.is(validateBridgeOptions({ ...base(), serverUrl: "http://127.0.0.1:1", token: () => "a\nb" }).target.kind, "url");
@@ -120,7 +130,10 @@ options("an unparsable URL is shown with user info removed in the error and stat
 });
 
 options("an injected client bypasses the URL", () => {
-  const client = { projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}) }) }), syncProjectState: () => new Promise<never>(() => {}) };
+  const client = {
+    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}) }) }),
+    syncProjectState: () => new Promise<never>(() => {}),
+  };
   assert.is(validateBridgeOptions({ ...base(), client, serverUrl: "not a url" }).target.kind, "client");
 });
 
@@ -139,6 +152,10 @@ options("programming errors throw invalid_config at once", () => {
     () => validateBridgeOptions({ ...base(), timing: { backoffJitter: 1 } }),
     () => validateBridgeOptions({ ...base(), timing: { heartbeatMs: 1000, heartbeatJitterMs: 2000 } }),
     () => validateBridgeOptions({ ...base(), timing: { stopTimeoutMs: Number.NaN } }),
+    // The dispatcher and the fan-out take handlerTimeoutMs as validated here, and check nothing again.
+    ...[0, -5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31].map(
+      (handlerTimeoutMs) => () => validateBridgeOptions({ ...base(), timing: { handlerTimeoutMs } }),
+    ),
     () => validateBridgeOptions({ ...base(), dedupCapacity: 0 }),
     () => validateBridgeOptions({ logger: capturingLogger() } as unknown as Parameters<typeof validateBridgeOptions>[0]),
   ];
@@ -176,7 +193,10 @@ options("start() with a bad URL logs one clear error, keeps the secret out, and 
     assert.is(status.state, "idle", url);
     assert.is(status.lastError?.code, code, url);
     assert.is(logger.at("error").length, 1, url);
-    assert.not.ok(logger.lines.some((l) => l.text.includes("hunter2")), `${url}: password in a log line`);
+    assert.not.ok(
+      logger.lines.some((l) => l.text.includes("hunter2")),
+      `${url}: password in a log line`,
+    );
     assert.not.ok(JSON.stringify(status).includes("hunter2"), `${url}: password in status()`);
     await bridge.stop();
   }

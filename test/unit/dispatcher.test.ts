@@ -1,9 +1,9 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { SimulatedClock } from "xstate";
-import { BridgeError } from "../../src/errors.js";
 import { type DeliveryTimes, type Dispatcher, createDispatcher } from "../../src/dispatcher.js";
-import { type DispatchOutcome, HandlerRegistry } from "../../src/handler-registry.js";
+import { HandlerRegistry } from "../../src/handler-registry.js";
+import type { DispatchOutcome } from "../../src/removal-fan-out.js";
 import type { Logger, ProjectRemovalAware, RemovalInfo } from "../../src/types.js";
 
 interface Settled {
@@ -28,8 +28,7 @@ dispatcher.before.each((ctx) => {
   ctx.clock = new SimulatedClock();
   ctx.logs = [];
   ctx.settled = [];
-  const record = (level: string) => (obj: object, msg?: string) =>
-    void ctx.logs.push({ level, obj: obj as Record<string, unknown>, msg });
+  const record = (level: string) => (obj: object, msg?: string) => void ctx.logs.push({ level, obj: obj as Record<string, unknown>, msg });
   ctx.logger = { debug: record("debug"), info: record("info"), warn: record("warn"), error: record("error") };
   ctx.dispatcher = createDispatcher({
     registry: ctx.registry,
@@ -95,7 +94,10 @@ dispatcher("a second removal starts only after the first one settled", async (ct
   await flush();
   assert.equal(calls, ["a:p1", "b:p1", "a:p2"]);
   assert.is(ctx.dispatcher.pending, 1);
-  assert.equal(ctx.settled.map((s) => s.projectId), ["p1"]);
+  assert.equal(
+    ctx.settled.map((s) => s.projectId),
+    ["p1"],
+  );
 
   ctx.clock.increment(200);
   a.release();
@@ -113,7 +115,12 @@ dispatcher("a second removal starts only after the first one settled", async (ct
 
 dispatcher("a hung handler holds the queue for exactly handlerTimeoutMs", async (ctx) => {
   const calls: string[] = [];
-  ctx.registry.register(handler("hanger", (id) => (calls.push(`hanger:${id}`), new Promise<void>(() => {}))));
+  ctx.registry.register(
+    handler("hanger", (id) => {
+      calls.push(`hanger:${id}`);
+      return new Promise<void>(() => {});
+    }),
+  );
   ctx.registry.register(
     handler("thrower", () => {
       throw new Error("nope");
@@ -142,7 +149,12 @@ dispatcher("a hung handler holds the queue for exactly handlerTimeoutMs", async 
 
 dispatcher("close() during a hung handler drops queued removals and calls no more handlers", async (ctx) => {
   const calls: string[] = [];
-  ctx.registry.register(handler("hanger", (id) => (calls.push(`hanger:${id}`), new Promise<void>(() => {}))));
+  ctx.registry.register(
+    handler("hanger", (id) => {
+      calls.push(`hanger:${id}`);
+      return new Promise<void>(() => {});
+    }),
+  );
   ctx.registry.register(handler("after", (id) => void calls.push(`after:${id}`)));
   ctx.dispatcher.enqueue("p1", info);
   ctx.dispatcher.enqueue("p2", info);
@@ -163,7 +175,10 @@ dispatcher("close() during a hung handler drops queued removals and calls no mor
   assert.is(ctx.dispatcher.pending, 0);
   assert.ok(ctx.logs.some((l) => l.level === "debug" && l.obj["projectId"] === "p4"));
   assert.equal(ctx.dispatcher.stats(), { dispatched: 1, handlerErrors: 0, handlerTimeouts: 0, dropped: 2 });
-  assert.equal(ctx.settled.map((s) => [s.projectId, s.outcome]), [["p1", { delivered: 0, failed: [], skipped: 2 }]]);
+  assert.equal(
+    ctx.settled.map((s) => [s.projectId, s.outcome]),
+    [["p1", { delivered: 0, failed: [], skipped: 2 }]],
+  );
   assert.equal(ctx.dispatcher.close(), { dropped: [] });
 });
 
@@ -222,18 +237,6 @@ dispatcher("an onOutcome callback that throws does not stop the queue", async (c
   d.close();
 });
 
-dispatcher("refuses a handler timeout that is not a positive finite number", (ctx) => {
-  for (const handlerTimeoutMs of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
-    try {
-      createDispatcher({ registry: ctx.registry, clock: ctx.clock, logger: ctx.logger, handlerTimeoutMs });
-      assert.unreachable(`handlerTimeoutMs ${handlerTimeoutMs} accepted`);
-    } catch (err) {
-      assert.instance(err, BridgeError);
-      assert.is((err as BridgeError).code, "invalid_config");
-    }
-  }
-});
-
 /** Counts the timers armed and still pending on a SimulatedClock. */
 function countTimers(clock: SimulatedClock): { armed: () => number; pending: () => number } {
   let armed = 0;
@@ -290,7 +293,10 @@ dispatcher("fast path: removals whose handlers are synchronous are drained in on
   await Promise.resolve();
   assert.equal(calls, ["a:p1", "b:p1", "a:p2", "b:p2", "a:p3", "b:p3"]);
   assert.is(ctx.dispatcher.pending, 0);
-  assert.equal(ctx.settled.map((s) => s.projectId), ["p1", "p2", "p3"]);
+  assert.equal(
+    ctx.settled.map((s) => s.projectId),
+    ["p1", "p2", "p3"],
+  );
 });
 
 dispatcher("a registry change during a dispatch applies from the next removal on, in registration order", async (ctx) => {
@@ -320,7 +326,10 @@ dispatcher("a registry change during a dispatch applies from the next removal on
   gateC.release();
   await ctx.dispatcher.idle();
   assert.equal(calls, ["a:p1", "b:p1", "c:p1", "a:p2", "c:p2", "late:p2"]);
-  assert.equal(ctx.registry.handlers().map((h) => h.name), ["a", "c", "late"]);
+  assert.equal(
+    ctx.registry.handlers().map((h) => h.name),
+    ["a", "c", "late"],
+  );
 });
 
 dispatcher("sync throw, async rejection and timeout in one removal: each counted and logged by name, the others still run", async (ctx) => {
@@ -347,38 +356,50 @@ dispatcher("sync throw, async rejection and timeout in one removal: each counted
   assert.equal(named, ["throws", "rejects", "hangs"]);
 });
 
-dispatcher("releaseCallingHandler(): the running handler's own code releases its call; the removal's next handlers and the queue go on", async (ctx) => {
-  const calls: string[] = [];
-  const released: Array<ReturnType<Dispatcher["releaseCallingHandler"]>> = [];
-  ctx.registry.register(
-    handler("stopper", (id) => {
-      calls.push(`stopper:${id}`);
-      released.push(ctx.dispatcher.releaseCallingHandler());
-      released.push(ctx.dispatcher.releaseCallingHandler()); // a second time: no longer running
-      return new Promise<void>(() => {}); // waits for what it started, forever
-    }),
-  );
-  ctx.registry.register(handler("next", (id) => void calls.push(`next:${id}`)));
-  ctx.dispatcher.enqueue("p1", info);
-  ctx.dispatcher.enqueue("p2", info);
-  await flush();
-  assert.equal(released.slice(0, 2), [{ handler: "stopper", projectId: "p1" }, undefined]);
-  assert.equal(calls, ["stopper:p1", "next:p1", "stopper:p2", "next:p2"]);
-  await ctx.dispatcher.idle();
-  assert.is(ctx.clock.now(), 0, "no timeout was needed");
-  assert.equal(ctx.settled.map((s) => [s.projectId, s.outcome]), [
-    ["p1", { delivered: 2, failed: [], skipped: 0 }],
-    ["p2", { delivered: 2, failed: [], skipped: 0 }],
-  ]);
-  assert.is(ctx.dispatcher.releaseCallingHandler(), undefined, "outside a handler nothing is released");
-});
+dispatcher(
+  "releaseCallingHandler(): the running handler's own code releases its call; the removal's next handlers and the queue go on",
+  async (ctx) => {
+    const calls: string[] = [];
+    const released: Array<ReturnType<Dispatcher["releaseCallingHandler"]>> = [];
+    ctx.registry.register(
+      handler("stopper", (id) => {
+        calls.push(`stopper:${id}`);
+        released.push(ctx.dispatcher.releaseCallingHandler());
+        released.push(ctx.dispatcher.releaseCallingHandler()); // a second time: no longer running
+        return new Promise<void>(() => {}); // waits for what it started, forever
+      }),
+    );
+    ctx.registry.register(handler("next", (id) => void calls.push(`next:${id}`)));
+    ctx.dispatcher.enqueue("p1", info);
+    ctx.dispatcher.enqueue("p2", info);
+    await flush();
+    assert.equal(released.slice(0, 2), [{ handler: "stopper", projectId: "p1" }, undefined]);
+    assert.equal(calls, ["stopper:p1", "next:p1", "stopper:p2", "next:p2"]);
+    await ctx.dispatcher.idle();
+    assert.is(ctx.clock.now(), 0, "no timeout was needed");
+    assert.equal(
+      ctx.settled.map((s) => [s.projectId, s.outcome]),
+      [
+        ["p1", { delivered: 2, failed: [], skipped: 0 }],
+        ["p2", { delivered: 2, failed: [], skipped: 0 }],
+      ],
+    );
+    assert.is(ctx.dispatcher.releaseCallingHandler(), undefined, "outside a handler nothing is released");
+  },
+);
 
 dispatcher("releaseCallingHandler() after the handler's first await: recognised only with trackAsyncContext", async (ctx) => {
   for (const trackAsyncContext of [true, false]) {
     const registry = new HandlerRegistry();
     const seen: Array<ReturnType<Dispatcher["releaseCallingHandler"]>> = [];
     let d!: Dispatcher;
-    const other = createDispatcher({ registry: new HandlerRegistry(), clock: ctx.clock, logger: ctx.logger, handlerTimeoutMs: 1000, trackAsyncContext });
+    const other = createDispatcher({
+      registry: new HandlerRegistry(),
+      clock: ctx.clock,
+      logger: ctx.logger,
+      handlerTimeoutMs: 1000,
+      trackAsyncContext,
+    });
     registry.register(
       handler("late", async (id) => {
         await Promise.resolve();

@@ -1,8 +1,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { SimulatedClock } from "xstate";
+import { validateBridgeOptions } from "../../src/bridge-options.js";
 import { BridgeError } from "../../src/errors.js";
-import { HandlerRegistry, dispatchRemoval } from "../../src/handler-registry.js";
+import { HandlerRegistry } from "../../src/handler-registry.js";
+import { dispatchRemoval } from "../../src/removal-fan-out.js";
 import type { Clock, Logger, ProjectRemovalAware, RemovalInfo } from "../../src/types.js";
 
 interface LogRecord {
@@ -45,8 +47,7 @@ registry.before.each((ctx) => {
   ctx.registry = new HandlerRegistry();
   ctx.clock = new CountingClock();
   ctx.logs = [];
-  const record = (level: string) => (obj: object, msg?: string) =>
-    void ctx.logs.push({ level, obj: obj as Record<string, unknown>, msg });
+  const record = (level: string) => (obj: object, msg?: string) => void ctx.logs.push({ level, obj: obj as Record<string, unknown>, msg });
   ctx.logger = { debug: record("debug"), info: record("info"), warn: record("warn"), error: record("error") };
 });
 
@@ -116,8 +117,14 @@ registry("handlers() is a snapshot in registration order", ({ registry: r }) => 
   const unregisterB = r.register(b);
   const snapshot = r.handlers();
   unregisterB();
-  assert.equal(snapshot.map((h) => h.handler), [a, b]);
-  assert.equal(r.handlers().map((h) => h.handler), [a]);
+  assert.equal(
+    snapshot.map((h) => h.handler),
+    [a, b],
+  );
+  assert.equal(
+    r.handlers().map((h) => h.handler),
+    [a],
+  );
 });
 
 registry("dispatch calls handlers in order, each awaited before the next", async (ctx) => {
@@ -162,12 +169,10 @@ registry("a throwing, a rejecting and a hanging handler do not keep a healthy on
   ctx.registry.register(handler("healthy", (projectId) => void healthyCalls.push(projectId)));
 
   let settled = false;
-  const done = dispatchRemoval(ctx.registry, "p1", info, { timeoutMs: 500, clock: ctx.clock, logger: ctx.logger }).then(
-    (o) => {
-      settled = true;
-      return o;
-    },
-  );
+  const done = dispatchRemoval(ctx.registry, "p1", info, { timeoutMs: 500, clock: ctx.clock, logger: ctx.logger }).then((o) => {
+    settled = true;
+    return o;
+  });
   await flush();
   assert.ok(hangingCalled);
   assert.equal(healthyCalls, []);
@@ -204,7 +209,7 @@ registry("a throwing, a rejecting and a hanging handler do not keep a healthy on
     ],
   );
   assert.instance(problems[0]?.obj["err"], Error);
-  assert.is((problems[2]?.obj["err"] as BridgeError).code, "handler_timeout");
+  assert.is((problems[2]?.obj["err"] as BridgeError | undefined)?.code, "handler_timeout");
 });
 
 registry("each handler gets its own full timeout, started when it is called", async (ctx) => {
@@ -240,7 +245,10 @@ registry("a handler that settles after its timeout is not counted twice", async 
   const outcome = await done;
   reject(new Error("too late"));
   await flush();
-  assert.equal(outcome.failed.map((f) => f.code), ["handler_timeout"]);
+  assert.equal(
+    outcome.failed.map((f) => f.code),
+    ["handler_timeout"],
+  );
   assert.ok(ctx.logs.some((l) => l.level === "debug" && l.obj["handler"] === "late"));
 });
 
@@ -259,7 +267,12 @@ registry("the handler set is taken when dispatch starts", async (ctx) => {
 
 registry("aborting skips the rest and stops waiting for the running handler", async (ctx) => {
   const calls: string[] = [];
-  ctx.registry.register(handler("hanger", () => (calls.push("hanger"), new Promise<void>(() => {}))));
+  ctx.registry.register(
+    handler("hanger", () => {
+      calls.push("hanger");
+      return new Promise<void>(() => {});
+    }),
+  );
   ctx.registry.register(handler("after", () => void calls.push("after")));
   const controller = new AbortController();
   const done = dispatchRemoval(ctx.registry, "p", info, {
@@ -305,7 +318,7 @@ registry("handlers get a frozen copy of the removal info", async (ctx) => {
   assert.equal(seen[1], info);
 });
 
-registry("a logger that throws does not break dispatch", async (ctx) => {
+registry("the logger validateBridgeOptions hands on does not break dispatch when the user's logger throws", async (ctx) => {
   const boom = (): void => {
     throw new Error("logger down");
   };
@@ -316,25 +329,16 @@ registry("a logger that throws does not break dispatch", async (ctx) => {
   );
   let called = false;
   ctx.registry.register(handler("ok", () => void (called = true)));
-  const outcome = await dispatchRemoval(ctx.registry, "p", info, {
-    timeoutMs: 10,
-    clock: ctx.clock,
+  // The one place the user's logger is wrapped: the fan-out gets it from there.
+  const { logger } = validateBridgeOptions({
+    registry: ctx.registry,
+    env: {},
     logger: { debug: boom, info: boom, warn: boom, error: boom },
   });
+  const outcome = await dispatchRemoval(ctx.registry, "p", info, { timeoutMs: 10, clock: ctx.clock, logger });
   assert.ok(called);
   assert.is(outcome.delivered, 1);
-});
-
-registry("a timeout that is not a positive finite number is refused", async (ctx) => {
-  for (const timeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
-    try {
-      await dispatchRemoval(ctx.registry, "p", info, { timeoutMs, clock: ctx.clock, logger: ctx.logger });
-      assert.unreachable(`timeout ${timeoutMs} accepted`);
-    } catch (err) {
-      assert.instance(err, BridgeError);
-      assert.is((err as BridgeError).code, "invalid_argument");
-    }
-  }
+  assert.is(outcome.failed.length, 1);
 });
 
 registry("handlers() shares one frozen list until the registry changes", ({ registry: r }) => {
@@ -349,13 +353,26 @@ registry("handlers() shares one frozen list until the registry changes", ({ regi
   const unregisterB = r.register(b);
   const second = r.handlers();
   assert.is.not(second, first);
-  assert.equal(second.map((h) => h.handler), [a, b]);
+  assert.equal(
+    second.map((h) => h.handler),
+    [a, b],
+  );
   unregisterB();
   unregisterB();
   const third = r.handlers();
-  assert.equal(third.map((h) => h.handler), [a]);
-  assert.equal(first.map((h) => h.handler), [a], "an earlier snapshot is never changed");
-  assert.equal(second.map((h) => h.handler), [a, b]);
+  assert.equal(
+    third.map((h) => h.handler),
+    [a],
+  );
+  assert.equal(
+    first.map((h) => h.handler),
+    [a],
+    "an earlier snapshot is never changed",
+  );
+  assert.equal(
+    second.map((h) => h.handler),
+    [a, b],
+  );
 });
 
 registry("an already frozen info is handed on as is; an unfrozen one as a frozen copy", async (ctx) => {

@@ -30,7 +30,10 @@ logger("uses pino's numbers for each level", (ctx) => {
   log.info({});
   log.warn({});
   log.error({});
-  assert.equal(ctx.lines.map((l) => parse(l)["level"]), [20, 30, 40, 50]);
+  assert.equal(
+    ctx.lines.map((l) => parse(l)["level"]),
+    [20, 30, 40, 50],
+  );
 });
 
 logger("writes only warn and above by default", (ctx) => {
@@ -39,7 +42,10 @@ logger("writes only warn and above by default", (ctx) => {
   log.info({}, "i");
   log.warn({}, "w");
   log.error({}, "e");
-  assert.equal(ctx.lines.map((l) => parse(l)["msg"]), ["w", "e"]);
+  assert.equal(
+    ctx.lines.map((l) => parse(l)["msg"]),
+    ["w", "e"],
+  );
 });
 
 logger("writes nothing at level silent", (ctx) => {
@@ -109,7 +115,7 @@ logger("safeLogger swallows throwing methods and rejected promises", async () =>
     debug: () => {
       throw new Error("debug broke");
     },
-    info: () => Promise.reject(new Error("async broke")) as unknown as void,
+    info: () => Promise.reject(new Error("async broke")) as unknown as undefined,
     warn: (_obj, msg) => {
       calls.push(`warn:${msg ?? ""}`);
     },
@@ -136,7 +142,10 @@ logger("safeLogger passes arguments through and is idempotent", () => {
   assert.is(safeLogger(safe), safe);
   safe.info({ a: 1 }, "m");
   safe.error({ b: 2 });
-  assert.equal(seen, [["info", { a: 1 }, "m"], ["error", { b: 2 }]]);
+  assert.equal(seen, [
+    ["info", { a: 1 }, "m"],
+    ["error", { b: 2 }],
+  ]);
 });
 
 logger("the noop logger accepts every level and writes nothing", () => {

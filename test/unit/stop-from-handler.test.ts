@@ -127,7 +127,11 @@ test("stop() already running from outside, then awaited by the next removal's ha
   });
   bridge = make(ctx);
   await streamRemovals(ctx, bridge, ["p1", "p2"]);
-  await eventually("p1 is in the handler, p2 queued", () => calls.includes("cleanup:p1") && bridge.status().counters.pendingDispatch === 2, 5000);
+  await eventually(
+    "p1 is in the handler, p2 queued",
+    () => calls.includes("cleanup:p1") && bridge.status().counters.pendingDispatch === 2,
+    5000,
+  );
   const outside = bridge.stop();
   release();
   assert.ok(await settlesWithin(outside, 5000), "stop() waited for the handler that awaits it");
@@ -163,7 +167,7 @@ test("stop() awaited after the handler's first await: before Node.js 24 the budg
   assert.ok(await settlesWithin(stopInHandler as Promise<void>, 5000));
   const line = ctx.logger.lines.find((l) => /ran out of budget/.test(l.msg ?? ""));
   assert.ok(line);
-  assert.is((line?.obj as { handler?: string }).handler, "late-stopper");
+  assert.is((line?.obj as { handler?: string } | undefined)?.handler, "late-stopper");
   assert.match(line?.msg ?? "", /late-stopper/);
   assert.match(line?.msg ?? "", /awaits stop\(\) after its first await: that is not recognised before Node.js 24/);
 });
@@ -173,7 +177,6 @@ test("a handler of another bridge stopping this one is awaited as usual (only a 
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let stopOther: Promise<void> | undefined;
-  let bridge!: Bridge;
   ctx.registry.register({
     name: "stops-another",
     async onProjectRemoved() {
@@ -181,7 +184,7 @@ test("a handler of another bridge stopping this one is awaited as usual (only a 
       await gate;
     },
   });
-  bridge = make(ctx);
+  const bridge = make(ctx);
   await streamRemovals(ctx, bridge, ["p1"]);
   await eventually("the handler stopped the other bridge", () => stopOther !== undefined, 5000);
   assert.ok(await settlesWithin(stopOther as Promise<void>, 5000));

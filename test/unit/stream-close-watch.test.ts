@@ -20,8 +20,9 @@ async function* stalled<T>(items: T[], signal: AbortSignal): AsyncIterable<T> {
 }
 
 watch("a stream that closes and then stays silent is abandoned with UNAVAILABLE", async () => {
+  const clock = new SimulatedClock();
   const caller = new AbortController();
-  const w = createStreamCloseWatch(caller.signal, { graceMs: 20 });
+  const w = createStreamCloseWatch(caller.signal, { graceMs: 20, clock });
   const stream = fakeStream();
   w.attach(stream);
   const got: number[] = [];
@@ -30,7 +31,14 @@ watch("a stream that closes and then stays silent is abandoned with UNAVAILABLE"
   })();
   await new Promise((r) => setImmediate(r));
   stream.emit("close");
-  const error = await run.then(() => undefined, (e: unknown) => e);
+  clock.increment(19);
+  await new Promise((r) => setImmediate(r));
+  assert.not.ok(w.signal.aborted, "not before the grace");
+  clock.increment(1);
+  const error = await run.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.equal(got, [1, 2]);
   assert.ok(error instanceof BridgeError);
   assert.is((error as BridgeError).code, "unavailable");
@@ -38,14 +46,17 @@ watch("a stream that closes and then stays silent is abandoned with UNAVAILABLE"
 });
 
 watch("messages still flowing after close are not cut short", async () => {
-  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 20 });
+  const clock = new SimulatedClock();
+  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 20, clock });
   const stream = fakeStream();
   w.attach(stream);
   async function* slowEnd() {
     yield 1;
     stream.emit("close");
     for (let i = 2; i <= 5; i++) {
-      await new Promise((r) => setTimeout(r, 5));
+      // Each message comes 15 ms after the consumer started waiting: within the grace, 60 ms in all.
+      await new Promise((r) => setImmediate(r));
+      clock.increment(15);
       yield i;
     }
   }
@@ -56,7 +67,8 @@ watch("messages still flowing after close are not cut short", async () => {
 });
 
 watch("a call that ended normally is left alone when its stream closes", async () => {
-  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 5 });
+  const clock = new SimulatedClock();
+  const w = createStreamCloseWatch(new AbortController().signal, { graceMs: 5, clock });
   const stream = fakeStream();
   w.attach(stream);
   async function* two() {
@@ -66,7 +78,7 @@ watch("a call that ended normally is left alone when its stream closes", async (
   const got: number[] = [];
   for await (const n of w.wrap(two())) got.push(n);
   stream.emit("close");
-  await new Promise((r) => setTimeout(r, 15));
+  clock.increment(1000);
   assert.equal(got, [1, 2]);
   assert.not.ok(w.signal.aborted);
 });
@@ -116,7 +128,10 @@ watch("re-arms after a message within the grace, on the bridge clock: a call tha
   const got: number[] = [];
   const run = (async () => {
     for await (const n of w.wrap(f.iterate())) got.push(n);
-  })().then(() => undefined, (e: unknown) => e);
+  })().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   await ticks();
   stream.emit("close");
   clock.increment(50);
@@ -139,7 +154,10 @@ watch("the grace runs on the given clock, not Node's timers (issue 10 item 8)", 
   const f = feed<number>(w.signal);
   const run = (async () => {
     for await (const _ of w.wrap(f.iterate())) void _;
-  })().then(() => undefined, (e: unknown) => e);
+  })().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   await ticks();
   stream.emit("close");
   await new Promise((r) => setTimeout(r, 30));
@@ -158,7 +176,10 @@ watch("GOAWAY ends the call once what was received is handed on (issue 10 item 4
   w.goaway();
   const run = (async () => {
     for await (const n of w.wrap(f.iterate())) got.push(n);
-  })().then(() => undefined, (e: unknown) => e);
+  })().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   await ticks();
   f.push(3);
   await ticks();

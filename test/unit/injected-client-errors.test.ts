@@ -1,0 +1,102 @@
+/**
+ * An injected EventsClient signals a GOAWAY and its own deadline with the
+ * error classes the package entry exports (issue 13 item 4): thrown from the
+ * public import, they take the same paths as the built-in client's.
+ */
+import { create } from "@bufbuild/protobuf";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { SimulatedClock } from "xstate";
+import { SyncProjectStateResponseSchema } from "../../src/gen/engram/v1/engram_pb.js";
+import { type Bridge, createBridge, type EventsClient, HandlerRegistry, ServerGoawayError, SyncDeadlineError } from "../../src/index.js";
+import { capturingLogger, type CapturingLogger, eventually } from "../helpers/e2e.js";
+
+interface Ctx {
+  clock: SimulatedClock;
+  logger: CapturingLogger;
+  bridge: Bridge | undefined;
+}
+
+const injected = suite<Ctx>("injected client errors");
+
+injected.before.each((ctx) => {
+  ctx.clock = new SimulatedClock();
+  ctx.logger = capturingLogger();
+  ctx.bridge = undefined;
+});
+
+injected.after.each(async (ctx) => {
+  const stopping = ctx.bridge?.stop();
+  ctx.clock.increment(60_000);
+  await stopping;
+});
+
+/** A stream that opens and then stays open until aborted. */
+async function* openUntilAborted(opts: { signal: AbortSignal; onHeader?: (h: Headers) => void }): AsyncIterable<never> {
+  opts.onHeader?.(new Headers());
+  await new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(opts.signal.reason), { once: true }));
+}
+
+function make(ctx: Ctx, client: EventsClient): Bridge {
+  ctx.bridge = createBridge({
+    client,
+    registry: new HandlerRegistry(),
+    clock: ctx.clock,
+    logger: ctx.logger,
+    env: {},
+    random: () => 0.5,
+    timing: { backoffMinMs: 100, openConfirmMs: 10 },
+  });
+  return ctx.bridge;
+}
+
+const answered = () => Promise.resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n }));
+
+injected("a stream that throws the exported ServerGoawayError is reopened without counting a failure", async (ctx) => {
+  let opens = 0;
+  const bridge = make(ctx, {
+    projectEvents(_req, opts) {
+      opens += 1;
+      if (opens === 1) {
+        return (async function* () {
+          opts.onHeader?.(new Headers());
+          yield* [];
+          throw new ServerGoawayError();
+        })();
+      }
+      return openUntilAborted(opts);
+    },
+    syncProjectState: answered,
+  });
+  bridge.start();
+  await eventually("the GOAWAY is seen", () => bridge.status().counters.goaways === 1);
+  assert.is(bridge.status().state, "backoff", "a short wait before reopening");
+  ctx.clock.increment(100);
+  await eventually("reopened", () => opens === 2);
+  ctx.clock.increment(10);
+  await eventually("streaming again", () => bridge.status().state === "streaming");
+  assert.is(bridge.status().counters.streamFailures, 0, "a GOAWAY is not a failure");
+  assert.ok(ctx.logger.at("info").some((l) => /GOAWAY/.test(l.msg ?? "")));
+});
+
+injected("a heartbeat that rejects with the exported SyncDeadlineError marks the connection suspect", async (ctx) => {
+  let syncs = 0;
+  let opens = 0;
+  const bridge = make(ctx, {
+    projectEvents(_req, opts) {
+      opens += 1;
+      return openUntilAborted(opts);
+    },
+    syncProjectState() {
+      syncs += 1;
+      return syncs === 1 ? Promise.reject(new SyncDeadlineError(2000)) : answered();
+    },
+  });
+  bridge.start();
+  await eventually("the heartbeat failed", () => bridge.status().counters.syncFailures === 1);
+  assert.is(bridge.status().counters.suspects, 1, "its own deadline marks the connection suspect");
+  ctx.clock.increment(1000);
+  await eventually("a fresh stream after the suspect one", () => opens === 2);
+});
+
+injected.run();

@@ -75,10 +75,25 @@ export interface ActorDeps {
   monotonicNow: () => number;
 }
 
+/**
+ * Holds one ProjectEvents call. The messages that arrive in one turn of the
+ * event loop go to the machine as one `stream.events` (sent from the check
+ * phase, right after the I/O that delivered them), so a burst costs one
+ * machine step; a lone message waits for no timer.
+ */
 export function createProjectEventsActor(deps: ActorDeps) {
   return fromPromise<void, ProjectEventsInput>(async ({ input, signal }) => {
     const req = create(ProjectEventsRequestSchema, { clientId: input.clientId });
     let opened = false;
+    let pending: StreamEvent[] = [];
+    let flushing: ReturnType<typeof setImmediate> | undefined;
+    const flush = () => {
+      flushing = undefined;
+      if (signal.aborted || pending.length === 0) return;
+      const events = pending;
+      pending = [];
+      input.parent.send({ type: "stream.events", events });
+    };
     try {
       const stream = deps.client().projectEvents(req, {
         signal,
@@ -92,10 +107,16 @@ export function createProjectEventsActor(deps: ActorDeps) {
       });
       for await (const ev of stream) {
         if (signal.aborted) return;
-        input.parent.send({ type: "stream.event", event: toStreamEvent(ev, deps.monotonicNow()) });
+        pending.push(toStreamEvent(ev, deps.monotonicNow()));
+        flushing ??= setImmediate(flush);
       }
+      // Everything received reaches the machine before the call's end does.
+      if (flushing !== undefined) clearImmediate(flushing);
+      flush();
     } catch (reason) {
       if (signal.aborted) return;
+      if (flushing !== undefined) clearImmediate(flushing);
+      flush();
       throw BridgeError.from(reason);
     }
   });

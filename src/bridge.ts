@@ -4,7 +4,7 @@
  * events into handler dispatch and log lines, and owns stop().
  */
 import { createActor, type Actor } from "xstate";
-import { bridgeMachine, createBridgeDelays, LOUD_ONCE_CODES } from "../machines/bridge.machine.js";
+import { bridgeMachine, createBridgeDelays } from "../machines/bridge.machine.js";
 import type { BridgeEmitted } from "../machines/bridge.types.js";
 import { createDrainActor, createProjectEventsActor, createSyncProjectStateActor } from "./bridge-actors.js";
 import { validateBridgeOptions, type BridgeOptions } from "./bridge-options.js";
@@ -29,6 +29,8 @@ export interface Bridge {
 }
 
 const CLOCK_SKEW_WARN_MS = 30_000;
+/** Codes that are logged once per streak rather than on every failure (runtime log policy). */
+const LOUD_ONCE_CODES: readonly string[] = ["unauthenticated", "permission_denied", "unimplemented"];
 
 export function createBridge(options: BridgeOptions): Bridge {
   const opts = validateBridgeOptions(options);
@@ -61,7 +63,7 @@ export function createBridge(options: BridgeOptions): Bridge {
     if (!client) throw new BridgeError("the bridge has no client (not started)", "failed_precondition");
     return client;
   };
-  const delays = createBridgeDelays(opts.random);
+  const delays = createBridgeDelays(() => opts.random());
   const machine = bridgeMachine.provide({
     actors: {
       projectEvents: createProjectEventsActor({ client: clientRef, monotonicNow }),

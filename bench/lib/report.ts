@@ -149,7 +149,7 @@ function targetsSection(run: RunResults | undefined, fleet: FleetResults | undef
 function throughputRows(tp: ThroughputRows): string[][] {
   const clients = Object.keys(tp.rate) as Array<keyof ThroughputResult["rate"]>;
   return clients.map((c) => [
-    c === "bridge" ? "**bridge** (createBridge, counting handler)" : c === "bridge (batched prototype)" ? "bridge, batched prototype (bench only)" : `raw ${c} \`for await\``,
+    c === "bridge" ? "**bridge** (createBridge, counting handler)" : `raw ${c} \`for await\``,
     sp(tp.rate[c], 0),
     sp(tp.cpuUsPerEvent[c], 1),
     c === "connect-node" ? "1" : tp.rate["connect-node"] ? num(tp.rate[c].median / tp.rate["connect-node"].median, 2) : "–",
@@ -166,7 +166,7 @@ The same ${num(tp.events)} events per run from the fast bench server (\`bench/li
 
 ${table(["client", "events/s", "client CPU µs/event", "rate ÷ connect-node"], throughputRows(fast))}
 
-Per round, bridge ÷ connect-node: rate **${sp(fast.ratioVsConnect, 2)}×**, CPU per event ${sp(fast.cpuRatioVsConnect, 1)}×; bridge ÷ grpc-js rate ${sp(fast.ratioVsGrpcJs, 2)}×; batched prototype ÷ connect-node rate ${sp(fast.batchedRatioVsConnect, 2)}×.
+Per round, bridge ÷ connect-node: rate **${sp(fast.ratioVsConnect, 2)}×**, CPU per event ${sp(fast.cpuRatioVsConnect, 1)}×; bridge ÷ grpc-js rate ${sp(fast.ratioVsGrpcJs, 2)}×.
 `;
 }
 
@@ -179,7 +179,7 @@ ${num(tp.events)} REMOVED events (unique project ids) per run, buffered by the d
 
 ${table(["client", "events/s", "client CPU µs/event", "rate ÷ connect-node"], rows)}
 
-Per round, bridge ÷ connect-node: rate ${sp(tp.ratioVsConnect, 2)}×, CPU per event ${sp(tp.cpuRatioVsConnect, 1)}×; bridge ÷ grpc-js rate ${sp(tp.ratioVsGrpcJs, 2)}×; batched prototype ÷ connect-node rate ${sp(tp.batchedRatioVsConnect, 2)}×.
+Per round, bridge ÷ connect-node: rate ${sp(tp.ratioVsConnect, 2)}×, CPU per event ${sp(tp.cpuRatioVsConnect, 1)}×; bridge ÷ grpc-js rate ${sp(tp.ratioVsGrpcJs, 2)}×.
 
 ${throughputReading(tp)}
 
@@ -190,10 +190,9 @@ ${fastServerThroughput(tp)}`;
 function throughputReading(tp: ThroughputResult): string {
   const raw = tp.cpuUsPerEvent["connect-node"]?.median ?? Number.NaN;
   const bridge = tp.cpuUsPerEvent.bridge?.median ?? Number.NaN;
-  const batched = tp.cpuUsPerEvent["bridge (batched prototype)"]?.median;
   const ceiling = (us: number) => 1e6 / us;
   const serverBound = tp.ratioVsConnect.median >= 0.9;
-  const head = `Client CPU ceiling (events one core could take at that cost): raw connect-node ${num(ceiling(raw))}/s, bridge ${num(ceiling(bridge))}/s${batched ? `, batched prototype ${num(ceiling(batched))}/s` : ""}; bridge ÷ raw **${num(raw / bridge, 2)}×**.`;
+  const head = `Client CPU ceiling (events one core could take at that cost): raw connect-node ${num(ceiling(raw))}/s, bridge ${num(ceiling(bridge))}/s; bridge ÷ raw **${num(raw / bridge, 2)}×**.`;
   const reading = serverBound
     ? `In this run the dev server (its own process, on the same two shared cores) sent only about ${num(tp.rate["connect-node"]?.median)} events/s, so every client, the bridge included, waited on it: the wall-clock ratio meets the target because the server is the bottleneck, not because the bridge is cheap. The CPU figures are what carries over to a faster server: the bridge spends ${num(bridge / raw, 1)}× the client CPU of the raw loop, and against a server sending more than about ${num(ceiling(bridge))} events/s it would fall behind (earlier during development the same comparison ran against a server delivering 31–39k events/s to the raw loops, and the bridge reached 0.47–0.64×).`
     : `The raw loops are bound by the server (a few µs of client CPU per event, then they wait); the bridge is bound by its own CPU: at ${num(bridge, 0)} µs per event it cannot keep up with what the server sends, so its rate is its CPU ceiling.`;
@@ -354,7 +353,7 @@ Inclusive time of the hot path: ${p.inclusive.map((r) => `\`${r.name.replace(/\\
 
 ### What would fix it
 
-1. **Batch stream messages through the machine** (prototyped in \`bench/lib/batching-prototype.ts\`, measured above as "bridge, batched prototype"): the \`projectEvents\` actor collects the messages that arrive before the event loop's next check phase (\`setImmediate\`) and sends one \`stream.event\` carrying all of them; \`acceptStreamEvent\` admits the whole batch with one \`admitRemovals\` call, one counters copy and one \`assign\`, then emits one \`projectRemoved\` per fresh id. States and transitions stay as they are (the prototype only provides two implementations with \`machine.provide()\`).${tp ? ` Result in this run: ${sp(tp.cpuUsPerEvent["bridge (batched prototype)"], 1)} µs of client CPU per event instead of ${sp(tp.cpuUsPerEvent.bridge, 1)}, ${sp(tp.batchedRatioVsConnect, 2)}× the raw connect-node rate instead of ${sp(tp.ratioVsConnect, 2)}×.` : ""} ${tp ? `Its CPU ceiling (${num(1e6 / (tp.cpuUsPerEvent["bridge (batched prototype)"]?.median ?? Number.NaN))} events/s on one core) is above what the dev server delivered even on a quiet machine (31–39k/s), so it would meet the throughput target there too. ` : ""}It amortises the machine, not the dispatcher; it does nothing for latency at one event per ms. Cost: up to one event-loop turn of added latency under load.
+1. **Batch stream messages through the machine** (done, issue 14): the \`projectEvents\` actor sends the messages that arrive in one event-loop turn as one \`stream.events\` (flushed with \`setImmediate\`); \`acceptStreamEvents\` admits the whole batch with one \`admitRemovals\` call, one counters copy and one \`assign\`, then emits one \`projectRemoved\` per fresh id. It amortises the machine, not the dispatcher; it does nothing for latency at one event per ms.
 2. **An O(1) dedup window**: keep the window as a JSON array in context for the inspector, but look keys up in a \`Set\`/\`Map\` held beside it (rebuilt from the array when a snapshot is restored), or admit a batch with one copy. Saves ${dd ? `about ${num((dd.nsPerOp["all new"].admitRemovals.median - dd.nsPerOp["all new"]["Map LRU"].median) / 1000, 1)} µs` : "a few µs"} per event and most of the window's garbage.
 3. **A cheaper dispatcher fast path** (done, see above): timer only for a returned promise, the handler list shared until the registry changes, one drain loop, one \`AbortController\` per dispatcher, one runtime snapshot observer.
 

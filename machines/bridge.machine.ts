@@ -48,16 +48,17 @@ const zeroCounters: BridgeCounters = {
   unreportedRemovals: 0,
 };
 
-/** What a delay sees: the context, and the bridge actor it runs in. */
+/** What a delay sees: the context, the bridge actor it runs in, and that actor's system. */
 export interface BridgeDelayArgs {
   context: BridgeContext;
   self: AnyActorRef;
+  system: AnyActorRef["system"];
 }
 
 /**
  * The named delays, computed from context and a random source in [0, 1).
  * `random` may read the arguments (the runtime shares one machine between
- * bridges and finds each bridge's own random source from `self`);
+ * bridges and finds each bridge's own random source by its actor `system`);
  * `createBridgeDelays(Math.random)` is what a user of the machine on its own
  * provides.
  */

@@ -74,10 +74,10 @@ export function createBridge(options: BridgeOptions): Bridge {
         clock,
         wallNow: () => Date.now(),
       }),
-      drainDispatch: createDrainActor(
-        () => dispatcher.idle(),
-        (reason) => log.warn({ err: summarizeError(reason) }, "draining the handler queue failed; stopping anyway"),
-      ),
+      drainDispatch: createDrainActor({
+        idle: () => dispatcher.idle(),
+        onError: (reason) => log.warn({ err: summarizeError(reason) }, "draining the handler queue failed; stopping anyway"),
+      }),
     },
     delays: {
       ...delays,

@@ -7,8 +7,9 @@
  * actor created. Nothing of that enters the machine's context, which stays
  * JSON.
  */
-import type { AnyActorRef } from "xstate";
+import { createActor, type Actor, type ActorOptions } from "xstate";
 import { bridgeMachine, createBridgeDelays, type BridgeDelayArgs } from "../machines/bridge.machine.js";
+import type { BridgeInput } from "../machines/bridge.types.js";
 import {
   createDrainActor,
   createProjectEventsActor,
@@ -31,14 +32,27 @@ export interface BridgeRuntimeDeps extends SyncActorDeps, DrainDeps {
 }
 
 const runtimes = new WeakMap<ActorSystemOf, BridgeRuntimeDeps>();
+/** The deps of the actor being created: its initial state arms delays before createActor() returns. */
+let creating: BridgeRuntimeDeps | undefined;
 
-/** Registers the dependencies of the bridge whose root actor is `actor` (before it starts). */
-export function attachBridgeRuntime(actor: AnyActorRef, deps: BridgeRuntimeDeps): void {
-  runtimes.set(actor.system, deps);
+/** Creates a bridge's root actor on `machine` with its dependencies registered by its actor system. */
+export function createBridgeActor(
+  machine: SharedBridgeMachine,
+  options: ActorOptions<SharedBridgeMachine> & { input: BridgeInput },
+  deps: BridgeRuntimeDeps,
+): Actor<SharedBridgeMachine> {
+  creating = deps;
+  try {
+    const actor = createActor(machine, options);
+    runtimes.set(actor.system, deps);
+    return actor;
+  } finally {
+    creating = undefined;
+  }
 }
 
 function runtimeOf(system: ActorSystemOf): BridgeRuntimeDeps {
-  const deps = runtimes.get(system);
+  const deps = runtimes.get(system) ?? creating;
   if (deps === undefined) throw new Error("this actor system has no bridge runtime: create the actor with createBridge()");
   return deps;
 }
@@ -67,4 +81,4 @@ export const sharedBridgeMachine = bridgeMachine.provide({
   },
 });
 
-export type SharedBridgeMachine = typeof sharedBridgeMachine;
+export type SharedBridgeMachine = typeof bridgeMachine;

@@ -82,7 +82,9 @@ export interface ResolvedBridgeOptions {
   timing: BridgeTiming;
   dedupCapacity: number;
   clientId: string;
-  clock: Clock & { now?: () => number };
+  clock: Clock;
+  /** The bridge clock's wall time in ms: `clock.now()` when it has one (SimulatedClock), else Date.now. */
+  now: () => number;
   random: () => number;
   inspect: InspectionObserver | undefined;
   meterProvider: MeterProvider | undefined;
@@ -146,6 +148,7 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
     );
   }
 
+  const clock: Clock & { now?: () => number } = options.clock ?? realClock;
   return {
     registry: options.registry,
     tracker: options.tracker,
@@ -158,7 +161,8 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
     timing,
     dedupCapacity,
     clientId: options.clientId ?? `${process.pid}-${processStartUnixSeconds}`,
-    clock: options.clock ?? realClock,
+    clock,
+    now: wallNowOf(clock),
     random: options.random ?? Math.random,
     inspect: options.inspect,
     meterProvider: options.meterProvider,
@@ -233,6 +237,11 @@ function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTim
   const violation = timingViolation(timing);
   if (violation) throw new BridgeError(violation.message, "invalid_config");
   return timing;
+}
+
+/** The clock's own now() (SimulatedClock has one), else the real wall clock. */
+function wallNowOf(clock: Clock & { now?: () => number }): () => number {
+  return () => (typeof clock.now === "function" ? clock.now() : Date.now());
 }
 
 function nonEmpty(v: string | undefined): v is string {

@@ -3,7 +3,10 @@
  * state, the attempt counter, the last error, counters and timestamps. Plain
  * JSON, never a token.
  */
+import type { SnapshotFrom } from "xstate";
+import type { BridgeMachine } from "../machines/bridge.machine.js";
 import type { BridgeCounters } from "../machines/bridge.types.js";
+import type { DispatcherStats } from "./dispatcher.js";
 import type { ErrorSummary } from "./errors.js";
 
 export type ConnectionState = "idle" | "connecting" | "streaming" | "backoff" | "stopping" | "stopped";
@@ -75,4 +78,43 @@ export function heartbeatOf(value: unknown): HeartbeatState {
   // `syncing` is compound (a round, or a round with a follow-up asked).
   if (hb && typeof hb === "object" && "syncing" in hb) return "syncing";
   return typeof hb === "string" ? (hb as HeartbeatState) : "waiting";
+}
+
+/** What status() is assembled from: the machine's snapshot and what the runtime around it keeps. */
+export interface BridgeStatusParts {
+  snapshot: SnapshotFrom<BridgeMachine>;
+  /** stop() has finished (or the machine is done). */
+  stopped: boolean;
+  /** Why start() refused, if it did. */
+  configError: ErrorSummary | null;
+  idleReason: IdleReason | null;
+  server: string | null;
+  dispatch: DispatcherStats;
+  pendingDispatch: number;
+  droppedOnStop: number;
+  timestamps: BridgeTimestamps;
+}
+
+/** Assembles bridge.status() (plain JSON). */
+export function assembleBridgeStatus(parts: BridgeStatusParts): BridgeStatus {
+  const { snapshot, stopped, dispatch: d } = parts;
+  const ctx = snapshot.context;
+  return {
+    state: stopped ? "stopped" : flattenConnection(snapshot.value),
+    heartbeat: stopped ? "stopped" : heartbeatOf(snapshot.value),
+    attempt: ctx.attempt,
+    lastError: ctx.lastError ?? parts.configError,
+    idleReason: stopped ? null : parts.idleReason,
+    clientId: ctx.clientId,
+    server: parts.server,
+    counters: {
+      ...ctx.counters,
+      dispatched: d.dispatched,
+      handlerErrors: d.handlerErrors,
+      handlerTimeouts: d.handlerTimeouts,
+      droppedOnStop: parts.droppedOnStop,
+      pendingDispatch: parts.pendingDispatch,
+    },
+    timestamps: parts.timestamps,
+  };
 }

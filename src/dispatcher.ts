@@ -1,7 +1,12 @@
+/**
+ * The bridge's removal queue: removals are dispatched one at a time, each
+ * fanned out to every handler (src/removal-fan-out.ts) before the next.
+ * Internal; its options arrive validated by validateBridgeOptions.
+ */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { BridgeError } from "./errors.js";
-import { type DispatchOutcome, type FanOutOptions, type HandlerCall, type HandlerRegistry, fanOut, isValidTimeoutMs } from "./handler-registry.js";
-import { safeLogger } from "./logger.js";
+import type { HandlerRegistry } from "./handler-registry.js";
+import { type DispatchOutcome, type FanOutOptions, type HandlerCall, fanOut } from "./removal-fan-out.js";
 import type { Clock, Logger, ProjectRemovalAware, RemovalInfo } from "./types.js";
 
 /** When one removal was queued, handed to its first handler, and done. */
@@ -16,9 +21,9 @@ export interface DispatcherOptions {
   registry: HandlerRegistry;
   /** Runs the handler timeout timers (SimulatedClock in tests). */
   clock: Clock;
-  /** Receives handler failures and the dispatcher's debug lines. Wrapped with `safeLogger`. */
+  /** Receives handler failures and the dispatcher's debug lines. Must not throw: the bridge's logger, already wrapped by `safeLogger`. */
   logger: Logger;
-  /** One handler's budget for one removal, in ms (BridgeTiming.handlerTimeoutMs). */
+  /** One handler's budget for one removal, in ms (BridgeTiming.handlerTimeoutMs, validated by validateBridgeOptions). */
   handlerTimeoutMs: number;
   /**
    * Called once per removal whose dispatch started, when it is done (or was
@@ -116,13 +121,11 @@ interface Queued {
 }
 
 /**
- * Creates a dispatcher. Throws a BridgeError "invalid_config" when
- * `handlerTimeoutMs` is not a positive number of ms (at most 2^31-1) or
- * `registry` or `clock` is missing.
+ * Creates a dispatcher. The options are not checked again: they come from
+ * validateBridgeOptions (the one place for defaults and validation).
  */
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
-  const { registry, clock, handlerTimeoutMs, onOutcome } = validateDispatcherOptions(options);
-  const logger = safeLogger(options.logger);
+  const { registry, clock, logger, handlerTimeoutMs, onOutcome } = options;
   const now = options.now ?? Date.now;
 
   // A FIFO with a head index: Array.shift() copies the whole array, which
@@ -290,23 +293,4 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       return { handler: call.name, projectId: call.projectId };
     },
   };
-}
-
-function validateDispatcherOptions(options: DispatcherOptions): DispatcherOptions {
-  if (options === null || typeof options !== "object") {
-    throw new BridgeError("dispatcher options are required", "invalid_config");
-  }
-  if (options.registry === null || typeof options.registry?.handlers !== "function") {
-    throw new BridgeError("dispatcher needs a HandlerRegistry", "invalid_config");
-  }
-  if (typeof options.clock?.setTimeout !== "function" || typeof options.clock.clearTimeout !== "function") {
-    throw new BridgeError("dispatcher needs a clock with setTimeout and clearTimeout", "invalid_config");
-  }
-  if (!isValidTimeoutMs(options.handlerTimeoutMs)) {
-    throw new BridgeError(
-      `handlerTimeoutMs must be a positive number of ms up to 2147483647, got ${String(options.handlerTimeoutMs)}`,
-      "invalid_config",
-    );
-  }
-  return options;
 }

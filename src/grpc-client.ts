@@ -9,16 +9,16 @@ import { readFileSync } from "node:fs";
 import type * as http2 from "node:http2";
 import { isIP } from "node:net";
 import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
 import { createBearerInterceptor, type TokenSource } from "./bearer-interceptor.js";
-import { EngramService } from "./gen/engram/v1/engram_pb.js";
 import { BridgeError } from "./errors.js";
-import type { Clock, EventsClient } from "./types.js";
-import type { ServerAddress } from "./server-url.js";
+import { EngramService } from "./gen/engram/v1/engram_pb.js";
+import { GuardedSessionManager } from "./guarded-session-manager.js";
 import { loopbackLookup } from "./loopback-lookup.js";
+import type { ServerAddress } from "./server-url.js";
 import { createStreamCloseWatch, type StreamCloseWatch } from "./stream-close-watch.js";
-
-export { createBearerInterceptor, type TokenSource } from "./bearer-interceptor.js";
+import { explainStreamErrors, explainTransportError } from "./transport-error.js";
+import type { Clock, EventsClient } from "./types.js";
 
 /** Received messages are capped at 4 MiB. */
 export const READ_MAX_BYTES = 4 * 1024 * 1024;
@@ -27,13 +27,13 @@ export interface GrpcEventsClientOptions {
   /** The parsed server address (see parseServerUrl). */
   address: ServerAddress;
   /** Read for every call; no header is sent when it yields "" or undefined. Defaults to no token. */
-  token?: TokenSource;
+  token?: TokenSource | undefined;
   /** PEM file with the CA to trust for https instead of the system roots. Defaults to the system roots. */
-  tlsCaFile?: string;
+  tlsCaFile?: string | undefined;
   /** Cap on one received message. Defaults to 4 MiB. */
-  readMaxBytes?: number;
+  readMaxBytes?: number | undefined;
   /** The bridge clock, for the stream-close watch's grace. Defaults to Node's timers. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /**
@@ -114,88 +114,4 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
       current = undefined;
     },
   };
-}
-
-/**
- * connect-node's session manager removes its "error" listener from a session
- * it leaves (abort(), or a new connection after a failure). When that session
- * was already destroyed by an error, Node emits the "error" only once its
- * socket has closed, a turn later, with no listener left, and the process
- * dies of an unhandled 'error' event (seen with an HTTP/1.1 server and
- * stop() at the moment of the failure). Every session a request used gets a
- * listener of its own; connect-node still handles the error itself.
- */
-class GuardedSessionManager extends Http2SessionManager {
-  constructor(
-    private readonly onRequest: (path: string, stream: http2.ClientHttp2Stream) => void,
-    ...args: ConstructorParameters<typeof Http2SessionManager>
-  ) {
-    super(...args);
-  }
-
-  override async request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
-    const stream = await super.request(...args);
-    this.onRequest(args[1], stream);
-    const session = stream.session;
-    if (session !== undefined && !guardedSessions.has(session)) {
-      guardedSessions.add(session);
-      session.on("error", ignoreSessionError);
-    }
-    return stream;
-  }
-}
-
-const guardedSessions = new WeakSet<http2.Http2Session>();
-function ignoreSessionError(): void {}
-
-/** Node error codes of a server certificate that cannot be trusted. */
-const untrustedCertificateCodes = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_UNTRUSTED",
-  "CERT_SIGNATURE_FAILURE",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
-
-/**
- * Says what a person can do about transport failures whose text alone is
- * cryptic: an untrusted TLS certificate ("unable to verify the first
- * certificate") and a peer that does not speak HTTP/2 ("Protocol error").
- * Keeps the code; the original error stays as `cause`. Anything else is
- * returned unchanged.
- */
-export function explainTransportError(reason: unknown): unknown {
-  const chain: Array<{ code?: unknown; message?: unknown }> = [];
-  for (let e: unknown = reason; e instanceof Error && chain.length < 8; e = (e as { cause?: unknown }).cause) chain.push(e);
-  const nodeCode = (e: { code?: unknown }) => (typeof e.code === "string" ? e.code : "");
-  const code = BridgeError.from(reason).code;
-  const tls = chain.find((e) => untrustedCertificateCodes.has(nodeCode(e)));
-  if (tls !== undefined) {
-    return new BridgeError(
-      `TLS: the server's certificate is not trusted (${String(tls.message)}); set tlsCaFile (ENGRAM_TLS_CA) to the PEM of the CA that signed it`,
-      code,
-      { cause: reason },
-    );
-  }
-  if (chain.some((e) => nodeCode(e) === "ERR_HTTP2_ERROR")) {
-    return new BridgeError(
-      "HTTP/2 protocol error: the server does not speak HTTP/2 as gRPC needs (an HTTP/1.1 server answers so); check that ENGRAM_URL names the engram gRPC port, with https: for a TLS port",
-      code,
-      { cause: reason },
-    );
-  }
-  return reason;
-}
-
-async function* explainStreamErrors<T>(stream: AsyncIterable<T>): AsyncIterable<T> {
-  try {
-    yield* stream;
-  } catch (reason) {
-    throw explainTransportError(reason);
-  }
 }

@@ -10,7 +10,7 @@ import type { Actor } from "xstate";
 import type { bridgeMachine } from "../../machines/bridge.machine.js";
 import type { ConnectionState } from "../bridge-status.js";
 import type { DeliveryTimes } from "../dispatcher.js";
-import type { DispatchOutcome } from "../handler-registry.js";
+import type { DispatchOutcome } from "../removal-fan-out.js";
 import type { RemovalInfo } from "../types.js";
 import { bridgeMeterName, bridgeMetricNames as names } from "./metric-names.js";
 

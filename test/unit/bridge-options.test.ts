@@ -139,6 +139,10 @@ options("programming errors throw invalid_config at once", () => {
     () => validateBridgeOptions({ ...base(), timing: { backoffJitter: 1 } }),
     () => validateBridgeOptions({ ...base(), timing: { heartbeatMs: 1000, heartbeatJitterMs: 2000 } }),
     () => validateBridgeOptions({ ...base(), timing: { stopTimeoutMs: Number.NaN } }),
+    // The dispatcher and the fan-out take handlerTimeoutMs as validated here, and check nothing again.
+    ...[0, -5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31].map(
+      (handlerTimeoutMs) => () => validateBridgeOptions({ ...base(), timing: { handlerTimeoutMs } }),
+    ),
     () => validateBridgeOptions({ ...base(), dedupCapacity: 0 }),
     () => validateBridgeOptions({ logger: capturingLogger() } as unknown as Parameters<typeof validateBridgeOptions>[0]),
   ];

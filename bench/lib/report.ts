@@ -99,6 +99,63 @@ function machineSection(run: RunResults | undefined, fleet: FleetResults | undef
   return `## Machine\n\n${table(["", ""], rows)}\n\nThe machine is shared: other work ran during the benchmarks (see the load), so absolute figures are noisy. Every comparison is a ratio between the bridge and a baseline measured in the same run, on the same server, with their runs interleaved.\n`;
 }
 
+/** The table of issue 14: each row against its baseline measured in the same run. */
+function issue14Targets(run: RunResults | undefined, fleet: FleetResults | undefined): string {
+  const c = run?.cases ?? {};
+  const fast = c.throughput?.byServer?.fast;
+  const lat = c.latency?.byServer?.fast ?? c.latency;
+  const mem = c.memory;
+  const rows: string[][] = [];
+  rows.push([
+    "client CPU per event, back to back (fast server)",
+    "6.0× raw connect-node",
+    fast ? `${sp(fast.cpuRatioVsConnect, 2)}× (bridge ${sp(fast.cpuUsPerEvent.bridge, 1)} µs, raw ${sp(fast.cpuUsPerEvent["connect-node"], 1)} µs)` : "–",
+    "≤ 2×",
+    verdict(fast ? fast.cpuRatioVsConnect.median <= 2 : undefined),
+  ]);
+  rows.push([
+    "throughput against a server that is not the bottleneck",
+    "0.47–0.64× (0.15× on the fast server before this change)",
+    fast ? `${sp(fast.ratioVsConnect, 2)}× (bridge ${sp(fast.rate.bridge, 0)}/s, raw ${sp(fast.rate["connect-node"], 0)}/s)` : "–",
+    "≥ 0.9×",
+    verdict(fast ? fast.ratioVsConnect.median >= 0.9 : undefined),
+  ]);
+  rows.push([
+    `lone event (1 per ms), added p50${lat ? ` (${lat.server} server)` : ""}`,
+    "79 µs",
+    lat ? `${sp(lat.addedP50Us, 0)} µs` : "–",
+    "≤ 25 µs",
+    verdict(lat ? lat.addedP50Us.median <= 25 : undefined),
+  ]);
+  rows.push(["lone event p99", "6.9× raw", lat ? `${sp(lat.p99Ratio, 2)}× raw` : "–", "≤ 1.5× raw", verdict(lat ? lat.p99Ratio.median <= 1.5 : undefined)]);
+  const gcRatio = lat?.gc ? lat.gc.bridge.perThousandEvents / Math.max(1e-9, lat.gc["connect-node"].perThousandEvents) : undefined;
+  rows.push([
+    "GC pauses per 1,000 events",
+    "3.3× raw",
+    lat?.gc ? `${num(gcRatio, 1)}× (${num(lat.gc.bridge.perThousandEvents, 1)} against ${num(lat.gc["connect-node"].perThousandEvents, 1)})` : "–",
+    "≤ 1.5× raw",
+    verdict(gcRatio === undefined ? undefined : gcRatio <= 1.5),
+  ]);
+  rows.push([
+    "idle bridge heap",
+    "52 KB",
+    mem ? `${sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)} KB alone; ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB each of 1,000` : "–",
+    "≤ 24 KB",
+    verdict(mem ? mem.fleetHeapPerBridgeBytes.median <= 24 * 1024 : undefined),
+  ]);
+  const b = fleet?.outage.bridge;
+  const perBridgeKB = b ? (b.heapUsedMB * 1024) / fleet.bridges : undefined;
+  rows.push(["running bridge in the fleet simulation", "172 KB", b ? `${num(perBridgeKB, 0)} KB (heap ${num(b.heapUsedMB / 1024, 1)} GB / ${num(fleet?.bridges)})` : "–", "≤ 60 KB", verdict(perBridgeKB === undefined ? undefined : perBridgeKB <= 60)]);
+  rows.push([
+    "fleet simulation",
+    "10,000 bridges",
+    fleet && b ? `${num(fleet.bridges)} bridges, ${num(b.simulatedS / 60)} simulated minutes in ${num(b.wallS)} s (seed policy ${num(fleet.outage.seed.wallS)} s)` : "–",
+    "100,000 bridges",
+    verdict(fleet ? fleet.bridges >= 100_000 : undefined),
+  ]);
+  return `### Issue 14: the event path, a lighter bridge, a 100k fleet\n\n"Before" is the issue's own figure (the report before the change); "now" is this run, each a ratio to the raw connect-node loop measured in the same run and interleaved with it.\n\n${table(["measure", "before", "now", "target", ""], rows)}\n`;
+}
+
 function targetsSection(run: RunResults | undefined, fleet: FleetResults | undefined): string {
   const c = run?.cases ?? {};
   const rows: string[][] = [];
@@ -138,12 +195,12 @@ function targetsSection(run: RunResults | undefined, fleet: FleetResults | undef
     ]);
     const hb = fleet.heartbeat.beforeOutage;
     rows.push([
-      "fleet: heartbeat calls/s within ±20 % of N/60 over an hour",
+      "fleet: heartbeat calls/s within ±20 % of N/60 over the run",
       `steady state: ${num(100 * hb.withinShare, 1)} % of seconds, 10-s averages within ±${num(hb.maxDeviation10sPct, 1)} %; after the outage: ${num(100 * fleet.heartbeat.afterOutage.withinShare, 1)} % of seconds, 10-s averages up to +${num(fleet.heartbeat.afterOutage.maxDeviation10sPct, 0)} %`,
       `${verdict(hb.maxDeviation10sPct <= 20)} in steady state; ${verdict(fleet.heartbeat.afterOutage.maxDeviation10sPct <= 20)} after an outage (see Fleet)`,
     ]);
   }
-  return `## Targets\n\nMedian of the runs, with (min–max) over runs where there are several.\n\n${table(["target", "measured", ""], rows)}\n`;
+  return `## Targets\n\nMedian of the runs, with (min–max) over runs where there are several.\n\n${table(["target", "measured", ""], rows)}\n\n${issue14Targets(run, fleet)}`;
 }
 
 function throughputRows(tp: ThroughputRows): string[][] {
@@ -290,14 +347,14 @@ ${table(["what", "KB"], [
     ["heap of one idle bridge (created, not started)", sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)],
     [`heap of ${num(mem.fleet)} idle bridges in one process, per bridge`, sp(mem.fleetHeapPerBridgeBytes, 1, 1 / 1024)],
     [`heap of ${num(mem.fleet)} idle bridges, total (MB)`, sp(mem.fleetHeapBytes, 1, 1 / 2 ** 20)],
-    ["of which one `bridgeMachine.provide()` (the statechart copy each bridge builds)", sp(mem.providedMachineHeapBytes, 1, 1 / 1024)],
+    ["one `bridgeMachine.provide()` (the statechart copy each bridge built before issue 14; now made once per process)", sp(mem.providedMachineHeapBytes, 1, 1 / 1024)],
     [`heap per streaming bridge (bridge + its own HTTP/2 session and call; ${mem.streams} at once)`, sp(mem.bridgeStreamHeapBytes, 1, 1 / 1024)],
     [`heap per raw connect-node stream (own session; ${mem.streams} at once)`, sp(mem.rawStreamHeapBytes, 1, 1 / 1024)],
     [`RSS per streaming bridge (${mem.streams} at once)`, sp(mem.bridgeStreamRssBytes, 1, 1 / 1024)],
     [`RSS per raw stream (${mem.streams} at once)`, sp(mem.rawStreamRssBytes, 1, 1 / 1024)],
   ])}
 
-${mem.providedMachineHeapBytes ? `${num((100 * mem.providedMachineHeapBytes.median) / mem.fleetHeapPerBridgeBytes.median, 0)} % of an idle bridge is its own copy of the statechart` : "Part of an idle bridge is its own copy of the statechart"}: \`bridgeMachine.provide()\` builds a new \`StateMachine\` (every \`StateNode\`, transition and delay map) per bridge. RSS grows in pages and arenas, so the per-stream RSS figures are coarse.
+Bridges share one provided statechart (\`sharedBridgeMachine\`, src/bridge-machine-shared.ts): the copy above is no longer paid per bridge. What an idle bridge still holds is its XState actor (system, snapshot, JSON context, listeners), its dispatcher, metrics, log policy, stop and timestamp book, and its validated options. RSS grows in pages and arenas, so the per-stream RSS figures are coarse.
 `;
 }
 
@@ -385,7 +442,7 @@ function fleetSection(fleet: FleetResults | undefined): string {
   ];
   return `## 9. Fleet simulation
 
-\`npm run bench:fleet\` (\`bench/fleet.ts\`): ${num(fleet.bridges)} full bridges (\`createBridge\`, each with its own \`HandlerRegistry\`, a tracker of 4 project ids, a seeded jitter source and an injected \`EventsClient\`) on **one** simulated clock, all backed by one in-process simulated server (\`bench/fleet/sim-server.ts\`): calls take ${fleet.rttMs / 2} ms each way (RTT ${fleet.rttMs} ms); while it is down, open streams fail at once and every call fails with UNAVAILABLE after one RTT. The fleet starts over the first minute (daemons boot at different times). The server goes down for ${fleet.downForS} s; ${num(b.delivery.expected)} (bridge, project) pairs have a tracked project removed while it is down. Wall time: bridge policy ${num(b.wallS)} s for ${num(b.simulatedS / 60)} simulated minutes, seed policy ${num(s.wallS)} s for ${num(s.simulatedS / 60)}; heap ≈ ${num(b.heapUsedMB)} MB for the fleet (≈ ${num((b.heapUsedMB * 1024) / fleet.bridges)} KB per running bridge). No scaling down was needed.
+\`npm run bench:fleet\` (\`bench/fleet.ts\`): ${num(fleet.bridges)} full bridges (\`createBridge\`, each with its own \`HandlerRegistry\`, a tracker of 4 project ids, a seeded jitter source and an injected \`EventsClient\`) on **one** simulated clock, all backed by one in-process simulated server (\`bench/fleet/sim-server.ts\`): calls take ${fleet.rttMs / 2} ms each way (RTT ${fleet.rttMs} ms); while it is down, open streams fail at once and every call fails with UNAVAILABLE after one RTT. The fleet starts over the first minute (daemons boot at different times). The server goes down for ${fleet.downForS} s; ${num(b.delivery.expected)} (bridge, project) pairs have a tracked project removed while it is down. Wall time: bridge policy ${num(b.wallS)} s for ${num(b.simulatedS / 60)} simulated minutes, seed policy ${num(s.wallS)} s for ${num(s.simulatedS / 60)}; heap ≈ ${num(b.heapUsedMB)} MB for the fleet (≈ ${num((b.heapUsedMB * 1024) / fleet.bridges)} KB per running bridge). Heap limit of the run: 16 GiB (\`--max-old-space-size=16384\`) on a ${fleet.machine.memoryGiB} GiB machine.
 
 **The policies.** *Bridge*: the shipped defaults (backoff 1 s → 60 s with ±20 % jitter; attempt counter reset on the first message or after 10 s streaming; an immediate \`SyncProjectState\` on every stream open). *Seed*: no jitter (\`timing.backoffJitter: 0\`), 1 s → 60 s, counter reset as soon as the stream is open (\`timing.stableAfterMs: 0\`), no resync on (re)connect (the machine's \`requestSync\` action provided as a no-op on the shared machine, \`sharedBridgeMachine.provide()\` once, with \`createBridgeOn\`); heartbeat as the bridge's.
 
@@ -422,18 +479,18 @@ ${table(["", "bridge policy", "seed policy"], [
 
 With the bridge's policy each removal arrives one resync round trip after its bridge's stream reopens, i.e. within the backoff the bridge was in when the server returned plus the open and one round trip; the time after the return is that backoff. The seed's policy delivers them only with the next heartbeat, up to a minute later.
 
-### Heartbeat load over an hour
+### Heartbeat load over the run (${num(b.simulatedS / 60)} simulated minutes)
 
-![SyncProjectState calls per second over the hour](fleet-heartbeat-hour.svg)
+![SyncProjectState calls per second over the run](fleet-heartbeat-hour.svg)
 
 ${table(["bridge policy", "window", "mean /s", "min–max /s", "seconds within ±20 % of N/60", "largest 10-s average deviation"], [
     hbRow("steady state (before the outage)", fleet.heartbeat.beforeOutage),
     hbRow("after the outage", fleet.heartbeat.afterOutage),
-    hbRow("whole hour", fleet.heartbeat.wholeHour),
+    hbRow("whole run", fleet.heartbeat.wholeHour),
   ])}
 
 N/60 = ${num(fleet.bridges / 60, 1)} calls/s. In steady state the load is flat: single seconds stray past ±20 % only as often as counting noise allows (a second's count at ${num(fleet.bridges / 60)}/s varies by about ±${num(100 / Math.sqrt(fleet.bridges / 60), 0)} %), and 10-second averages stay within ±${num(fleet.heartbeat.beforeOutage.maxDeviation10sPct, 0)} %. ${fleet.heartbeat.afterOutage.maxDeviation10sPct <= 20
-    ? `**After an outage it stays flat too** (10-second averages within +${num(fleet.heartbeat.afterOutage.maxDeviation10sPct, 0)} %, at most ${num(fleet.heartbeat.afterOutage.maxPerS)}/s in one second): every bridge resyncs when its stream reopens, and the wait after that sync is drawn uniformly over a whole period, [heartbeatJitterMs, heartbeatMs + heartbeatJitterMs] (\`heartbeatSpreadDelayMs\`, src/timing.ts), which spreads the fleet's phases over a whole period at once. Before that change the resync restarted each bridge's regular 60 s ± 5 s wait, the fleet's heartbeat phase collapsed onto its reconnect times and only re-spread by a random walk (about ${num(5 / Math.sqrt(3), 1)} s per period), so the heartbeat came in waves of up to about 4× N/60 (215/s) for the rest of the hour.`
+    ? `**After an outage it stays flat too** (10-second averages within +${num(fleet.heartbeat.afterOutage.maxDeviation10sPct, 0)} %, at most ${num(fleet.heartbeat.afterOutage.maxPerS)}/s in one second): every bridge resyncs when its stream reopens, and the wait after that sync is drawn uniformly over a whole period, [heartbeatJitterMs, heartbeatMs + heartbeatJitterMs] (\`heartbeatSpreadDelayMs\`, src/timing.ts), which spreads the fleet's phases over a whole period at once. Before that change the resync restarted each bridge's regular 60 s ± 5 s wait, the fleet's heartbeat phase collapsed onto its reconnect times and only re-spread by a random walk (about ${num(5 / Math.sqrt(3), 1)} s per period), so the heartbeat came in waves of up to about 4× N/60 (215/s) for the rest of the run.`
     : `**After an outage it is not**: every bridge resyncs when its stream reopens, so the fleet's heartbeat phase collapses onto its reconnect times, and the heartbeat comes in waves of up to ${num(fleet.heartbeat.afterOutage.maxPerS)}/s. Check that the wait after a stream-open sync is still spread over a whole period (\`heartbeatSpreadDelayMs\`).`}
 `;
 }

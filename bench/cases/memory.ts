@@ -4,6 +4,8 @@
  * a streaming bridge against a bare connect-node stream. Needs --expose-gc
  * (bench/run.ts runs every case in a child process that has it).
  */
+import { execFileSync } from "node:child_process";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
 import { createBridge, HandlerRegistry, type Bridge } from "../../src/index.js";
 import { createBenchBridge, defaultLogger, waitForState } from "../lib/bridge-fixture.js";
@@ -28,7 +30,14 @@ export interface MemoryResult {
   /** Bytes of heap held by `fleet` idle bridges, and per bridge. */
   fleetHeapBytes: Spread;
   fleetHeapPerBridgeBytes: Spread;
-  /** Of which: one `bridgeMachine.provide()` (the statechart copy each createBridge makes), per copy. */
+  /**
+   * The same two figures for the compiled package (dist/, built first, run
+   * by plain node): what users run. Under tsx every named function costs
+   * more heap (see bench/lib/idle-heap-compiled.mjs).
+   */
+  compiledIdleBridgeHeapBytes?: Spread;
+  compiledFleetHeapPerBridgeBytes?: Spread;
+  /** One `bridgeMachine.provide()`: the statechart copy each createBridge made before the machine was shared, per copy. */
   providedMachineHeapBytes: Spread;
   /** Per open stream (averaged over `streams`): heap and RSS, bridge vs bare connect-node. */
   bridgeStreamHeapBytes: Spread;
@@ -58,8 +67,21 @@ function idleBridge(): Bridge {
   return createBridge({ registry, env: {}, serverUrl: "http://127.0.0.1:9", logger: defaultLogger, clientId: "mem" });
 }
 
+/** Builds dist/ and measures idle bridges of the compiled package in a plain node process. */
+function compiledIdleHeap(fleet: number): { one: number; perBridge: number } {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  execFileSync(process.execPath, [`${root}scripts/build.mjs`], { cwd: root, stdio: "ignore" });
+  const out = execFileSync(process.execPath, ["--expose-gc", `${root}bench/lib/idle-heap-compiled.mjs`, pathToFileURL(`${root}dist/src/index.js`).href, String(fleet)], { cwd: root, encoding: "utf8" });
+  return JSON.parse(out) as { one: number; perBridge: number };
+}
+
 export async function runMemory(options: MemoryOptions): Promise<MemoryResult> {
   const set = new RunSet<keyof Omit<MemoryResult, "runs" | "fleet" | "streams">>();
+  for (let r = 0; r < options.runs; r++) {
+    const compiled = compiledIdleHeap(options.fleet);
+    set.add("compiledIdleBridgeHeapBytes", compiled.one);
+    set.add("compiledFleetHeapPerBridgeBytes", compiled.perBridge);
+  }
   const server = await startServerProcess();
   try {
     // Warm-up: one streaming bridge loads what streaming needs (http2, connect-node, protobuf code).
@@ -131,6 +153,8 @@ export async function runMemory(options: MemoryOptions): Promise<MemoryResult> {
     fleetHeapBytes: set.get("fleetHeapBytes"),
     fleetHeapPerBridgeBytes: set.get("fleetHeapPerBridgeBytes"),
     providedMachineHeapBytes: set.get("providedMachineHeapBytes"),
+    compiledIdleBridgeHeapBytes: set.get("compiledIdleBridgeHeapBytes"),
+    compiledFleetHeapPerBridgeBytes: set.get("compiledFleetHeapPerBridgeBytes"),
     bridgeStreamHeapBytes: set.get("bridgeStreamHeapBytes"),
     rawStreamHeapBytes: set.get("rawStreamHeapBytes"),
     bridgeStreamRssBytes: set.get("bridgeStreamRssBytes"),

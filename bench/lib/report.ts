@@ -139,9 +139,11 @@ function issue14Targets(run: RunResults | undefined, fleet: FleetResults | undef
   rows.push([
     "idle bridge heap",
     "52 KB",
-    mem ? `${sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)} KB alone; ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB each of 1,000` : "–",
+    mem?.compiledFleetHeapPerBridgeBytes
+      ? `compiled package: ${sp(mem.compiledIdleBridgeHeapBytes, 1, 1 / 1024)} KB alone, ${sp(mem.compiledFleetHeapPerBridgeBytes, 1, 1 / 1024)} KB each of ${num(mem.fleet)} (source under tsx: ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB)`
+      : mem ? `${sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)} KB alone; ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB each of 1,000` : "–",
     "≤ 24 KB",
-    verdict(mem ? mem.fleetHeapPerBridgeBytes.median <= 24 * 1024 : undefined),
+    verdict(mem ? (mem.compiledFleetHeapPerBridgeBytes ?? mem.fleetHeapPerBridgeBytes).median <= 24 * 1024 : undefined),
   ]);
   const b = fleet?.outage.bridge;
   const perBridgeKB = b ? (b.heapUsedMB * 1024) / fleet.bridges : undefined;
@@ -345,7 +347,9 @@ function memorySection(mem: MemoryResult | undefined): string {
 
 ${table(["what", "KB"], [
     ["heap of one idle bridge (created, not started)", sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)],
+    ["the same, compiled package (dist/, plain node)", sp(mem.compiledIdleBridgeHeapBytes, 1, 1 / 1024)],
     [`heap of ${num(mem.fleet)} idle bridges in one process, per bridge`, sp(mem.fleetHeapPerBridgeBytes, 1, 1 / 1024)],
+    [`the same, compiled package (dist/, plain node)`, sp(mem.compiledFleetHeapPerBridgeBytes, 1, 1 / 1024)],
     [`heap of ${num(mem.fleet)} idle bridges, total (MB)`, sp(mem.fleetHeapBytes, 1, 1 / 2 ** 20)],
     ["one `bridgeMachine.provide()` (the statechart copy each bridge built before issue 14; now made once per process)", sp(mem.providedMachineHeapBytes, 1, 1 / 1024)],
     [`heap per streaming bridge (bridge + its own HTTP/2 session and call; ${mem.streams} at once)`, sp(mem.bridgeStreamHeapBytes, 1, 1 / 1024)],
@@ -354,7 +358,7 @@ ${table(["what", "KB"], [
     [`RSS per raw stream (${mem.streams} at once)`, sp(mem.rawStreamRssBytes, 1, 1 / 1024)],
   ])}
 
-Bridges share one provided statechart (\`sharedBridgeMachine\`, src/bridge-machine-shared.ts): the copy above is no longer paid per bridge. What an idle bridge still holds is its XState actor (system, snapshot, JSON context, listeners), its dispatcher, metrics, log policy, stop and timestamp book, and its validated options. RSS grows in pages and arenas, so the per-stream RSS figures are coarse.
+Bridges share one provided statechart (\`sharedBridgeMachine\`, src/bridge-machine-shared.ts): the copy above is no longer paid per bridge. The bench's other cases run the TypeScript source under tsx, which keeps function names with \`Object.defineProperty\` and so puts every named function's properties in dictionary mode (about 250 bytes each, about 40 per bridge); the compiled package (\`npm run build\`, what users install) is measured apart for that reason and is the figure the target applies to. What an idle bridge still holds is its XState actor (system, snapshot, JSON context, listeners), its dispatcher, metrics, log policy, stop and timestamp book, and its validated options. RSS grows in pages and arenas, so the per-stream RSS figures are coarse.
 `;
 }
 
@@ -398,24 +402,24 @@ ${table(["function (area:line)", "%"], p.topSelf.slice(0, 12).map((r) => [`\`${r
 Inclusive time of the hot path: ${p.inclusive.map((r) => `\`${r.name.replace(/\\\//g, "/")}\` ${num(r.percent, 0)} %`).join(", ")}.
 `);
   }
-  const tpMissed = tp ? tp.ratioVsConnect.median < 0.9 : false;
-  const latMissed = lat ? lat.addedP50Us.median > 25 || lat.p99Ratio.median > 1.25 : false;
-  parts.push(`### What the profile shows
+  const fastTp = tp?.byServer?.fast;
+  const fastLat = lat?.byServer?.fast ?? lat;
+  const area = (name: string) => tp?.profile?.byArea.find((r) => r.name === name)?.percent;
+  const transport = (area("@connectrpc/connect") ?? 0) + (area("@bufbuild/protobuf") ?? 0);
+  parts.push(`### What the profile shows (after issue 14)
 
-- **One \`actor.send()\` per stream message.** Each message is a full XState macrostep on a parallel machine: transition selection over both regions, an \`enqueueActions\` action that copies \`counters\` (\`bump\`) and the dedup window, a new snapshot (\`createMachineSnapshot\`, \`getAllStateNodes\`), and every subscriber called (the runtime's status observer and the metrics'). ${bd ? `That is ${sp(bd.warmUs["machine send"], 1)} µs per event back to back and ${sp(bd.isolatedUs["machine send"], 1)} µs for a lone event` : ""}; xstate is the largest area of the profile after the garbage collector.
-- **The dedup window is O(capacity) per event and allocates.** \`admitRemovals\` copies the 256-key array and scans it with \`lastIndexOf\` on every event${dd ? ` (${sp(dd.nsPerOp["all new"].admitRemovals, 0)} ns/op against ${sp(dd.nsPerOp["all new"]["lru-cache"], 0)} for lru-cache)` : ""}; it is the largest single function of the profile, and the copies feed the garbage collector.
-- **The dispatcher's fast path** (issue 14): a removal whose handlers return synchronously runs in one synchronous loop (no microtask, no promise, no timer per handler); the handler timer is armed only for a handler that returns a promise; the registry's frozen handler list is shared until a handler is registered or removed; the machine's \`info\` is frozen in place, not copied. What remains per removal is the queue entry, one outcome and the metrics' \`recordDispatch\` (\`fanOut\`, \`drain\`).
-- **Garbage collection** is ${tp?.profile ? `${num(tp.profile.byArea.find((r) => r.name === "(garbage collector)")?.percent, 0)} %` : "a large share"} of the bridge's busy time under load: every event allocates a snapshot, a context, counters, a window copy, an \`info\` and several promises.
-- **At one event per millisecond every event runs alone on a cold CPU**: the process sleeps in \`epoll\` between events, caches and branch predictors are cold, and the bridge's longer path (xstate + dispatcher) is paid in full each time.${bd ? ` The same in-memory bridge costs ${sp(bd.warmUs["bridge, in-memory client"], 1)} µs per event back to back but ${sp(bd.isolatedUs["bridge, in-memory client"], 1)} µs when events come 1 ms apart.` : ""} No batching helps there: there is one event per batch.
+- **The machine is no longer the hot spot.** The \`projectEvents\` actor sends every message of one event-loop turn as one \`stream.events\`; \`acceptStreamEvents\` counts, filters and admits the batch in one step with one counters copy and one \`assign\`. Under load, xstate is ${num(area("xstate"), 0)} % and the machine's own actions ${num(area("machines/bridge.machine.ts"), 0)} % of the bridge's busy time, against the transport (connect + protobuf) at ${num(transport, 0)} %: the bridge now spends ${fastTp ? sp(fastTp.cpuRatioVsConnect, 1) : "–"}× the client CPU of the raw loop per event (${fastTp ? sp(fastTp.cpuUsPerEvent.bridge, 1) : "–"} µs against ${fastTp ? sp(fastTp.cpuUsPerEvent["connect-node"], 1) : "–"} µs; 35.5 µs, 8.9×, before).
+- **The dedup window is O(1) per id.** A \`Set\` of the window's keys sits beside the JSON array in a \`WeakMap\` keyed by the array (machines/dedup-window.ts), handed from each window to the next and rebuilt from the array for a restored snapshot; what remains per batch is one copy of the 256-key array (\`admitRemovals\` ${num(tp?.profile?.topSelf.find((r) => r.name.startsWith("admitRemovals"))?.percent, 1)} % self time).
+- **Throughput is bound by client CPU on both sides.** Against the fast server the raw loop is CPU-bound too (its rate is about 1 / its CPU per event), so the rate ratio is close to the inverse of the CPU ratio: ≥ 0.9× the raw rate needs the bridge within about 1.1× the raw loop's CPU per event, which is stricter than the CPU target (≤ 2×). What the bridge adds per event beyond the transport is now the stream event conversion (\`toStreamEvent\`: bounding the server's strings), one emitted \`projectRemoved\` per removal, the dispatcher's queue entry and outcome, and the garbage of those (${num(area("(garbage collector)"), 0)} % GC).
+- **A lone event still pays a full macrostep.** At one event per millisecond every batch holds one message, so batching does nothing there: ${bd ? `the machine step costs ${sp(bd.isolatedUs["machine send"], 1)} µs isolated on a cold CPU (${sp(bd.warmUs["machine send"], 1)} µs back to back)` : "the machine step is paid in full"}, the dispatcher ${bd ? sp(bd.isolatedUs.dispatcher, 1) : "–"} µs, so the added p50 (${fastLat ? sp(fastLat.addedP50Us, 0) : "–"} µs on the fast server) stays above 25 µs, and the GC rate (${fastLat?.gc ? num(fastLat.gc.bridge.perThousandEvents, 1) : "–"} against ${fastLat?.gc ? num(fastLat.gc["connect-node"].perThousandEvents, 1) : "–"} pauses per 1,000 events) above 1.5× raw: each lone event still allocates a snapshot, a context, a counters copy, a window copy and the emitted event.
 
-### What would fix it
+### What would close the remaining gaps
 
-1. **Batch stream messages through the machine** (done, issue 14): the \`projectEvents\` actor sends the messages that arrive in one event-loop turn as one \`stream.events\` (flushed with \`setImmediate\`); \`acceptStreamEvents\` admits the whole batch with one \`admitRemovals\` call, one counters copy and one \`assign\`, then emits one \`projectRemoved\` per fresh id. It amortises the machine, not the dispatcher; it does nothing for latency at one event per ms.
-2. **An O(1) dedup window**: keep the window as a JSON array in context for the inspector, but look keys up in a \`Set\`/\`Map\` held beside it (rebuilt from the array when a snapshot is restored), or admit a batch with one copy. Saves ${dd ? `about ${num((dd.nsPerOp["all new"].admitRemovals.median - dd.nsPerOp["all new"]["Map LRU"].median) / 1000, 1)} µs` : "a few µs"} per event and most of the window's garbage.
-3. **A cheaper dispatcher fast path** (done, see above): timer only for a returned promise, the handler list shared until the registry changes, one drain loop, one \`AbortController\` per dispatcher, one runtime snapshot observer.
-
-${tpMissed || latMissed ? `With 1–3 the per-event cost of the bridge would be dominated by one xstate macrostep per batch. The latency target (${lat ? `${sp(lat.addedP50Us, 0)} µs added at p50 now` : "25 µs"}) needs the per-event path itself to shrink: the machine step for a lone event${bd ? ` (${sp(bd.isolatedUs["machine send"], 1)} µs isolated)` : ""} is over the budget on its own on a cold CPU, so meeting 25 µs would take moving the per-message work (dedup + emit) out of the machine into the actor/runtime, with the machine seeing only stream open/close and counters — a design change (DESIGN.md puts dedup in the machine's context), for the lead to decide.` : ""}
+1. **Lone-event latency and GC (25 µs, 1.5× raw):** take the per-message bookkeeping out of the macrostep: the actor (or a small runtime module) keeps the counters and the dedup window as mutable state and sends the machine only what changes state (open, first message, close), with the window and counters published into context on a slower cadence (per snapshot the inspector asks for). That contradicts DESIGN.md's "the machine is the place where dedup and \`projectRemoved\` happen" and the issue's own correctness rule, so it is a design decision for the lead, not done here. Short of that: a smaller window copy (a ring with structural sharing instead of \`slice()\`), and \`info\` objects reused for the dispatcher, each a few µs.
+2. **Throughput ≥ 0.9× raw against a CPU-bound raw loop:** needs the bridge's own work per event under about 0.4 µs on top of the transport; the conversion (\`toStreamEvent\`) and one emitted event per removal alone cost more. The CPU target (≤ 2×) is ${fastTp && fastTp.cpuRatioVsConnect.median <= 2 ? "met" : "at its edge (the median just above, the best round below)"}; the rate target can only be met against a server slower than the bridge's ceiling (as against the dev server, section 1).
+3. **Memory:** see sections 6 and 9: one statechart per process is done; an idle bridge's remaining heap is its actor, dispatcher, metrics and closures.
 `);
+
   return parts.join("\n");
 }
 

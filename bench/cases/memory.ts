@@ -5,6 +5,8 @@
  * (bench/run.ts runs every case in a child process that has it).
  */
 import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
 import { createBridge, HandlerRegistry, type Bridge } from "../../src/index.js";
@@ -31,7 +33,7 @@ export interface MemoryResult {
   fleetHeapBytes: Spread;
   fleetHeapPerBridgeBytes: Spread;
   /**
-   * The same two figures for the compiled package (dist/, built first, run
+   * The same two figures for the compiled package (built into a scratch dir, run
    * by plain node): what users run. Under tsx every named function costs
    * more heap (see bench/lib/idle-heap-compiled.mjs).
    */
@@ -67,18 +69,29 @@ function idleBridge(): Bridge {
   return createBridge({ registry, env: {}, serverUrl: "http://127.0.0.1:9", logger: defaultLogger, clientId: "mem" });
 }
 
-/** Builds dist/ and measures idle bridges of the compiled package in a plain node process. */
-function compiledIdleHeap(fleet: number): { one: number; perBridge: number } {
+/**
+ * Builds the package (scripts/build.mjs) into a scratch directory under
+ * node_modules/.cache (so that its imports resolve; dist/ is left alone for
+ * the tests that use it) and measures idle bridges of it in plain node.
+ */
+function compiledIdleHeap(fleet: number, runs: number): Array<{ one: number; perBridge: number }> {
   const root = fileURLToPath(new URL("../..", import.meta.url));
-  execFileSync(process.execPath, [`${root}scripts/build.mjs`], { cwd: root, stdio: "ignore" });
-  const out = execFileSync(process.execPath, ["--expose-gc", `${root}bench/lib/idle-heap-compiled.mjs`, pathToFileURL(`${root}dist/src/index.js`).href, String(fleet)], { cwd: root, encoding: "utf8" });
-  return JSON.parse(out) as { one: number; perBridge: number };
+  const outDir = join(root, "node_modules", ".cache", `bench-compiled-${process.pid}`);
+  try {
+    execFileSync(process.execPath, [join(root, "scripts", "build.mjs"), "--out-dir", outDir], { cwd: root, stdio: "ignore" });
+    const index = pathToFileURL(join(outDir, "src", "index.js")).href;
+    return Array.from({ length: runs }, () => {
+      const out = execFileSync(process.execPath, ["--expose-gc", join(root, "bench", "lib", "idle-heap-compiled.mjs"), index, String(fleet)], { cwd: root, encoding: "utf8" });
+      return JSON.parse(out) as { one: number; perBridge: number };
+    });
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
 }
 
 export async function runMemory(options: MemoryOptions): Promise<MemoryResult> {
   const set = new RunSet<keyof Omit<MemoryResult, "runs" | "fleet" | "streams">>();
-  for (let r = 0; r < options.runs; r++) {
-    const compiled = compiledIdleHeap(options.fleet);
+  for (const compiled of compiledIdleHeap(options.fleet, options.runs)) {
     set.add("compiledIdleBridgeHeapBytes", compiled.one);
     set.add("compiledFleetHeapPerBridgeBytes", compiled.perBridge);
   }

@@ -347,9 +347,9 @@ function memorySection(mem: MemoryResult | undefined): string {
 
 ${table(["what", "KB"], [
     ["heap of one idle bridge (created, not started)", sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)],
-    ["the same, compiled package (dist/, plain node)", sp(mem.compiledIdleBridgeHeapBytes, 1, 1 / 1024)],
+    ["the same, compiled package (scripts/build.mjs, plain node)", sp(mem.compiledIdleBridgeHeapBytes, 1, 1 / 1024)],
     [`heap of ${num(mem.fleet)} idle bridges in one process, per bridge`, sp(mem.fleetHeapPerBridgeBytes, 1, 1 / 1024)],
-    [`the same, compiled package (dist/, plain node)`, sp(mem.compiledFleetHeapPerBridgeBytes, 1, 1 / 1024)],
+    [`the same, compiled package (scripts/build.mjs, plain node)`, sp(mem.compiledFleetHeapPerBridgeBytes, 1, 1 / 1024)],
     [`heap of ${num(mem.fleet)} idle bridges, total (MB)`, sp(mem.fleetHeapBytes, 1, 1 / 2 ** 20)],
     ["one `bridgeMachine.provide()` (the statechart copy each bridge built before issue 14; now made once per process)", sp(mem.providedMachineHeapBytes, 1, 1 / 1024)],
     [`heap per streaming bridge (bridge + its own HTTP/2 session and call; ${mem.streams} at once)`, sp(mem.bridgeStreamHeapBytes, 1, 1 / 1024)],

@@ -1,14 +1,19 @@
 /**
- * `npm run bench:fleet`: 10,000 bridges on one simulated clock against one
+ * `npm run bench:fleet`: 100,000 bridges on one simulated clock against one
  * simulated server that goes down for 30 s and comes back, for the bridge's
  * policy and for the seed's; per-second reconnect attempts and sync calls,
- * delivery of removals made during the outage, and the heartbeat load over an
- * hour. Writes bench/results/fleet.json and the SVG plots, and regenerates
- * bench/REPORT.md.
+ * delivery of removals made during the outage, and the heartbeat load over
+ * the run (the outage in its middle). Writes bench/results/fleet.json and
+ * the SVG plots, and regenerates bench/REPORT.md.
  *
- *   node --import tsx bench/fleet.ts [--bridges=N] [--quick] [--out=DIR]
+ *   node --import tsx bench/fleet.ts [--bridges=N] [--minutes=M] [--quick] [--out=DIR]
  *
- * Re-runs itself with a larger heap (10,000 full bridges hold about 2 GB).
+ * --minutes is the bridge policy's simulated span (default 12 at 100,000
+ * bridges, 60 below 20,000; the outage comes at its middle): the wall time
+ * grows faster than bridges × minutes (the heap's GC): 100,000 bridges for
+ * 12 minutes took about 15 min of wall time for the bridge policy on the
+ * shared 2-core machine. Re-runs itself with a larger heap (100,000 running
+ * bridges held about 4 GB under tsx).
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -25,7 +30,7 @@ const benchDir = fileURLToPath(new URL(".", import.meta.url));
 const args = process.argv.slice(2);
 
 if (!process.env.BENCH_FLEET_CHILD) {
-  const r = spawnSync(process.execPath, ["--max-old-space-size=8192", "--max-semi-space-size=64", "--import", "tsx", fileURLToPath(import.meta.url), ...args], {
+  const r = spawnSync(process.execPath, ["--max-old-space-size=16384", "--max-semi-space-size=64", "--import", "tsx", fileURLToPath(import.meta.url), ...args], {
     stdio: "inherit",
     env: { ...process.env, BENCH_FLEET_CHILD: "1" },
   });
@@ -33,7 +38,8 @@ if (!process.env.BENCH_FLEET_CHILD) {
 }
 
 const quick = args.includes("--quick");
-const bridges = Number(args.find((a) => a.startsWith("--bridges="))?.slice("--bridges=".length) ?? (quick ? 50 : 10_000));
+const bridges = Number(args.find((a) => a.startsWith("--bridges="))?.slice("--bridges=".length) ?? (quick ? 50 : 100_000));
+const minutes = Number(args.find((a) => a.startsWith("--minutes="))?.slice("--minutes=".length) ?? (quick ? 10 : bridges >= 20_000 ? 12 : 60));
 const outArg = args.find((a) => a.startsWith("--out="))?.slice("--out=".length);
 const outDir = outArg ?? (quick ? mkdtempSync(join(tmpdir(), "fleet-quick-")) : benchDir);
 const rttMs = 20;
@@ -46,7 +52,7 @@ const downForMs = 30_000;
  * steady-state heartbeat is the same as the bridge's).
  */
 function scenario(policy: FleetPolicy): FleetScenario {
-  const hourMs = quick ? 600_000 : 3_600_000;
+  const hourMs = minutes * 60_000;
   const outageAtMs = policy === "bridge" ? hourMs / 2 : 120_000;
   return {
     policy,
@@ -128,7 +134,7 @@ const plots: Record<string, string> = {
   for (let i = 0; i + 10 <= s.length; i += 10) pts.push({ t: i / 60, value: s.slice(i, i + 10).reduce((a, b) => a + b, 0) / 10, series: "bridge policy, 10-s average" });
   plots["fleet-heartbeat-hour.svg"] = await renderSvg(
     lineChartSpec(pts, {
-      title: `SyncProjectState calls per second over the hour, ${bridges.toLocaleString("en")} bridges (outage at ${outageAtS / 60} min)`,
+      title: `SyncProjectState calls per second over the run, ${bridges.toLocaleString("en")} bridges (outage at ${outageAtS / 60} min)`,
       xTitle: "minutes",
       yTitle: "calls / s",
       rules: [

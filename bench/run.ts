@@ -30,8 +30,8 @@ const outDir = outArg ?? (quick ? mkdtempSync(join(tmpdir(), "bench-quick-")) : 
 const plan: Array<{ name: CaseName; full: Record<string, unknown>; quick: Record<string, unknown> }> = [
   {
     name: "throughput",
-    full: { events: 200_000, runs: 3, warmupEvents: 10_000, profileEvents: 50_000, clients: ["connect-node", "grpc-js", "bridge", "bridge (batched prototype)"], servers: ["dev", "fast"], profile: true },
-    quick: { events: 500, runs: 1, warmupEvents: 100, clients: ["connect-node", "grpc-js", "bridge", "bridge (batched prototype)"], servers: ["dev", "fast"], profile: true },
+    full: { events: 200_000, runs: 3, warmupEvents: 10_000, profileEvents: 50_000, clients: ["connect-node", "grpc-js", "bridge"], servers: ["dev", "fast"], profile: true },
+    quick: { events: 500, runs: 1, warmupEvents: 100, clients: ["connect-node", "grpc-js", "bridge"], servers: ["dev", "fast"], profile: true },
   },
   {
     name: "latency",

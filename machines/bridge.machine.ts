@@ -1,36 +1,34 @@
 /**
  * The bridge statechart: a parallel `connection` region (idle, connecting,
- * streaming, backoff, stopping, stopped) and a `heartbeat` region (waiting,
- * syncing, stopped). Pure: no I/O, no timers of its own, no secrets. The
- * runtime provides the actors and the jittered delays with
- * `bridgeMachine.provide()`; tests provide fakes and a SimulatedClock.
- * DESIGN.md "The statechart" is the contract for this file.
+ * streaming, backoff, reopening, stopping, stopped) and a `heartbeat` region
+ * (waiting, syncing, stopped). Pure: no I/O, no timers of its own, no
+ * secrets, JSON context. The runtime provides the actors and the jittered
+ * delays with `bridgeMachine.provide()`; tests provide fakes and a
+ * SimulatedClock. DESIGN.md "The statechart" is the contract for this file.
+ *
+ * What it takes from src/: leaf modules only (errors.ts, call-errors.ts for
+ * the two error classes its guards tell apart, timing.ts, and types).
  */
-import { and, assign, enqueueActions, fromPromise, raise, setup, stateIn } from "xstate";
+import { and, assign, enqueueActions, fromPromise, raise, setup, stateIn, type AnyActorRef } from "xstate";
 import { summarizeError, type ErrorSummary } from "../src/errors.js";
 import type { RemovalInfo } from "../src/types.js";
 import { ServerGoawayError, SyncDeadlineError } from "../src/call-errors.js";
 import { backoffDelayMs, goawayReopenDelayMs, heartbeatDelayMs, heartbeatSpreadDelayMs, type BridgeTiming } from "../src/timing.js";
 import { admitRemovals } from "./dedup-window.js";
-import type {
-  BridgeContext,
-  BridgeCounters,
-  BridgeEmitted,
-  BridgeEvent,
-  BridgeInput,
-  ProjectEventsInput,
-  SyncCause,
-  StreamEvent,
-  SyncProjectStateInput,
-  SyncResult,
-  RefusedIds,
+import {
+  PROJECT_EVENT_TYPE_REMOVED,
+  type BridgeContext,
+  type BridgeCounters,
+  type BridgeEmitted,
+  type BridgeEvent,
+  type BridgeInput,
+  type ProjectEventsInput,
+  type SyncCause,
+  type StreamEvent,
+  type SyncProjectStateInput,
+  type SyncResult,
+  type RefusedIds,
 } from "./bridge.types.js";
-
-/** The wire value of PROJECT_EVENT_TYPE_REMOVED. */
-export const REMOVED_EVENT_TYPE = 1;
-
-/** Codes that are logged once per streak rather than on every failure. */
-export const LOUD_ONCE_CODES: readonly string[] = ["unauthenticated", "permission_denied", "unimplemented"];
 
 const zeroCounters: BridgeCounters = {
   streamsOpened: 0,
@@ -50,59 +48,69 @@ const zeroCounters: BridgeCounters = {
   unreportedRemovals: 0,
 };
 
-type DelayArgs = { context: BridgeContext };
+/** What a delay sees: the context, the bridge actor it runs in, and that actor's system. */
+export interface BridgeDelayArgs {
+  context: BridgeContext;
+  self: AnyActorRef;
+  system: AnyActorRef["system"];
+}
 
 /**
- * The named delays, computed from context and an injected random source in
- * [0, 1). The runtime provides `createBridgeDelays(options.random)`.
+ * The named delays, computed from context and a random source in [0, 1).
+ * `random` may read the arguments (the runtime shares one machine between
+ * bridges and finds each bridge's own random source by its actor `system`);
+ * `createBridgeDelays(Math.random)` is what a user of the machine on its own
+ * provides.
  */
-export function createBridgeDelays(random: () => number) {
+export function createBridgeDelays(random: (args: BridgeDelayArgs) => number) {
   return {
-    backoffDelay: ({ context }: DelayArgs) => backoffDelayMs(context.attempt, context.timing, random()),
-    heartbeatDelay: ({ context }: DelayArgs) =>
-      context.lastSyncCause === "stream-open"
-        ? heartbeatSpreadDelayMs(context.timing, random())
-        : heartbeatDelayMs(context.timing, random()),
-    reopenDelay: ({ context }: DelayArgs) => goawayReopenDelayMs(context.timing, random()),
-    openConfirm: ({ context }: DelayArgs) => context.timing.openConfirmMs,
-    stableAfter: ({ context }: DelayArgs) => context.timing.stableAfterMs,
-    stopBudget: ({ context }: DelayArgs) => stopBudgetMs(context.timing),
+    backoffDelay: (args: BridgeDelayArgs) => backoffDelayMs(args.context.attempt, args.context.timing, random(args)),
+    heartbeatDelay: (args: BridgeDelayArgs) =>
+      args.context.lastSyncCause === "stream-open"
+        ? heartbeatSpreadDelayMs(args.context.timing, random(args))
+        : heartbeatDelayMs(args.context.timing, random(args)),
+    reopenDelay: (args: BridgeDelayArgs) => goawayReopenDelayMs(args.context.timing, random(args)),
+    openConfirm: ({ context }: BridgeDelayArgs) => context.timing.openConfirmMs,
+    stableAfter: ({ context }: BridgeDelayArgs) => context.timing.stableAfterMs,
+    stopBudget: ({ context }: BridgeDelayArgs) => stopBudgetMs(context.timing),
   };
 }
 
 /** The machine gives up waiting for dispatch a little before stop()'s own deadline. */
-export function stopBudgetMs(timing: BridgeTiming): number {
+function stopBudgetMs(timing: BridgeTiming): number {
   return Math.max(0, timing.stopTimeoutMs - Math.min(250, Math.floor(timing.stopTimeoutMs / 10)));
 }
 
-function errorOf(event: unknown): ErrorSummary {
-  return summarizeError((event as { error?: unknown }).error);
-}
-
 /** What handlers learn of a removal the stream carried: empty wire fields are left out. */
-export function streamRemovalInfo(ev: StreamEvent): RemovalInfo {
-  return {
-    source: "stream",
-    eventId: ev.eventId,
-    ...(ev.reason === "" ? {} : { reason: ev.reason }),
-    ...(ev.timestampUnixMs === 0 ? {} : { timestampUnixMs: ev.timestampUnixMs }),
-  };
+function streamRemovalInfo(ev: StreamEvent): RemovalInfo {
+  const info: RemovalInfo = { source: "stream", eventId: ev.eventId };
+  if (ev.reason !== "") info.reason = ev.reason;
+  if (ev.timestampUnixMs !== 0) info.timestampUnixMs = ev.timestampUnixMs;
+  return info;
 }
 
+/**
+ * Failures in a row with one code: the streak goes on while the code repeats
+ * and the attempt counter has not been reset, else it starts again at 1.
+ */
+function streakAfter(context: BridgeContext, error: ErrorSummary): number {
+  return context.lastError?.code === error.code && context.attempt > 0 ? context.errorStreak + 1 : 1;
+}
+
+/** A copy of the counters with one of them moved on (at most once per machine step). */
 function bump(counters: BridgeCounters, key: keyof BridgeCounters, by = 1): BridgeCounters {
   return { ...counters, [key]: counters[key] + by };
-}
-
-/** Several counters in one copy (the stream path runs once per message). */
-function tally(counters: BridgeCounters, increments: Partial<BridgeCounters>): BridgeCounters {
-  const next = { ...counters };
-  for (const [key, by] of Object.entries(increments) as [keyof BridgeCounters, number][]) next[key] += by;
-  return next;
 }
 
 function notProvided(name: string) {
   return () => Promise.reject(new Error(`actor "${name}" is not provided: use bridgeMachine.provide()`));
 }
+
+const streamEnded: ErrorSummary = { code: "stream_ended", message: "the server ended the ProjectEvents stream" };
+const suspectError: ErrorSummary = {
+  code: "deadline_exceeded",
+  message: "heartbeat timed out while streaming: connection suspect, reopening on a fresh HTTP/2 session",
+};
 
 export const bridgeMachine = setup({
   types: {
@@ -119,12 +127,12 @@ export const bridgeMachine = setup({
     /** Resolves when every accepted removal has been dispatched to the handlers; never rejects. */
     drainDispatch: fromPromise<void, void>(() => Promise.resolve()),
   },
-  delays: createBridgeDelays(Math.random),
+  delays: createBridgeDelays(() => Math.random()),
   guards: {
     /** The bridge's own per-call deadline ran out (not a DEADLINE_EXCEEDED the server sent). */
-    isOwnSyncDeadline: ({ event }) => (event as { error?: unknown }).error instanceof SyncDeadlineError,
+    isOwnSyncDeadline: ({ event }) => "error" in event && event.error instanceof SyncDeadlineError,
     /** The client ended the stream because the server sent GOAWAY. */
-    isServerGoaway: ({ event }) => (event as { error?: unknown }).error instanceof ServerGoawayError,
+    isServerGoaway: ({ event }) => "error" in event && event.error instanceof ServerGoawayError,
     /** This open proved itself (headers before openConfirm, a message, or a completed sync). */
     openProven: ({ context }) => context.openProven,
     /** syncNow() was called during the round that just ended. */
@@ -137,7 +145,8 @@ export const bridgeMachine = setup({
     countReconnect: assign({
       counters: ({ context }) => bump(context.counters, "reconnects"),
     }),
-    requestSync: raise({ type: "connection.opened" }),
+    /** A stream (re)opened: the heartbeat region syncs now. */
+    requestSync: raise({ type: "sync.request" }),
     noteSyncCause: assign({ lastSyncCause: (_, params: { cause: SyncCause }) => params.cause }),
     raiseSuspect: raise({ type: "connection.suspect" }),
     /** Begins and ends an open: it has proved nothing yet. */
@@ -152,119 +161,132 @@ export const bridgeMachine = setup({
     markStable: assign(({ context }) =>
       context.openProven ? { openStable: true, attempt: 0, errorStreak: 0 } : { openStable: true },
     ),
-    /** Streak bookkeeping for a failed or ended call, then the backoff attempt. */
-    recordStreamFailure: enqueueActions(({ context, event, enqueue }) => {
-      const error = errorOf(event);
-      const streak = context.lastError?.code === error.code && context.attempt > 0 ? context.errorStreak + 1 : 1;
+    /** The call failed: streak bookkeeping, then the backoff attempt. */
+    recordStreamFailure: enqueueActions(({ context, enqueue }, params: { error: unknown }) => {
+      const error = summarizeError(params.error);
+      const streak = streakAfter(context, error);
+      const attempt = context.attempt + 1;
+      enqueue.assign({ attempt, lastError: error, errorStreak: streak, counters: bump(context.counters, "streamFailures") });
+      enqueue.emit({ type: "streamFailed", error, attempt, streak, suspect: false });
+    }),
+    /** The server ended the call: the same bookkeeping as a failure with code stream_ended. */
+    recordStreamEnded: enqueueActions(({ context, enqueue }) => {
       const attempt = context.attempt + 1;
       enqueue.assign({
         attempt,
-        lastError: error,
-        errorStreak: streak,
-        counters: bump(context.counters, "streamFailures"),
+        lastError: streamEnded,
+        errorStreak: streakAfter(context, streamEnded),
+        counters: bump(context.counters, "streamEnds"),
       });
-      enqueue.emit({ type: "streamFailed", error, attempt, streak, suspect: false });
-    }),
-    recordStreamEnded: enqueueActions(({ context, enqueue }) => {
-      const error: ErrorSummary = { code: "stream_ended", message: "the server ended the ProjectEvents stream" };
-      const streak = context.lastError?.code === error.code && context.attempt > 0 ? context.errorStreak + 1 : 1;
-      const attempt = context.attempt + 1;
-      enqueue.assign({ attempt, lastError: error, errorStreak: streak, counters: bump(context.counters, "streamEnds") });
       enqueue.emit({ type: "streamEnded", attempt });
     }),
     /** GOAWAY: the stream ended on the server's request; not a failure, the attempt stays. */
-    recordGoaway: enqueueActions(({ context, event, enqueue }) => {
-      const error = errorOf(event);
+    recordGoaway: enqueueActions(({ context, enqueue }, params: { error: unknown }) => {
+      const error = summarizeError(params.error);
       enqueue.assign({ lastError: error, counters: bump(context.counters, "goaways") });
       enqueue.emit({ type: "serverGoaway", error });
     }),
     recordSuspect: enqueueActions(({ context, enqueue }) => {
-      const error: ErrorSummary = {
-        code: "deadline_exceeded",
-        message: "heartbeat timed out while streaming: connection suspect, reopening on a fresh HTTP/2 session",
-      };
       const attempt = context.attempt + 1;
       enqueue.assign({
         attempt,
-        lastError: error,
+        lastError: suspectError,
         errorStreak: 1,
         sessionEpoch: context.sessionEpoch + 1,
         counters: bump(context.counters, "suspects"),
       });
-      enqueue.emit({ type: "streamFailed", error, attempt, streak: 1, suspect: true });
+      enqueue.emit({ type: "streamFailed", error: suspectError, attempt, streak: 1, suspect: true });
     }),
-    /** One stream message: count it, drop what is not a removal, dedup, emit. */
-    acceptStreamEvent: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== "stream.event") return;
-      const ev: StreamEvent = event.event;
+    /**
+     * The messages of one event-loop turn, in order: count them, drop what is
+     * not a removal, dedup the rest in one admit, emit. One context update
+     * (and one copy of the counters) per batch, not per message.
+     */
+    acceptStreamEvents: enqueueActions(({ context, enqueue }, params: { events: readonly StreamEvent[] }) => {
+      const counters = { ...context.counters };
+      counters.eventsReceived += params.events.length;
+      const removals: StreamEvent[] = [];
+      for (const ev of params.events) {
+        if (ev.refused !== undefined) {
+          counters.refusedIds += 1;
+          enqueue.emit({
+            type: "idsRefused",
+            source: "stream",
+            refused: { why: ev.refused, count: 1, previews: [ev.projectId] },
+            eventId: ev.eventId,
+          });
+        } else if (ev.projectId === "" || ev.eventType !== PROJECT_EVENT_TYPE_REMOVED) {
+          counters.ignoredEvents += 1;
+          const why = ev.projectId === "" ? "empty_project_id" : "not_removed";
+          enqueue.emit({ type: "eventIgnored", eventId: ev.eventId, eventType: ev.eventType, projectId: ev.projectId, why });
+        } else {
+          removals.push(ev);
+        }
+      }
       // A message proves this open: the attempt counter resets at once.
-      const patch: Partial<BridgeContext> = { openProven: true };
+      const patch: Partial<BridgeContext> = { openProven: true, counters };
       if (context.attempt !== 0) {
         patch.attempt = 0;
         patch.errorStreak = 0;
       }
-      if (ev.refused !== undefined) {
-        enqueue.assign({ ...patch, counters: tally(context.counters, { eventsReceived: 1, refusedIds: 1 }) });
-        enqueue.emit({
-          type: "idsRefused",
-          source: "stream",
-          refused: { why: ev.refused, count: 1, previews: [ev.projectId] },
-          eventId: ev.eventId,
-        });
+      if (removals.length === 0) {
+        enqueue.assign(patch);
         return;
       }
-      const why = ev.projectId === "" ? "empty_project_id" : ev.eventType !== REMOVED_EVENT_TYPE ? "not_removed" : undefined;
-      if (why !== undefined) {
-        enqueue.assign({ ...patch, counters: tally(context.counters, { eventsReceived: 1, ignoredEvents: 1 }) });
-        enqueue.emit({ type: "eventIgnored", eventId: ev.eventId, eventType: ev.eventType, projectId: ev.projectId, why });
-        return;
+      const admitted = admitRemovals(
+        context.recentRemovals,
+        removals.map((ev) => ev.projectId),
+        context.dedupCapacity,
+      );
+      counters.duplicatesSuppressed += admitted.duplicates.length;
+      counters.removalsFromStream += admitted.fresh.length;
+      patch.recentRemovals = admitted.keys;
+      enqueue.assign(patch);
+      // In message order; fresh ids are in the order they were admitted.
+      let next = 0;
+      for (const ev of removals) {
+        if (admitted.fresh[next] === ev.projectId) {
+          next += 1;
+          enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info: streamRemovalInfo(ev), receivedAtMs: ev.receivedAtMs });
+        } else {
+          enqueue.emit({ type: "duplicateSuppressed", projectId: ev.projectId, source: "stream" });
+        }
       }
-      const admitted = admitRemovals(context.recentRemovals, [ev.projectId], context.dedupCapacity);
-      if (admitted.fresh.length === 0) {
-        const counters = tally(context.counters, { eventsReceived: 1, duplicatesSuppressed: 1 });
-        enqueue.assign({ ...patch, recentRemovals: admitted.keys, counters });
-        enqueue.emit({ type: "duplicateSuppressed", projectId: ev.projectId, source: "stream" });
-        return;
-      }
-      const counters = tally(context.counters, { eventsReceived: 1, removalsFromStream: 1 });
-      enqueue.assign({ ...patch, recentRemovals: admitted.keys, counters });
-      enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info: streamRemovalInfo(ev), receivedAtMs: ev.receivedAtMs });
     }),
     /** A batch of a heartbeat answer's removed ids: the same dedup step as the stream. */
-    acceptHeartbeatRemovals: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== "sync.removed") return;
-      const ids = event.projectIds.filter((id) => id !== "");
-      const admitted = admitRemovals(context.recentRemovals, ids, context.dedupCapacity);
-      const refused = event.refused ?? [];
-      const count = (why: (w: RefusedIds["why"]) => boolean) => refused.filter((r) => why(r.why)).reduce((n, r) => n + r.count, 0);
-      const counters = tally(context.counters, {
-        duplicatesSuppressed: admitted.duplicates.length,
-        removalsFromHeartbeat: admitted.fresh.length,
-        ignoredEvents: event.projectIds.length - ids.length,
-        refusedIds: count((w) => w !== "not_reported"),
-        unreportedRemovals: count((w) => w === "not_reported"),
-      });
-      enqueue.assign({ recentRemovals: admitted.keys, counters });
-      for (const r of refused) enqueue.emit({ type: "idsRefused", source: "heartbeat", refused: r });
-      for (const projectId of admitted.duplicates) {
-        enqueue.emit({ type: "duplicateSuppressed", projectId, source: "heartbeat" });
-      }
-      for (const projectId of admitted.fresh) {
-        enqueue.emit({ type: "projectRemoved", projectId, info: { source: "heartbeat" }, receivedAtMs: event.receivedAtMs });
-      }
-    }),
+    acceptHeartbeatRemovals: enqueueActions(
+      ({ context, enqueue }, params: { projectIds: readonly string[]; receivedAtMs: number; refused: readonly RefusedIds[] }) => {
+        const ids = params.projectIds.filter((id) => id !== "");
+        const admitted = admitRemovals(context.recentRemovals, ids, context.dedupCapacity);
+        const counters = { ...context.counters };
+        counters.duplicatesSuppressed += admitted.duplicates.length;
+        counters.removalsFromHeartbeat += admitted.fresh.length;
+        counters.ignoredEvents += params.projectIds.length - ids.length;
+        for (const r of params.refused) {
+          if (r.why === "not_reported") counters.unreportedRemovals += r.count;
+          else counters.refusedIds += r.count;
+        }
+        enqueue.assign({ recentRemovals: admitted.keys, counters });
+        for (const r of params.refused) enqueue.emit({ type: "idsRefused", source: "heartbeat", refused: r });
+        for (const projectId of admitted.duplicates) {
+          enqueue.emit({ type: "duplicateSuppressed", projectId, source: "heartbeat" });
+        }
+        for (const projectId of admitted.fresh) {
+          enqueue.emit({ type: "projectRemoved", projectId, info: { source: "heartbeat" }, receivedAtMs: params.receivedAtMs });
+        }
+      },
+    ),
     /** A completed heartbeat round (its removals came before, as sync.removed). */
-    acceptSyncResult: enqueueActions(({ context, event, enqueue }) => {
-      const result = (event as unknown as { output: SyncResult }).output;
+    acceptSyncResult: enqueueActions(({ context, enqueue }, params: { output: SyncResult }) => {
       // A completed sync proves the open it ran in (cleared when an open
       // begins, so one that completed before it does not count); once the
       // open is also stable, the attempt counter resets.
       const proof = context.openStable ? { openProven: true, attempt: 0, errorStreak: 0 } : { openProven: true };
       enqueue.assign({ ...proof, syncErrorStreak: 0, lastSyncErrorCode: null, counters: bump(context.counters, "syncs") });
-      enqueue.emit({ type: "syncCompleted", result });
+      enqueue.emit({ type: "syncCompleted", result: params.output });
     }),
-    recordSyncFailure: enqueueActions(({ context, event, enqueue }, params: { suspect: boolean }) => {
-      const error = errorOf(event);
+    recordSyncFailure: enqueueActions(({ context, enqueue }, params: { error: unknown; suspect: boolean }) => {
+      const error = summarizeError(params.error);
       const streak = context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1;
       enqueue.assign({ syncErrorStreak: streak, lastSyncErrorCode: error.code, counters: bump(context.counters, "syncFailures") });
       enqueue.emit({ type: "syncFailed", error, suspect: params.suspect, streak });
@@ -312,8 +334,12 @@ export const bridgeMachine = setup({
               // A GOAWAY on an open that never proved itself counts as a
               // failure: a server that answers every open with GOAWAY gets
               // the growing backoff, not a reopen every backoffMinMs.
-              { guard: and(["isServerGoaway", "openProven"]), target: "reopening", actions: "recordGoaway" },
-              { target: "backoff", actions: "recordStreamFailure" },
+              {
+                guard: and(["isServerGoaway", "openProven"]),
+                target: "reopening",
+                actions: { type: "recordGoaway", params: ({ event }) => ({ error: event.error }) },
+              },
+              { target: "backoff", actions: { type: "recordStreamFailure", params: ({ event }) => ({ error: event.error }) } },
             ],
           },
           on: { STOP: "stopping" },
@@ -323,14 +349,17 @@ export const bridgeMachine = setup({
               after: { openConfirm: "streaming" },
               on: {
                 "stream.opened": { target: "streaming", actions: "proveOpen" },
-                "stream.event": { target: "streaming", actions: "acceptStreamEvent" },
+                "stream.events": {
+                  target: "streaming",
+                  actions: { type: "acceptStreamEvents", params: ({ event }) => ({ events: event.events }) },
+                },
               },
             },
             streaming: {
               entry: ["countStreamOpened", "requestSync"],
               after: { stableAfter: { actions: "markStable" } },
               on: {
-                "stream.event": { actions: "acceptStreamEvent" },
+                "stream.events": { actions: { type: "acceptStreamEvents", params: ({ event }) => ({ events: event.events }) } },
                 "connection.suspect": { target: "#bridge.connection.backoff", actions: "recordSuspect" },
               },
             },
@@ -365,7 +394,7 @@ export const bridgeMachine = setup({
           after: { heartbeatDelay: { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "timer" } } } },
           on: {
             "SYNC.NOW": { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "request" } } },
-            "connection.opened": { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "stream-open" } } },
+            "sync.request": { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "stream-open" } } },
             STOP: "stopped",
           },
         },
@@ -394,31 +423,42 @@ export const bridgeMachine = setup({
                 guard: "followUpAsked",
                 target: "syncing",
                 reenter: true,
-                actions: ["acceptSyncResult", { type: "noteSyncCause", params: { cause: "request" } }],
+                actions: [
+                  { type: "acceptSyncResult", params: ({ event }) => ({ output: event.output }) },
+                  { type: "noteSyncCause", params: { cause: "request" } },
+                ],
               },
-              { target: "waiting", actions: "acceptSyncResult" },
+              { target: "waiting", actions: { type: "acceptSyncResult", params: ({ event }) => ({ output: event.output }) } },
             ],
             onError: [
               {
                 // The reopened stream asks for a sync anyway: a follow-up is not needed.
                 guard: and(["isOwnSyncDeadline", stateIn("#bridge.connection.open.streaming")]),
                 target: "waiting",
-                actions: [{ type: "recordSyncFailure", params: { suspect: true } }, "raiseSuspect"],
+                actions: [{ type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: true }) }, "raiseSuspect"],
               },
               {
                 guard: "followUpAsked",
                 target: "syncing",
                 reenter: true,
-                actions: [{ type: "recordSyncFailure", params: { suspect: false } }, { type: "noteSyncCause", params: { cause: "request" } }],
+                actions: [
+                  { type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) },
+                  { type: "noteSyncCause", params: { cause: "request" } },
+                ],
               },
-              { target: "waiting", actions: { type: "recordSyncFailure", params: { suspect: false } } },
+              { target: "waiting", actions: { type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) } },
             ],
           },
           on: {
-            "sync.removed": { actions: "acceptHeartbeatRemovals" },
+            "sync.removed": {
+              actions: {
+                type: "acceptHeartbeatRemovals",
+                params: ({ event }) => ({ projectIds: event.projectIds, receivedAtMs: event.receivedAtMs, refused: event.refused ?? [] }),
+              },
+            },
             // A fresh stream restarts the round, so its answer reflects the
             // server after the open (stream opens are bounded by the backoff).
-            "connection.opened": {
+            "sync.request": {
               target: "syncing",
               reenter: true,
               actions: { type: "noteSyncCause", params: { cause: "stream-open" } },

@@ -4,6 +4,13 @@ import type { BridgeTiming } from "../src/timing.js";
 import type { RemovalInfo, RemovalSource } from "../src/types.js";
 import type { RefusedWhy } from "../src/server-data.js";
 
+/**
+ * The wire value of PROJECT_EVENT_TYPE_REMOVED (`ProjectEventType.REMOVED` in
+ * src/gen; machines/ does not import the generated code, and
+ * test/machine/bridge-machine.test.ts checks the two agree).
+ */
+export const PROJECT_EVENT_TYPE_REMOVED = 1;
+
 /** One ProjectEvent as the machine sees it: plain JSON, int64 as number. */
 export interface StreamEvent {
   eventId: string;
@@ -117,8 +124,12 @@ export type BridgeEvent =
   | { type: "SYNC.NOW" }
   /** The ProjectEvents call received response headers. */
   | { type: "stream.opened" }
-  /** The ProjectEvents call received one message. */
-  | { type: "stream.event"; event: StreamEvent }
+  /**
+   * The ProjectEvents call received these messages, in order: the actor
+   * sends every message that arrived in one turn of the event loop as one
+   * event, so a burst costs one machine step, not one per message.
+   */
+  | { type: "stream.events"; events: readonly StreamEvent[] }
   /**
    * The SyncProjectState actor forwards the removed ids of each answer in
    * batches (at most SYNC_REMOVED_BATCH ids), each its own step, so a huge
@@ -126,8 +137,8 @@ export type BridgeEvent =
    * half-way loses nothing already answered.
    */
   | { type: "sync.removed"; projectIds: string[]; receivedAtMs: number; refused?: RefusedIds[] }
-  /** Raised by the connection region when a stream (re)opens. */
-  | { type: "connection.opened" }
+  /** Raised by the connection region when a stream (re)opens: the heartbeat syncs at once. */
+  | { type: "sync.request" }
   /** Raised by the heartbeat region when a sync timed out while streaming. */
   | { type: "connection.suspect" };
 
@@ -145,7 +156,7 @@ export type BridgeEmitted =
   /** `streak`: failures in a row with this code, 1 for the first. */
   | { type: "syncFailed"; error: ErrorSummary; suspect: boolean; streak: number };
 
-/** Input of the ProjectEvents actor. `parent` receives stream.opened / stream.event. */
+/** Input of the ProjectEvents actor. `parent` receives stream.opened / stream.events. */
 export interface ProjectEventsInput {
   clientId: string;
   sessionEpoch: number;

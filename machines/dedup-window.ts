@@ -1,8 +1,14 @@
 /**
- * The machine's dedup window over plain arrays, so that it stays in the
- * JSON-serialisable context and shows in the inspector. Keys are
- * `removed:<projectId>`; the array is oldest first; a hit moves its key to the
- * end (LRU), a miss appends and evicts the oldest beyond capacity.
+ * The machine's dedup window. It lives in the JSON-serialisable context as a
+ * plain array of keys (`removed:<projectId>`, oldest first) so that it shows
+ * in the inspector and survives a persisted snapshot; a hit moves its key to
+ * the end (LRU), a miss appends and evicts the oldest beyond capacity.
+ *
+ * Lookups are O(1): each window array has a `Set` of its keys beside it, in a
+ * WeakMap keyed by the array itself (never in context). Admitting hands the
+ * set over to the new array, so a batch costs one array copy plus O(1) per
+ * id; an array with no set (a restored snapshot, or an older window someone
+ * admits into again) gets one built from its keys. Windows are never mutated.
  */
 export function removalKey(projectId: string): string {
   return `removed:${projectId}`;
@@ -14,25 +20,40 @@ export interface AdmitResult {
   duplicates: string[];
 }
 
+const keySets = new WeakMap<readonly string[], Set<string>>();
+
+/** The set of a window's keys: the one handed over, or built from the array. */
+function keySetOf(window: readonly string[]): Set<string> {
+  const set = keySets.get(window);
+  if (set === undefined) return new Set(window);
+  // The set now belongs to the window being built; the old array gets a
+  // fresh one if it is ever admitted into again.
+  keySets.delete(window);
+  return set;
+}
+
 /** Admits project ids in order; returns the new window and which ids were new. */
 export function admitRemovals(window: readonly string[], projectIds: readonly string[], capacity: number): AdmitResult {
+  const set = keySetOf(window);
   const keys = window.slice();
   const fresh: string[] = [];
   const duplicates: string[] = [];
   for (const id of projectIds) {
     const key = removalKey(id);
-    const at = keys.lastIndexOf(key);
-    if (at >= 0) {
+    if (set.has(key)) {
       duplicates.push(id);
-      if (at !== keys.length - 1) {
-        keys.splice(at, 1);
+      // LRU refresh: only a duplicate pays a scan, and only if it is not the newest.
+      if (keys[keys.length - 1] !== key) {
+        keys.splice(keys.lastIndexOf(key), 1);
         keys.push(key);
       }
       continue;
     }
     fresh.push(id);
     keys.push(key);
-    if (keys.length > capacity) keys.splice(0, keys.length - capacity);
+    set.add(key);
+    while (keys.length > capacity) set.delete(keys.shift() as string);
   }
+  keySets.set(keys, set);
   return { keys, fresh, duplicates };
 }

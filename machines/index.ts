@@ -6,7 +6,7 @@
  * Everything else in machines/ is internal to the bridge.
  */
 export { bridgeMachine, createBridgeDelays } from "./bridge.machine.js";
-export type { BridgeMachine } from "./bridge.machine.js";
+export type { BridgeDelayArgs, BridgeMachine } from "./bridge.machine.js";
 export type {
   BridgeContext,
   BridgeCounters,
@@ -14,6 +14,7 @@ export type {
   BridgeEvent,
   BridgeInput,
   ProjectEventsInput,
+  RefusedIds,
   StreamEvent,
   SyncCause,
   SyncProjectStateInput,

@@ -6,7 +6,7 @@
  * resets streams, which connect-node reports as CANCELED).
  */
 import { create } from "@bufbuild/protobuf";
-import { fromPromise } from "xstate";
+import { fromPromise, type AnyActorRef } from "xstate";
 import {
   REFUSED_PREVIEWS,
   SYNC_REMOVED_BATCH,
@@ -69,6 +69,20 @@ export function screenRemovedIds(removed: readonly string[], reported: ReadonlyS
   return { accepted, refused: [...byWhy.values()] };
 }
 
+/**
+ * Where an actor finds its dependencies: an object (one machine per
+ * bridge), or a lookup by the actor system it runs in, so that every bridge
+ * of a process shares one provided machine (src/bridge-machine-shared.ts).
+ */
+export type DepsSource<T> = T | ((system: ActorSystemOf) => T);
+
+/** The actor system a bridge's actor runs in (one per bridge: its root actor's). */
+export type ActorSystemOf = AnyActorRef["system"];
+
+function resolveDeps<T extends object>(source: DepsSource<T>, system: ActorSystemOf): T {
+  return typeof source === "function" ? source(system) : source;
+}
+
 export interface ActorDeps {
   /** The client, resolved when the bridge starts. */
   client: () => EventsClient;
@@ -76,10 +90,26 @@ export interface ActorDeps {
   monotonicNow: () => number;
 }
 
-export function createProjectEventsActor(deps: ActorDeps) {
-  return fromPromise<void, ProjectEventsInput>(async ({ input, signal }) => {
+/**
+ * Holds one ProjectEvents call. The messages that arrive in one turn of the
+ * event loop go to the machine as one `stream.events` (sent from the check
+ * phase, right after the I/O that delivered them), so a burst costs one
+ * machine step; a lone message waits for no timer.
+ */
+export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
+  return fromPromise<void, ProjectEventsInput>(async ({ input, signal, system }) => {
+    const deps = resolveDeps(source, system);
     const req = create(ProjectEventsRequestSchema, { clientId: input.clientId });
     let opened = false;
+    let pending: StreamEvent[] = [];
+    let flushing: ReturnType<typeof setImmediate> | undefined;
+    const flush = () => {
+      flushing = undefined;
+      if (signal.aborted || pending.length === 0) return;
+      const events = pending;
+      pending = [];
+      input.parent.send({ type: "stream.events", events });
+    };
     try {
       const stream = deps.client().projectEvents(req, {
         signal,
@@ -93,10 +123,16 @@ export function createProjectEventsActor(deps: ActorDeps) {
       });
       for await (const ev of stream) {
         if (signal.aborted) return;
-        input.parent.send({ type: "stream.event", event: toStreamEvent(ev, deps.monotonicNow()) });
+        pending.push(toStreamEvent(ev, deps.monotonicNow()));
+        flushing ??= setImmediate(flush);
       }
+      // Everything received reaches the machine before the call's end does.
+      if (flushing !== undefined) clearImmediate(flushing);
+      flush();
     } catch (reason) {
       if (signal.aborted) return;
+      if (flushing !== undefined) clearImmediate(flushing);
+      flush();
       throw BridgeError.from(reason);
     }
   });
@@ -124,8 +160,9 @@ export function collectProjectIds(tracker: ProjectTracker | undefined): string[]
  * the server sent stays an ordinary error). Removed ids are screened and
  * forwarded as sync.removed batches before the next chunk is asked for.
  */
-export function createSyncProjectStateActor(deps: SyncActorDeps) {
-  return fromPromise<SyncResult, SyncProjectStateInput>(async ({ input, signal }) => {
+export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
+  return fromPromise<SyncResult, SyncProjectStateInput>(async ({ input, signal, system }) => {
+    const deps = resolveDeps(source, system);
     const ids = collectProjectIds(deps.tracker);
     // What the bridge reports this round: a removal for any other id is dropped.
     const reported = new Set(ids);
@@ -195,12 +232,19 @@ async function callWithDeadline<T>(
  * rejects: a failure to drain is logged and counts as drained, so stopping
  * always ends (the machine has no error path out of `stopping`).
  */
-export function createDrainActor(idle: () => Promise<void>, onError: (reason: unknown) => void) {
-  return fromPromise<void, void>(() =>
-    idle().catch((reason: unknown) => {
-      onError(reason);
-    }),
-  );
+export interface DrainDeps {
+  /** Resolves when the dispatcher has nothing queued or in flight. */
+  idle: () => Promise<void>;
+  onError: (reason: unknown) => void;
+}
+
+export function createDrainActor(source: DepsSource<DrainDeps>) {
+  return fromPromise<void, void>(({ system }) => {
+    const deps = resolveDeps(source, system);
+    return deps.idle().catch((reason: unknown) => {
+      deps.onError(reason);
+    });
+  });
 }
 
 /** One turn of the event loop (not a timer: nothing on the bridge clock waits on it). */

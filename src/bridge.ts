@@ -1,12 +1,13 @@
 /**
- * createBridge(): wiring. It validates the options, provides the machine's
- * actors and delays, and connects the actor to the modules that do the work
+ * createBridge(): wiring. It validates the options, gives the process's one
+ * provided machine (src/bridge-machine-shared.ts) this bridge's
+ * dependencies, and connects the actor to the modules that do the work
  * around it: the dispatcher (removals to handlers), the log policy, the
  * timestamp book, stop() and status().
  */
-import { createActor, type Actor } from "xstate";
-import { bridgeMachine, createBridgeDelays } from "../machines/bridge.machine.js";
-import { createDrainActor, createProjectEventsActor, createSyncProjectStateActor } from "./bridge-actors.js";
+import type { Actor } from "xstate";
+import type { bridgeMachine } from "../machines/bridge.machine.js";
+import { createBridgeActor, sharedBridgeMachine, type SharedBridgeMachine } from "./bridge-machine-shared.js";
 import { attachBridgeLogPolicy } from "./bridge-log-policy.js";
 import { validateBridgeOptions, type BridgeOptions } from "./bridge-options.js";
 import { assembleBridgeStatus, type BridgeStatus, type IdleReason } from "./bridge-status.js";
@@ -32,6 +33,15 @@ export interface Bridge {
 }
 
 export function createBridge(options: BridgeOptions): Bridge {
+  return createBridgeOn(sharedBridgeMachine, options);
+}
+
+/**
+ * createBridge() on a variant of the shared machine
+ * (`sharedBridgeMachine.provide(…)`, made once): for benchmarks that run
+ * another policy. Not part of the package's API.
+ */
+export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOptions): Bridge {
   const opts = validateBridgeOptions(options);
   const { logger: log, clock, now, timing } = opts;
   const monotonicNow = () => performance.now();
@@ -57,44 +67,28 @@ export function createBridge(options: BridgeOptions): Bridge {
     if (!client) throw new BridgeError("the bridge has no client (not started)", "failed_precondition");
     return client;
   };
-  const delays = createBridgeDelays(opts.random);
-  const machine = bridgeMachine.provide({
-    actors: {
-      projectEvents: createProjectEventsActor({ client: clientRef, monotonicNow }),
-      syncProjectState: createSyncProjectStateActor({
-        client: clientRef,
-        monotonicNow,
-        tracker: opts.tracker,
-        clock,
-        wallNow: () => Date.now(),
-      }),
-      drainDispatch: createDrainActor(
-        () => dispatcher.idle(),
-        (reason) => log.warn({ err: summarizeError(reason) }, "draining the handler queue failed; stopping anyway"),
-      ),
+  // What the shared machine's actors and delays need of this bridge (never in context).
+  const actor = createBridgeActor(
+    machine,
+    {
+      clock,
+      input: { clientId: opts.clientId, timing, dedupCapacity: opts.dedupCapacity },
+      ...(opts.inspect ? { inspect: opts.inspect } : {}),
     },
-    delays: {
-      ...delays,
-      // Both are computed before the machine's emitted events reach the
-      // listeners below, so the failure's log line can say how long it waits.
-      backoffDelay: (args) => {
-        const ms = delays.backoffDelay(args);
-        book.retryArmed(ms);
-        return ms;
-      },
-      reopenDelay: (args) => {
-        const ms = delays.reopenDelay(args);
-        book.retryArmed(ms);
-        return ms;
-      },
+    {
+      client: clientRef,
+      monotonicNow,
+      tracker: opts.tracker,
+      clock,
+      wallNow: () => Date.now(),
+      idle: () => dispatcher.idle(),
+      onError: (reason) => log.warn({ err: summarizeError(reason) }, "draining the handler queue failed; stopping anyway"),
+      random: opts.random,
+      // Computed before the machine's emitted events reach the listeners
+      // below, so the failure's log line can say how long it waits.
+      onRetryDelay: (ms) => book.retryArmed(ms),
     },
-  });
-
-  const actor = createActor(machine, {
-    clock,
-    input: { clientId: opts.clientId, timing, dedupCapacity: opts.dedupCapacity },
-    ...(opts.inspect ? { inspect: opts.inspect } : {}),
-  });
+  );
   metrics.observe(actor);
   book.attach(actor);
   const logPolicy = attachBridgeLogPolicy(actor, { logger: log, retryInMs: () => book.retryInMs });

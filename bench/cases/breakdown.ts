@@ -4,7 +4,7 @@
  * millisecond, the process idle in between (as in the latency benchmark,
  * where every event runs alone on a cold CPU).
  *
- * - machine: bridgeMachine.send(stream.event) in `streaming`, fake actors;
+ * - machine: bridgeMachine.send(stream.events, one message each) in `streaming`, fake actors;
  * - dedup: admitRemovals() on a full window (the machine calls it per event);
  * - dispatcher: createDispatcher() enqueue → handler called;
  * - bridge: createBridge() with an injected in-memory client whose stream
@@ -74,9 +74,9 @@ async function machineLayer(n: number, isolated: boolean): Promise<number> {
     if (isolated) {
       await nextMacrotask();
       const a = process.hrtime.bigint();
-      parent.send({ type: "stream.event", event: streamEvent(i) });
+      parent.send({ type: "stream.events", events: [streamEvent(i)] });
       spent += process.hrtime.bigint() - a;
-    } else parent.send({ type: "stream.event", event: streamEvent(i) });
+    } else parent.send({ type: "stream.events", events: [streamEvent(i)] });
   }
   const total = isolated ? spent : process.hrtime.bigint() - t0;
   actor.stop();

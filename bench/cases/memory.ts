@@ -4,6 +4,10 @@
  * a streaming bridge against a bare connect-node stream. Needs --expose-gc
  * (bench/run.ts runs every case in a child process that has it).
  */
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
 import { createBridge, HandlerRegistry, type Bridge } from "../../src/index.js";
 import { createBenchBridge, defaultLogger, waitForState } from "../lib/bridge-fixture.js";
@@ -28,7 +32,14 @@ export interface MemoryResult {
   /** Bytes of heap held by `fleet` idle bridges, and per bridge. */
   fleetHeapBytes: Spread;
   fleetHeapPerBridgeBytes: Spread;
-  /** Of which: one `bridgeMachine.provide()` (the statechart copy each createBridge makes), per copy. */
+  /**
+   * The same two figures for the compiled package (built into a scratch dir, run
+   * by plain node): what users run. Under tsx every named function costs
+   * more heap (see bench/lib/idle-heap-compiled.mjs).
+   */
+  compiledIdleBridgeHeapBytes?: Spread;
+  compiledFleetHeapPerBridgeBytes?: Spread;
+  /** One `bridgeMachine.provide()`: the statechart copy each createBridge made before the machine was shared, per copy. */
   providedMachineHeapBytes: Spread;
   /** Per open stream (averaged over `streams`): heap and RSS, bridge vs bare connect-node. */
   bridgeStreamHeapBytes: Spread;
@@ -58,8 +69,32 @@ function idleBridge(): Bridge {
   return createBridge({ registry, env: {}, serverUrl: "http://127.0.0.1:9", logger: defaultLogger, clientId: "mem" });
 }
 
+/**
+ * Builds the package (scripts/build.mjs) into a scratch directory under
+ * node_modules/.cache (so that its imports resolve; dist/ is left alone for
+ * the tests that use it) and measures idle bridges of it in plain node.
+ */
+function compiledIdleHeap(fleet: number, runs: number): Array<{ one: number; perBridge: number }> {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  const outDir = join(root, "node_modules", ".cache", `bench-compiled-${process.pid}`);
+  try {
+    execFileSync(process.execPath, [join(root, "scripts", "build.mjs"), "--out-dir", outDir], { cwd: root, stdio: "ignore" });
+    const index = pathToFileURL(join(outDir, "src", "index.js")).href;
+    return Array.from({ length: runs }, () => {
+      const out = execFileSync(process.execPath, ["--expose-gc", join(root, "bench", "lib", "idle-heap-compiled.mjs"), index, String(fleet)], { cwd: root, encoding: "utf8" });
+      return JSON.parse(out) as { one: number; perBridge: number };
+    });
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+}
+
 export async function runMemory(options: MemoryOptions): Promise<MemoryResult> {
   const set = new RunSet<keyof Omit<MemoryResult, "runs" | "fleet" | "streams">>();
+  for (const compiled of compiledIdleHeap(options.fleet, options.runs)) {
+    set.add("compiledIdleBridgeHeapBytes", compiled.one);
+    set.add("compiledFleetHeapPerBridgeBytes", compiled.perBridge);
+  }
   const server = await startServerProcess();
   try {
     // Warm-up: one streaming bridge loads what streaming needs (http2, connect-node, protobuf code).
@@ -131,6 +166,8 @@ export async function runMemory(options: MemoryOptions): Promise<MemoryResult> {
     fleetHeapBytes: set.get("fleetHeapBytes"),
     fleetHeapPerBridgeBytes: set.get("fleetHeapPerBridgeBytes"),
     providedMachineHeapBytes: set.get("providedMachineHeapBytes"),
+    compiledIdleBridgeHeapBytes: set.get("compiledIdleBridgeHeapBytes"),
+    compiledFleetHeapPerBridgeBytes: set.get("compiledFleetHeapPerBridgeBytes"),
     bridgeStreamHeapBytes: set.get("bridgeStreamHeapBytes"),
     rawStreamHeapBytes: set.get("rawStreamHeapBytes"),
     bridgeStreamRssBytes: set.get("bridgeStreamRssBytes"),

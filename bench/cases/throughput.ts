@@ -10,16 +10,14 @@
  * encoded once and written straight to the HTTP/2 stream), which is not the
  * bottleneck, so its rows measure the client.
  */
-import { createBatchedBridge } from "../lib/batching-prototype.js";
-import { createBenchBridge, defaultLogger } from "../lib/bridge-fixture.js";
+import { createBenchBridge } from "../lib/bridge-fixture.js";
 import { summarizeCpuProfile, type ProfileSummary } from "../lib/cpu-profile.js";
 import { profileDuring } from "../lib/profiler.js";
 import { connectNodeLoop, grpcJsLoop, type StreamLoop } from "../lib/raw-clients.js";
 import { startServerProcess, type BenchServerKind, type ServerHandle } from "../lib/server-handle.js";
 import { RunSet, type Spread } from "../lib/stats.js";
 
-/** "bridge (batched prototype)" is bench/lib/batching-prototype.ts, not the shipped bridge. */
-export type ThroughputClient = "bridge" | "connect-node" | "grpc-js" | "bridge (batched prototype)";
+export type ThroughputClient = "bridge" | "connect-node" | "grpc-js";
 
 export interface ThroughputOptions {
   events: number;
@@ -49,8 +47,6 @@ export interface ThroughputRows {
   ratioVsConnect: Spread;
   ratioVsGrpcJs: Spread;
   cpuRatioVsConnect: Spread;
-  /** Per run: batched prototype rate / connect-node rate. */
-  batchedRatioVsConnect: Spread;
   /** Checks that no event was lost: server sent and dropped, handler count. */
   verified: { sent: number; dropped: number; received: number; expected: number };
 }
@@ -100,10 +96,6 @@ async function runOnce(server: ServerHandle, client: ThroughputClient, n: number
     const { bridge } = createBenchBridge({ url: server.url, onRemoval: () => void onEvent() });
     bridge.start();
     stopBridge = () => bridge.stop();
-  } else if (client === "bridge (batched prototype)") {
-    const bridge = createBatchedBridge({ url: server.url, logger: defaultLogger, onRemoval: () => void onEvent() });
-    bridge.start();
-    stopBridge = () => bridge.stop();
   } else {
     loop = (client === "connect-node" ? connectNodeLoop : grpcJsLoop)(server.url, onEvent);
   }
@@ -124,7 +116,7 @@ async function compareOn(kind: BenchServerKind, options: ThroughputOptions, prof
   const server = await startServerProcess({ kind, streamBufferSize: Math.max(options.events, options.warmupEvents) + 1 });
   const rate = new RunSet<ThroughputClient>();
   const cpu = new RunSet<ThroughputClient>();
-  const ratios = new RunSet<"connect" | "grpcjs" | "cpuConnect" | "batched">();
+  const ratios = new RunSet<"connect" | "grpcjs" | "cpuConnect">();
   let received = 0;
   let expected = 0;
   try {
@@ -147,8 +139,6 @@ async function compareOn(kind: BenchServerKind, options: ThroughputOptions, prof
         ratios.add("cpuConnect", round.bridge.cpuUsPerEvent / round["connect-node"].cpuUsPerEvent);
       }
       if (round.bridge && round["grpc-js"]) ratios.add("grpcjs", round.bridge.rate / round["grpc-js"].rate);
-      const batched = round["bridge (batched prototype)"];
-      if (batched && round["connect-node"]) ratios.add("batched", batched.rate / round["connect-node"].rate);
     }
     const after = await server.stats();
     let profile: ProfileSummary | undefined;
@@ -157,7 +147,7 @@ async function compareOn(kind: BenchServerKind, options: ThroughputOptions, prof
       profile = summarizeCpuProfile(profileFile, [
         /^send xstate/,
         /^macrostep xstate/,
-        /^acceptStreamEvent|^admitRemovals/,
+        /^acceptStreamEvents|^admitRemovals/,
         /^drain src\/dispatcher/,
         /^fanOut|^dispatchRemoval/,
         /^createProjectEventsActor|src\/bridge-actors/,
@@ -170,7 +160,6 @@ async function compareOn(kind: BenchServerKind, options: ThroughputOptions, prof
       ratioVsConnect: ratios.get("connect"),
       ratioVsGrpcJs: ratios.get("grpcjs"),
       cpuRatioVsConnect: ratios.get("cpuConnect"),
-      batchedRatioVsConnect: ratios.get("batched"),
       verified: {
         sent: after.eventsSent - before.eventsSent,
         dropped: after.eventsDropped - before.eventsDropped,

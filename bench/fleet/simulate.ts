@@ -5,8 +5,9 @@
  * while it is down. Time jumps from one timer to the next; after each jump
  * the microtask queue is drained, so promise-based actors run as they would.
  */
-import { createBridge, HandlerRegistry, type Bridge, type BridgeTiming, type Logger } from "../../src/index.js";
-import { withBridgeMachineVariant, type Implementations } from "../lib/machine-variant.js";
+import { createBridge, HandlerRegistry, type Bridge, type BridgeOptions, type BridgeTiming, type Logger } from "../../src/index.js";
+import { createBridgeOn } from "../../src/bridge.js";
+import { sharedBridgeMachine } from "../../src/bridge-machine-shared.js";
 import { seededRandom } from "../../test/helpers/seeded-random.js";
 import { HeapSimulatedClock } from "./heap-clock.js";
 import { SimServer } from "./sim-server.js";
@@ -17,7 +18,7 @@ import { SimServer } from "./sim-server.js";
  * - seed: the seed's policy: no jitter (timing.backoffJitter 0), 1 s → 60 s,
  *   attempt counter reset as soon as the stream is open (timing.stableAfterMs
  *   0), and no resync on (re)connect (the machine's `requestSync` action
- *   provided as a no-op, via bench/lib/machine-variant.ts).
+ *   provided as a no-op on the shared machine, once).
  */
 export type FleetPolicy = "bridge" | "seed";
 
@@ -71,9 +72,7 @@ export interface FleetRun {
 
 const seedTiming: Partial<BridgeTiming> = { backoffJitter: 0, stableAfterMs: 0 };
 
-function seedVariant(impl: Implementations): Implementations {
-  return { ...impl, actions: { ...impl.actions, requestSync: () => {} } } as Implementations;
-}
+const seedMachine = sharedBridgeMachine.provide({ actions: { requestSync: () => {} } });
 
 export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs: number) => void): Promise<FleetRun> {
   const wall0 = performance.now();
@@ -112,19 +111,18 @@ export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs
         deliveries.push({ bridge: i, projectId, source: info.source, atMs: clock.now() });
       },
     });
-    const make = () =>
-      createBridge({
-        registry,
-        tracker: { connectedProjectIds: () => tracked },
-        client: server.clientFor(i),
-        clock,
-        random: seededRandom(scenario.seed * 100_003 + i),
-        logger,
-        env: {},
-        clientId: `daemon-${i}`,
-        ...(scenario.policy === "seed" ? { timing: seedTiming } : {}),
-      });
-    const bridge = scenario.policy === "seed" ? withBridgeMachineVariant(seedVariant, make) : make();
+    const options: BridgeOptions = {
+      registry,
+      tracker: { connectedProjectIds: () => tracked },
+      client: server.clientFor(i),
+      clock,
+      random: seededRandom(scenario.seed * 100_003 + i),
+      logger,
+      env: {},
+      clientId: `daemon-${i}`,
+      ...(scenario.policy === "seed" ? { timing: seedTiming } : {}),
+    };
+    const bridge = scenario.policy === "seed" ? createBridgeOn(seedMachine, options) : createBridge(options);
     bridges.push(bridge);
     clock.setTimeout(() => bridge.start(), Math.floor(rnd() * scenario.startSpreadMs));
   }

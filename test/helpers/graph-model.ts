@@ -63,8 +63,8 @@ export const graphEvents = {
   stop: { type: "STOP" },
   syncNow: { type: "SYNC.NOW" },
   headers: { type: "stream.opened" },
-  removedEvent: { type: "stream.event", event: streamEvent(1, "s-gone", "e-7") },
-  createdEvent: { type: "stream.event", event: streamEvent(2, "s-new", "e-8") },
+  removedEvent: { type: "stream.events", events: [streamEvent(1, "s-gone", "e-7")] },
+  createdEvent: { type: "stream.events", events: [streamEvent(2, "s-new", "e-8")] },
   streamEnded: { type: "xstate.done.actor.projectEvents", output: undefined },
   streamUnavailable: { type: "xstate.error.actor.projectEvents", error: new BridgeError("stream failed", "unavailable") },
   // A server that shuts down resets its streams, which connect-node reports as CANCELED.
@@ -86,7 +86,7 @@ export const graphEvents = {
 
 const payloadVariants: Record<string, AnyEventObject[]> = {
   "sync.removed": [graphEvents.syncRemoved],
-  "stream.event": [graphEvents.removedEvent, graphEvents.createdEvent],
+  "stream.events": [graphEvents.removedEvent, graphEvents.createdEvent],
   "xstate.done.actor.projectEvents": [graphEvents.streamEnded],
   "xstate.error.actor.projectEvents": [graphEvents.streamUnavailable, graphEvents.streamCanceled, graphEvents.streamGoaway],
   "xstate.done.actor.syncProjectState": [graphEvents.syncAnswered, graphEvents.syncAnsweredRemoved],
@@ -99,7 +99,7 @@ const payloadVariants: Record<string, AnyEventObject[]> = {
  * sync actor sends sync.removed right before it resolves with those ids. The
  * world causes what leads to them.
  */
-const raisedOnly = new Set(["connection.opened", "connection.suspect", "sync.removed"]);
+const raisedOnly = new Set(["sync.request", "connection.suspect", "sync.removed"]);
 
 /**
  * The machine events one world step delivers: a sync answer with removed ids
@@ -123,7 +123,7 @@ export function allEvents(snapshot: AnyMachineSnapshot): AnyEventObject[] {
  *   the actor and sends START in one synchronous call, syncNow() before
  *   start() never reaches the machine, and stop() before start() starts the
  *   actor only to send it STOP;
- * - the raised connection.opened / connection.suspect (caused by a stream
+ * - the raised sync.request / connection.suspect (caused by a stream
  *   opening and a sync timing out while streaming).
  */
 export function worldEvents(snapshot: AnyMachineSnapshot): AnyEventObject[] {

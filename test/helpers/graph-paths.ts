@@ -226,8 +226,8 @@ export function describeStep(event: AnyEventObject, advanceMs: number): string {
       return "syncNow()";
     case "stream.opened":
       return "server sends headers";
-    case "stream.event": {
-      const ev = event.event as { eventType: number; projectId: string };
+    case "stream.events": {
+      const ev = (event.events as { eventType: number; projectId: string }[])[0]!;
       return `server sends ${ev.eventType === 1 ? "REMOVED" : "CREATED"} ${ev.projectId}`;
     }
     case "xstate.done.actor.projectEvents":

@@ -217,8 +217,8 @@ export const executors: Record<string, Executor> = {
   },
   "SYNC.NOW": (w) => w.bridge.syncNow(),
   "stream.opened": (w) => w.server.currentStream().sendHeaders(),
-  "stream.event": (w, step) => {
-    const ev = step.event.event as StreamEvent;
+  "stream.events": (w, step) => {
+    const [ev] = step.event.events as [StreamEvent];
     w.server.currentStream().send({ eventId: ev.eventId, eventType: ev.eventType, projectId: ev.projectId, reason: ev.reason });
   },
   "xstate.done.actor.projectEvents": (w) => w.server.currentStream().end(),

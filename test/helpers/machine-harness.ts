@@ -125,7 +125,7 @@ export function createMachineHarness(options: HarnessOptions = {}) {
     },
     sendEvent(init: Partial<StreamEvent> & { projectId: string }): void {
       const event: StreamEvent = { eventId: "1", eventType: 1, timestampUnixMs: 0, reason: "", receivedAtMs: 0, ...init };
-      lastStream().input.parent.send({ type: "stream.event", event });
+      lastStream().input.parent.send({ type: "stream.events", events: [event] });
     },
     failStream(code: BridgeErrorCode = "unavailable"): void {
       lastStream().reject(new BridgeError("stream failed", code));

@@ -96,7 +96,7 @@ exported("the graph follows the machine: regions, initial states, internal and r
   assert.equal(node("connection.open").invokes, ["projectEvents"]);
   assert.equal(node("connection.open.streaming").entry, ["countStreamOpened", "requestSync"]);
   const internal = node("connection.open.streaming").internal.map((t) => t.event);
-  assert.equal(internal, ["stream.event", "after: stableAfter"]);
+  assert.equal(internal, ["stream.events", "after: stableAfter"]);
   const syncing = node("heartbeat.syncing").internal;
   assert.equal(
     syncing.filter((t) => !t.reenter).map((t) => t.event),

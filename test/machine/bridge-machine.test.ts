@@ -1,6 +1,11 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { createActor } from "xstate";
 import { createMachineHarness, flush } from "../helpers/machine-harness.js";
+import { PROJECT_EVENT_TYPE_REMOVED, type StreamEvent } from "../../machines/bridge.types.js";
+import { admitRemovals, removalKey } from "../../machines/dedup-window.js";
+import { ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
+import { defaultBridgeTiming } from "../../src/timing.js";
 
 const machine = suite("bridge machine");
 
@@ -495,6 +500,80 @@ machine("refused ids are counted, never deduplicated or handed on (issue 11 item
   assert.is(c.unreportedRemovals, 3);
   assert.equal(h.removals(), ["heartbeat:ok"]);
   assert.is(h.emitted.filter((e) => e.type === "idsRefused").length, 3);
+});
+
+const ev = (eventId: string, projectId: string, eventType = 1): StreamEvent => ({
+  eventId,
+  eventType,
+  projectId,
+  timestampUnixMs: 0,
+  reason: "",
+  receivedAtMs: 0,
+});
+
+machine("a batch of stream messages is one step: removals, duplicates and ignored events in message order, counted once", () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendHeaders();
+  let steps = 0;
+  const sub = h.actor.subscribe(() => (steps += 1));
+  h.lastStream().input.parent.send({
+    type: "stream.events",
+    events: [ev("1", "p1"), ev("2", "p1"), ev("3", "p2", 2), ev("4", ""), ev("5", "p3"), ev("6", "p1")],
+  });
+  sub.unsubscribe();
+  assert.is(steps, 1, "one snapshot for the whole batch");
+  const order = h.emitted.map((e) => (e.type === "projectRemoved" || e.type === "duplicateSuppressed" ? `${e.type}:${e.projectId}` : e.type));
+  assert.equal(order, [
+    "eventIgnored",
+    "eventIgnored",
+    "projectRemoved:p1",
+    "duplicateSuppressed:p1",
+    "projectRemoved:p3",
+    "duplicateSuppressed:p1",
+  ]);
+  const c = h.actor.getSnapshot().context;
+  assert.is(c.counters.eventsReceived, 6);
+  assert.is(c.counters.ignoredEvents, 2);
+  assert.is(c.counters.removalsFromStream, 2);
+  assert.is(c.counters.duplicatesSuppressed, 2);
+  assert.equal(c.recentRemovals, [removalKey("p3"), removalKey("p1")], "the LRU window, oldest first, as JSON");
+});
+
+machine("the machine's REMOVED wire value is the generated ProjectEventType.REMOVED", () => {
+  assert.is(PROJECT_EVENT_TYPE_REMOVED, ProjectEventType.REMOVED);
+});
+
+machine("a snapshot restored from JSON keeps deduplicating against its window", async () => {
+  const h = createMachineHarness();
+  h.actor.send({ type: "START" });
+  h.sendEvent({ projectId: "p1" });
+  const persisted = JSON.parse(JSON.stringify(h.actor.getPersistedSnapshot()));
+  const restored = createActor(h.actor.logic, {
+    snapshot: persisted,
+    input: { clientId: "test-client", timing: defaultBridgeTiming, dedupCapacity: 256 },
+  });
+  const seen: string[] = [];
+  restored.on("projectRemoved", (e) => seen.push(`removed:${e.projectId}`));
+  restored.on("duplicateSuppressed", (e) => seen.push(`duplicate:${e.projectId}`));
+  restored.start();
+  restored.send({ type: "stream.events", events: [ev("9", "p1"), ev("10", "p2")] });
+  assert.equal(seen, ["duplicate:p1", "removed:p2"]);
+  restored.stop();
+  h.actor.stop();
+});
+
+machine("an older window admitted into again answers from its own keys, not from a newer window's", () => {
+  const w0 = admitRemovals([], ["a"], 4).keys;
+  const w1 = admitRemovals(w0, ["b"], 4).keys;
+  // w0 handed its key set on to w1; admitting into w0 again must not see b.
+  const again = admitRemovals(w0, ["b", "a"], 4);
+  assert.equal(again.fresh, ["b"]);
+  assert.equal(again.duplicates, ["a"]);
+  assert.equal(admitRemovals(w1, ["b", "c"], 4).duplicates, ["b"]);
+  const evicting = admitRemovals(w1, ["c", "d", "e"], 4);
+  assert.equal(evicting.keys, [removalKey("b"), removalKey("c"), removalKey("d"), removalKey("e")]);
+  assert.equal(admitRemovals(evicting.keys, ["a"], 4).fresh, ["a"], "an evicted key is new again");
 });
 
 machine.run();

@@ -69,12 +69,50 @@ actors("headers then messages: opened once, each message forwarded as plain JSON
       yield create(ProjectEventSchema, { eventId: "9", eventType: 1, projectId: "p", timestampUnixMs: 12n, reason: "r" });
     }),
   );
-  assert.equal(
-    got.map((e) => e.type),
-    ["stream.opened", "stream.event"],
-  );
-  assert.equal(got[1]!.event, { eventId: "9", eventType: 1, projectId: "p", timestampUnixMs: 12, reason: "r", receivedAtMs: 7 });
+  assert.equal(got.map((e) => e.type), ["stream.opened", "stream.events"]);
+  assert.equal(got[1]!.events, [{ eventId: "9", eventType: 1, projectId: "p", timestampUnixMs: 12, reason: "r", receivedAtMs: 7 }]);
   assert.is(result.status, "done", "a clean end resolves (the machine backs off on done)");
+});
+
+actors("messages that arrive in one event-loop turn reach the machine as one stream.events, in order", async () => {
+  const { got, result } = await runStream(
+    streamClient(async function* () {
+      for (let i = 0; i < 5; i++) yield create(ProjectEventSchema, { eventId: `a${i}`, eventType: 1, projectId: `p${i}` });
+      // The next turn: a second batch.
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      yield create(ProjectEventSchema, { eventId: "b0", eventType: 1, projectId: "q" });
+    }),
+  );
+  assert.equal(got.map((e) => e.type), ["stream.events", "stream.events"]);
+  assert.equal((got[0]!.events as { eventId: string }[]).map((e) => e.eventId), ["a0", "a1", "a2", "a3", "a4"]);
+  assert.equal((got[1]!.events as { eventId: string }[]).map((e) => e.eventId), ["b0"]);
+  assert.is(result.status, "done");
+});
+
+actors("what arrived before the stream failed reaches the machine before the failure", async () => {
+  const { parent, got } = recordingParent();
+  const client = streamClient(async function* () {
+    yield create(ProjectEventSchema, { eventId: "1", eventType: 1, projectId: "p" });
+    yield create(ProjectEventSchema, { eventId: "2", eventType: 1, projectId: "q" });
+    throw new BridgeError("reset", "unavailable");
+  });
+  const actor = createActor(createProjectEventsActor({ client: () => client, monotonicNow: () => 7 }), {
+    input: { clientId: "c", sessionEpoch: 0, parent },
+  });
+  let sentAtFailure = -1;
+  const done = new Promise<void>((resolve) =>
+    actor.subscribe({
+      error: () => {
+        sentAtFailure = got.length;
+        resolve();
+      },
+    }),
+  );
+  actor.start();
+  await done;
+  assert.is(sentAtFailure, 1, "the batch was sent before the actor failed");
+  assert.equal((got[0]!.events as { projectId: string }[]).map((e) => e.projectId), ["p", "q"]);
 });
 
 actors("a CANCELED from the server is a failure, not our own stop", async () => {

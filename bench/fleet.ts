@@ -30,16 +30,22 @@ const benchDir = fileURLToPath(new URL(".", import.meta.url));
 const args = process.argv.slice(2);
 
 if (!process.env.BENCH_FLEET_CHILD) {
-  const r = spawnSync(process.execPath, ["--max-old-space-size=16384", "--max-semi-space-size=64", "--import", "tsx", fileURLToPath(import.meta.url), ...args], {
-    stdio: "inherit",
-    env: { ...process.env, BENCH_FLEET_CHILD: "1" },
-  });
+  const r = spawnSync(
+    process.execPath,
+    ["--max-old-space-size=16384", "--max-semi-space-size=64", "--import", "tsx", fileURLToPath(import.meta.url), ...args],
+    {
+      stdio: "inherit",
+      env: { ...process.env, BENCH_FLEET_CHILD: "1" },
+    },
+  );
   process.exit(r.status ?? 1);
 }
 
 const quick = args.includes("--quick");
 const bridges = Number(args.find((a) => a.startsWith("--bridges="))?.slice("--bridges=".length) ?? (quick ? 50 : 100_000));
-const minutes = Number(args.find((a) => a.startsWith("--minutes="))?.slice("--minutes=".length) ?? (quick ? 10 : bridges >= 20_000 ? 12 : 60));
+const minutes = Number(
+  args.find((a) => a.startsWith("--minutes="))?.slice("--minutes=".length) ?? (quick ? 10 : bridges >= 20_000 ? 12 : 60),
+);
 const outArg = args.find((a) => a.startsWith("--out="))?.slice("--out=".length);
 const outDir = outArg ?? (quick ? mkdtempSync(join(tmpdir(), "fleet-quick-")) : benchDir);
 const rttMs = 20;
@@ -131,7 +137,8 @@ const plots: Record<string, string> = {
 {
   const s = bridgeRun.syncCalls;
   const pts: SeriesPoint[] = [];
-  for (let i = 0; i + 10 <= s.length; i += 10) pts.push({ t: i / 60, value: s.slice(i, i + 10).reduce((a, b) => a + b, 0) / 10, series: "bridge policy, 10-s average" });
+  for (let i = 0; i + 10 <= s.length; i += 10)
+    pts.push({ t: i / 60, value: s.slice(i, i + 10).reduce((a, b) => a + b, 0) / 10, series: "bridge policy, 10-s average" });
   plots["fleet-heartbeat-hour.svg"] = await renderSvg(
     lineChartSpec(pts, {
       title: `SyncProjectState calls per second over the run, ${bridges.toLocaleString("en")} bridges (outage at ${outageAtS / 60} min)`,

@@ -22,7 +22,10 @@ import { writeReport, type RunResults } from "./lib/report.js";
 const benchDir = fileURLToPath(new URL(".", import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
-const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",");
+const only = args
+  .find((a) => a.startsWith("--only="))
+  ?.slice("--only=".length)
+  .split(",");
 const outArg = args.find((a) => a.startsWith("--out="))?.slice("--out=".length);
 const outDir = outArg ?? (quick ? mkdtempSync(join(tmpdir(), "bench-quick-")) : benchDir);
 
@@ -30,8 +33,23 @@ const outDir = outArg ?? (quick ? mkdtempSync(join(tmpdir(), "bench-quick-")) : 
 const plan: Array<{ name: CaseName; full: Record<string, unknown>; quick: Record<string, unknown> }> = [
   {
     name: "throughput",
-    full: { events: 200_000, runs: 3, warmupEvents: 10_000, profileEvents: 50_000, clients: ["connect-node", "grpc-js", "bridge"], servers: ["dev", "fast"], profile: true },
-    quick: { events: 500, runs: 1, warmupEvents: 100, clients: ["connect-node", "grpc-js", "bridge"], servers: ["dev", "fast"], profile: true },
+    full: {
+      events: 200_000,
+      runs: 3,
+      warmupEvents: 10_000,
+      profileEvents: 50_000,
+      clients: ["connect-node", "grpc-js", "bridge"],
+      servers: ["dev", "fast"],
+      profile: true,
+    },
+    quick: {
+      events: 500,
+      runs: 1,
+      warmupEvents: 100,
+      clients: ["connect-node", "grpc-js", "bridge"],
+      servers: ["dev", "fast"],
+      profile: true,
+    },
   },
   {
     name: "latency",
@@ -48,9 +66,13 @@ const plan: Array<{ name: CaseName; full: Record<string, unknown>; quick: Record
 
 function runChild(name: CaseName, options: Record<string, unknown>, resultFile: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", join(benchDir, "case-main.ts"), name, JSON.stringify(options), resultFile], {
-      stdio: ["ignore", "inherit", "inherit"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--expose-gc", "--import", "tsx", join(benchDir, "case-main.ts"), name, JSON.stringify(options), resultFile],
+      {
+        stdio: ["ignore", "inherit", "inherit"],
+      },
+    );
     child.on("error", reject);
     child.on("exit", (code, signal) => (code === 0 ? resolve() : reject(new Error(`bench case ${name} failed (${signal ?? code})`))));
   });

@@ -92,7 +92,10 @@ const definitionDepth = 10;
  * are not relayed (actions other than emit, microsteps). `redact` runs over
  * every string; server data is bounded by toInspectionJson.
  */
-export function toInspectorMessage(event: InspectionEvent, redact: (text: string) => string = createRedactor([])): InspectorMessage | undefined {
+export function toInspectorMessage(
+  event: InspectionEvent,
+  redact: (text: string) => string = createRedactor([]),
+): InspectorMessage | undefined {
   const createdAt = Date.now().toString();
   const safe = (value: unknown): unknown => toInspectionJson(value, redact);
   switch (event.type) {

@@ -119,7 +119,7 @@ export function toInspectionJson(value: unknown, redact: (text: string) => strin
       let keys = 0;
       let skipped = 0;
       for (const key in obj) {
-        if (!Object.prototype.hasOwnProperty.call(obj, key)) continue;
+        if (!Object.hasOwn(obj, key)) continue;
         if (keys >= lim.objectKeys || budget <= 0) {
           skipped++;
           continue;

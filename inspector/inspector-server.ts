@@ -138,7 +138,12 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
   const server = createServer((req, res) => {
     if (!hostOk(req)) {
       stats.refused++;
-      send(res, 403, "text/plain; charset=utf-8", "Forbidden: this host name is not allowed (the inspector answers on 127.0.0.1 and localhost)\n");
+      send(
+        res,
+        403,
+        "text/plain; charset=utf-8",
+        "Forbidden: this host name is not allowed (the inspector answers on 127.0.0.1 and localhost)\n",
+      );
       return;
     }
     void handle(req, res).catch(() => {
@@ -176,7 +181,12 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
         try {
           text = await diagram();
         } catch (err) {
-          send(res, 503, "text/plain; charset=utf-8", `${err instanceof BridgeError ? err.rawMessage : "the diagram could not be drawn"}\n`);
+          send(
+            res,
+            503,
+            "text/plain; charset=utf-8",
+            `${err instanceof BridgeError ? err.rawMessage : "the diagram could not be drawn"}\n`,
+          );
           return;
         }
         send(res, 200, "image/svg+xml; charset=utf-8", text, "default-src 'none'; style-src 'unsafe-inline'");
@@ -256,7 +266,11 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
 
   await new Promise<void>((resolve, reject) => {
     const fail = (err: Error) =>
-      reject(new BridgeError(`inspector: cannot listen on ${urlHost(options.host)}:${options.port}: ${err.message}`, "unavailable", { cause: err }));
+      reject(
+        new BridgeError(`inspector: cannot listen on ${urlHost(options.host)}:${options.port}: ${err.message}`, "unavailable", {
+          cause: err,
+        }),
+      );
     server.once("error", fail);
     server.listen(options.port, options.host, () => {
       server.off("error", fail);
@@ -325,7 +339,9 @@ function statelyCsp(req: IncomingMessage, statelyUrl: URL): string {
 }
 
 function statelyPage(template: string, statelyUrl: URL): string {
-  return template.replaceAll("{{STATELY_URL}}", escapeHtml(statelyUrl.href)).replaceAll("{{STATELY_ORIGIN}}", escapeHtml(statelyUrl.origin));
+  return template
+    .replaceAll("{{STATELY_URL}}", escapeHtml(statelyUrl.href))
+    .replaceAll("{{STATELY_ORIGIN}}", escapeHtml(statelyUrl.origin));
 }
 
 function escapeHtml(s: string): string {

@@ -147,7 +147,8 @@ function bodyWidth(lines: readonly TextLine[]): number {
 function leafSize(node: StateGraphNode, body: readonly TextLine[]): { width: number; height: number } {
   const title = textWidth(node.key, metrics.titleFontPx);
   const width = Math.max(96, Math.ceil(Math.max(title, bodyWidth(body)) + 2 * metrics.padXPx));
-  const height = body.length === 0 ? metrics.leafHeightPx : metrics.titleLinePx + body.length * metrics.bodyLinePx + metrics.padBottomPx + 4;
+  const height =
+    body.length === 0 ? metrics.leafHeightPx : metrics.titleLinePx + body.length * metrics.bodyLinePx + metrics.padBottomPx + 4;
   return { width, height };
 }
 
@@ -208,7 +209,11 @@ export async function layoutStatechart(graph: StateGraph): Promise<StatechartLay
   }
   for (const node of graph.nodes) {
     if (node.initial !== undefined) {
-      addEdge(node.path, { id: `${initialId(node.path)}->${node.initial}`, sources: [initialId(node.path)], targets: [elkId(node.initial)] });
+      addEdge(node.path, {
+        id: `${initialId(node.path)}->${node.initial}`,
+        sources: [initialId(node.path)],
+        targets: [elkId(node.initial)],
+      });
     }
   }
 
@@ -240,7 +245,14 @@ export async function layoutStatechart(graph: StateGraph): Promise<StatechartLay
       layoutOptions: {
         ...layeredOptions,
         "elk.hierarchyHandling": separate ? "SEPARATE_CHILDREN" : "INCLUDE_CHILDREN",
-        ...(separate ? { "elk.algorithm": "rectpacking", "elk.spacing.nodeNode": "28", "elk.aspectRatio": "100", "elk.contentAlignment": "V_TOP H_LEFT" } : {}),
+        ...(separate
+          ? {
+              "elk.algorithm": "rectpacking",
+              "elk.spacing.nodeNode": "28",
+              "elk.aspectRatio": "100",
+              "elk.contentAlignment": "V_TOP H_LEFT",
+            }
+          : {}),
         "elk.padding": `[top=${top},left=16,bottom=16,right=16]`,
         "elk.nodeSize.constraints": "MINIMUM_SIZE",
         "elk.nodeSize.minimum": `(${minWidth}, ${top + 20})`,

@@ -58,7 +58,9 @@ export function renderStatechartSvg(layout: StatechartLayout, options: { title?:
   out.push(`</g>`);
   out.push(`<g class="sc-initials">`);
   for (const i of layout.initials) {
-    out.push(`<circle class="sc-initial" cx="${n(i.x + i.width / 2)}" cy="${n(i.y + i.height / 2)}" r="${n(i.width / 2 - 1)}" data-initial-of="${esc(i.parent)}"/>`);
+    out.push(
+      `<circle class="sc-initial" cx="${n(i.x + i.width / 2)}" cy="${n(i.y + i.height / 2)}" r="${n(i.width / 2 - 1)}" data-initial-of="${esc(i.parent)}"/>`,
+    );
   }
   out.push(`</g>`);
   out.push(`<g class="sc-edges">`);
@@ -69,7 +71,7 @@ export function renderStatechartSvg(layout: StatechartLayout, options: { title?:
   for (const e of layout.edges) if (e.label) out.push(renderEdgeLabel(e));
   out.push(`</g>`);
   out.push(`</svg>`);
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }
 
 function renderState(s: LaidOutState): string {
@@ -82,10 +84,13 @@ function renderState(s: LaidOutState): string {
   const radius = node.children.length > 0 ? 8 : 10;
   parts.push(`<rect class="sc-box" x="${n(s.x)}" y="${n(s.y)}" width="${n(s.width)}" height="${n(s.height)}" rx="${radius}"/>`);
   if (node.type === "final") {
-    parts.push(`<rect class="sc-inner" x="${n(s.x + 3)}" y="${n(s.y + 3)}" width="${n(s.width - 6)}" height="${n(s.height - 6)}" rx="${radius - 2}"/>`);
+    parts.push(
+      `<rect class="sc-inner" x="${n(s.x + 3)}" y="${n(s.y + 3)}" width="${n(s.width - 6)}" height="${n(s.height - 6)}" rx="${radius - 2}"/>`,
+    );
   }
   // A state with nothing but its name has it centred; others have a header line.
-  const baseline = s.body.length === 0 && node.children.length === 0 ? s.y + s.height / 2 + metrics.titleFontPx * 0.35 : s.y + metrics.titleLinePx - 6;
+  const baseline =
+    s.body.length === 0 && node.children.length === 0 ? s.y + s.height / 2 + metrics.titleFontPx * 0.35 : s.y + metrics.titleLinePx - 6;
   parts.push(`<text class="sc-title" x="${n(s.x + metrics.padXPx)}" y="${n(baseline)}">${esc(node.key)}</text>`);
   if (s.body.length > 0) {
     const lineY = s.y + metrics.titleLinePx;

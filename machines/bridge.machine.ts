@@ -158,9 +158,7 @@ export const bridgeMachine = setup({
      * proved itself; else it resets when the proof comes (a message or a
      * completed sync), never on the timer alone.
      */
-    markStable: assign(({ context }) =>
-      context.openProven ? { openStable: true, attempt: 0, errorStreak: 0 } : { openStable: true },
-    ),
+    markStable: assign(({ context }) => (context.openProven ? { openStable: true, attempt: 0, errorStreak: 0 } : { openStable: true })),
     /** The call failed: streak bookkeeping, then the backoff attempt. */
     recordStreamFailure: enqueueActions(({ context, enqueue }, params: { error: unknown }) => {
       const error = summarizeError(params.error);
@@ -446,7 +444,10 @@ export const bridgeMachine = setup({
                   { type: "noteSyncCause", params: { cause: "request" } },
                 ],
               },
-              { target: "waiting", actions: { type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) } },
+              {
+                target: "waiting",
+                actions: { type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) },
+              },
             ],
           },
           on: {

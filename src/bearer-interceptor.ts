@@ -63,7 +63,8 @@ function messagesWithoutToken<T>(messages: AsyncIterable<T>, token: string): Asy
       const scrub = (reason: unknown) => Promise.reject(withoutToken(reason, token));
       return {
         next: () => it.next().catch(scrub),
-        return: (value?: unknown) => (it.return ? it.return(value).catch(scrub) : Promise.resolve({ done: true as const, value: value as T })),
+        return: (value?: unknown) =>
+          it.return ? it.return(value).catch(scrub) : Promise.resolve({ done: true as const, value: value as T }),
         throw: (reason?: unknown) => (it.throw ? it.throw(reason).catch(scrub) : Promise.reject(reason)),
       };
     },
@@ -71,7 +72,12 @@ function messagesWithoutToken<T>(messages: AsyncIterable<T>, token: string): Asy
 }
 
 /** Node's and undici's errors for a header they refuse (TypeErrors); their messages may quote the header. */
-const headerErrorCodes = new Set(["ERR_INVALID_CHAR", "ERR_INVALID_HTTP_TOKEN", "ERR_HTTP2_INVALID_HEADER_VALUE", "ERR_HTTP_INVALID_HEADER_VALUE"]);
+const headerErrorCodes = new Set([
+  "ERR_INVALID_CHAR",
+  "ERR_INVALID_HTTP_TOKEN",
+  "ERR_HTTP2_INVALID_HEADER_VALUE",
+  "ERR_HTTP_INVALID_HEADER_VALUE",
+]);
 const headerErrorText = /\bbearer\b|invalid header value|header content|ByteString/i;
 
 /**
@@ -105,8 +111,11 @@ export function withoutToken(reason: unknown, token: string): unknown {
 
 function safeJson(value: unknown): string {
   try {
-    return JSON.stringify(value, (_k, v: unknown) =>
-      v instanceof Headers ? [...v.entries()] : v instanceof Uint8Array ? Buffer.from(v).toString("latin1") : v) ?? "";
+    return (
+      JSON.stringify(value, (_k, v: unknown) =>
+        v instanceof Headers ? [...v.entries()] : v instanceof Uint8Array ? Buffer.from(v).toString("latin1") : v,
+      ) ?? ""
+    );
   } catch {
     return "";
   }

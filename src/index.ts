@@ -31,4 +31,4 @@ export type { TokenSource } from "./bearer-interceptor.js";
 export { bridgeMachine, createBridgeDelays } from "../machines/bridge.machine.js";
 export type { BridgeContext, BridgeEvent, BridgeEmitted, BridgeCounters } from "../machines/bridge.types.js";
 export { startDevServer } from "./dev-server/index.js";
-export type { DevServer, DevServerOptions } from "./dev-server/index.js";
+export type { DevServer, DevServerOptions, DevServerShutdownOptions, DevServerShutdownResult } from "./dev-server/index.js";

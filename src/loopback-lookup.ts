@@ -33,7 +33,11 @@ export const loopbackLookup: LookupFunction = (hostname, options, callback) => {
     }
     const family = opts.family === 4 || opts.family === "IPv4" ? 4 : opts.family === 6 || opts.family === "IPv6" ? 6 : 0;
     const answers = loopbackAddresses.filter((a) => family === 0 || a.family === family);
-    if (opts.all) done(null, answers.map((a) => ({ ...a })));
+    if (opts.all)
+      done(
+        null,
+        answers.map((a) => ({ ...a })),
+      );
     else done(null, answers[0]?.address ?? "127.0.0.1", answers[0]?.family ?? 4);
   });
 };

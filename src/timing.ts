@@ -93,10 +93,10 @@ export function timingViolation(timing: BridgeTiming): { field: keyof BridgeTimi
     const b = timingBounds[field];
     const lo = b.minField !== undefined ? Math.max(b.min, timing[b.minField]) : b.min;
     const hi = b.maxField !== undefined ? Math.min(b.max, timing[b.maxField]) : b.max;
-    const ok =
-      typeof value === "number" && Number.isFinite(value) && value >= lo && (b.maxExclusive ? value < hi : value <= hi);
+    const ok = typeof value === "number" && Number.isFinite(value) && value >= lo && (b.maxExclusive ? value < hi : value <= hi);
     if (!ok) {
-      const shown = typeof value === "number" ? String(value) : `${(JSON.stringify(value) ?? String(value)).slice(0, 40)} (${typeof value})`;
+      const shown =
+        typeof value === "number" ? String(value) : `${(JSON.stringify(value) ?? String(value)).slice(0, 40)} (${typeof value})`;
       return { field, message: `timing.${field} must be a number in ${describeTimingRange(field, timing)} (ms), got ${shown}` };
     }
   }

@@ -35,7 +35,7 @@ function ids(workload: DedupWorkload, ops: number, capacity: number): string[] {
   let next = 0;
   // A small fixed-seed LCG so that every run sees the same sequence.
   let seed = 12345;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
   for (let i = 0; i < ops; i++) {
     if (workload === "half repeats" && i > 0 && rnd() < 0.5) out.push(`p${Math.max(0, next - 1 - Math.floor(rnd() * capacity * 0.9))}`);
     else out.push(`p${next++}`);

@@ -103,7 +103,14 @@ export async function runHeartbeat(options: HeartbeatOptions): Promise<Heartbeat
       }
       answered += completions;
       reported[String(size)] = lastReported;
-      rows.push({ ids: size, bridgeMs: set.get("b"), rawMs: set.get("r"), bridgeCpuMs: set.get("bc"), rawCpuMs: set.get("rc"), ratio: set.get("ratio") });
+      rows.push({
+        ids: size,
+        bridgeMs: set.get("b"),
+        rawMs: set.get("r"),
+        bridgeCpuMs: set.get("bc"),
+        rawCpuMs: set.get("rc"),
+        ratio: set.get("ratio"),
+      });
       await bridge.stop();
     }
     manager.abort();

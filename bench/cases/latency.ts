@@ -8,7 +8,7 @@ import { PerformanceObserver } from "node:perf_hooks";
 import { createBenchBridge, waitForState } from "../lib/bridge-fixture.js";
 import { connectNodeLoop } from "../lib/raw-clients.js";
 import { startServerProcess, type BenchServerKind, type ServerHandle } from "../lib/server-handle.js";
-import { percentile, RunSet, sortNumbers, type Spread } from "../lib/stats.js";
+import { percentile, RunSet, type Spread } from "../lib/stats.js";
 
 export type LatencyClient = "bridge" | "connect-node";
 
@@ -72,7 +72,11 @@ async function runOnce(server: ServerHandle, client: LatencyClient, n: number, p
   let close: () => Promise<void>;
   if (client === "bridge") {
     // openConfirmMs short: the dev server sends headers only with the first message.
-    const { bridge } = createBenchBridge({ url: server.url, timing: { openConfirmMs: 10 }, onRemoval: (_id, reason) => void onEvent(reason) });
+    const { bridge } = createBenchBridge({
+      url: server.url,
+      timing: { openConfirmMs: 10 },
+      onRemoval: (_id, reason) => void onEvent(reason),
+    });
     bridge.start();
     await waitForState(bridge, "streaming");
     close = () => bridge.stop();
@@ -114,7 +118,10 @@ async function compareOn(kind: BenchServerKind, options: LatencyOptions): Promis
   const sets = { bridge: new RunSet<"p50" | "p99" | "max">(), "connect-node": new RunSet<"p50" | "p99" | "max">() };
   const added = new RunSet<"p50" | "p99ratio">();
   let received = 0;
-  const gc: Record<LatencyClient, GcTally> = { bridge: { count: 0, totalMs: 0, maxMs: 0 }, "connect-node": { count: 0, totalMs: 0, maxMs: 0 } };
+  const gc: Record<LatencyClient, GcTally> = {
+    bridge: { count: 0, totalMs: 0, maxMs: 0 },
+    "connect-node": { count: 0, totalMs: 0, maxMs: 0 },
+  };
   try {
     await runOnce(server, "connect-node", options.warmupEvents, "warm-raw-");
     await runOnce(server, "bridge", options.warmupEvents, "warm-bridge-");
@@ -135,13 +142,25 @@ async function compareOn(kind: BenchServerKind, options: LatencyOptions): Promis
   } finally {
     await server.close();
   }
-  const figures = (set: RunSet<"p50" | "p99" | "max">): LatencyFigures => ({ p50: set.get("p50"), p99: set.get("p99"), max: set.get("max") });
+  const figures = (set: RunSet<"p50" | "p99" | "max">): LatencyFigures => ({
+    p50: set.get("p50"),
+    p99: set.get("p99"),
+    max: set.get("max"),
+  });
   return {
     server: kind,
     latencyUs: { bridge: figures(sets.bridge), "connect-node": figures(sets["connect-node"]) },
     gc: {
-      bridge: { perThousandEvents: (1000 * gc.bridge.count) / (options.events * options.runs), maxMs: gc.bridge.maxMs, totalMs: gc.bridge.totalMs },
-      "connect-node": { perThousandEvents: (1000 * gc["connect-node"].count) / (options.events * options.runs), maxMs: gc["connect-node"].maxMs, totalMs: gc["connect-node"].totalMs },
+      bridge: {
+        perThousandEvents: (1000 * gc.bridge.count) / (options.events * options.runs),
+        maxMs: gc.bridge.maxMs,
+        totalMs: gc.bridge.totalMs,
+      },
+      "connect-node": {
+        perThousandEvents: (1000 * gc["connect-node"].count) / (options.events * options.runs),
+        maxMs: gc["connect-node"].maxMs,
+        totalMs: gc["connect-node"].totalMs,
+      },
     },
     addedP50Us: added.get("p50"),
     p99Ratio: added.get("p99ratio"),

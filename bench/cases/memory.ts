@@ -81,7 +81,11 @@ function compiledIdleHeap(fleet: number, runs: number): Array<{ one: number; per
     execFileSync(process.execPath, [join(root, "scripts", "build.mjs"), "--out-dir", outDir], { cwd: root, stdio: "ignore" });
     const index = pathToFileURL(join(outDir, "src", "index.js")).href;
     return Array.from({ length: runs }, () => {
-      const out = execFileSync(process.execPath, ["--expose-gc", join(root, "bench", "lib", "idle-heap-compiled.mjs"), index, String(fleet)], { cwd: root, encoding: "utf8" });
+      const out = execFileSync(
+        process.execPath,
+        ["--expose-gc", join(root, "bench", "lib", "idle-heap-compiled.mjs"), index, String(fleet)],
+        { cwd: root, encoding: "utf8" },
+      );
       return JSON.parse(out) as { one: number; perBridge: number };
     });
   } finally {
@@ -136,7 +140,10 @@ export async function runMemory(options: MemoryOptions): Promise<MemoryResult> {
 
       // Open streams: bridges, then bare connect-node loops, `streams` at a time.
       const c0 = await settled();
-      const bridges = Array.from({ length: options.streams }, () => createBenchBridge({ url: server.url, timing: { openConfirmMs: 5 } }).bridge);
+      const bridges = Array.from(
+        { length: options.streams },
+        () => createBenchBridge({ url: server.url, timing: { openConfirmMs: 5 } }).bridge,
+      );
       for (const b of bridges) b.start();
       for (const b of bridges) await waitForState(b, "streaming");
       await server.waitForStreams(options.streams);

@@ -106,7 +106,13 @@ export async function runReconnect(options: ReconnectOptions): Promise<Reconnect
       await server.waitForStreams(1);
       const rawRestart = server.restart(0);
       for (;;) {
-        const outcome = await Promise.race([loop.done.then(() => "ended", () => "failed"), sleep(50).then(() => "alive")]);
+        const outcome = await Promise.race([
+          loop.done.then(
+            () => "ended",
+            () => "failed",
+          ),
+          sleep(50).then(() => "alive"),
+        ]);
         if (outcome === "alive" && (await server.stats()).openStreams > 0) break;
         loop.close();
         await sleep(1);

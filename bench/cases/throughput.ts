@@ -111,7 +111,11 @@ async function runOnce(server: ServerHandle, client: ThroughputClient, n: number
   return { rate: (n - 1) / spanS, cpuUsPerEvent: (cpu.user + cpu.system) / (n - 1), received };
 }
 
-async function compareOn(kind: BenchServerKind, options: ThroughputOptions, profileFile: string | undefined): Promise<{ rows: ThroughputRows; profile?: ProfileSummary }> {
+async function compareOn(
+  kind: BenchServerKind,
+  options: ThroughputOptions,
+  profileFile: string | undefined,
+): Promise<{ rows: ThroughputRows; profile?: ProfileSummary }> {
   const clients = options.clients ?? ["connect-node", "grpc-js", "bridge"];
   const server = await startServerProcess({ kind, streamBufferSize: Math.max(options.events, options.warmupEvents) + 1 });
   const rate = new RunSet<ThroughputClient>();

@@ -120,7 +120,10 @@ export function analyzeOutage(run: FleetRun): OutageFigures {
     returnWave,
     peakStreamCallsPerS: Math.max(...run.streamCalls),
     peakSyncCallsPerS: Math.max(...run.syncCalls),
-    syncAfterReturn: { peakPerS: Math.max(...minuteAfter), meanPerS: minuteAfter.reduce((a, b) => a + b, 0) / Math.max(1, minuteAfter.length) },
+    syncAfterReturn: {
+      peakPerS: Math.max(...minuteAfter),
+      meanPerS: minuteAfter.reduce((a, b) => a + b, 0) / Math.max(1, minuteAfter.length),
+    },
     delivery: {
       expected: run.expectedDeliveries,
       delivered: afterReturn.length,

@@ -9,7 +9,12 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ProjectEventSchema, ProjectEventType, SyncProjectStateResponseSchema, type ProjectEvent } from "../../src/gen/engram/v1/engram_pb.js";
+import {
+  ProjectEventSchema,
+  ProjectEventType,
+  SyncProjectStateResponseSchema,
+  type ProjectEvent,
+} from "../../src/gen/engram/v1/engram_pb.js";
 import type { EventsClient } from "../../src/types.js";
 import type { HeapSimulatedClock } from "./heap-clock.js";
 

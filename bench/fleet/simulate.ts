@@ -69,7 +69,6 @@ export interface FleetRun {
   warnLines: number;
 }
 
-
 const seedTiming: Partial<BridgeTiming> = { backoffJitter: 0, stableAfterMs: 0 };
 
 const seedMachine = sharedBridgeMachine.provide({ actions: { requestSync: () => {} } });
@@ -89,7 +88,8 @@ export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs
   const pool = Math.max(1, Math.floor(scenario.bridges / 2));
   const removedDuringOutage = new Set<string>();
   if (scenario.outage) {
-    while (removedDuringOutage.size < Math.min(pool, scenario.removalsDuringOutage)) removedDuringOutage.add(`proj-${Math.floor(rnd() * pool)}`);
+    while (removedDuringOutage.size < Math.min(pool, scenario.removalsDuringOutage))
+      removedDuringOutage.add(`proj-${Math.floor(rnd() * pool)}`);
   }
   const deliveries: Delivery[] = [];
   const bridges: Bridge[] = [];

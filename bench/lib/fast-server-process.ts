@@ -95,14 +95,20 @@ function onStream(stream: ServerHttp2Stream, headers: Record<string, string | st
     case `${service}SyncProjectState`:
       stats.syncCalls += 1;
       stream.once("end", () =>
-        answerUnary(stream, toBinary(SyncProjectStateResponseSchema, create(SyncProjectStateResponseSchema, { serverTimeUnixMs: BigInt(Date.now()) }))),
+        answerUnary(
+          stream,
+          toBinary(SyncProjectStateResponseSchema, create(SyncProjectStateResponseSchema, { serverTimeUnixMs: BigInt(Date.now()) })),
+        ),
       );
       return;
     case `${service}Ping`:
       stream.once("end", () => answerUnary(stream, toBinary(PingResponseSchema, create(PingResponseSchema, { status: "ok" }))));
       return;
     default:
-      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": String(12), "grpc-message": "not served by the bench server" }, { endStream: true });
+      stream.respond(
+        { ":status": 200, "content-type": "application/grpc", "grpc-status": String(12), "grpc-message": "not served by the bench server" },
+        { endStream: true },
+      );
   }
 }
 

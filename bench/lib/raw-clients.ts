@@ -12,7 +12,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { EngramService } from "../../src/gen/engram/v1/engram_pb.js";
 
 /** What a stream loop does with each event: return true to stop reading. */
-export type OnEvent = (projectId: string, reason: string) => boolean | void;
+export type OnEvent = (projectId: string, reason: string) => boolean | undefined;
 
 export interface StreamLoop {
   /** Resolves when the call is open (response headers arrived). */
@@ -54,7 +54,11 @@ interface GrpcJsEvent {
   project_id: string;
   reason: string;
 }
-type GrpcJsServiceCtor = new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => grpc.Client & {
+type GrpcJsServiceCtor = new (
+  address: string,
+  creds: grpc.ChannelCredentials,
+  options?: grpc.ChannelOptions,
+) => grpc.Client & {
   ProjectEvents(req: { client_id: string }): grpc.ClientReadableStream<GrpcJsEvent>;
 };
 

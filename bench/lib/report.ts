@@ -93,9 +93,18 @@ function machineSection(run: RunResults | undefined, fleet: FleetResults | undef
     ["Node.js", m.node],
     ["OS", m.os],
   ];
-  if (run) rows.push(["`npm run bench`", `${run.machine.date}, ${num(run.totalS)} s, 1-min load ${num(run.machine.loadAtStart, 1)} → ${num(run.machine.loadAtEnd, 1)}${run.quick ? " (QUICK smoke sizes: figures meaningless)" : ""}`]);
-  for (const r of run?.rerun ?? []) rows.push([`re-run alone (\`--only=${r.cases.join(",")}\`)`, `${r.date}, 1-min load ${num(r.loadAtStart, 1)}`]);
-  if (fleet) rows.push(["`npm run bench:fleet`", `${fleet.machine.date}, ${num(fleet.totalS)} s, 1-min load ${num(fleet.machine.loadAtStart, 1)} → ${num(fleet.machine.loadAtEnd, 1)}${fleet.quick ? " (QUICK smoke sizes)" : ""}`]);
+  if (run)
+    rows.push([
+      "`npm run bench`",
+      `${run.machine.date}, ${num(run.totalS)} s, 1-min load ${num(run.machine.loadAtStart, 1)} → ${num(run.machine.loadAtEnd, 1)}${run.quick ? " (QUICK smoke sizes: figures meaningless)" : ""}`,
+    ]);
+  for (const r of run?.rerun ?? [])
+    rows.push([`re-run alone (\`--only=${r.cases.join(",")}\`)`, `${r.date}, 1-min load ${num(r.loadAtStart, 1)}`]);
+  if (fleet)
+    rows.push([
+      "`npm run bench:fleet`",
+      `${fleet.machine.date}, ${num(fleet.totalS)} s, 1-min load ${num(fleet.machine.loadAtStart, 1)} → ${num(fleet.machine.loadAtEnd, 1)}${fleet.quick ? " (QUICK smoke sizes)" : ""}`,
+    ]);
   return `## Machine\n\n${table(["", ""], rows)}\n\nThe machine is shared: other work ran during the benchmarks (see the load), so absolute figures are noisy. Every comparison is a ratio between the bridge and a baseline measured in the same run, on the same server, with their runs interleaved.\n`;
 }
 
@@ -109,7 +118,9 @@ function issue14Targets(run: RunResults | undefined, fleet: FleetResults | undef
   rows.push([
     "client CPU per event, back to back (fast server)",
     "6.0× raw connect-node",
-    fast ? `${sp(fast.cpuRatioVsConnect, 2)}× (bridge ${sp(fast.cpuUsPerEvent.bridge, 1)} µs, raw ${sp(fast.cpuUsPerEvent["connect-node"], 1)} µs)` : "–",
+    fast
+      ? `${sp(fast.cpuRatioVsConnect, 2)}× (bridge ${sp(fast.cpuUsPerEvent.bridge, 1)} µs, raw ${sp(fast.cpuUsPerEvent["connect-node"], 1)} µs)`
+      : "–",
     "≤ 2×",
     verdict(fast ? fast.cpuRatioVsConnect.median <= 2 : undefined),
   ]);
@@ -127,12 +138,20 @@ function issue14Targets(run: RunResults | undefined, fleet: FleetResults | undef
     "≤ 25 µs",
     verdict(lat ? lat.addedP50Us.median <= 25 : undefined),
   ]);
-  rows.push(["lone event p99", "6.9× raw", lat ? `${sp(lat.p99Ratio, 2)}× raw` : "–", "≤ 1.5× raw", verdict(lat ? lat.p99Ratio.median <= 1.5 : undefined)]);
+  rows.push([
+    "lone event p99",
+    "6.9× raw",
+    lat ? `${sp(lat.p99Ratio, 2)}× raw` : "–",
+    "≤ 1.5× raw",
+    verdict(lat ? lat.p99Ratio.median <= 1.5 : undefined),
+  ]);
   const gcRatio = lat?.gc ? lat.gc.bridge.perThousandEvents / Math.max(1e-9, lat.gc["connect-node"].perThousandEvents) : undefined;
   rows.push([
     "GC pauses per 1,000 events",
     "3.3× raw",
-    lat?.gc ? `${num(gcRatio, 1)}× (${num(lat.gc.bridge.perThousandEvents, 1)} against ${num(lat.gc["connect-node"].perThousandEvents, 1)})` : "–",
+    lat?.gc
+      ? `${num(gcRatio, 1)}× (${num(lat.gc.bridge.perThousandEvents, 1)} against ${num(lat.gc["connect-node"].perThousandEvents, 1)})`
+      : "–",
     "≤ 1.5× raw",
     verdict(gcRatio === undefined ? undefined : gcRatio <= 1.5),
   ]);
@@ -141,17 +160,27 @@ function issue14Targets(run: RunResults | undefined, fleet: FleetResults | undef
     "52 KB",
     mem?.compiledFleetHeapPerBridgeBytes
       ? `compiled package: ${sp(mem.compiledIdleBridgeHeapBytes, 1, 1 / 1024)} KB alone, ${sp(mem.compiledFleetHeapPerBridgeBytes, 1, 1 / 1024)} KB each of ${num(mem.fleet)} (source under tsx: ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB)`
-      : mem ? `${sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)} KB alone; ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB each of 1,000` : "–",
+      : mem
+        ? `${sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)} KB alone; ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB each of 1,000`
+        : "–",
     "≤ 24 KB",
     verdict(mem ? (mem.compiledFleetHeapPerBridgeBytes ?? mem.fleetHeapPerBridgeBytes).median <= 24 * 1024 : undefined),
   ]);
   const b = fleet?.outage.bridge;
   const perBridgeKB = b ? (b.heapUsedMB * 1024) / fleet.bridges : undefined;
-  rows.push(["running bridge in the fleet simulation", "172 KB", b ? `${num(perBridgeKB, 0)} KB (heap ${num(b.heapUsedMB / 1024, 1)} GB / ${num(fleet?.bridges)})` : "–", "≤ 60 KB", verdict(perBridgeKB === undefined ? undefined : perBridgeKB <= 60)]);
+  rows.push([
+    "running bridge in the fleet simulation",
+    "172 KB",
+    b ? `${num(perBridgeKB, 0)} KB (heap ${num(b.heapUsedMB / 1024, 1)} GB / ${num(fleet?.bridges)})` : "–",
+    "≤ 60 KB",
+    verdict(perBridgeKB === undefined ? undefined : perBridgeKB <= 60),
+  ]);
   rows.push([
     "fleet simulation",
     "10,000 bridges",
-    fleet && b ? `${num(fleet.bridges)} bridges, ${num(b.simulatedS / 60)} simulated minutes in ${num(b.wallS)} s (seed policy ${num(fleet.outage.seed.wallS)} s)` : "–",
+    fleet && b
+      ? `${num(fleet.bridges)} bridges, ${num(b.simulatedS / 60)} simulated minutes in ${num(b.wallS)} s (seed policy ${num(fleet.outage.seed.wallS)} s)`
+      : "–",
     "100,000 bridges",
     verdict(fleet ? fleet.bridges >= 100_000 : undefined),
   ]);
@@ -165,7 +194,10 @@ function targetsSection(run: RunResults | undefined, fleet: FleetResults | undef
   rows.push([
     "throughput ≥ 0.9× the raw connect-node loop",
     tp ? `${sp(tp.ratioVsConnect, 2)}× (client CPU per event ${sp(tp.cpuRatioVsConnect, 1)}× raw)` : "–",
-    verdict(tp ? tp.ratioVsConnect.median >= 0.9 : undefined) + (tp && tp.ratioVsConnect.median >= 0.9 ? " in wall-clock rate, because the loaded server was the bottleneck; the bridge's CPU cost would miss it against a faster server (section 1)" : ""),
+    verdict(tp ? tp.ratioVsConnect.median >= 0.9 : undefined) +
+      (tp && tp.ratioVsConnect.median >= 0.9
+        ? " in wall-clock rate, because the loaded server was the bottleneck; the bridge's CPU cost would miss it against a faster server (section 1)"
+        : ""),
   ]);
   const fast = tp?.byServer?.fast;
   if (fast) {
@@ -176,19 +208,30 @@ function targetsSection(run: RunResults | undefined, fleet: FleetResults | undef
     ]);
   }
   const lat = c.latency;
-  rows.push(["added p50 latency ≤ 25 µs", lat ? `${sp(lat.addedP50Us, 0)} µs` : "–", verdict(lat ? lat.addedP50Us.median <= 25 : undefined)]);
+  rows.push([
+    "added p50 latency ≤ 25 µs",
+    lat ? `${sp(lat.addedP50Us, 0)} µs` : "–",
+    verdict(lat ? lat.addedP50Us.median <= 25 : undefined),
+  ]);
   rows.push(["p99 latency ≤ 1.25× raw", lat ? `${sp(lat.p99Ratio, 2)}×` : "–", verdict(lat ? lat.p99Ratio.median <= 1.25 : undefined)]);
   const st = c.stop;
   rows.push(["`stop()` p99 ≤ 50 ms", st ? `${sp(st.bridge.p99, 2)} ms` : "–", verdict(st ? st.bridge.p99.max <= 50 : undefined)]);
   const mem = c.memory;
-  rows.push(["idle bridge ≤ 64 KB of heap", mem ? `${sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)} KB (1,000 bridges: ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB each)` : "–", verdict(mem ? mem.idleBridgeHeapBytes.median <= 64 * 1024 && mem.fleetHeapPerBridgeBytes.median <= 64 * 1024 : undefined)]);
+  rows.push([
+    "idle bridge ≤ 64 KB of heap",
+    mem ? `${sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)} KB (1,000 bridges: ${num(kb(mem.fleetHeapPerBridgeBytes.median), 1)} KB each)` : "–",
+    verdict(mem ? mem.idleBridgeHeapBytes.median <= 64 * 1024 && mem.fleetHeapPerBridgeBytes.median <= 64 * 1024 : undefined),
+  ]);
   if (fleet) {
     const b = fleet.outage.bridge;
     const w = b.returnWave;
     rows.push([
       "fleet: peak reconnects/s ≤ 2× the mean over the jitter window",
-      w ? `return wave ${num(w.peakOverMean, 2)}× (peak ${num(w.peakPerS)}/s, mean ${num(w.meanPerS)}/s over s ${w.fromS - b.downAtS}–${w.toS - b.downAtS}); whole recovery ${num(b.recovery.peakOverMean, 2)}×` : "–",
-      verdict(w ? w.peakOverMean <= 2 : undefined) + (w && b.recovery.peakOverMean > 2 ? " per wave; not over the whole recovery (see Fleet)" : ""),
+      w
+        ? `return wave ${num(w.peakOverMean, 2)}× (peak ${num(w.peakPerS)}/s, mean ${num(w.meanPerS)}/s over s ${w.fromS - b.downAtS}–${w.toS - b.downAtS}); whole recovery ${num(b.recovery.peakOverMean, 2)}×`
+        : "–",
+      verdict(w ? w.peakOverMean <= 2 : undefined) +
+        (w && b.recovery.peakOverMean > 2 ? " per wave; not over the whole recovery (see Fleet)" : ""),
     ]);
     rows.push([
       "fleet: removals made during the outage delivered within backoff + one round trip",
@@ -298,10 +341,13 @@ function stopSection(st: StopResult | undefined): string {
 
 ${num(st.cycles)} cycles per run, ${st.runs} runs: a fresh bridge connects, reaches \`streaming\`, and \`stop()\` is timed until it resolves (${num(st.verified.stopped)}/${num(st.verified.expected)} ended in \`stopped\`). Baseline: a raw connect-node loop aborted and its session closed, until the loop settles.
 
-${table(["", "p50 ms", "p99 ms", "max ms"], [
+${table(
+  ["", "p50 ms", "p99 ms", "max ms"],
+  [
     ["**bridge** `stop()`", sp(st.bridge.p50, 2), sp(st.bridge.p99, 2), sp(st.bridge.max, 2)],
     ["raw abort + close", sp(st.raw.p50, 2), sp(st.raw.p99, 2), sp(st.raw.max, 2)],
-  ])}
+  ],
+)}
 
 (\`openConfirmMs\` is 5 ms in this case only because the dev server sends response headers with its first message; it does not affect \`stop()\`.)
 `;
@@ -313,7 +359,9 @@ function reconnectSection(rc: ReconnectResult | undefined): string {
 
 The dev server closes (GOAWAY, then resets the streams) and listens again at once on the same port with the same store; ${rc.runs} restarts. The bridge has its default timing, so the first jittered backoff (1 s ± 20 %) dominates. "Accepted" is the restarted server's \`onStreamOpened\`, stamped with the same monotonic clock. Baseline: a raw connect-node client retrying every 1 ms.
 
-${table(["phase", "ms"], [
+${table(
+  ["phase", "ms"],
+  [
     ["bridge: server closed → bridge in `backoff` (failure seen)", sp(rc.detectMs, 1)],
     ["bridge: backoff wait it drew", sp(rc.backoffMs, 0)],
     ["bridge: `connecting` → restarted server accepted the call", sp(rc.reopenMs, 1)],
@@ -321,7 +369,8 @@ ${table(["phase", "ms"], [
     ["bridge: the same, less the backoff still to run at that moment", sp(rc.afterListeningLessBackoffMs, 1)],
     ["bridge: server listening again → first removal at the handler", sp(rc.firstRemovalAfterListeningMs, 0)],
     ["raw connect-node retrying every 1 ms: listening again → call accepted", sp(rc.rawAfterListeningMs, 1)],
-  ])}
+  ],
+)}
 
 Outside the backoff it chose, the bridge reopens as fast as the bare transport (${sp(rc.reopenMs, 1)} ms against ${sp(rc.rawAfterListeningMs, 1)} ms for a client hammering the port every millisecond); the rest is the backoff, on purpose (see the fleet).
 `;
@@ -331,11 +380,23 @@ function heartbeatSection(hb: HeartbeatResult | undefined): string {
   if (!hb) return "";
   return `## 5. Heartbeat cost with many tracked ids
 
-One \`SyncProjectState\` round (all ids live on the server, so nothing is dispatched): the bridge reads the ids from a \`SessionTracker\`, de-duplicates, chunks by 10,000, sends, merges and passes the answer through the machine (\`syncNow()\` → \`syncCompleted\`). Baseline: a raw connect-node client sending the same chunks, prepared in advance. ${hb.runs} runs each; ids reported per round: ${Object.entries(hb.verified.idsReportedPerRound).map(([k, v]) => `${num(Number(k))} → ${num(v)}`).join(", ")}.
+One \`SyncProjectState\` round (all ids live on the server, so nothing is dispatched): the bridge reads the ids from a \`SessionTracker\`, de-duplicates, chunks by 10,000, sends, merges and passes the answer through the machine (\`syncNow()\` → \`syncCompleted\`). Baseline: a raw connect-node client sending the same chunks, prepared in advance. ${hb.runs} runs each; ids reported per round: ${Object.entries(
+    hb.verified.idsReportedPerRound,
+  )
+    .map(([k, v]) => `${num(Number(k))} → ${num(v)}`)
+    .join(", ")}.
 
-${table(["tracked ids", "bridge ms", "raw ms", "bridge ÷ raw", "bridge CPU ms", "raw CPU ms"], hb.rows.map((r) => [num(r.ids), sp(r.bridgeMs, 1), sp(r.rawMs, 1), sp(r.ratio, 2), sp(r.bridgeCpuMs, 1), sp(r.rawCpuMs, 1)]))}
+${table(
+  ["tracked ids", "bridge ms", "raw ms", "bridge ÷ raw", "bridge CPU ms", "raw CPU ms"],
+  hb.rows.map((r) => [num(r.ids), sp(r.bridgeMs, 1), sp(r.rawMs, 1), sp(r.ratio, 2), sp(r.bridgeCpuMs, 1), sp(r.rawCpuMs, 1)]),
+)}
 
-Once a minute per daemon, ${(() => { const last = hb.rows[hb.rows.length - 1]; return last ? `${num(last.ids)} ids cost the bridge ${num(last.bridgeCpuMs.median, 0)} ms of CPU per minute, ${num(last.bridgeCpuMs.median / 600, 2)} % of one core` : ""; })()}.
+Once a minute per daemon, ${(() => {
+    const last = hb.rows[hb.rows.length - 1];
+    return last
+      ? `${num(last.ids)} ids cost the bridge ${num(last.bridgeCpuMs.median, 0)} ms of CPU per minute, ${num(last.bridgeCpuMs.median / 600, 2)} % of one core`
+      : "";
+  })()}.
 `;
 }
 
@@ -345,18 +406,27 @@ function memorySection(mem: MemoryResult | undefined): string {
 
 \`--expose-gc\`, two full GCs before each reading; ${mem.runs} runs.
 
-${table(["what", "KB"], [
+${table(
+  ["what", "KB"],
+  [
     ["heap of one idle bridge (created, not started)", sp(mem.idleBridgeHeapBytes, 1, 1 / 1024)],
     ["the same, compiled package (scripts/build.mjs, plain node)", sp(mem.compiledIdleBridgeHeapBytes, 1, 1 / 1024)],
     [`heap of ${num(mem.fleet)} idle bridges in one process, per bridge`, sp(mem.fleetHeapPerBridgeBytes, 1, 1 / 1024)],
     [`the same, compiled package (scripts/build.mjs, plain node)`, sp(mem.compiledFleetHeapPerBridgeBytes, 1, 1 / 1024)],
     [`heap of ${num(mem.fleet)} idle bridges, total (MB)`, sp(mem.fleetHeapBytes, 1, 1 / 2 ** 20)],
-    ["one `bridgeMachine.provide()` (the statechart copy each bridge built before issue 14; now made once per process)", sp(mem.providedMachineHeapBytes, 1, 1 / 1024)],
-    [`heap per streaming bridge (bridge + its own HTTP/2 session and call; ${mem.streams} at once)`, sp(mem.bridgeStreamHeapBytes, 1, 1 / 1024)],
+    [
+      "one `bridgeMachine.provide()` (the statechart copy each bridge built before issue 14; now made once per process)",
+      sp(mem.providedMachineHeapBytes, 1, 1 / 1024),
+    ],
+    [
+      `heap per streaming bridge (bridge + its own HTTP/2 session and call; ${mem.streams} at once)`,
+      sp(mem.bridgeStreamHeapBytes, 1, 1 / 1024),
+    ],
     [`heap per raw connect-node stream (own session; ${mem.streams} at once)`, sp(mem.rawStreamHeapBytes, 1, 1 / 1024)],
     [`RSS per streaming bridge (${mem.streams} at once)`, sp(mem.bridgeStreamRssBytes, 1, 1 / 1024)],
     [`RSS per raw stream (${mem.streams} at once)`, sp(mem.rawStreamRssBytes, 1, 1 / 1024)],
-  ])}
+  ],
+)}
 
 Bridges share one provided statechart (\`sharedBridgeMachine\`, src/bridge-machine-shared.ts): the copy above is no longer paid per bridge. The bench's other cases run the TypeScript source under tsx, which keeps function names with \`Object.defineProperty\` and so puts every named function's properties in dictionary mode (about 250 bytes each, about 40 per bridge); the compiled package (\`npm run build\`, what users install) is measured apart for that reason and is the figure the target applies to. What an idle bridge still holds is its XState actor (system, snapshot, JSON context, listeners), its dispatcher, metrics, log policy, stop and timestamp book, and its validated options. RSS grows in pages and arenas, so the per-stream RSS figures are coarse.
 `;
@@ -367,11 +437,27 @@ function dedupSection(dd: DedupResult | undefined): string {
   const impls = Object.keys(dd.nsPerOp["all new"]) as Array<keyof DedupResult["nsPerOp"]["all new"]>;
   return `## 7. Dedup window: \`admitRemovals\` against \`lru-cache\`
 
-${num(dd.ops)} ids admitted one at a time (as the stream path does per event) into a full window of ${dd.capacity}; ${dd.runs} runs. "all new": every id is new (each admit misses and evicts); "half repeats": about half the ids were seen within the window. Every implementation admitted the same ids (${Object.entries(dd.verified).map(([w, v]) => `${w}: ${Object.values(v).map((x) => num(x)).join(" / ")}`).join("; ")}).
+${num(dd.ops)} ids admitted one at a time (as the stream path does per event) into a full window of ${dd.capacity}; ${dd.runs} runs. "all new": every id is new (each admit misses and evicts); "half repeats": about half the ids were seen within the window. Every implementation admitted the same ids (${Object.entries(
+    dd.verified,
+  )
+    .map(
+      ([w, v]) =>
+        `${w}: ${Object.values(v)
+          .map((x) => num(x))
+          .join(" / ")}`,
+    )
+    .join("; ")}).
 
-${table(["implementation", "all new, ns/op", "half repeats, ns/op"], impls.map((i) => [i === "admitRemovals" ? "**admitRemovals** (machine, JSON array)" : i, sp(dd.nsPerOp["all new"][i], 0), sp(dd.nsPerOp["half repeats"][i], 0)]))}
+${table(
+  ["implementation", "all new, ns/op", "half repeats, ns/op"],
+  impls.map((i) => [
+    i === "admitRemovals" ? "**admitRemovals** (machine, JSON array)" : i,
+    sp(dd.nsPerOp["all new"][i], 0),
+    sp(dd.nsPerOp["half repeats"][i], 0),
+  ]),
+)}
 
-\`admitRemovals\` ÷ lru-cache: ${sp(dd.ratioVsLruCache["all new"], 1)}× (all new), ${sp(dd.ratioVsLruCache["half repeats"], 1)}× (half repeats). The array is copied on every call (context must stay immutable) and searched with \`lastIndexOf\` over up to ${dd.capacity} strings that share the \`removed:\` prefix, so each admit is O(capacity); lru-cache and a \`Map\` are O(1).
+\`admitRemovals\` ÷ lru-cache: ${sp(dd.ratioVsLruCache["all new"], 1)}× (all new), ${sp(dd.ratioVsLruCache["half repeats"], 1)}× (half repeats). Lookups are O(1) through the \`Set\` kept beside the array; what is left is one copy of the array per call (context must stay immutable, so each call is O(capacity) once, not per id) and, for a duplicate that is not the newest, one \`lastIndexOf\` scan to move it to the end. lru-cache mutates in place.
 `;
 }
 
@@ -379,25 +465,33 @@ function profileSection(run: RunResults | undefined): string {
   const tp = run?.cases.throughput;
   const bd = run?.cases.breakdown;
   const lat = run?.cases.latency;
-  const dd = run?.cases.dedup;
   if (!tp && !bd) return "";
   const parts: string[] = ["## 8. Where the time goes, and what would fix it\n"];
   if (bd) {
     const layers = Object.keys(bd.warmUs) as Array<keyof BreakdownResult["warmUs"]>;
     parts.push(`Each layer of the stream path timed alone, without a network (\`bench/cases/breakdown.ts\`): back to back (${num(bd.events)} events, as in the throughput run) and one event per millisecond with the process idle in between (${num(bd.isolatedEvents)} events, as in the latency run). "bridge, in-memory client" is \`createBridge\` with an injected \`EventsClient\` whose stream yields protobuf messages from memory: everything the bridge adds on top of the transport.
 
-${table(["layer", "µs/event back to back", "µs/event, 1 per ms"], layers.map((l) => [l, sp(bd.warmUs[l], 1), sp(bd.isolatedUs[l], 1)]))}
+${table(
+  ["layer", "µs/event back to back", "µs/event, 1 per ms"],
+  layers.map((l) => [l, sp(bd.warmUs[l], 1), sp(bd.isolatedUs[l], 1)]),
+)}
 `);
   }
   if (tp?.profile) {
     const p = tp.profile;
     parts.push(`CPU profile of one extra bridge run of the throughput case (${num(tp.profileEvents ?? tp.events)} events${tp.profileServer === "fast" ? " from the fast bench server" : ""}; V8 sampling profiler through \`node:inspector\`, ${num(p.busyMs)} ms of busy samples). Self time by area:
 
-${table(["area", "% of busy time"], p.byArea.slice(0, 12).map((r) => [r.name, num(r.percent, 1)]))}
+${table(
+  ["area", "% of busy time"],
+  p.byArea.slice(0, 12).map((r) => [r.name, num(r.percent, 1)]),
+)}
 
 Top functions by self time:
 
-${table(["function (area:line)", "%"], p.topSelf.slice(0, 12).map((r) => [`\`${r.name}\``, num(r.percent, 1)]))}
+${table(
+  ["function (area:line)", "%"],
+  p.topSelf.slice(0, 12).map((r) => [`\`${r.name}\``, num(r.percent, 1)]),
+)}
 
 Inclusive time of the hot path: ${p.inclusive.map((r) => `\`${r.name.replace(/\\\//g, "/")}\` ${num(r.percent, 0)} %`).join(", ")}.
 `);
@@ -427,15 +521,17 @@ function fleetSection(fleet: FleetResults | undefined): string {
   if (!fleet) return "## 9. Fleet simulation\n\nNot run yet: `npm run bench:fleet`.\n";
   const { bridge: b, seed: s } = fleet.outage;
   const waveRows = (f: OutageFigures) =>
-    f.waves.slice(0, 8).map((w) => [
-      f.policy,
-      `${w.fromS - f.downAtS}–${w.toS - f.downAtS}`,
-      num(w.attempts),
-      num(w.peakPerS),
-      num(w.meanPerS),
-      num(w.peakOverMean, 2),
-      w.toS >= f.upAtS ? "server up" : "server down",
-    ]);
+    f.waves
+      .slice(0, 8)
+      .map((w) => [
+        f.policy,
+        `${w.fromS - f.downAtS}–${w.toS - f.downAtS}`,
+        num(w.attempts),
+        num(w.peakPerS),
+        num(w.meanPerS),
+        num(w.peakOverMean, 2),
+        w.toS >= f.upAtS ? "server up" : "server down",
+      ]);
   const hbRow = (label: string, h: HeartbeatFigures) => [
     label,
     `${Math.round(h.fromS / 60)}–${Math.round(h.toS / 60)} min`,
@@ -460,26 +556,64 @@ Waves of connection attempts (runs of seconds with attempts), seconds since the 
 
 ${table(["policy", "seconds", "attempts", "peak /s", "mean /s over the wave", "peak ÷ mean", ""], [...waveRows(b), ...waveRows(s)])}
 
-${table(["", "bridge policy", "seed policy"], [
+${table(
+  ["", "bridge policy", "seed policy"],
+  [
     ["peak connection attempts in one second (whole run)", num(b.peakStreamCallsPerS), num(s.peakStreamCallsPerS)],
     ["recovery: server back → every bridge streaming", `${num(b.recovery.toS - b.upAtS + 1)} s`, `${num(s.recovery.toS - s.upAtS + 1)} s`],
-    ["recovery: peak attempts/s ÷ mean attempts/s", `${num(b.recovery.peakPerS)} ÷ ${num(b.recovery.meanPerS)} = ${num(b.recovery.peakOverMean, 2)}`, `${num(s.recovery.peakPerS)} ÷ ${num(s.recovery.meanPerS)} = ${num(s.recovery.peakOverMean, 2)}`],
-    ["the wave that meets the returning server: peak ÷ mean", b.returnWave ? num(b.returnWave.peakOverMean, 2) : "–", s.returnWave ? num(s.returnWave.peakOverMean, 2) : "–"],
-    ["SyncProjectState calls in the minute after the return: peak /s (mean /s)", `${num(b.syncAfterReturn.peakPerS)} (${num(b.syncAfterReturn.meanPerS)})`, `${num(s.syncAfterReturn.peakPerS)} (${num(s.syncAfterReturn.meanPerS)})`],
+    [
+      "recovery: peak attempts/s ÷ mean attempts/s",
+      `${num(b.recovery.peakPerS)} ÷ ${num(b.recovery.meanPerS)} = ${num(b.recovery.peakOverMean, 2)}`,
+      `${num(s.recovery.peakPerS)} ÷ ${num(s.recovery.meanPerS)} = ${num(s.recovery.peakOverMean, 2)}`,
+    ],
+    [
+      "the wave that meets the returning server: peak ÷ mean",
+      b.returnWave ? num(b.returnWave.peakOverMean, 2) : "–",
+      s.returnWave ? num(s.returnWave.peakOverMean, 2) : "–",
+    ],
+    [
+      "SyncProjectState calls in the minute after the return: peak /s (mean /s)",
+      `${num(b.syncAfterReturn.peakPerS)} (${num(b.syncAfterReturn.meanPerS)})`,
+      `${num(s.syncAfterReturn.peakPerS)} (${num(s.syncAfterReturn.meanPerS)})`,
+    ],
     ["bridges streaming at the end", num(b.streamingAtEnd), num(s.streamingAtEnd)],
-  ])}
+  ],
+)}
 
 Reading it: with the seed's policy every bridge retries at exactly 1, 3, 7, 15 and 31 s, so the whole fleet hits the server in the same millisecond each time, and the returning server gets all ${num(fleet.bridges)} connections at once. With the bridge's policy each wave is spread by ±20 % of its backoff, so the wave that meets the returning server is spread over several seconds and its peak stays within ${b.returnWave ? num(b.returnWave.peakOverMean, 1) : "–"}× its mean. Two limits remain, both inherent in ±20 % jitter on exponential backoff: (1) the early waves are narrow — the first retry of a fleet that failed together comes within 0.8–1.2 s, i.e. all ${num(fleet.bridges)} attempts in about 0.4 s (cheap here, since a down server refuses them; against a server that restarts in under a second this is the herd that meets it); (2) a recovery spans two waves (bridges whose 5th attempt fell before the return wait for the 6th, ~32 s later), so over the *whole* recovery the peak is ${num(b.recovery.peakOverMean, 1)}× the mean. Wider jitter for the first attempts ("full jitter", uniform in [0, backoff]) would flatten both, at the cost of a less predictable retry time; it is a one-line change in \`backoffDelayMs\` (src/timing.ts) or \`timing.backoffJitter\` close to 1.
 
 ### Removals made while the server was down
 
-${table(["", "bridge policy", "seed policy"], [
-    ["delivered / expected", `${num(b.delivery.delivered)} / ${num(b.delivery.expected)}`, `${num(s.delivery.delivered)} / ${num(s.delivery.expected)}`],
-    ["via (stream / SyncProjectState: resync on open or heartbeat)", Object.entries(b.delivery.bySource).map(([k, v]) => `${k} ${num(v)}`).join(", "), Object.entries(s.delivery.bySource).map(([k, v]) => `${k} ${num(v)}`).join(", ")],
-    ["after the server's return: p50 / p99 / max", `${num(b.delivery.afterReturnMs.p50 / 1000, 1)} / ${num(b.delivery.afterReturnMs.p99 / 1000, 1)} / ${num(b.delivery.afterReturnMs.max / 1000, 1)} s`, `${num(s.delivery.afterReturnMs.p50 / 1000, 1)} / ${num(s.delivery.afterReturnMs.p99 / 1000, 1)} / ${num(s.delivery.afterReturnMs.max / 1000, 1)} s`],
-    ["latest delivery after that bridge's successful reconnect call", `${num(b.delivery.afterReconnectCallMaxMs)} ms = ${num(b.delivery.afterReconnectCallMaxRtts, 1)} RTT`, `${num(s.delivery.afterReconnectCallMaxMs)} ms = ${num(s.delivery.afterReconnectCallMaxRtts, 1)} RTT`],
+${table(
+  ["", "bridge policy", "seed policy"],
+  [
+    [
+      "delivered / expected",
+      `${num(b.delivery.delivered)} / ${num(b.delivery.expected)}`,
+      `${num(s.delivery.delivered)} / ${num(s.delivery.expected)}`,
+    ],
+    [
+      "via (stream / SyncProjectState: resync on open or heartbeat)",
+      Object.entries(b.delivery.bySource)
+        .map(([k, v]) => `${k} ${num(v)}`)
+        .join(", "),
+      Object.entries(s.delivery.bySource)
+        .map(([k, v]) => `${k} ${num(v)}`)
+        .join(", "),
+    ],
+    [
+      "after the server's return: p50 / p99 / max",
+      `${num(b.delivery.afterReturnMs.p50 / 1000, 1)} / ${num(b.delivery.afterReturnMs.p99 / 1000, 1)} / ${num(b.delivery.afterReturnMs.max / 1000, 1)} s`,
+      `${num(s.delivery.afterReturnMs.p50 / 1000, 1)} / ${num(s.delivery.afterReturnMs.p99 / 1000, 1)} / ${num(s.delivery.afterReturnMs.max / 1000, 1)} s`,
+    ],
+    [
+      "latest delivery after that bridge's successful reconnect call",
+      `${num(b.delivery.afterReconnectCallMaxMs)} ms = ${num(b.delivery.afterReconnectCallMaxRtts, 1)} RTT`,
+      `${num(s.delivery.afterReconnectCallMaxMs)} ms = ${num(s.delivery.afterReconnectCallMaxRtts, 1)} RTT`,
+    ],
     ["later than reconnect call + open (1 RTT) + resync (1 RTT)", num(b.delivery.lateBeyondBound), num(s.delivery.lateBeyondBound)],
-  ])}
+  ],
+)}
 
 With the bridge's policy each removal arrives one resync round trip after its bridge's stream reopens, i.e. within the backoff the bridge was in when the server returned plus the open and one round trip; the time after the return is that backoff. The seed's policy delivers them only with the next heartbeat, up to a minute later.
 
@@ -487,15 +621,20 @@ With the bridge's policy each removal arrives one resync round trip after its br
 
 ![SyncProjectState calls per second over the run](fleet-heartbeat-hour.svg)
 
-${table(["bridge policy", "window", "mean /s", "min–max /s", "seconds within ±20 % of N/60", "largest 10-s average deviation"], [
+${table(
+  ["bridge policy", "window", "mean /s", "min–max /s", "seconds within ±20 % of N/60", "largest 10-s average deviation"],
+  [
     hbRow("steady state (before the outage)", fleet.heartbeat.beforeOutage),
     hbRow("after the outage", fleet.heartbeat.afterOutage),
     hbRow("whole run", fleet.heartbeat.wholeHour),
-  ])}
+  ],
+)}
 
-N/60 = ${num(fleet.bridges / 60, 1)} calls/s. In steady state the load is flat: single seconds stray past ±20 % only as often as counting noise allows (a second's count at ${num(fleet.bridges / 60)}/s varies by about ±${num(100 / Math.sqrt(fleet.bridges / 60), 0)} %), and 10-second averages stay within ±${num(fleet.heartbeat.beforeOutage.maxDeviation10sPct, 0)} %. ${fleet.heartbeat.afterOutage.maxDeviation10sPct <= 20
-    ? `**After an outage it stays flat too** (10-second averages within +${num(fleet.heartbeat.afterOutage.maxDeviation10sPct, 0)} %, at most ${num(fleet.heartbeat.afterOutage.maxPerS)}/s in one second): every bridge resyncs when its stream reopens, and the wait after that sync is drawn uniformly over a whole period, [heartbeatJitterMs, heartbeatMs + heartbeatJitterMs] (\`heartbeatSpreadDelayMs\`, src/timing.ts), which spreads the fleet's phases over a whole period at once. Before that change the resync restarted each bridge's regular 60 s ± 5 s wait, the fleet's heartbeat phase collapsed onto its reconnect times and only re-spread by a random walk (about ${num(5 / Math.sqrt(3), 1)} s per period), so the heartbeat came in waves of up to about 4× N/60 (215/s) for the rest of the run.`
-    : `**After an outage it is not**: every bridge resyncs when its stream reopens, so the fleet's heartbeat phase collapses onto its reconnect times, and the heartbeat comes in waves of up to ${num(fleet.heartbeat.afterOutage.maxPerS)}/s. Check that the wait after a stream-open sync is still spread over a whole period (\`heartbeatSpreadDelayMs\`).`}
+N/60 = ${num(fleet.bridges / 60, 1)} calls/s. In steady state the load is flat: single seconds stray past ±20 % only as often as counting noise allows (a second's count at ${num(fleet.bridges / 60)}/s varies by about ±${num(100 / Math.sqrt(fleet.bridges / 60), 0)} %), and 10-second averages stay within ±${num(fleet.heartbeat.beforeOutage.maxDeviation10sPct, 0)} %. ${
+    fleet.heartbeat.afterOutage.maxDeviation10sPct <= 20
+      ? `**After an outage it stays flat too** (10-second averages within +${num(fleet.heartbeat.afterOutage.maxDeviation10sPct, 0)} %, at most ${num(fleet.heartbeat.afterOutage.maxPerS)}/s in one second): every bridge resyncs when its stream reopens, and the wait after that sync is drawn uniformly over a whole period, [heartbeatJitterMs, heartbeatMs + heartbeatJitterMs] (\`heartbeatSpreadDelayMs\`, src/timing.ts), which spreads the fleet's phases over a whole period at once. Before that change the resync restarted each bridge's regular 60 s ± 5 s wait, the fleet's heartbeat phase collapsed onto its reconnect times and only re-spread by a random walk (about ${num(5 / Math.sqrt(3), 1)} s per period), so the heartbeat came in waves of up to about 4× N/60 (215/s) for the rest of the run.`
+      : `**After an outage it is not**: every bridge resyncs when its stream reopens, so the fleet's heartbeat phase collapses onto its reconnect times, and the heartbeat comes in waves of up to ${num(fleet.heartbeat.afterOutage.maxPerS)}/s. Check that the wait after a stream-open sync is still spread over a whole period (\`heartbeatSpreadDelayMs\`).`
+  }
 `;
 }
 

@@ -101,14 +101,14 @@
   // ---- status ---------------------------------------------------------------
 
   function connectionOf(value) {
-    const c = value && value.connection;
+    const c = value?.connection;
     if (typeof c === "string") return c === "open" ? "connecting" : c;
     if (c && typeof c === "object" && "open" in c) return c.open;
     return "unknown";
   }
 
   function heartbeatOf(value) {
-    const h = value && value.heartbeat;
+    const h = value?.heartbeat;
     return typeof h === "string" ? h : "unknown";
   }
 
@@ -150,7 +150,11 @@
     const err = $("last-error");
     if (ctx.lastError) {
       err.hidden = false;
-      err.replaceChildren(el("b", "", "last error "), el("code", "", ctx.lastError.code), document.createTextNode(` ${ctx.lastError.message}`));
+      err.replaceChildren(
+        el("b", "", "last error "),
+        el("code", "", ctx.lastError.code),
+        document.createTextNode(` ${ctx.lastError.message}`),
+      );
     } else {
       err.hidden = true;
     }
@@ -215,7 +219,7 @@
   function describeEmitted(e) {
     switch (e.type) {
       case "projectRemoved":
-        return `${e.projectId} · via ${e.info && e.info.source}${e.info && e.info.eventId ? ` · event ${e.info.eventId}` : ""}${e.info && e.info.reason ? ` · ${e.info.reason}` : ""}`;
+        return `${e.projectId} · via ${e.info?.source}${e.info?.eventId ? ` · event ${e.info.eventId}` : ""}${e.info?.reason ? ` · ${e.info.reason}` : ""}`;
       case "duplicateSuppressed":
         return `${e.projectId} · via ${e.source}`;
       case "eventIgnored":
@@ -225,7 +229,7 @@
       case "streamEnded":
         return `attempt ${e.attempt}`;
       case "syncCompleted":
-        return `removed ${lengthOf(e.result && e.result.removed)} · unknown ${lengthOf(e.result && e.result.unknown)}`;
+        return `removed ${lengthOf(e.result?.removed)} · unknown ${lengthOf(e.result?.unknown)}`;
       case "syncFailed":
         return `${errorText(e.error)}${e.suspect ? " · suspect" : ""}`;
       default:
@@ -307,7 +311,13 @@
         if (event.type === "xstate.init") return;
         const heartbeat = /^xstate\.(done|error)\.actor\.syncProjectState$/.test(event.type || "");
         const failed = /^xstate\.error\.actor\./.test(event.type || "");
-        addRow(heartbeat ? "heartbeat" : "event", m.createdAt, shortEvent(event.type || "?"), describeEvent(event), failed ? "bad" : heartbeat ? "good" : "");
+        addRow(
+          heartbeat ? "heartbeat" : "event",
+          m.createdAt,
+          shortEvent(event.type || "?"),
+          describeEvent(event),
+          failed ? "bad" : heartbeat ? "good" : "",
+        );
         return;
       }
       case "@xstate.snapshot": {

@@ -58,7 +58,10 @@ export function printBridgeActivity(bridge: Bridge, print: Print): () => void {
       const { attempt, lastError } = snapshot.context;
       switch (state) {
         case "connecting":
-          print("bridge", attempt === 0 ? "connecting (ProjectEvents call open, waiting for headers)" : `reconnecting (attempt ${attempt})`);
+          print(
+            "bridge",
+            attempt === 0 ? "connecting (ProjectEvents call open, waiting for headers)" : `reconnecting (attempt ${attempt})`,
+          );
           break;
         case "streaming":
           print("bridge", "streaming: connected, removals now arrive as they happen");

@@ -84,7 +84,10 @@ export interface DevServerShutdownOptions {
 const maxTimerMs = 2 ** 31 - 1;
 
 /** Fills in the defaults of DevServerShutdownOptions and rejects a timeout Node's timers cannot keep. */
-export function validateDevServerShutdownOptions(options: DevServerShutdownOptions = {}): { timeoutMs: number; signal: AbortSignal | undefined } {
+export function validateDevServerShutdownOptions(options: DevServerShutdownOptions = {}): {
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+} {
   const timeoutMs = options.timeoutMs ?? 5000;
   if (!(timeoutMs >= 0 && timeoutMs <= maxTimerMs)) throw invalid(`shutdown timeoutMs must be in [0, ${maxTimerMs}], got ${timeoutMs}`);
   return { timeoutMs, signal: options.signal };

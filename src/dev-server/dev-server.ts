@@ -149,13 +149,17 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
   /** Aborts when a shutdown or close begins: new ProjectEvents calls are refused. */
   const stopping = new AbortController();
 
-  const handler = guardRequests(answerInvalidArgumentOnParseError(connectNodeAdapter({
-    routes: engramRoutes({ options: resolved, hub, auth, faults, calls, stopping: stopping.signal }),
-    grpc: true,
-    connect: false,
-    grpcWeb: false,
-    readMaxBytes,
-  })));
+  const handler = guardRequests(
+    answerInvalidArgumentOnParseError(
+      connectNodeAdapter({
+        routes: engramRoutes({ options: resolved, hub, auth, faults, calls, stopping: stopping.signal }),
+        grpc: true,
+        connect: false,
+        grpcWeb: false,
+        readMaxBytes,
+      }),
+    ),
+  );
   const listener = await listenHttp2(handler, resolved);
 
   const emitEvent = (init: EmitEventInit = {}): ProjectEvent => {

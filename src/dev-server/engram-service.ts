@@ -1,10 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
-import {
-  EngramService,
-  PingResponseSchema,
-  SyncProjectStateResponseSchema,
-} from "../gen/engram/v1/engram_pb.js";
+import { EngramService, PingResponseSchema, SyncProjectStateResponseSchema } from "../gen/engram/v1/engram_pb.js";
 import type { BearerAuth } from "./bearer-auth.js";
 import type { CallLog } from "./call-log.js";
 import type { ResolvedDevServerOptions } from "./dev-server-options.js";
@@ -39,10 +35,7 @@ export function createEngramServiceImpl(deps: EngramServiceDeps): ServiceImpl<ty
       await faults.delaySync(context.signal);
       if (req.clientId === "") throw new ConnectError("client_id is required", Code.InvalidArgument);
       if (req.localProjectIds.length > options.maxSyncIds) {
-        throw new ConnectError(
-          `too many local_project_ids: ${req.localProjectIds.length} > ${options.maxSyncIds}`,
-          Code.InvalidArgument,
-        );
+        throw new ConnectError(`too many local_project_ids: ${req.localProjectIds.length} > ${options.maxSyncIds}`, Code.InvalidArgument);
       }
       calls.syncAnswered(req.localProjectIds.length);
       const nowMs = options.now();

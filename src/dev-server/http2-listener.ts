@@ -51,9 +51,10 @@ interface Stopping {
 
 /** Serves `handler` over HTTP/2 (h2c, or h2 over TLS) and resolves once listening. */
 export async function listenHttp2(handler: RequestHandler, options: ListenHttp2Options): Promise<Http2Listener> {
-  const server = options.tls === undefined
-    ? http2.createServer(handler)
-    : http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ["h2"] }, handler);
+  const server =
+    options.tls === undefined
+      ? http2.createServer(handler)
+      : http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ["h2"] }, handler);
   const sessions = new Set<http2.ServerHttp2Session>();
   const streams = new Set<http2.ServerHttp2Stream>();
   let stopping: Stopping | undefined;

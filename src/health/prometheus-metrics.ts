@@ -42,7 +42,8 @@ export async function createPrometheusMetrics(options: PrometheusMetricsOptions 
   let sdk: typeof SdkMetrics;
   try {
     sdk = (await load()) as typeof SdkMetrics;
-    if (typeof sdk.MetricReader !== "function" || typeof sdk.MeterProvider !== "function") throw new Error("not the OpenTelemetry metrics SDK");
+    if (typeof sdk.MetricReader !== "function" || typeof sdk.MeterProvider !== "function")
+      throw new Error("not the OpenTelemetry metrics SDK");
   } catch (err) {
     throw new BridgeError(
       `--health-port needs the optional package ${sdkMetricsPackage} for /metrics; install it next to engram-serverevents (npm install ${sdkMetricsPackage}@^2)`,

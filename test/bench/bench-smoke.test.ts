@@ -17,7 +17,10 @@ const root = new URL("../..", import.meta.url).pathname;
 
 function run(script: string, out: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(root, script), "--quick", `--out=${out}`], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", join(root, script), "--quick", `--out=${out}`], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (d) => (output += d));
     child.stderr.on("data", (d) => (output += d));
@@ -60,7 +63,8 @@ smoke("npm run bench --quick runs every case, loses nothing and writes the repor
   assert.is(c.stop.verified.stopped, c.stop.verified.expected);
   assert.equal(c.heartbeat.verified.idsReportedPerRound, { "100": 100, "10001": 10001 });
   assert.ok(c.memory.idleBridgeHeapBytes.median > 0);
-  for (const w of Object.values(c.dedup.verified)) assert.is(new Set(Object.values(w)).size, 1, "every dedup implementation admitted the same ids");
+  for (const w of Object.values(c.dedup.verified))
+    assert.is(new Set(Object.values(w)).size, 1, "every dedup implementation admitted the same ids");
   assert.is(c.breakdown.verified.bridgeDelivered, c.breakdown.verified.expected);
   const report = readFileSync(join(ctx.dir, "REPORT.md"), "utf8");
   assert.match(report, /## 1\. Throughput/);
@@ -92,7 +96,8 @@ smoke("npm run bench:fleet --quick: removals delivered after one resync, seed re
   assert.ok(s.delivery.lateBeyondBound > 0);
   // The bridge's jitter spreads the wave that meets the returning server.
   assert.ok(b.returnWave && b.returnWave.toS > b.returnWave.fromS);
-  for (const name of ["fleet-reconnects.svg", "fleet-syncs.svg", "fleet-heartbeat-hour.svg", "REPORT.md"]) assert.ok(existsSync(join(ctx.dir, name)), name);
+  for (const name of ["fleet-reconnects.svg", "fleet-syncs.svg", "fleet-heartbeat-hour.svg", "REPORT.md"])
+    assert.ok(existsSync(join(ctx.dir, name)), name);
   assert.match(readFileSync(join(ctx.dir, "fleet-reconnects.svg"), "utf8"), /^<svg/);
 });
 

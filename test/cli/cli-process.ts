@@ -20,7 +20,10 @@ export interface CliProcess {
   /** The exit code once exited, else undefined. */
   exitCode(): number | undefined;
   /** Resolves with the first stdout (or stderr) line matching, waiting up to timeoutMs. */
-  waitForLine(match: RegExp | ((line: string) => boolean), options?: { stream?: "stdout" | "stderr"; timeoutMs?: number; after?: number }): Promise<string>;
+  waitForLine(
+    match: RegExp | ((line: string) => boolean),
+    options?: { stream?: "stdout" | "stderr"; timeoutMs?: number; after?: number },
+  ): Promise<string>;
   /** Writes a line to stdin. */
   send(line: string): void;
   /** stdout and stderr so far, for failure messages. */
@@ -158,11 +161,13 @@ export async function waitUntil(what: string, check: () => boolean, timeoutMs = 
 
 /** Parses JSON lines, failing on any line that is not JSON. */
 export function jsonLines(lines: readonly string[]): Array<Record<string, unknown>> {
-  return lines.filter((l) => l.trim() !== "").map((l) => {
-    try {
-      return JSON.parse(l) as Record<string, unknown>;
-    } catch {
-      throw new Error(`not a JSON line: ${l}`);
-    }
-  });
+  return lines
+    .filter((l) => l.trim() !== "")
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        throw new Error(`not a JSON line: ${l}`);
+      }
+    });
 }

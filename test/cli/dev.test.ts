@@ -38,8 +38,14 @@ dev("the scripted demo shows a connect, removals from both paths, a drop and the
 dev("--exit-after-ms stops the scripted demo by itself with exit 0; --inspect prints a loopback inspector URL", async () => {
   const proc = startCli(["dev", "--exit-after-ms", "1500", "--inspect"]);
   assert.is(await proc.exited, 0, proc.transcript());
-  assert.ok(proc.stdout.some((l) => /stopping \(exit-after\)/.test(l)), proc.transcript());
-  assert.ok(proc.stdout.some((l) => /^\[\s*[\d.]+s\] inspect\s.*http:\/\/127\.0\.0\.1:\d+\//.test(l)), proc.transcript());
+  assert.ok(
+    proc.stdout.some((l) => /stopping \(exit-after\)/.test(l)),
+    proc.transcript(),
+  );
+  assert.ok(
+    proc.stdout.some((l) => /^\[\s*[\d.]+s\] inspect\s.*http:\/\/127\.0\.0\.1:\d+\//.test(l)),
+    proc.transcript(),
+  );
 });
 
 dev("the prompt drives every path: create, remove, connect, sync, fail-sync, drop, status, quit", async () => {

@@ -64,7 +64,9 @@ fuzz("redactSecrets leaves no secret in any text, and the child environment neve
       const out = redactSecrets(text, [token]);
       assert.not.ok(out.includes(token), JSON.stringify({ text, out }));
       if (parts.length > 1) assert.match(out, redactedMark);
-      const env = createExecEnvironment({ base: { ENGRAM_TOKEN: token, ENGRAM_URL: `https://u:${encodeURIComponent(token)}@h/`, PATH: "/bin" } });
+      const env = createExecEnvironment({
+        base: { ENGRAM_TOKEN: token, ENGRAM_URL: `https://u:${encodeURIComponent(token)}@h/`, PATH: "/bin" },
+      });
       assert.not.ok(JSON.stringify(env.env).includes(token));
       assert.not.ok(JSON.stringify(env.env).includes(encodeURIComponent(token)));
     }),
@@ -86,45 +88,68 @@ fuzz("parseProjectsFile never yields a newline, and only trimmed non-comment lin
   );
 });
 
-fuzz("through real children: every well-formed id runs exactly once with bounded ENGRAM_* values; no input rejects the handler", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "engram-fuzz-"));
-  const out = join(dir, "calls.jsonl");
-  const logs: string[] = [];
-  const logger: Logger = {
-    debug: () => {},
-    info: (o, m) => void logs.push(JSON.stringify([m, o])),
-    warn: (o, m) => void logs.push(JSON.stringify([m, o])),
-    error: (o, m) => void logs.push(JSON.stringify([m, o])),
-  };
-  const script = `require("fs").appendFileSync(process.env.OUT, JSON.stringify({ id: process.argv.at(-1), env: [process.env.ENGRAM_PROJECT_ID, process.env.ENGRAM_EVENT_ID, process.env.ENGRAM_REMOVAL_REASON] }) + "\\n")`;
-  const handler = createExecHandler({ command: process.execPath, args: ["-e", script, "--"], timeoutMs: 10_000, logger, env: { PATH: process.env.PATH ?? "", OUT: out } });
-  try {
-    const samples = fc.sample(fc.tuple(hostileString(600), fc.option(hostileString(200_000), { nil: undefined }), fc.option(hostileString(400), { nil: undefined })), { numRuns: 24, seed: 11 });
-    samples.push(["good-id", "r".repeat(150 * 1024), "1\u00002"], ["-dash", "x", "1"], ["ok\u0000nul", undefined, undefined]);
-    const expected: string[] = [];
-    for (const [id, reason, eventId] of samples) {
-      const good = projectIdProblem(id) === undefined && !id.startsWith("-");
-      if (good) expected.push(id);
-      await handler.onProjectRemoved(id, { source: "stream", ...(reason !== undefined ? { reason } : {}), ...(eventId !== undefined ? { eventId } : {}) });
+fuzz(
+  "through real children: every well-formed id runs exactly once with bounded ENGRAM_* values; no input rejects the handler",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "engram-fuzz-"));
+    const out = join(dir, "calls.jsonl");
+    const logs: string[] = [];
+    const logger: Logger = {
+      debug: () => {},
+      info: (o, m) => void logs.push(JSON.stringify([m, o])),
+      warn: (o, m) => void logs.push(JSON.stringify([m, o])),
+      error: (o, m) => void logs.push(JSON.stringify([m, o])),
+    };
+    const script = `require("fs").appendFileSync(process.env.OUT, JSON.stringify({ id: process.argv.at(-1), env: [process.env.ENGRAM_PROJECT_ID, process.env.ENGRAM_EVENT_ID, process.env.ENGRAM_REMOVAL_REASON] }) + "\\n")`;
+    const handler = createExecHandler({
+      command: process.execPath,
+      args: ["-e", script, "--"],
+      timeoutMs: 10_000,
+      logger,
+      env: { PATH: process.env.PATH ?? "", OUT: out },
+    });
+    try {
+      const samples = fc.sample(
+        fc.tuple(
+          hostileString(600),
+          fc.option(hostileString(200_000), { nil: undefined }),
+          fc.option(hostileString(400), { nil: undefined }),
+        ),
+        { numRuns: 24, seed: 11 },
+      );
+      samples.push(["good-id", "r".repeat(150 * 1024), "1\u00002"], ["-dash", "x", "1"], ["ok\u0000nul", undefined, undefined]);
+      const expected: string[] = [];
+      for (const [id, reason, eventId] of samples) {
+        const good = projectIdProblem(id) === undefined && !id.startsWith("-");
+        if (good) expected.push(id);
+        await handler.onProjectRemoved(id, {
+          source: "stream",
+          ...(reason !== undefined ? { reason } : {}),
+          ...(eventId !== undefined ? { eventId } : {}),
+        });
+      }
+      const calls = existsSync(out)
+        ? readFileSync(out, "utf8")
+            .split("\n")
+            .filter((l) => l !== "")
+            .map((l) => JSON.parse(l) as { id: string; env: [string, string, string] })
+        : [];
+      assert.equal(
+        calls.map((c) => c.id),
+        expected,
+      );
+      for (const c of calls) {
+        assert.is(c.env[0], c.id);
+        assert.ok(Buffer.byteLength(c.env[1]) <= 256 && Buffer.byteLength(c.env[2]) <= 4096);
+        assert.not.match(c.env[1] + c.env[2], /[\p{Cc}]/u);
+      }
+      assert.is(handler.stats.refused, samples.length - expected.length);
+      for (const line of logs) assert.ok(line.length < 20_000, `a log line is bounded (${line.length})`);
+    } finally {
+      await handler.close(100);
+      rmSync(dir, { recursive: true, force: true });
     }
-    const calls = existsSync(out)
-      ? readFileSync(out, "utf8")
-          .split("\n")
-          .filter((l) => l !== "")
-          .map((l) => JSON.parse(l) as { id: string; env: [string, string, string] })
-      : [];
-    assert.equal(calls.map((c) => c.id), expected);
-    for (const c of calls) {
-      assert.is(c.env[0], c.id);
-      assert.ok(Buffer.byteLength(c.env[1]) <= 256 && Buffer.byteLength(c.env[2]) <= 4096);
-      assert.not.match(c.env[1] + c.env[2], /[\p{Cc}]/u);
-    }
-    assert.is(handler.stats.refused, samples.length - expected.length);
-    for (const line of logs) assert.ok(line.length < 20_000, `a log line is bounded (${line.length})`);
-  } finally {
-    await handler.close(100);
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 fuzz.run();

@@ -38,7 +38,10 @@ function tracker(ctx: Ctx, path: string, extra: { maxBytes?: number; fixedIds?: 
 /** Resolves with what `p` resolved with, or rejects when it takes longer than ms (a blocked read). */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 pf("a FIFO (directly or through a symlink) is refused at once with a clear log line, and never blocks (issue 11 item 8)", async (ctx) => {
@@ -99,21 +102,27 @@ pf("a directory is refused, a missing file counts as empty, and ids come back on
   assert.ok(ctx.logs.some((l) => l.msg === "projects file readable again"));
 });
 
-pf("lines that are not valid ids (control characters, over 512 bytes) are skipped, counted and logged without being echoed whole", async (ctx) => {
-  const file = join(ctx.dir, "projects.txt");
-  const long = "k".repeat(600);
-  writeFileSync(file, `good-1\nbad\u0007bell\n${long}\n# comment\ngood-2\n`);
-  const t = tracker(ctx, file);
-  await t.refresh();
-  assert.equal([...t.connectedProjectIds()], ["good-1", "good-2"]);
-  const warn = ctx.logs.find((l) => l.level === "warn");
-  assert.is(warn?.obj["refused"], 2);
-  assert.not.match(JSON.stringify(ctx.logs), long);
-});
+pf(
+  "lines that are not valid ids (control characters, over 512 bytes) are skipped, counted and logged without being echoed whole",
+  async (ctx) => {
+    const file = join(ctx.dir, "projects.txt");
+    const long = "k".repeat(600);
+    writeFileSync(file, `good-1\nbad\u0007bell\n${long}\n# comment\ngood-2\n`);
+    const t = tracker(ctx, file);
+    await t.refresh();
+    assert.equal([...t.connectedProjectIds()], ["good-1", "good-2"]);
+    const warn = ctx.logs.find((l) => l.level === "warn");
+    assert.is(warn?.obj["refused"], 2);
+    assert.not.match(JSON.stringify(ctx.logs), long);
+  },
+);
 
 pf("a symlink to a private key is refused whole: none of its lines is sent as an id", async (ctx) => {
   const key = join(ctx.dir, "id_ed25519");
-  writeFileSync(key, "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----\n");
+  writeFileSync(
+    key,
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----\n",
+  );
   const link = join(ctx.dir, "projects.txt");
   symlinkSync(key, link);
   const t = tracker(ctx, link, { fixedIds: ["flag"] });

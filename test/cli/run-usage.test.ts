@@ -46,7 +46,20 @@ usage("bad ids, an empty client id and misplaced health or exec flags are usage 
 usage("run --help documents the exec safety rules, the projects file bounds and the health endpoint", async () => {
   const { code, out } = await runInProcess(["run", "--help"]);
   assert.is(code, 0);
-  for (const text of ['starts with "-"', "control character", "512", "--exec-env-token", "--exec-allow-dash-ids", "process group", "regular file", "4 MiB", "--health-port", "/healthz", "/metrics", "SIGHUP"]) {
+  for (const text of [
+    'starts with "-"',
+    "control character",
+    "512",
+    "--exec-env-token",
+    "--exec-allow-dash-ids",
+    "process group",
+    "regular file",
+    "4 MiB",
+    "--health-port",
+    "/healthz",
+    "/metrics",
+    "SIGHUP",
+  ]) {
     assert.match(out, text);
   }
 });

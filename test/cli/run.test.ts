@@ -33,7 +33,13 @@ function streaming(proc: CliProcess, after = 0): Promise<string> {
 }
 
 function removalLines(proc: CliProcess) {
-  return jsonLines(proc.stdout) as Array<{ projectId: string; source: string; eventId: string | null; reason: string | null; receivedAt: string }>;
+  return jsonLines(proc.stdout) as Array<{
+    projectId: string;
+    source: string;
+    eventId: string | null;
+    reason: string | null;
+    receivedAt: string;
+  }>;
 }
 
 run("prints a stream removal as one JSON line and re-reads the projects file at every heartbeat", async (ctx) => {
@@ -41,7 +47,20 @@ run("prints a stream removal as one JSON line and re-reads the projects file at 
   writeFileSync(file, "# projects this daemon holds\n\nlive-1\n   \n# live-2 is commented out\n");
   ctx.serve.send("create p1 live-1");
   await ctx.serve.waitForLine(/^created p1, live-1$/);
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--project", "p1", "--projects-file", file, "--heartbeat-ms", "300", "--client-id", "sidecar-1"]);
+  const sidecar = startCli([
+    "run",
+    "--url",
+    ctx.url,
+    ...fast,
+    "--project",
+    "p1",
+    "--projects-file",
+    file,
+    "--heartbeat-ms",
+    "300",
+    "--client-id",
+    "sidecar-1",
+  ]);
   await streaming(sidecar);
   // The heartbeat reports p1 and live-1: comments and blank lines are not ids.
   await ctx.serve.waitForLine(/^heartbeat from "sidecar-1": 2 id\(s\) reported$/);
@@ -63,7 +82,13 @@ run("prints a stream removal as one JSON line and re-reads the projects file at 
   await ctx.serve.waitForLine(/^heartbeat from "sidecar-1": 2 id\(s\) reported$/, { after: ctx.serve.stdout.length });
 
   // stdout holds nothing but removal lines; stderr nothing but pino-style JSON log lines.
-  assert.equal(removalLines(sidecar).map((r) => [r.projectId, r.source]), [["p1", "stream"], ["gone-later", "heartbeat"]]);
+  assert.equal(
+    removalLines(sidecar).map((r) => [r.projectId, r.source]),
+    [
+      ["p1", "stream"],
+      ["gone-later", "heartbeat"],
+    ],
+  );
   const logs = jsonLines(sidecar.stderr);
   assert.ok(logs.length > 0);
   for (const log of logs) {
@@ -106,7 +131,20 @@ run("--exec past the handler timeout is killed and counted as a timed-out handle
   const pidFile = join(ctx.dir, "child.pid");
   const script = `require("fs").writeFileSync(process.env.PID_FILE, String(process.pid)); setInterval(() => {}, 1000)`;
   const sidecar = startCli(
-    ["run", "--url", ctx.url, ...fast, "--project", "never-existed", "--handler-timeout-ms", "500", "--exec", process.execPath, "-e", script],
+    [
+      "run",
+      "--url",
+      ctx.url,
+      ...fast,
+      "--project",
+      "never-existed",
+      "--handler-timeout-ms",
+      "500",
+      "--exec",
+      process.execPath,
+      "-e",
+      script,
+    ],
     { env: cleanEnv({ PID_FILE: pidFile }) },
   );
   await waitUntil("the exec child started", () => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "");
@@ -128,7 +166,22 @@ run("SIGTERM stops within the stop budget and leaves no --exec child behind; a s
   const script = `process.on("SIGTERM", () => {}); require("fs").writeFileSync(process.env.PID_FILE, String(process.pid)); setInterval(() => {}, 1000)`;
   const start = (pidFile: string, stopTimeoutMs: number) =>
     startCli(
-      ["run", "--url", ctx.url, ...fast, "--project", "gone", "--handler-timeout-ms", "60000", "--stop-timeout-ms", String(stopTimeoutMs), "--exec", process.execPath, "-e", script],
+      [
+        "run",
+        "--url",
+        ctx.url,
+        ...fast,
+        "--project",
+        "gone",
+        "--handler-timeout-ms",
+        "60000",
+        "--stop-timeout-ms",
+        String(stopTimeoutMs),
+        "--exec",
+        process.execPath,
+        "-e",
+        script,
+      ],
       { env: cleanEnv({ PID_FILE: pidFile }) },
     );
   const graceful = start(join(ctx.dir, "a.pid"), 1000);
@@ -157,7 +210,9 @@ run("SIGTERM stops within the stop budget and leaves no --exec child behind; a s
   const forcedMs = performance.now() - t1;
   assert.ok(forcedMs < 2500, `second signal exit took ${forcedMs} ms (stop budget 30 s)`);
   await waitUntil("no orphan after the forced exit", () => !processAlive(forcedChild), 2000);
-  console.log(`# run: graceful stop with a hung --exec child ${gracefulMs.toFixed(0)} ms (budget 1000 ms); forced exit ${forcedMs.toFixed(0)} ms`);
+  console.log(
+    `# run: graceful stop with a hung --exec child ${gracefulMs.toFixed(0)} ms (budget 1000 ms); forced exit ${forcedMs.toFixed(0)} ms`,
+  );
 });
 
 run("a closed stdout stops the sidecar with exit 1", async (ctx) => {
@@ -167,7 +222,10 @@ run("a closed stdout stops the sidecar with exit 1", async (ctx) => {
   ctx.serve.send("remove orphaned");
   assert.is(await sidecar.exited, 1, sidecar.transcript());
   const logs = jsonLines(sidecar.stderr);
-  assert.ok(logs.some((l) => l["level"] === 50 && /stdout failed/.test(String(l["msg"]))), sidecar.transcript());
+  assert.ok(
+    logs.some((l) => l["level"] === 50 && /stdout failed/.test(String(l["msg"]))),
+    sidecar.transcript(),
+  );
   assert.ok(logs.some((l) => l["msg"] === "bridge stopped"));
 });
 
@@ -181,7 +239,10 @@ run("start runs the sidecar when ENGRAM_URL is set, and serve's token is enforce
   const good = startCli(["start", ...fast], { env: cleanEnv({ ENGRAM_URL: url, ENGRAM_TOKEN: "dev-token" }) });
   const bad = startCli(["start", ...fast, "--log-level", "error"], { env: cleanEnv({ ENGRAM_URL: url, ENGRAM_TOKEN: "wrong-token" }) });
   await streaming(good);
-  const refused = JSON.parse(await bad.waitForLine((l) => l.includes("unauthenticated"), { stream: "stderr" })) as { level: number; msg: string };
+  const refused = JSON.parse(await bad.waitForLine((l) => l.includes("unauthenticated"), { stream: "stderr" })) as {
+    level: number;
+    msg: string;
+  };
   assert.is(refused.level, 50);
   assert.match(refused.msg, /check ENGRAM_TOKEN/);
   serve.send("remove keep");

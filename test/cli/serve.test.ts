@@ -24,16 +24,35 @@ serve.after.each(async (ctx) => {
 serve("serves HTTPS with --tls-cert/--tls-key and a token; stdin commands drive it; run follows over TLS", async (ctx) => {
   const cert = join(ctx.dir, "cert.pem");
   const key = join(ctx.dir, "key.pem");
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-    "-keyout", key, "-out", cert,
-  ], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    { stdio: "ignore" },
+  );
   const server = startCli(["serve", "--port", "0", "--tls-cert", cert, "--tls-key", key, "--token", "tls-token", "--create", "p1"]);
   const url = await server.waitForLine(/^https:\/\/127\.0\.0\.1:\d+$/);
-  const sidecar = startCli(["run", "--open-confirm-ms", "150", "--backoff-min-ms", "50", "--backoff-max-ms", "100", "--client-id", "tls-sidecar"], {
-    env: cleanEnv({ ENGRAM_URL: url, ENGRAM_TOKEN: "tls-token", ENGRAM_TLS_CA: cert }),
-  });
+  const sidecar = startCli(
+    ["run", "--open-confirm-ms", "150", "--backoff-min-ms", "50", "--backoff-max-ms", "100", "--client-id", "tls-sidecar"],
+    {
+      env: cleanEnv({ ENGRAM_URL: url, ENGRAM_TOKEN: "tls-token", ENGRAM_TLS_CA: cert }),
+    },
+  );
   await server.waitForLine(/^stream opened by "tls-sidecar" \(1 open\)$/);
   await server.waitForLine(/^heartbeat from "tls-sidecar": 0 id\(s\) reported$/);
 
@@ -62,7 +81,10 @@ serve("serves HTTPS with --tls-cert/--tls-key and a token; stdin commands drive 
   assert.is(stats.eventsSent, 1);
   assert.equal(stats.distinctTokensSeen, { projectEvents: 1, syncProjectState: 1 });
   const logs = jsonLines(sidecar.stderr);
-  assert.ok(logs.some((l) => l["msg"] === "connection backoff"), "the sidecar saw the drop");
+  assert.ok(
+    logs.some((l) => l["msg"] === "connection backoff"),
+    "the sidecar saw the drop",
+  );
 
   server.send("quit");
   assert.is(await server.exited, 0, server.transcript());

@@ -62,7 +62,9 @@ e2e("reconnects after the server shuts down and comes back on the same port", as
   await eventually("removal after restart", () => handler.ids().includes("p3"));
   const failure = logger.lines.find((l) => /ProjectEvents failed/.test(l.msg ?? ""));
   assert.ok(failure, "the shutdown was seen as a failure, not as our own stop");
-  console.log(`# code seen on server shutdown: ${bridge.status().lastError?.code ?? "?"} (first failure: ${JSON.stringify((failure!.obj as { err?: unknown }).err)})`);
+  console.log(
+    `# code seen on server shutdown: ${bridge.status().lastError?.code ?? "?"} (first failure: ${JSON.stringify((failure!.obj as { err?: unknown }).err)})`,
+  );
 });
 
 e2e("deduplicates a removal seen on both the stream and the heartbeat", async (ctx) => {
@@ -99,9 +101,27 @@ e2e("the heartbeat delivers a removal the stream never carried", async (ctx) => 
 e2e("a throwing, a rejecting and a hanging handler do not keep a healthy one from hearing", async (ctx) => {
   const registry = new HandlerRegistry();
   const order: string[] = [];
-  registry.register({ name: "thrower", onProjectRemoved: () => { order.push("thrower"); throw new Error("boom"); } });
-  registry.register({ name: "rejecter", onProjectRemoved: async () => { order.push("rejecter"); throw new Error("nope"); } });
-  registry.register({ name: "hanger", onProjectRemoved: () => { order.push("hanger"); return new Promise<void>(() => {}); } });
+  registry.register({
+    name: "thrower",
+    onProjectRemoved: () => {
+      order.push("thrower");
+      throw new Error("boom");
+    },
+  });
+  registry.register({
+    name: "rejecter",
+    onProjectRemoved: async () => {
+      order.push("rejecter");
+      throw new Error("nope");
+    },
+  });
+  registry.register({
+    name: "hanger",
+    onProjectRemoved: () => {
+      order.push("hanger");
+      return new Promise<void>(() => {});
+    },
+  });
   const { bridge, handler, logger } = ctx.make({ registry, timing: { ...fastTiming, handlerTimeoutMs: 100 } });
   ctx.server.createProject("iso");
   bridge.start();
@@ -113,7 +133,10 @@ e2e("a throwing, a rejecting and a hanging handler do not keep a healthy one fro
   assert.is(s.handlerErrors, 2);
   assert.is(s.handlerTimeouts, 1);
   for (const name of ["thrower", "rejecter", "hanger"]) {
-    assert.ok(logger.lines.some((l) => l.text.includes(name) && (l.level === "warn" || l.level === "error")), `${name} logged`);
+    assert.ok(
+      logger.lines.some((l) => l.text.includes(name) && (l.level === "warn" || l.level === "error")),
+      `${name} logged`,
+    );
   }
   assert.is(bridge.status().state, "streaming");
 });
@@ -141,7 +164,11 @@ e2e("the token reaches the server on both RPC kinds and nowhere else", async (ct
   const tracker = new SessionTracker();
   tracker.connect("t1");
   const inspected: string[] = [];
-  const { bridge, logger } = ctx.make({ token, tracker, inspect: (ev) => inspected.push(JSON.stringify(ev, (_k, v) => (typeof v === "bigint" ? v.toString() : v))) });
+  const { bridge, logger } = ctx.make({
+    token,
+    tracker,
+    inspect: (ev) => inspected.push(JSON.stringify(ev, (_k, v) => (typeof v === "bigint" ? v.toString() : v))),
+  });
   ctx.server.createProject("t1");
   bridge.start();
   await ctx.server.waitForStreams(1);
@@ -154,9 +181,15 @@ e2e("the token reaches the server on both RPC kinds and nowhere else", async (ct
   assert.equal(seen.syncProjectState, [token]);
   assert.is(ctx.server.stats().authFailures, 0);
   assert.not.ok(JSON.stringify(bridge.status()).includes(token), "status");
-  assert.not.ok(logger.lines.some((l) => l.text.includes(token)), "logs");
+  assert.not.ok(
+    logger.lines.some((l) => l.text.includes(token)),
+    "logs",
+  );
   assert.ok(inspected.length > 10);
-  assert.not.ok(inspected.some((t) => t.includes(token)), "inspection events");
+  assert.not.ok(
+    inspected.some((t) => t.includes(token)),
+    "inspection events",
+  );
 });
 
 e2e("15,000 tracked ids are synced in chunks without INVALID_ARGUMENT", async (ctx) => {
@@ -284,7 +317,10 @@ e2e("heartbeat auth failures are logged at error once per streak, not a warning 
     await eventually(`failed sync ${i}`, () => bridge.status().counters.syncFailures === i);
   }
   const heartbeatLines = logger.lines.filter((l) => /heartbeat failed/.test(l.msg ?? ""));
-  assert.equal(heartbeatLines.map((l) => l.level), ["error", "debug", "debug", "debug"]);
+  assert.equal(
+    heartbeatLines.map((l) => l.level),
+    ["error", "debug", "debug", "debug"],
+  );
   assert.ok(/unauthenticated/.test(heartbeatLines[0]!.msg ?? ""));
   bridge.syncNow();
   await eventually("a sync succeeds again", () => bridge.status().counters.syncs === 2);

@@ -260,7 +260,11 @@ devServer("drops events beyond its 64-event buffer for a stream that reads nothi
   const { events, error } = await drain(stream);
   assert.is(error, undefined);
   assert.is(events.length, 64);
-  assert.equal(events.map((e) => e.eventId), emitted.slice(0, 64), "the oldest events survive, in order");
+  assert.equal(
+    events.map((e) => e.eventId),
+    emitted.slice(0, 64),
+    "the oldest events survive, in order",
+  );
   assert.is(server.stats().eventsSent, 64);
 });
 
@@ -283,7 +287,9 @@ devServer("drops events once HTTP/2 flow control stalls a stream whose client st
   const stats = server.stats();
   assert.is(stats.eventsDropped, 1, "the first event beyond the stalled buffer is dropped");
   assert.is(stats.eventsSent + 64 + 1, emitted, "everything else was sent or is buffered");
-  console.log(`# flow control: ${stats.eventsSent} events (4 KiB each) went to the wire before the stalled stream filled its 64-event buffer`);
+  console.log(
+    `# flow control: ${stats.eventsSent} events (4 KiB each) went to the wire before the stalled stream filled its 64-event buffer`,
+  );
 
   server.endStreams();
   const { events, error } = await drain(stream);
@@ -302,7 +308,11 @@ devServer("dropStreams() fails the client's stream with UNAVAILABLE, endStreams(
   const d = await dropped;
   assert.is(d.error?.code, Code.Unavailable);
   assert.is(d.error?.rawMessage, "stream dropped by server");
-  assert.equal(d.events.map((e) => e.projectId), ["before-drop"], "buffered events go out before the status");
+  assert.equal(
+    d.events.map((e) => e.projectId),
+    ["before-drop"],
+    "buffered events go out before the status",
+  );
 
   const ended = drain(client.projectEvents({ clientId: "c" }));
   await server.waitForStreams(1);
@@ -391,7 +401,9 @@ devServer("close() resets open streams, and a new server on the same port with t
   await first.close();
   await first.close(); // idempotent
   const { error } = await stream;
-  console.log(`# close(): the client's open stream failed with ${error === undefined ? "no error" : Code[error.code]}: ${error?.rawMessage ?? ""}`);
+  console.log(
+    `# close(): the client's open stream failed with ${error === undefined ? "no error" : Code[error.code]}: ${error?.rawMessage ?? ""}`,
+  );
   assert.ok(error !== undefined, "the stream must not end cleanly when the server goes away");
   assert.is(error.code, Code.Canceled, "connect-node reports the reset after GOAWAY as CANCELED");
   await rejects(() => first.waitForStreams(1), /closed/);
@@ -408,11 +420,29 @@ devServer("serves HTTPS (h2 over TLS) with the given certificate", async (ctx) =
   const dir = mkdtempSync(join(tmpdir(), "engram-dev-tls-"));
   try {
     try {
-      execFileSync("openssl", [
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-      ], { stdio: "ignore" });
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-days",
+          "1",
+          "-subj",
+          "/CN=localhost",
+          "-addext",
+          "subjectAltName=IP:127.0.0.1,DNS:localhost",
+          "-keyout",
+          join(dir, "key.pem"),
+          "-out",
+          join(dir, "cert.pem"),
+        ],
+        { stdio: "ignore" },
+      );
     } catch {
       console.log("# TLS test skipped: openssl is not available");
       return;
@@ -426,7 +456,10 @@ devServer("serves HTTPS (h2 over TLS) with the given certificate", async (ctx) =
     await server.waitForStreams(1);
     server.removeProject("a");
     server.endStreams();
-    assert.equal((await stream).events.map((e) => e.projectId), ["a"]);
+    assert.equal(
+      (await stream).events.map((e) => e.projectId),
+      ["a"],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -436,7 +469,8 @@ devServer("keeps only the last 16 distinct bearer tokens per RPC, however many b
   const server = await start(ctx, { token: "s3cret" });
   const client = connect(ctx, server.url);
   const big = (i: number) => `bad-${i}-${"x".repeat(16 * 1024)}`;
-  for (let i = 0; i < 40; i++) assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }, bearer(big(i))))), "Unauthenticated");
+  for (let i = 0; i < 40; i++)
+    assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }, bearer(big(i))))), "Unauthenticated");
   assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }, bearer("s3cret")))), "ok");
   const seen = server.stats().tokensSeen.syncProjectState;
   assert.is(seen.length, 16, "a capped set, not every token");
@@ -466,7 +500,10 @@ function rawGrpcCall(
     req.on("end", () => {
       session.close();
       const message = answer["grpc-message"];
-      resolve({ status: answer["grpc-status"] as string | undefined, message: typeof message === "string" ? decodeURIComponent(message) : undefined });
+      resolve({
+        status: answer["grpc-status"] as string | undefined,
+        message: typeof message === "string" ? decodeURIComponent(message) : undefined,
+      });
     });
     req.end(frame);
   });
@@ -478,7 +515,11 @@ devServer("answers INVALID_ARGUMENT, not INTERNAL, to a request message that doe
   const truncated = Uint8Array.of(0x0a, 0x7f, 0x61);
   // Field 2 with wire type 7, which does not exist.
   const badWireType = Uint8Array.of(0x17, 0x00);
-  for (const [rpc, payload] of [["SyncProjectState", truncated], ["SyncProjectState", badWireType], ["ProjectEvents", truncated]] as const) {
+  for (const [rpc, payload] of [
+    ["SyncProjectState", truncated],
+    ["SyncProjectState", badWireType],
+    ["ProjectEvents", truncated],
+  ] as const) {
     const answer = await rawGrpcCall(server.url, `/engram.v1.EngramService/${rpc}`, payload);
     assert.is(answer.status, String(Code.InvalidArgument), `${rpc} answered ${answer.status} ${answer.message}`);
     assert.match(answer.message ?? "", /^invalid request message: /);
@@ -491,23 +532,26 @@ devServer("answers INVALID_ARGUMENT, not INTERNAL, to a request message that doe
   assert.is(internal.status, String(Code.Internal));
 });
 
-devServer("answers INVALID_ARGUMENT to a request whose :authority is no valid host (an IPv6 address without brackets), and keeps serving", async (ctx) => {
-  const server = await start(ctx);
-  const ping = "/engram.v1.EngramService/Ping";
-  // Node's HTTP/2 client sends "::1:port" for an IPv6 address; connect-node
-  // threw "Invalid URL" outside any handler and the process died.
-  for (const authority of ["::1:35963", "[::1", "a%zz:1", `${"x".repeat(300)}:1:2`]) {
-    const answer = await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": authority });
-    assert.is(answer.status, String(Code.InvalidArgument), `${authority.slice(0, 20)} answered ${answer.status} ${answer.message}`);
-    assert.match(answer.message ?? "", /^invalid :authority "/);
-    assert.ok((answer.message ?? "").length < 160, "a long authority is not quoted whole");
-  }
-  assert.match((await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": "::1:1" })).message ?? "", /needs brackets/);
-  const ok = await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": `[::1]:${server.port}` });
-  assert.is(ok.status, "0", "a bracketed IPv6 authority is fine");
-  const client = connect(ctx, server.url);
-  assert.is((await client.ping({})).status, "ok", "still serving");
-});
+devServer(
+  "answers INVALID_ARGUMENT to a request whose :authority is no valid host (an IPv6 address without brackets), and keeps serving",
+  async (ctx) => {
+    const server = await start(ctx);
+    const ping = "/engram.v1.EngramService/Ping";
+    // Node's HTTP/2 client sends "::1:port" for an IPv6 address; connect-node
+    // threw "Invalid URL" outside any handler and the process died.
+    for (const authority of ["::1:35963", "[::1", "a%zz:1", `${"x".repeat(300)}:1:2`]) {
+      const answer = await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": authority });
+      assert.is(answer.status, String(Code.InvalidArgument), `${authority.slice(0, 20)} answered ${answer.status} ${answer.message}`);
+      assert.match(answer.message ?? "", /^invalid :authority "/);
+      assert.ok((answer.message ?? "").length < 160, "a long authority is not quoted whole");
+    }
+    assert.match((await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": "::1:1" })).message ?? "", /needs brackets/);
+    const ok = await rawGrpcCall(server.url, ping, new Uint8Array(), { ":authority": `[::1]:${server.port}` });
+    assert.is(ok.status, "0", "a bracketed IPv6 authority is fine");
+    const client = connect(ctx, server.url);
+    assert.is((await client.ping({})).status, "ok", "still serving");
+  },
+);
 
 devServer("a bridge on http://[::1]:port streams from a dev server on ::1 and receives a removal by stream", async (ctx) => {
   let server: DevServer;
@@ -608,7 +652,10 @@ function rawPing(session: http2.ClientHttp2Session): Promise<void> {
 /** Whether `promise` has settled by now (after the pending microtasks). */
 async function settled(promise: Promise<unknown>): Promise<boolean> {
   let done = false;
-  void promise.then(() => (done = true), () => (done = true));
+  void promise.then(
+    () => (done = true),
+    () => (done = true),
+  );
   await new Promise<void>((resolve) => setImmediate(resolve));
   return done;
 }
@@ -679,44 +726,47 @@ devServer("shutdown() is bounded: a stream its client never ends is reset at tim
   assert.equal(again, result, "a later call returns the same outcome at once");
 });
 
-devServer("shutdown() resets at once when its signal aborts or close() is called, completes at once when idle, and refuses a timeout Node cannot keep", async (ctx) => {
-  for (const stop of ["signal", "close"] as const) {
-    const server = await start(ctx);
-    const client = connect(ctx, server.url);
-    const stream = drain(client.projectEvents({ clientId: stop }));
-    await server.waitForStreams(1);
-    const abort = new AbortController();
-    const done = server.shutdown({ timeoutMs: 60_000, signal: abort.signal });
-    assert.not.ok(await settled(done), `${stop}: still waiting for the stream`);
-    if (stop === "signal") abort.abort();
-    else await server.close();
-    const result = await done;
-    assert.is(result.callsReset, 1, stop);
-    assert.ok(result.elapsedMs < 1500, `${stop}: completed after ${result.elapsedMs.toFixed(0)} ms`);
-    assert.ok((await stream).error !== undefined, `${stop}: the stream was reset`);
-  }
-
-  const idle = await start(ctx);
-  const client = connect(ctx, idle.url);
-  assert.is((await client.ping({})).status, "ok");
-  const result = await idle.shutdown();
-  assert.equal({ drained: result.drained, callsReset: result.callsReset }, { drained: true, callsReset: 0 });
-  assert.ok(result.elapsedMs < 1000, "an idle connection does not hold the shutdown up");
-
-  const server = await start(ctx);
-  const other = connect(ctx, server.url);
-  for (const timeoutMs of [-1, Number.NaN, 2 ** 31]) {
-    try {
-      await server.shutdown({ timeoutMs });
-      assert.unreachable(`accepted timeoutMs ${timeoutMs}`);
-    } catch (e) {
-      assert.instance(e, BridgeError);
-      assert.is((e as BridgeError).code, "invalid_config");
-      assert.match((e as BridgeError).message, /timeoutMs must be in \[0, 2147483647\]/);
+devServer(
+  "shutdown() resets at once when its signal aborts or close() is called, completes at once when idle, and refuses a timeout Node cannot keep",
+  async (ctx) => {
+    for (const stop of ["signal", "close"] as const) {
+      const server = await start(ctx);
+      const client = connect(ctx, server.url);
+      const stream = drain(client.projectEvents({ clientId: stop }));
+      await server.waitForStreams(1);
+      const abort = new AbortController();
+      const done = server.shutdown({ timeoutMs: 60_000, signal: abort.signal });
+      assert.not.ok(await settled(done), `${stop}: still waiting for the stream`);
+      if (stop === "signal") abort.abort();
+      else await server.close();
+      const result = await done;
+      assert.is(result.callsReset, 1, stop);
+      assert.ok(result.elapsedMs < 1500, `${stop}: completed after ${result.elapsedMs.toFixed(0)} ms`);
+      assert.ok((await stream).error !== undefined, `${stop}: the stream was reset`);
     }
-  }
-  assert.is((await other.ping({})).status, "ok", "a refused shutdown stops nothing");
-});
+
+    const idle = await start(ctx);
+    const client = connect(ctx, idle.url);
+    assert.is((await client.ping({})).status, "ok");
+    const result = await idle.shutdown();
+    assert.equal({ drained: result.drained, callsReset: result.callsReset }, { drained: true, callsReset: 0 });
+    assert.ok(result.elapsedMs < 1000, "an idle connection does not hold the shutdown up");
+
+    const server = await start(ctx);
+    const other = connect(ctx, server.url);
+    for (const timeoutMs of [-1, Number.NaN, 2 ** 31]) {
+      try {
+        await server.shutdown({ timeoutMs });
+        assert.unreachable(`accepted timeoutMs ${timeoutMs}`);
+      } catch (e) {
+        assert.instance(e, BridgeError);
+        assert.is((e as BridgeError).code, "invalid_config");
+        assert.match((e as BridgeError).message, /timeoutMs must be in \[0, 2147483647\]/);
+      }
+    }
+    assert.is((await other.ping({})).status, "ok", "a refused shutdown stops nothing");
+  },
+);
 
 devServer("the serve command stops gracefully on SIGTERM: GOAWAY, the open stream may end by itself, then exit 0", async () => {
   const serve = startCli(["serve", "--port", "0"]);

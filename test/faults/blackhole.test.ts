@@ -43,7 +43,16 @@ blackhole("with the default timings, detection takes at most 65 s + 10 s of brid
   registry.register(handler);
   const logger = capturingLogger();
   // random → 1: the longest heartbeat wait (65 s) and the longest backoff.
-  const bridge = createBridge({ registry, tracker, serverUrl: ctx.proxy.url, env: {}, logger, clock, random: () => 0.999_999, clientId: "sim" });
+  const bridge = createBridge({
+    registry,
+    tracker,
+    serverUrl: ctx.proxy.url,
+    env: {},
+    logger,
+    clock,
+    random: () => 0.999_999,
+    clientId: "sim",
+  });
   ctx.bridges.push(bridge);
   bridge.start();
   await ctx.server.waitForStreams(1);
@@ -70,7 +79,10 @@ blackhole("with the default timings, detection takes at most 65 s + 10 s of brid
   const detectedMs = clock.now() - t0;
   assert.is(bridge.status().counters.suspects, 1);
   assert.is(detectedMs, 75_000);
-  assert.ok(logger.at("warn").some((l) => /fresh HTTP\/2 session/.test(l.msg ?? "")), "logged as suspect");
+  assert.ok(
+    logger.at("warn").some((l) => /fresh HTTP\/2 session/.test(l.msg ?? "")),
+    "logged as suspect",
+  );
 
   await step(1200); // backoff attempt 1 at its longest: 1 s × 1.2
   // (The server still counts the old stream as open: nothing told it the link died.)
@@ -81,11 +93,21 @@ blackhole("with the default timings, detection takes at most 65 s + 10 s of brid
   const recoveredMs = clock.now() - t0;
   assert.is(handler.calls[0]!.info.source, "heartbeat");
   await eventually("old link released", () => ctx.proxy.stats().deadClosedByClient === 1);
-  console.log(`# blackhole, default timings (bridge clock): detected after ${detectedMs / 1000} s (bound 65 s + 10 s), stream reopened after ${(detectedMs + 1200) / 1000} s, removal recovered at ${recoveredMs / 1000} s incl. openConfirm`);
+  console.log(
+    `# blackhole, default timings (bridge clock): detected after ${detectedMs / 1000} s (bound 65 s + 10 s), stream reopened after ${(detectedMs + 1200) / 1000} s, removal recovered at ${recoveredMs / 1000} s incl. openConfirm`,
+  );
 });
 
 blackhole("with short real timings the bridge recovers within heartbeat + syncTimeoutMs + backoff", async (ctx) => {
-  const timing = { ...fastTiming, heartbeatMs: 600, heartbeatJitterMs: 0, syncTimeoutMs: 400, openConfirmMs: 100, backoffMinMs: 20, backoffMaxMs: 100 };
+  const timing = {
+    ...fastTiming,
+    heartbeatMs: 600,
+    heartbeatJitterMs: 0,
+    syncTimeoutMs: 400,
+    openConfirmMs: 100,
+    backoffMinMs: 20,
+    backoffMaxMs: 100,
+  };
   const tracker = new SessionTracker();
   tracker.connect("rt");
   ctx.server.createProject("rt");
@@ -118,11 +140,21 @@ blackhole("with short real timings the bridge recovers within heartbeat + syncTi
   assert.is(bridge.status().counters.suspects, 3);
   assert.is(ctx.proxy.stats().accepted, 4);
   await eventually("dead links released", () => ctx.proxy.stats().deadClosedByClient === 3);
-  console.log(`# blackhole, heartbeat 600 ms + deadline 400 ms (real time): reopened after ${figures.map((f) => f.toFixed(0)).join(", ")} ms`);
+  console.log(
+    `# blackhole, heartbeat 600 ms + deadline 400 ms (real time): reopened after ${figures.map((f) => f.toFixed(0)).join(", ")} ms`,
+  );
 });
 
 blackhole("a link that stays black keeps the bridge cycling, never stalled, until it heals", async (ctx) => {
-  const timing = { ...fastTiming, heartbeatMs: 5000, heartbeatJitterMs: 0, syncTimeoutMs: 200, openConfirmMs: 100, backoffMinMs: 20, backoffMaxMs: 100 };
+  const timing = {
+    ...fastTiming,
+    heartbeatMs: 5000,
+    heartbeatJitterMs: 0,
+    syncTimeoutMs: 200,
+    openConfirmMs: 100,
+    backoffMinMs: 20,
+    backoffMaxMs: 100,
+  };
   const registry = new HandlerRegistry();
   const handler = recordingHandler();
   registry.register(handler);

@@ -54,7 +54,15 @@ flapping("100 cut/restore cycles: every removal made during the run is delivered
     project(`down-${i}`);
     project(`up-${i}`);
   }
-  const timing = { ...fastTiming, backoffMinMs: 5, backoffMaxMs: 40, openConfirmMs: 50, heartbeatMs: 400, heartbeatJitterMs: 50, syncTimeoutMs: 1000 };
+  const timing = {
+    ...fastTiming,
+    backoffMinMs: 5,
+    backoffMaxMs: 40,
+    openConfirmMs: 50,
+    heartbeatMs: 400,
+    heartbeatJitterMs: 50,
+    syncTimeoutMs: 1000,
+  };
   const logger = capturingLogger();
   const bridge = createBridge({ registry, tracker, serverUrl: ctx.proxy.url, env: {}, logger, timing, clientId: "flap" });
   ctx.bridge = bridge;
@@ -70,7 +78,11 @@ flapping("100 cut/restore cycles: every removal made during the run is delivered
     await new Promise((r) => setTimeout(r, i % 5));
     await ctx.proxy.pass();
     // Up again: a stream on a fresh connection.
-    await eventually(`stream back in cycle ${i}`, () => ctx.server.stats().streamsOpened > opened && ctx.server.stats().openStreams >= 1, 5000);
+    await eventually(
+      `stream back in cycle ${i}`,
+      () => ctx.server.stats().streamsOpened > opened && ctx.server.stats().openStreams >= 1,
+      5000,
+    );
     ctx.server.removeProject(`up-${i}`, "removed while the link was up");
     removed.push(`up-${i}`);
     if (i % 3 === 0) await new Promise((r) => setTimeout(r, 3));

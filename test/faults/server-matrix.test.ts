@@ -183,39 +183,45 @@ matrix(
   },
 );
 
-matrix("dev server graceful stop (shutdown()): completes within a couple of seconds, not its timeout; the bridge streams from the new instance on the same port, a removal there arrives by stream", async (ctx) => {
-  const old = await startDevServer();
-  ctx.closers.push(() => old.close());
-  for (const id of ["kept", "gone-at-stop", "gone-later"]) old.createProject(id);
-  const t = bridgeOn(old.url, ["kept", "gone-at-stop", "gone-later"]);
-  t.bridge.start();
-  await streamingWithSync(t);
-  const attemptBefore = t.bridge.status().attempt;
+matrix(
+  "dev server graceful stop (shutdown()): completes within a couple of seconds, not its timeout; the bridge streams from the new instance on the same port, a removal there arrives by stream",
+  async (ctx) => {
+    const old = await startDevServer();
+    ctx.closers.push(() => old.close());
+    for (const id of ["kept", "gone-at-stop", "gone-later"]) old.createProject(id);
+    const t = bridgeOn(old.url, ["kept", "gone-at-stop", "gone-later"]);
+    t.bridge.start();
+    await streamingWithSync(t);
+    const attemptBefore = t.bridge.status().attempt;
 
-  // A removal as the stop begins: by the draining stream or, if the bridge
-  // ended it first, by the heartbeat of the next instance (same store).
-  old.removeProject("gone-at-stop");
-  const stopTimeoutMs = 3000;
-  const result = await old.shutdown({ timeoutMs: stopTimeoutMs });
-  console.log(`# dev server shutdown() with a bridge connected: ${result.elapsedMs.toFixed(0)} ms, ${result.callsReset} call(s) reset`);
-  assert.ok(result.drained, `the bridge ended its calls itself (${result.callsReset} reset after ${result.elapsedMs.toFixed(0)} ms)`);
-  assert.ok(result.elapsedMs < 2000, `the graceful stop completed in ${result.elapsedMs.toFixed(0)} ms, not ${stopTimeoutMs}`);
+    // A removal as the stop begins: by the draining stream or, if the bridge
+    // ended it first, by the heartbeat of the next instance (same store).
+    old.removeProject("gone-at-stop");
+    const stopTimeoutMs = 3000;
+    const result = await old.shutdown({ timeoutMs: stopTimeoutMs });
+    console.log(`# dev server shutdown() with a bridge connected: ${result.elapsedMs.toFixed(0)} ms, ${result.callsReset} call(s) reset`);
+    assert.ok(result.drained, `the bridge ended its calls itself (${result.callsReset} reset after ${result.elapsedMs.toFixed(0)} ms)`);
+    assert.ok(result.elapsedMs < 2000, `the graceful stop completed in ${result.elapsedMs.toFixed(0)} ms, not ${stopTimeoutMs}`);
 
-  const next = await startDevServer({ port: old.port, store: old.store });
-  ctx.closers.push(() => next.close());
-  await next.waitForStreams(1, 3000);
-  await eventually("streaming again", () => t.bridge.status().state === "streaming");
-  assert.ok(t.bridge.status().counters.goaways >= 1, "the GOAWAY was seen");
-  assert.not.ok(t.logger.lines.some((l) => l.level !== "info" && l.level !== "debug" && /GOAWAY/.test(l.text)), "no warning about the GOAWAY");
-  await eventually("the attempt counter back to where it was", () => t.bridge.status().attempt === attemptBefore, 2000);
-  await eventually("the removal made as the stop began", () => t.handler.ids().includes("gone-at-stop"), 3000);
-  next.removeProject("gone-later");
-  await eventually("removal by stream from the new instance", () => t.handler.calls.find((c) => c.projectId === "gone-later"));
-  assert.is(t.handler.calls.find((c) => c.projectId === "gone-later")!.info.source, "stream");
-  assert.is(next.stats().openStreams, 1, "exactly one stream on the new instance");
-  assert.not.ok(t.handler.ids().includes("kept"), "nothing live is reported removed");
-  assertNoDuplicate(t);
-});
+    const next = await startDevServer({ port: old.port, store: old.store });
+    ctx.closers.push(() => next.close());
+    await next.waitForStreams(1, 3000);
+    await eventually("streaming again", () => t.bridge.status().state === "streaming");
+    assert.ok(t.bridge.status().counters.goaways >= 1, "the GOAWAY was seen");
+    assert.not.ok(
+      t.logger.lines.some((l) => l.level !== "info" && l.level !== "debug" && /GOAWAY/.test(l.text)),
+      "no warning about the GOAWAY",
+    );
+    await eventually("the attempt counter back to where it was", () => t.bridge.status().attempt === attemptBefore, 2000);
+    await eventually("the removal made as the stop began", () => t.handler.ids().includes("gone-at-stop"), 3000);
+    next.removeProject("gone-later");
+    await eventually("removal by stream from the new instance", () => t.handler.calls.find((c) => c.projectId === "gone-later"));
+    assert.is(t.handler.calls.find((c) => c.projectId === "gone-later")!.info.source, "stream");
+    assert.is(next.stats().openStreams, 1, "exactly one stream on the new instance");
+    assert.not.ok(t.handler.ids().includes("kept"), "nothing live is reported removed");
+    assertNoDuplicate(t);
+  },
+);
 
 // --- abrupt shutdown ---------------------------------------------------------
 
@@ -309,25 +315,28 @@ matrix("dev: a link that goes half-open while a caller spams syncNow() is still 
 // --- slow-per-call -------------------------------------------------------------
 
 for (const kind of ["dev", "grpc-js"] as const) {
-  matrix(`${kind}: a round of three slow calls (each 60 % of syncTimeoutMs) completes, nothing suspect, every id heartbeated`, async (ctx) => {
-    const server = await starters[kind]();
-    ctx.closers.push(() => server.close());
-    const ids = Array.from({ length: 25_000 }, (_, i) => `p${i}`);
-    for (const id of ids) server.createProject(id);
-    // 60 % of a deadline long enough that a loaded machine still encodes and
-    // answers 10,000 ids in the other 40 %; the round (3 calls) is well past
-    // one deadline, which is what the old round-wide deadline tripped on.
-    const syncTimeoutMs = 1500;
-    server.slowSyncs(900);
-    const t = bridgeOn(server.url, [...ids, "gone"], { timing: { ...timing, syncTimeoutMs } });
-    t.bridge.start();
-    await eventually("a completed round", () => t.bridge.status().counters.syncs >= 1, 10_000);
-    const s = t.bridge.status();
-    assert.is(s.counters.suspects, 0);
-    assert.is(s.counters.syncFailures, 0);
-    assert.is(server.streamsOpened(), 1, "the healthy stream is never torn down");
-    assert.equal(t.handler.ids(), ["gone"], "the id in the last chunk is heartbeated");
-  });
+  matrix(
+    `${kind}: a round of three slow calls (each 60 % of syncTimeoutMs) completes, nothing suspect, every id heartbeated`,
+    async (ctx) => {
+      const server = await starters[kind]();
+      ctx.closers.push(() => server.close());
+      const ids = Array.from({ length: 25_000 }, (_, i) => `p${i}`);
+      for (const id of ids) server.createProject(id);
+      // 60 % of a deadline long enough that a loaded machine still encodes and
+      // answers 10,000 ids in the other 40 %; the round (3 calls) is well past
+      // one deadline, which is what the old round-wide deadline tripped on.
+      const syncTimeoutMs = 1500;
+      server.slowSyncs(900);
+      const t = bridgeOn(server.url, [...ids, "gone"], { timing: { ...timing, syncTimeoutMs } });
+      t.bridge.start();
+      await eventually("a completed round", () => t.bridge.status().counters.syncs >= 1, 10_000);
+      const s = t.bridge.status();
+      assert.is(s.counters.suspects, 0);
+      assert.is(s.counters.syncFailures, 0);
+      assert.is(server.streamsOpened(), 1, "the healthy stream is never torn down");
+      assert.equal(t.handler.ids(), ["gone"], "the id in the last chunk is heartbeated");
+    },
+  );
 }
 
 // --- GOAWAY without shutdown ---------------------------------------------------

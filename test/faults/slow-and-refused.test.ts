@@ -50,7 +50,11 @@ slow("a link 120 ms late each way delivers everything and is never taken for dea
   const latencyMs = handler.calls.find((c) => c.projectId === "late")!.atMs - t0;
   await eventually("several heartbeats", () => ctx.bridge!.status().counters.syncs >= 4, 5000);
   const c = ctx.bridge.status().counters;
-  assert.equal(logger.at("warn").map((l) => l.text), [], "nothing went wrong on the slow link");
+  assert.equal(
+    logger.at("warn").map((l) => l.text),
+    [],
+    "nothing went wrong on the slow link",
+  );
   assert.ok(latencyMs >= 110, `latency ${latencyMs} ms through a 120 ms delay`);
   assert.is(c.suspects, 0);
   assert.is(c.syncFailures, 0);
@@ -64,11 +68,21 @@ slow("a refused port is retried with backoff and the bridge connects once it lis
   const handler = recordingHandler();
   registry.register(handler);
   const logger = capturingLogger();
-  ctx.bridge = createBridge({ registry, serverUrl: ctx.proxy.url, env: {}, logger, timing: { ...fastTiming, backoffMinMs: 20, backoffMaxMs: 100 }, clientId: "refused" });
+  ctx.bridge = createBridge({
+    registry,
+    serverUrl: ctx.proxy.url,
+    env: {},
+    logger,
+    timing: { ...fastTiming, backoffMinMs: 20, backoffMaxMs: 100 },
+    clientId: "refused",
+  });
   ctx.bridge.start();
   await eventually("failures", () => ctx.bridge!.status().counters.streamFailures >= 4, 5000);
   assert.is(ctx.bridge.status().lastError?.code, "unavailable");
-  assert.ok(logger.at("warn").some((l) => /ECONNREFUSED/.test(l.text)), "the cause is in the log");
+  assert.ok(
+    logger.at("warn").some((l) => /ECONNREFUSED/.test(l.text)),
+    "the cause is in the log",
+  );
   const t0 = performance.now();
   await ctx.proxy.pass();
   await ctx.server.waitForStreams(1, 5000);

@@ -112,15 +112,21 @@ stop("during a sync that the server holds", async (ctx) => {
 stop("during a hung handler: gives up at the budget and names what was left", async (ctx) => {
   const registry = new HandlerRegistry();
   const started: string[] = [];
-  registry.register({ name: "hung", onProjectRemoved: (id) => {
-    started.push(id);
-    return new Promise<void>(() => {});
-  } });
+  registry.register({
+    name: "hung",
+    onProjectRemoved: (id) => {
+      started.push(id);
+      return new Promise<void>(() => {});
+    },
+  });
   const { bridge, logger } = ctx.make({ registry, timing: { ...timing, handlerTimeoutMs: 60_000 } });
   bridge.start();
   await ctx.server.waitForStreams(1);
   for (const id of ["first", "second", "third"]) ctx.server.removeProject(id);
-  await eventually("the first removal is in the hung handler", () => started.length === 1 && bridge.status().counters.pendingDispatch === 3);
+  await eventually(
+    "the first removal is in the hung handler",
+    () => started.length === 1 && bridge.status().counters.pendingDispatch === 3,
+  );
   const ms = await stopWithinBudget(ctx, bridge);
   assert.ok(ms >= STOP_TIMEOUT_MS * 0.8, `stop waited ${ms} ms for the handler`);
   const line = logger.at("warn").find((l) => /stop\(\) ran out of budget/.test(l.msg ?? ""));

@@ -77,15 +77,18 @@ function collectNamedReferences(machine: AnyStateMachine): Named {
   const action = (ref: Ref, where: string) => {
     for (const a of asList(ref)) {
       if (typeof a === "string") named.actions.add(a);
-      else if (a && typeof a === "object" && typeof (a as { type?: unknown }).type === "string") named.actions.add((a as { type: string }).type);
+      else if (a && typeof a === "object" && typeof (a as { type?: unknown }).type === "string")
+        named.actions.add((a as { type: string }).type);
       else named.inline.push(`inline action at ${where}`);
     }
   };
   const guard = (g: Ref, where: string): void => {
     if (g === undefined) return;
     if (typeof g === "string") named.guards.add(g);
-    else if (g && typeof g === "object" && typeof (g as { type?: unknown }).type === "string") named.guards.add((g as { type: string }).type);
-    else if (typeof g === "function" && "stateValue" in g) return; // stateIn(): a state reference, not code
+    else if (g && typeof g === "object" && typeof (g as { type?: unknown }).type === "string")
+      named.guards.add((g as { type: string }).type);
+    else if (typeof g === "function" && "stateValue" in g)
+      return; // stateIn(): a state reference, not code
     else if (typeof g === "function" && Array.isArray((g as unknown as { guards?: unknown }).guards)) {
       for (const sub of (g as unknown as { guards: unknown[] }).guards) guard(sub, where); // and()/or()/not() of named guards
     } else named.inline.push(`inline guard at ${where}`);

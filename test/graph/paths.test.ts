@@ -29,7 +29,8 @@ paths("every edge of the graph has a path the world can play", () => {
   // of an executor or a state; or because it stops a bridge that never
   // connected (idle --STOP-->) and then waits for the stop budget, which only
   // runs out while a removal is being dispatched: from idle none can be.
-  const neverConnected = /^\{"connection":"idle"[^}]*\} --STOP--> --xstate\.after\.stopBudget[^ ]*--> : .*only while a dispatch is in flight/;
+  const neverConnected =
+    /^\{"connection":"idle"[^}]*\} --STOP--> --xstate\.after\.stopBudget[^ ]*--> : .*only while a dispatch is in flight/;
   const odd = generated.pairsInfeasible.filter((why) => !/is due first|timer is not pending/.test(why) && !neverConnected.test(why));
   assert.equal(odd, [], odd.join("\n"));
 });
@@ -54,7 +55,11 @@ paths("every state and transition of the machine was taken by the real bridge", 
   const missingStates = states.filter((s) => !coverage.states.has(s));
   assert.equal(missingStates, [], `states no replayed path reached: ${missingStates.join(", ")}`);
   const missing = transitions.filter((t) => !coverage.transitions.has(t.key) && !(t.key in runtimeUnreachable));
-  assert.equal(missing.map((t) => t.label), [], `transitions no replayed path took:\n${missing.map((t) => t.label).join("\n")}`);
+  assert.equal(
+    missing.map((t) => t.label),
+    [],
+    `transitions no replayed path took:\n${missing.map((t) => t.label).join("\n")}`,
+  );
   // The declared list must stay true: each entry exists and was indeed not taken.
   const stale = Object.keys(runtimeUnreachable).filter((k) => !transitions.some((t) => t.key === k) || coverage.transitions.has(k));
   assert.equal(stale, [], `runtimeUnreachable lists transitions that are gone or were taken: ${stale.join(", ")}`);

@@ -21,11 +21,20 @@ const maxBackoffMs = fuzzTiming.backoffMaxMs * (1 + fuzzTiming.backoffJitter);
 const minBackoffMs = fuzzTiming.backoffMinMs * (1 - fuzzTiming.backoffJitter);
 
 const command: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom(...trackedProjects, ...untrackedProjects).map((projectId) => ({ kind: "remove" as const, projectId })) },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(...trackedProjects, ...untrackedProjects).map((projectId) => ({ kind: "remove" as const, projectId })),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: "resend" as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: "noise" as const }) },
-  { weight: 2, arbitrary: fc.constantFrom("unavailable", "canceled", "internal", "end", "goaway").map((how) => ({ kind: "dropStream" as const, how })) },
-  { weight: 2, arbitrary: fc.constantFrom("accept", "silent", "unavailable", "unauthenticated").map((mode) => ({ kind: "streamMode" as const, mode })) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom("unavailable", "canceled", "internal", "end", "goaway").map((how) => ({ kind: "dropStream" as const, how })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom("accept", "silent", "unavailable", "unauthenticated").map((mode) => ({ kind: "streamMode" as const, mode })),
+  },
   { weight: 2, arbitrary: fc.constantFrom("answer", "unavailable", "hang").map((mode) => ({ kind: "syncMode" as const, mode })) },
   { weight: 1, arbitrary: fc.constantFrom("fast", "slow", "throw", "hang").map((mode) => ({ kind: "handler" as const, mode })) },
   { weight: 5, arbitrary: fc.integer({ min: 1, max: 20_000 }).map((ms) => ({ kind: "advance" as const, ms })) },
@@ -68,7 +77,10 @@ function checkAlways(world: FuzzWorld, where: string): void {
 /** stop() resolved within its budget and left nothing behind. */
 async function checkStopped(world: FuzzWorld, where: string): Promise<void> {
   await world.advance(fuzzTiming.stopTimeoutMs + 1);
-  assert.ok(world.stopResolvedAtMs !== undefined, `${where}: stop() has not resolved ${fuzzTiming.stopTimeoutMs + 1} ms after it was called`);
+  assert.ok(
+    world.stopResolvedAtMs !== undefined,
+    `${where}: stop() has not resolved ${fuzzTiming.stopTimeoutMs + 1} ms after it was called`,
+  );
   const tookMs = world.stopResolvedAtMs! - world.stopCalledAtMs!;
   assert.ok(tookMs <= fuzzTiming.stopTimeoutMs, `${where}: stop() took ${tookMs} ms > stopTimeoutMs`);
   const calls = world.calls.length;
@@ -131,7 +143,11 @@ properties("stop() from any point resolves within stopTimeoutMs and no handler r
   withSeed(
     "stop anywhere",
     fc.asyncProperty(
-      schedule.chain((s) => fc.integer({ min: 0, max: s.commands.length }).map((at) => ({ ...s, commands: [...s.commands.slice(0, at), { kind: "stop" as const }, ...s.commands.slice(at)] }))),
+      schedule.chain((s) =>
+        fc
+          .integer({ min: 0, max: s.commands.length })
+          .map((at) => ({ ...s, commands: [...s.commands.slice(0, at), { kind: "stop" as const }, ...s.commands.slice(at)] })),
+      ),
       async ({ jitterSeed, commands }) => {
         const world = createFuzzWorld(jitterSeed);
         try {

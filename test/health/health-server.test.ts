@@ -46,26 +46,33 @@ function call(url: string, method = "GET"): Promise<{ status: number; body: stri
   });
 }
 
-health("healthy while streaming, connecting or backing off from a transient error; not when idle, stopping, stopped or failing on auth", () => {
-  const cases: Array<[ConnectionState, string | undefined, boolean]> = [
-    ["streaming", undefined, true],
-    ["streaming", "unauthenticated", true],
-    ["connecting", undefined, true],
-    ["backoff", "unavailable", true],
-    ["backoff", "deadline_exceeded", true],
-    ["backoff", "unauthenticated", false],
-    ["connecting", "permission_denied", false],
-    ["backoff", "unimplemented", false],
-    ["idle", undefined, false],
-    ["idle", "insecure_token", false],
-    ["stopping", undefined, false],
-    ["stopped", undefined, false],
-  ];
-  for (const [state, code, healthy] of cases) assert.is(healthOf(statusOf(state, code)).healthy, healthy, `${state} ${code}`);
-  assert.match(healthOf(statusOf("idle", "invalid_config")).reason, "refused to start: invalid_config");
-  assert.is(healthOf(statusOf("idle", "invalid_config", "insecure_token")).reason, "refused to start: insecure_token", "idleReason names why");
-  assert.is(healthOf(statusOf("idle", undefined, "no_url")).healthy, false);
-});
+health(
+  "healthy while streaming, connecting or backing off from a transient error; not when idle, stopping, stopped or failing on auth",
+  () => {
+    const cases: Array<[ConnectionState, string | undefined, boolean]> = [
+      ["streaming", undefined, true],
+      ["streaming", "unauthenticated", true],
+      ["connecting", undefined, true],
+      ["backoff", "unavailable", true],
+      ["backoff", "deadline_exceeded", true],
+      ["backoff", "unauthenticated", false],
+      ["connecting", "permission_denied", false],
+      ["backoff", "unimplemented", false],
+      ["idle", undefined, false],
+      ["idle", "insecure_token", false],
+      ["stopping", undefined, false],
+      ["stopped", undefined, false],
+    ];
+    for (const [state, code, healthy] of cases) assert.is(healthOf(statusOf(state, code)).healthy, healthy, `${state} ${code}`);
+    assert.match(healthOf(statusOf("idle", "invalid_config")).reason, "refused to start: invalid_config");
+    assert.is(
+      healthOf(statusOf("idle", "invalid_config", "insecure_token")).reason,
+      "refused to start: insecure_token",
+      "idleReason names why",
+    );
+    assert.is(healthOf(statusOf("idle", undefined, "no_url")).healthy, false);
+  },
+);
 
 health("serves /healthz with 200 or 503 and the status as JSON, on loopback by default; 404 and 405 otherwise", async (ctx) => {
   let state: ConnectionState = "streaming";
@@ -122,9 +129,13 @@ health("writes counters, gauges and histograms in the Prometheus text format, wi
   assert.match(text, "# TYPE engram_test_level gauge\nengram_test_level -3\n");
   assert.match(text, 'engram_test_state{state="streaming"} 1\n');
   assert.match(text, "# TYPE engram_test_latency_milliseconds histogram\n");
-  assert.match(text, 'engram_test_latency_milliseconds_bucket{le="1"} 1\nengram_test_latency_milliseconds_bucket{le="10"} 2\nengram_test_latency_milliseconds_bucket{le="+Inf"} 3\n');
+  assert.match(
+    text,
+    'engram_test_latency_milliseconds_bucket{le="1"} 1\nengram_test_latency_milliseconds_bucket{le="10"} 2\nengram_test_latency_milliseconds_bucket{le="+Inf"} 3\n',
+  );
   assert.match(text, "engram_test_latency_milliseconds_sum 55.5\nengram_test_latency_milliseconds_count 3\n");
-  for (const line of text.trimEnd().split("\n")) assert.match(line, /^(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? -?[0-9.e+]+|.*\+Inf"\} \d+)$/, line);
+  for (const line of text.trimEnd().split("\n"))
+    assert.match(line, /^(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? -?[0-9.e+]+|.*\+Inf"\} \d+)$/, line);
   assert.is(prometheusName("9lives.x-y"), "_9lives_x_y");
 
   const server = await startHealthServer({ port: 0, status: () => statusOf("streaming"), metrics: metrics.collect });

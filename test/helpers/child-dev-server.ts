@@ -29,7 +29,11 @@ export interface ChildDevServer {
  */
 export async function spawnDevServer(options: { port?: number; projects?: string[]; timeoutMs?: number } = {}): Promise<ChildDevServer> {
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", selfPath], {
-    env: { ...process.env, CHILD_DEV_SERVER_PORT: String(options.port ?? 0), CHILD_DEV_SERVER_PROJECTS: JSON.stringify(options.projects ?? []) },
+    env: {
+      ...process.env,
+      CHILD_DEV_SERVER_PORT: String(options.port ?? 0),
+      CHILD_DEV_SERVER_PROJECTS: JSON.stringify(options.projects ?? []),
+    },
     stdio: ["ignore", "pipe", "inherit", "ipc"],
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

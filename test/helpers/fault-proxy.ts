@@ -134,7 +134,18 @@ export interface FaultProxy {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-const frameTypeNames = ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY", "WINDOW_UPDATE", "CONTINUATION"];
+const frameTypeNames = [
+  "DATA",
+  "HEADERS",
+  "PRIORITY",
+  "RST_STREAM",
+  "SETTINGS",
+  "PUSH_PROMISE",
+  "PING",
+  "GOAWAY",
+  "WINDOW_UPDATE",
+  "CONTINUATION",
+];
 const clientPreface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 const FRAME_HEADER_BYTES = 9;
 const FLAG_END_STREAM = 0x1;
@@ -242,18 +253,35 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   let targetPort = options.targetPort;
   let mode: FaultMode = options.mode ?? "pass";
   let delayMs = options.delayMs ?? 100;
-  const policy = options.pingPolicy === undefined
-    ? undefined
-    : {
-        minPingIntervalWithoutDataMs: options.pingPolicy.minPingIntervalWithoutDataMs ?? 300_000,
-        maxPingStrikes: options.pingPolicy.maxPingStrikes ?? 2,
-        permitWithoutCalls: options.pingPolicy.permitWithoutCalls ?? false,
-      };
+  const policy =
+    options.pingPolicy === undefined
+      ? undefined
+      : {
+          minPingIntervalWithoutDataMs: options.pingPolicy.minPingIntervalWithoutDataMs ?? 300_000,
+          maxPingStrikes: options.pingPolicy.maxPingStrikes ?? 2,
+          permitWithoutCalls: options.pingPolicy.permitWithoutCalls ?? false,
+        };
   const tap = options.http2Tap === true || policy !== undefined;
   const links = new Set<Link>();
   const acceptedWaiters = new Set<() => void>();
-  const counters = { accepted: 0, reset: 0, blackholed: 0, deadClosedByClient: 0, upstreamFailures: 0, bytesFromClient: 0, bytesFromServer: 0 };
-  const h2: Http2TapStats = { framesFromClient: {}, framesFromServer: {}, clientPings: 0, serverPings: 0, goaways: [], pingStrikes: 0, notHttp2: 0 };
+  const counters = {
+    accepted: 0,
+    reset: 0,
+    blackholed: 0,
+    deadClosedByClient: 0,
+    upstreamFailures: 0,
+    bytesFromClient: 0,
+    bytesFromServer: 0,
+  };
+  const h2: Http2TapStats = {
+    framesFromClient: {},
+    framesFromServer: {},
+    clientPings: 0,
+    serverPings: 0,
+    goaways: [],
+    pingStrikes: 0,
+    notHttp2: 0,
+  };
   let server: net.Server | undefined;
   let port = options.port ?? 0;
   let closed = false;

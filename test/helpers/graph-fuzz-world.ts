@@ -80,7 +80,6 @@ export interface FuzzWorld {
   dispose(): Promise<void>;
 }
 
-
 export function createFuzzWorld(jitterSeed: number): FuzzWorld {
   const { clock, sim, pending, nextDue } = createCountingClock();
   let streamMode: StreamMode = "accept";
@@ -95,7 +94,8 @@ export function createFuzzWorld(jitterSeed: number): FuzzWorld {
 
   const onStream = (call: StreamCall) => {
     const previous = server.streams[call.index - 1];
-    if (previous?.closedAtMs !== undefined) (goneAway.has(previous.index) ? goawayGapsMs : reconnectGapsMs).push(call.openedAtMs - previous.closedAtMs);
+    if (previous?.closedAtMs !== undefined)
+      (goneAway.has(previous.index) ? goawayGapsMs : reconnectGapsMs).push(call.openedAtMs - previous.closedAtMs);
     const mode = streamMode;
     // A network round trip later, the server reacts (a microtask: no simulated time passes).
     queueMicrotask(() => {
@@ -109,7 +109,8 @@ export function createFuzzWorld(jitterSeed: number): FuzzWorld {
     const mode = syncMode;
     queueMicrotask(() => {
       if (call.status !== "open") return;
-      if (mode === "answer") call.answer({ removed: call.request.localProjectIds.filter((id) => removed.has(id)), serverTimeUnixMs: Date.now() });
+      if (mode === "answer")
+        call.answer({ removed: call.request.localProjectIds.filter((id) => removed.has(id)), serverTimeUnixMs: Date.now() });
       else if (mode === "unavailable") call.fail(Code.Unavailable);
     });
   };

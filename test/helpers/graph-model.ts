@@ -79,7 +79,10 @@ export const graphEvents = {
   // The bridge's own deadline (on its clock) runs out.
   syncTimedOut: { type: "xstate.error.actor.syncProjectState", error: new SyncDeadlineError(graphTiming.syncTimeoutMs) },
   // The server answers DEADLINE_EXCEEDED itself: the link is alive, not suspect.
-  syncServerDeadline: { type: "xstate.error.actor.syncProjectState", error: new BridgeError("deadline from the server", "deadline_exceeded") },
+  syncServerDeadline: {
+    type: "xstate.error.actor.syncProjectState",
+    error: new BridgeError("deadline from the server", "deadline_exceeded"),
+  },
   syncUnavailable: { type: "xstate.error.actor.syncProjectState", error: new BridgeError("sync failed", "unavailable") },
   drained: { type: "xstate.done.actor.drainDispatch", output: undefined },
 } as const satisfies Record<string, AnyEventObject>;

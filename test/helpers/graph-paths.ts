@@ -18,7 +18,7 @@
  */
 import type { AnyEventObject, AnyMachineSnapshot } from "xstate";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
-import { adjacencyOf, graphEvents, graphInput, serializeState, shortestPaths, simplePaths, worldEvents, type Traversal } from "./graph-model.js";
+import { adjacencyOf, graphEvents, graphInput, serializeState, shortestPaths, worldEvents, type Traversal } from "./graph-model.js";
 import { planPath, type Plan } from "./graph-planner.js";
 import { ServerGoawayError, SyncDeadlineError } from "../../src/call-errors.js";
 
@@ -64,8 +64,9 @@ export function generatePaths(options: { longPaths?: number; pairs?: boolean } =
     // shortest): no need to walk every simple path of the graph for it.
     if (!found && shortest.get(vertex)?.length === 0) found = [];
     if (!found) {
-      found = boundedSimplePaths((v) => v === vertex)
-        .sort((a, b) => a.length - b.length || JSON.stringify(a).localeCompare(JSON.stringify(b)));
+      found = boundedSimplePaths((v) => v === vertex).sort(
+        (a, b) => a.length - b.length || JSON.stringify(a).localeCompare(JSON.stringify(b)),
+      );
       simpleTo.set(vertex, found);
     }
     return found;
@@ -197,8 +198,9 @@ export function generatePaths(options: { longPaths?: number; pairs?: boolean } =
   const pairsOf = (events: AnyEventObject[]) =>
     events.slice(2).map((e, i) => `${JSON.stringify(events[i])}>${JSON.stringify(events[i + 1])}>${JSON.stringify(e)}`);
   for (const p of paths) for (const pair of pairsOf(p.events)) pairs.add(pair);
-  const long = boundedSimplePaths((v) => isFinal(adjacency.get(v)!.state))
-    .sort((a, b) => b.length - a.length || JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  const long = boundedSimplePaths((v) => isFinal(adjacency.get(v)!.state)).sort(
+    (a, b) => b.length - a.length || JSON.stringify(a).localeCompare(JSON.stringify(b)),
+  );
   let added = 0;
   for (const events of long) {
     if (added >= (options.longPaths ?? 12)) break;

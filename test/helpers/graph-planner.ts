@@ -178,7 +178,10 @@ export function planPath(events: readonly AnyEventObject[], input: BridgeInput):
   function search(i: number, s: SimState): { steps: PlannedStep[]; draws: number[] } | undefined {
     if (i === events.length) return { steps: [], draws: [] };
     const event = events[i]!;
-    const memoKey = `${i}|${s.removals.length}|${s.released}|${[...s.timers].map(([k, v]) => `${k}:${v - s.now}`).sort().join(",")}`;
+    const memoKey = `${i}|${s.removals.length}|${s.released}|${[...s.timers]
+      .map(([k, v]) => `${k}:${v - s.now}`)
+      .sort()
+      .join(",")}`;
     if (failed.has(memoKey)) return undefined;
 
     const timer = timerOf(event);
@@ -267,7 +270,9 @@ function lastRemovalBeforeStop(events: readonly AnyEventObject[], input: BridgeI
     for (const event of events) {
       if (event.type === "STOP") break;
       const [next, actions] = stepTransition(snapshot, event);
-      removals += actions.filter((a) => a.type === "xstate.emit" && (a.params as { event?: { type?: string } }).event?.type === "projectRemoved").length;
+      removals += actions.filter(
+        (a) => a.type === "xstate.emit" && (a.params as { event?: { type?: string } }).event?.type === "projectRemoved",
+      ).length;
       snapshot = next;
     }
     return removals > 0 ? removals - 1 : undefined;

@@ -259,7 +259,11 @@ export function assertShows(world: World, step: PlannedStep, where: string, imme
   assert.is(status.state, connection, `${where}: status().state`);
   assert.is(status.heartbeat, heartbeatStateOf(expected), `${where}: status().heartbeat`);
   assert.equal(bridge.actor.getSnapshot().value, expected.value, `${where}: machine state`);
-  assert.is(server.openStreams(), connection === "connecting" || connection === "streaming" ? 1 : 0, `${where}: streams open on the server`);
+  assert.is(
+    server.openStreams(),
+    connection === "connecting" || connection === "streaming" ? 1 : 0,
+    `${where}: streams open on the server`,
+  );
   assert.ok(server.maxOpenStreams <= 1, `${where}: the server saw ${server.maxOpenStreams} streams open at once`);
   assert.is(server.syncsInFlight(), status.heartbeat === "syncing" ? 1 : 0, `${where}: syncs in flight on the server`);
   if (immediate) return;
@@ -271,11 +275,16 @@ export function assertShows(world: World, step: PlannedStep, where: string, imme
   assert.is(world.pendingTimers(), step.timers.size, `${where}: timers pending on the clock (${[...step.timers.keys()].join(", ")})`);
 
   if (connection === "backoff") {
-    const key = [...step.timers.keys()].find((k) => k.startsWith("xstate.after.backoffDelay.") || k.startsWith("xstate.after.reopenDelay."));
+    const key = [...step.timers.keys()].find(
+      (k) => k.startsWith("xstate.after.backoffDelay.") || k.startsWith("xstate.after.reopenDelay."),
+    );
     assert.ok(key, `${where}: a backoff timer is planned`);
     assert.is(status.timestamps.nextRetryAtMs, step.timers.get(key!), `${where}: nextRetryAtMs is when the backoff timer fires`);
     const waitMs = status.timestamps.nextRetryAtMs! - world.sim.now();
-    assert.ok(waitMs <= graphTiming.backoffMaxMs * (1 + graphTiming.backoffJitter), `${where}: backoff ${waitMs} ms exceeds max·(1+jitter)`);
+    assert.ok(
+      waitMs <= graphTiming.backoffMaxMs * (1 + graphTiming.backoffJitter),
+      `${where}: backoff ${waitMs} ms exceeds max·(1+jitter)`,
+    );
   } else {
     assert.is(status.timestamps.nextRetryAtMs, undefined, `${where}: nextRetryAtMs outside backoff`);
   }
@@ -305,10 +314,11 @@ export async function replayPath(path: GraphPath, coverage: CoverageRecorder): P
       const where = `step ${i + 1} (${describeStep(step.event, step.advanceMs)})`;
       // A STOP with nothing in flight drains on its own: both events arrive in the STOP step.
       const drainsAlone = step.event.type === "STOP" && path.plan.holdFromCall === undefined;
-      const expectedEvents =
-        drainsAlone ? ["STOP", "xstate.done.actor.drainDispatch"]
-        : step.event.type === "xstate.done.actor.drainDispatch" && path.plan.holdFromCall === undefined ? []
-        : withSyncRemovals(step.event).map((e) => e.type);
+      const expectedEvents = drainsAlone
+        ? ["STOP", "xstate.done.actor.drainDispatch"]
+        : step.event.type === "xstate.done.actor.drainDispatch" && path.plan.holdFromCall === undefined
+          ? []
+          : withSyncRemovals(step.event).map((e) => e.type);
       world.received.length = 0;
       const caused = executorFor(step.event)(world, step);
       if (step.event.type === "STOP") {

@@ -141,7 +141,11 @@ export async function startGrpcJsServer(options: GrpcJsServerOptions = {}): Prom
     if (presented !== undefined) seen[rpc].add(presented);
     if (token === undefined || presented === token) return undefined;
     counters.authFailures++;
-    return { code: grpc.status.UNAUTHENTICATED, details: presented === undefined ? "missing bearer token" : "invalid bearer token", metadata: new grpc.Metadata() };
+    return {
+      code: grpc.status.UNAUTHENTICATED,
+      details: presented === undefined ? "missing bearer token" : "invalid bearer token",
+      metadata: new grpc.Metadata(),
+    };
   }
 
   function send(event: WireProjectEvent): void {
@@ -228,7 +232,9 @@ export async function startGrpcJsServer(options: GrpcJsServerOptions = {}): Prom
   });
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`127.0.0.1:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(`127.0.0.1:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
   });
 
   function waitFor(what: string, ready: () => boolean, timeoutMs: number): Promise<void> {

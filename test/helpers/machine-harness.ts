@@ -81,7 +81,17 @@ export function createMachineHarness(options: HarnessOptions = {}) {
       dedupCapacity: options.dedupCapacity ?? 256,
     },
   });
-  for (const type of ["projectRemoved", "duplicateSuppressed", "eventIgnored", "streamFailed", "streamEnded", "syncCompleted", "syncFailed", "serverGoaway", "idsRefused"] as const) {
+  for (const type of [
+    "projectRemoved",
+    "duplicateSuppressed",
+    "eventIgnored",
+    "streamFailed",
+    "streamEnded",
+    "syncCompleted",
+    "syncFailed",
+    "serverGoaway",
+    "idsRefused",
+  ] as const) {
     actor.on(type, (e) => emitted.push(e));
   }
   actor.start();

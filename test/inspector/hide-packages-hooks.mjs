@@ -6,7 +6,9 @@ let hidden = [];
 const seen = new Set();
 
 export function initialize(data) {
-  hidden = String(data ?? "").split(",").filter(Boolean);
+  hidden = String(data ?? "")
+    .split(",")
+    .filter(Boolean);
 }
 
 export async function resolve(specifier, context, next) {

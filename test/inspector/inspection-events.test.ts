@@ -10,7 +10,13 @@ import { WebSocket } from "ws";
 import { assign, createActor, fromPromise, setup, type InspectionEvent } from "xstate";
 import { createBridge, HandlerRegistry, SessionTracker, startDevServer } from "../../src/index.js";
 import { startInspector } from "../../inspector/index.js";
-import { createRedactor, inspectionLimits, toInspectionJson, toInspectorMessage, truncatedItemsKey } from "../../inspector/inspection-events.js";
+import {
+  createRedactor,
+  inspectionLimits,
+  toInspectionJson,
+  toInspectorMessage,
+  truncatedItemsKey,
+} from "../../inspector/inspection-events.js";
 import { capturingLogger, eventually, fastTiming } from "../helpers/e2e.js";
 
 const events = suite("inspection messages");
@@ -26,7 +32,9 @@ function openViewer(url: string): Promise<{ ws: WebSocket; messages: string[] }>
 }
 
 /** A machine that keeps the last heartbeat answer in its context, as the bridge's events carry it. */
-const syncer = setup({ types: { context: {} as { last: unknown; flips: number }, events: {} as { type: "SYNC"; removed: string[] } | { type: "FLIP" } } }).createMachine({
+const syncer = setup({
+  types: { context: {} as { last: unknown; flips: number }, events: {} as { type: "SYNC"; removed: string[] } | { type: "FLIP" } },
+}).createMachine({
   id: "syncer",
   context: { last: null, flips: 0 },
   on: {
@@ -153,7 +161,11 @@ events("messages follow @statelyai/inspect's conversion field for field", async 
   }
   assert.is(ours.length, theirs.length, "the same messages");
   const comparable = (m: unknown) => {
-    const { createdAt: _c, id: _i, ...rest } = JSON.parse(JSON.stringify(m, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))) as Record<string, unknown>;
+    const {
+      createdAt: _c,
+      id: _i,
+      ...rest
+    } = JSON.parse(JSON.stringify(m, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))) as Record<string, unknown>;
     if (typeof rest.definition === "string") rest.definition = JSON.parse(rest.definition);
     return rest;
   };
@@ -165,7 +177,12 @@ events("messages follow @statelyai/inspect's conversion field for field", async 
       assert.equal(a[key], b[key], `message ${i} (${String(a.type)}).${key}`);
     }
   }
-  assert.ok(ours.some((m) => (m as { type: string; parentId?: string }).type === "@xstate.actor" && (m as { parentId?: string }).parentId !== undefined), "a child actor was compared too");
+  assert.ok(
+    ours.some(
+      (m) => (m as { type: string; parentId?: string }).type === "@xstate.actor" && (m as { parentId?: string }).parentId !== undefined,
+    ),
+    "a child actor was compared too",
+  );
 });
 
 events("a bridge that receives a 2.5 MB reason of quotes (5 MB as JSON) keeps the page live to the end", async () => {
@@ -194,7 +211,8 @@ events("a bridge that receives a 2.5 MB reason of quotes (5 MB as JSON) keeps th
     await eventually("the page saw STOP", () => viewer.messages.some((m) => m.includes('"type":"STOP"')), 10_000);
     const hostile = viewer.messages.find((m) => m.includes('"projectId":"p-hostile"') && m.includes('"type":"@xstate.action"'));
     assert.ok(hostile, "the hostile removal was shown");
-    const reason = (JSON.parse(hostile!) as { action: { params: { event: { info: { reason: string } } } } }).action.params.event.info.reason;
+    const reason = (JSON.parse(hostile!) as { action: { params: { event: { info: { reason: string } } } } }).action.params.event.info
+      .reason;
     // Cut twice over: to 1 KiB where it entered the bridge (server data is
     // bounded there), and by the inspector's own string bound.
     assert.ok(reason.startsWith('"'.repeat(1000)) && reason.length <= 1024 + 32, `reason bounded to about 1 KiB (${reason.length} chars)`);
@@ -210,42 +228,47 @@ events("a bridge that receives a 2.5 MB reason of quotes (5 MB as JSON) keeps th
   }
 });
 
-events("fuzz: server-controlled ids, reasons, event ids and metadata reach an inspection message bounded, without the secret, without a throw", () => {
-  const SECRET = "tokMARKx9-inspector";
-  const redact = createRedactor([SECRET]);
-  const text = fc.oneof(
-    fc.string({ unit: "binary", maxLength: 40 }),
-    fc.string({ unit: "grapheme", maxLength: 3000 }),
-    fc.constantFrom(SECRET, `${"a".repeat(1015)}${SECRET}`, "\u0000\u001b[31m", "--upload-pack=x", "😀".repeat(600)),
-    fc.tuple(fc.string({ maxLength: 5 }), fc.constantFrom(SECRET, ""), fc.integer({ min: 0, max: 5000 })).map(([a, b, n]) => `${a}${b}${"\"".repeat(n)}`),
-  );
-  const event = fc.record({
-    eventId: text,
-    eventType: fc.integer(),
-    projectId: text,
-    timestampUnixMs: fc.bigInt({ min: 0n, max: 2n ** 63n }),
-    reason: text,
-    metadata: fc.dictionary(text, text, { maxKeys: 150 }),
-  });
-  const sync = fc.record({ removed: fc.array(text, { maxLength: 300 }), unknown: fc.array(text, { maxLength: 300 }) });
-  fc.assert(
-    fc.property(event, sync, (e, r) => {
-      const value = { type: "stream.event", event: e, result: r };
-      const out = JSON.stringify(toInspectionJson(value, redact));
-      assert.not.ok(out.includes(SECRET), "the secret left");
-      assert.not.ok(out.includes(SECRET.slice(0, 12)), "a piece of the secret left");
-      // 6 chars per escaped character at worst, plus structure.
-      assert.ok(out.length <= 6 * inspectionLimits.maxChars + 64 * 1024, `${out.length} chars`);
-      const parsed = JSON.parse(out) as { event: { metadata: Record<string, unknown> }; result: { removed: unknown[] } };
-      assert.ok(Object.keys(parsed.event.metadata).length <= inspectionLimits.objectKeys + 1);
-      assert.ok(parsed.result.removed.length <= inspectionLimits.arrayItems + 1);
-      // Nothing lost that fits: short ids without the secret come through as they were.
-      r.removed.slice(0, 10).forEach((id, i) => {
-        if (id.length <= 100 && !id.includes(SECRET) && out.length < inspectionLimits.maxChars) assert.is(parsed.result.removed[i], id);
-      });
-    }),
-    { numRuns: 150, seed: 11 },
-  );
-});
+events(
+  "fuzz: server-controlled ids, reasons, event ids and metadata reach an inspection message bounded, without the secret, without a throw",
+  () => {
+    const SECRET = "tokMARKx9-inspector";
+    const redact = createRedactor([SECRET]);
+    const text = fc.oneof(
+      fc.string({ unit: "binary", maxLength: 40 }),
+      fc.string({ unit: "grapheme", maxLength: 3000 }),
+      fc.constantFrom(SECRET, `${"a".repeat(1015)}${SECRET}`, "\u0000\u001b[31m", "--upload-pack=x", "😀".repeat(600)),
+      fc
+        .tuple(fc.string({ maxLength: 5 }), fc.constantFrom(SECRET, ""), fc.integer({ min: 0, max: 5000 }))
+        .map(([a, b, n]) => `${a}${b}${'"'.repeat(n)}`),
+    );
+    const event = fc.record({
+      eventId: text,
+      eventType: fc.integer(),
+      projectId: text,
+      timestampUnixMs: fc.bigInt({ min: 0n, max: 2n ** 63n }),
+      reason: text,
+      metadata: fc.dictionary(text, text, { maxKeys: 150 }),
+    });
+    const sync = fc.record({ removed: fc.array(text, { maxLength: 300 }), unknown: fc.array(text, { maxLength: 300 }) });
+    fc.assert(
+      fc.property(event, sync, (e, r) => {
+        const value = { type: "stream.event", event: e, result: r };
+        const out = JSON.stringify(toInspectionJson(value, redact));
+        assert.not.ok(out.includes(SECRET), "the secret left");
+        assert.not.ok(out.includes(SECRET.slice(0, 12)), "a piece of the secret left");
+        // 6 chars per escaped character at worst, plus structure.
+        assert.ok(out.length <= 6 * inspectionLimits.maxChars + 64 * 1024, `${out.length} chars`);
+        const parsed = JSON.parse(out) as { event: { metadata: Record<string, unknown> }; result: { removed: unknown[] } };
+        assert.ok(Object.keys(parsed.event.metadata).length <= inspectionLimits.objectKeys + 1);
+        assert.ok(parsed.result.removed.length <= inspectionLimits.arrayItems + 1);
+        // Nothing lost that fits: short ids without the secret come through as they were.
+        r.removed.slice(0, 10).forEach((id, i) => {
+          if (id.length <= 100 && !id.includes(SECRET) && out.length < inspectionLimits.maxChars) assert.is(parsed.result.removed[i], id);
+        });
+      }),
+      { numRuns: 150, seed: 11 },
+    );
+  },
+);
 
 events.run();

@@ -119,7 +119,16 @@ browserSuite("the page highlights the live state through streaming â†’ backoff â
     logger: capturingLogger(),
     clientId: "browser-test",
     // Backoff long enough for a person (and the page) to see it.
-    timing: { backoffMinMs: 400, backoffMaxMs: 800, openConfirmMs: 300, stableAfterMs: 60_000, heartbeatMs: 1500, heartbeatJitterMs: 0, syncTimeoutMs: 2000, stopTimeoutMs: 2000 },
+    timing: {
+      backoffMinMs: 400,
+      backoffMaxMs: 800,
+      openConfirmMs: 300,
+      stableAfterMs: 60_000,
+      heartbeatMs: 1500,
+      heartbeatJitterMs: 0,
+      syncTimeoutMs: 2000,
+      stopTimeoutMs: 2000,
+    },
     inspect: ctx.inspector.inspect,
   });
 
@@ -178,7 +187,11 @@ browserSuite("the page highlights the live state through streaming â†’ backoff â
   assert.ok(ctx.bridge.status().counters.streamFailures >= 1);
   await page.waitForSelector("#last-error:not([hidden])", { timeout: uiTimeoutMs });
   // Keep rejecting until a reconnect attempt has been refused and the bridge is back in backoff.
-  await eventually("a refused reconnect", () => ctx.server.stats().streamsRejected >= 1 && ctx.bridge.status().counters.streamFailures >= 2, uiTimeoutMs);
+  await eventually(
+    "a refused reconnect",
+    () => ctx.server.stats().streamsRejected >= 1 && ctx.bridge.status().counters.streamFailures >= 2,
+    uiTimeoutMs,
+  );
   await waitForHighlight(page, "connection.backoff", "backoff");
   await page.screenshot({ path: `${artifacts}inspector-backoff.png`, animations: "disabled" });
 
@@ -212,8 +225,14 @@ browserSuite("the page highlights the live state through streaming â†’ backoff â
   assert.equal(external, [], "the offline page requested something from outside");
   assert.equal(problems, []);
   assert.ok(frames.length > 20, `the page received ${frames.length} messages`);
-  assert.equal(frames.filter((f) => f.includes(TOKEN)), [], "a message to the page carries the token");
-  console.log(`# browser (${launched.source}, ${launched.browser.version()}): page showed ${seen.join(" â†’ ")}; ${frames.length} messages, 0 with the token; rows ${JSON.stringify(rows)}`);
+  assert.equal(
+    frames.filter((f) => f.includes(TOKEN)),
+    [],
+    "a message to the page carries the token",
+  );
+  console.log(
+    `# browser (${launched.source}, ${launched.browser.version()}): page showed ${seen.join(" â†’ ")}; ${frames.length} messages, 0 with the token; rows ${JSON.stringify(rows)}`,
+  );
   console.log(`# screenshot: test-artifacts/inspector.png (and inspector-backoff.png)`);
 });
 
@@ -249,8 +268,14 @@ browserSuite("the Stately page relays the session to the hosted inspector in its
     `location.origin === "https://stately.ai" && Array.isArray(window.got) && window.got.some((m) => m.type === "@xstate.snapshot") && window.got`,
     "a snapshot relayed to the Stately frame",
   );
-  assert.ok(got.every((m) => ["@xstate.actor", "@xstate.event", "@xstate.snapshot"].includes(m.type)), "only Stately's three message types");
-  assert.ok(got.some((m) => m.type === "@xstate.actor" && m.name === "bridge" && m.parentId === undefined), "the bridge actor was registered");
+  assert.ok(
+    got.every((m) => ["@xstate.actor", "@xstate.event", "@xstate.snapshot"].includes(m.type)),
+    "only Stately's three message types",
+  );
+  assert.ok(
+    got.some((m) => m.type === "@xstate.actor" && m.name === "bridge" && m.parentId === undefined),
+    "the bridge actor was registered",
+  );
 });
 
 browserSuite.run();

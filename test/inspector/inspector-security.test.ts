@@ -115,12 +115,23 @@ security("inspection events and every message a page receives never carry the to
   const pageHits = viewer.messages.filter((m) => m.includes(TOKEN.slice(0, 16)) || m.includes(TOKEN.slice(-16)));
   assert.equal(pageHits, [], "a message sent to the page carries the token");
   // The scan covered the paths that could leak: context, errors, emitted events.
-  const parsed = viewer.messages.map((m) => JSON.parse(m) as { type: string; event?: { type?: string }; action?: { params?: { event?: { type?: string } } } });
+  const parsed = viewer.messages.map(
+    (m) => JSON.parse(m) as { type: string; event?: { type?: string }; action?: { params?: { event?: { type?: string } } } },
+  );
   const types = new Set(parsed.map((m) => m.type));
   for (const t of ["@xstate.actor", "@xstate.event", "@xstate.snapshot", "@xstate.action"]) assert.ok(types.has(t), `saw ${t}`);
-  assert.ok(viewer.messages.some((m) => m.includes('"code":"unauthenticated"')), "error events were relayed");
-  assert.ok(parsed.some((m) => m.action?.params?.event?.type === "projectRemoved"), "emitted removals were relayed");
-  assert.ok(parsed.some((m) => m.event?.type === "xstate.done.actor.syncProjectState"), "heartbeats were relayed");
+  assert.ok(
+    viewer.messages.some((m) => m.includes('"code":"unauthenticated"')),
+    "error events were relayed",
+  );
+  assert.ok(
+    parsed.some((m) => m.action?.params?.event?.type === "projectRemoved"),
+    "emitted removals were relayed",
+  );
+  assert.ok(
+    parsed.some((m) => m.event?.type === "xstate.done.actor.syncProjectState"),
+    "heartbeats were relayed",
+  );
   assert.ok(server.stats().tokensSeen.projectEvents.includes(TOKEN), "the bridge did send the token to the server");
   console.log(`# token scan: ${rawEvents} XState inspection events, ${viewer.messages.length} page messages, 0 hits`);
 });
@@ -139,7 +150,10 @@ security("errors are reduced to name, code and message; secrets listed in redact
   });
   const cyclic: Record<string, unknown> = { a: 1 };
   cyclic.self = cyclic;
-  assert.equal(toInspectionJson(cyclic, (s) => s), { a: 1, self: "[circular]" });
+  assert.equal(
+    toInspectionJson(cyclic, (s) => s),
+    { a: 1, self: "[circular]" },
+  );
 });
 
 security("the inspector binds to loopback and refuses other addresses unless told", () => {
@@ -164,7 +178,17 @@ security("Host and Origin checks accept this server's names and port only", () =
   assert.ok(isAllowedHostHeader("localhost:4000", names, 4000));
   assert.ok(isAllowedHostHeader("[::1]:4000", names, 4000));
   assert.ok(isAllowedHostHeader("LOCALHOST:4000", names, 4000));
-  for (const bad of [undefined, "", "evil.example:4000", "127.0.0.1:4001", "127.0.0.1", "localhost.evil.example:4000", "127.0.0.1:4000:1", "[::1]x:4000", "127.0.0.1 :4000"]) {
+  for (const bad of [
+    undefined,
+    "",
+    "evil.example:4000",
+    "127.0.0.1:4001",
+    "127.0.0.1",
+    "localhost.evil.example:4000",
+    "127.0.0.1:4000:1",
+    "[::1]x:4000",
+    "127.0.0.1 :4000",
+  ]) {
     assert.not.ok(isAllowedHostHeader(bad, names, 4000), `Host ${JSON.stringify(bad)}`);
   }
   assert.ok(isAllowedOrigin(undefined, names, 4000));
@@ -230,11 +254,28 @@ security("without the random key in the path every request and upgrade gets the 
     const origin = `http://127.0.0.1:${port}`;
     const wrongKey = `${key.slice(0, -1)}${key.endsWith("A") ? "B" : "A"}`;
     const bodies = new Set<string>();
-    for (const path of ["/", "/index.html", "/inspector.js", "/statechart.svg", "/stately", "/events", "/favicon.ico", `/${wrongKey}/`, `/${wrongKey}/statechart.svg`, `/${key.slice(0, 8)}/`, `/x/${key}/`, `/${key}x/`]) {
+    for (const path of [
+      "/",
+      "/index.html",
+      "/inspector.js",
+      "/statechart.svg",
+      "/stately",
+      "/events",
+      "/favicon.ico",
+      `/${wrongKey}/`,
+      `/${wrongKey}/statechart.svg`,
+      `/${key.slice(0, 8)}/`,
+      `/x/${key}/`,
+      `/${key}x/`,
+    ]) {
       const res = await httpGet(`${origin}${path}`, { host: `127.0.0.1:${port}` });
       assert.is(res.status, 404, `GET ${path}`);
       bodies.add(res.body);
-      assert.is(await upgradeStatus(`ws://127.0.0.1:${port}${path.endsWith("/") ? `${path}events` : `${path}/events`}`, origin), 404, `upgrade under ${path}`);
+      assert.is(
+        await upgradeStatus(`ws://127.0.0.1:${port}${path.endsWith("/") ? `${path}events` : `${path}/events`}`, origin),
+        404,
+        `upgrade under ${path}`,
+      );
     }
     assert.equal([...bodies], ["not found\n"], "nothing tells a wrong key from a wrong path");
     assert.is(await upgradeStatus(`ws://127.0.0.1:${port}/events`, origin), 404, "the old unkeyed event socket is gone");

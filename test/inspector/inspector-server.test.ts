@@ -49,7 +49,11 @@ server("serves the offline page, its assets and the diagram with a strict CSP", 
   const html = await page.text();
   assert.match(html, /<script src="inspector\.js" defer><\/script>/);
   assert.not.match(html, /https?:\/\/(?!127)/, "the offline page references nothing on the internet");
-  for (const [path, type] of [["inspector.js", "text/javascript"], ["inspector.css", "text/css"], ["statechart.svg", "image/svg+xml"]] as const) {
+  for (const [path, type] of [
+    ["inspector.js", "text/javascript"],
+    ["inspector.css", "text/css"],
+    ["statechart.svg", "image/svg+xml"],
+  ] as const) {
     const res = await fetch(`${url}${path}`);
     assert.is(res.status, 200, path);
     assert.ok(res.headers.get("content-type")?.startsWith(type), `${path} is ${type}`);
@@ -69,7 +73,10 @@ server("the Stately page embeds the hosted inspector and may frame only it", asy
   assert.is(res.status, 200);
   assert.match(res.headers.get("content-security-policy") ?? "", /frame-src https:\/\/inspect\.example(;|$)/);
   const html = await res.text();
-  assert.match(html, /<iframe id="inspector" title="Stately inspector" data-src="https:\/\/inspect\.example\/live\?x=1&amp;y=2" data-origin="https:\/\/inspect\.example">/);
+  assert.match(
+    html,
+    /<iframe id="inspector" title="Stately inspector" data-src="https:\/\/inspect\.example\/live\?x=1&amp;y=2" data-origin="https:\/\/inspect\.example">/,
+  );
   const js = await (await fetch(`${ctx.inspector.url}stately.js`)).text();
   assert.match(js, /@statelyai\.connected/);
   assert.match(js, /postMessage\(message, origin\)/, "messages go to the inspector's origin only");
@@ -81,7 +88,10 @@ server("relays inspection messages to every page, with history for late pages", 
   const actor = createActor(toggle, { inspect: ctx.inspector.inspect });
   actor.start();
   for (let i = 0; i < 10; i++) actor.send({ type: "FLIP" });
-  await eventually("ten FLIPs relayed", () => early.messages.filter((m) => m.event?.type === "FLIP" && m.type === "@xstate.event").length === 10);
+  await eventually(
+    "ten FLIPs relayed",
+    () => early.messages.filter((m) => m.event?.type === "FLIP" && m.type === "@xstate.event").length === 10,
+  );
   const root = early.messages.find((m) => m.type === "@xstate.actor");
   assert.ok(root, "the actor registration came first");
   assert.is(root!.name, "toggle");
@@ -114,14 +124,19 @@ server("relays inspection messages to every page, with history for late pages", 
 server("relays what the machine emits, which the Stately format leaves out", async (ctx) => {
   // The bridge emits with enqueue.emit(); emit() is the same action.
   const machine = setup({ types: { emitted: {} as { type: "projectRemoved"; projectId: string } } }).createMachine({
-    id: "emitter", on: { GO: { actions: emit({ type: "projectRemoved", projectId: "p9" }) } } });
+    id: "emitter",
+    on: { GO: { actions: emit({ type: "projectRemoved", projectId: "p9" }) } },
+  });
   ctx.inspector = await startInspector({ machine });
   const viewer = await openViewer(ctx.inspector.url);
   const actor = createActor(machine, { inspect: ctx.inspector.inspect });
   actor.start();
   actor.send({ type: "GO" });
   await eventually("emitted message", () => viewer.messages.find((m) => m.type === "@xstate.action"));
-  const m = viewer.messages.find((x) => x.type === "@xstate.action") as unknown as { action: { type: string; params: { event: unknown } }; sessionId: string };
+  const m = viewer.messages.find((x) => x.type === "@xstate.action") as unknown as {
+    action: { type: string; params: { event: unknown } };
+    sessionId: string;
+  };
   assert.equal(m.action, { type: "xstate.emit", params: { event: { type: "projectRemoved", projectId: "p9" } } });
   const goAt = viewer.messages.findIndex((x) => x.type === "@xstate.event" && x.event?.type === "GO");
   const emitAt = viewer.messages.findIndex((x) => x.type === "@xstate.action");

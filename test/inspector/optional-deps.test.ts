@@ -13,16 +13,26 @@ const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const hooks = new URL("./hide-packages-hooks.mjs", import.meta.url).href;
 const heavy = ["elkjs", "@statelyai/inspect", "superjson", "ws"];
 
-function runHidden(hidden: readonly string[], args: readonly string[], script = `${here}optional-deps-child.ts`): Promise<{ code: number; stdout: string; stderr: string }> {
+function runHidden(
+  hidden: readonly string[],
+  args: readonly string[],
+  script = `${here}optional-deps-child.ts`,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const registration = `data:text/javascript,import{register}from"node:module";register(${JSON.stringify(hooks)},{data:${JSON.stringify(hidden.join(","))}});`;
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", "--import", registration, script, ...args], { cwd: repoRoot, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "--import", registration, script, ...args],
+      { cwd: repoRoot, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
-const lastJson = (stdout: string): Record<string, unknown> => JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, unknown>;
+const lastJson = (stdout: string): Record<string, unknown> =>
+  JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, unknown>;
 
 const optional = suite("optional inspector dependencies");
 

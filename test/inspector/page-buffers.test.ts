@@ -141,7 +141,11 @@ page("stately.js posts at most the bounded queues once the iframe listens", () =
   for (const fn of windowListeners) fn({ origin: "https://stately.example", data: { type: "@statelyai.connected" } });
   assert.ok(posted.length <= 8 + 100 + 1000, `${posted.length} messages posted`);
   // (Objects from the page's realm: compared as JSON.)
-  assert.is(JSON.stringify(posted[0]), JSON.stringify({ type: "@xstate.actor", sessionId: "root", name: "bridge" }), "the root registration survives the flood, first");
+  assert.is(
+    JSON.stringify(posted[0]),
+    JSON.stringify({ type: "@xstate.actor", sessionId: "root", name: "bridge" }),
+    "the root registration survives the flood, first",
+  );
   assert.is(posted.at(-1)!.event!.type, "E19999", "the latest messages are kept");
   assert.not.ok(posted.some((m) => m.type === "@xstate.bogus"));
   // Once listening, messages go straight through.
@@ -155,7 +159,12 @@ page("inspector.js forgets the oldest actors beyond its bound, never the root", 
   const socket = FakeSocket.opened[0]!;
   assert.is(socket.url, `${pageUrl.replace(/^http/, "ws")}events`, "the socket lives under the page's key");
   socket.fire("open");
-  socket.message({ type: "@xstate.actor", sessionId: "root", name: "bridge", snapshot: { value: { connection: "idle", heartbeat: "waiting" }, status: "active", context: {} } });
+  socket.message({
+    type: "@xstate.actor",
+    sessionId: "root",
+    name: "bridge",
+    snapshot: { value: { connection: "idle", heartbeat: "waiting" }, status: "active", context: {} },
+  });
   for (let i = 0; i < 1000; i++) socket.message({ type: "@xstate.actor", sessionId: `child-${i}`, name: `sync-${i}`, parentId: "root" });
   const lastRow = () => byId.get("log")!.children[0]!.text;
   socket.message({ type: "@xstate.event", sessionId: "child-999", event: { type: "PING" } });

@@ -144,7 +144,10 @@ interop("a token rotated on the server is picked up by a token function without 
   ctx.server.setToken("v2");
   current = "v2";
   ctx.server.dropStreams(grpc.status.UNAVAILABLE);
-  await eventually("reconnected with v2", () => ctx.server.stats().tokensSeen.projectEvents.includes("v2") && ctx.server.stats().openStreams === 1);
+  await eventually(
+    "reconnected with v2",
+    () => ctx.server.stats().tokensSeen.projectEvents.includes("v2") && ctx.server.stats().openStreams === 1,
+  );
   ctx.server.createProject("r");
   ctx.server.removeProject("r");
   await eventually("removal", () => handler.ids().includes("r"));

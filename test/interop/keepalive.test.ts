@@ -76,7 +76,9 @@ keepalive("the enforcement answers a client that pings too often with GOAWAY ENH
   const stats = ctx.proxy.stats().http2;
   assert.ok(stats.clientPings > policy.maxPingStrikes, `pings: ${stats.clientPings}`);
   assert.ok(String(failure).length > 0, "the pinging call failed");
-  console.log(`# control client: ${stats.clientPings} PINGs, GOAWAY ENHANCE_YOUR_CALM after ${stats.pingStrikes} strikes; it saw: ${String(failure)}`);
+  console.log(
+    `# control client: ${stats.clientPings} PINGs, GOAWAY ENHANCE_YOUR_CALM after ${stats.pingStrikes} strikes; it saw: ${String(failure)}`,
+  );
 
   // The same with raw pings on an idle connection (no call open: one per 2 hours allowed).
   const session = http2.connect(ctx.proxy.url);
@@ -135,7 +137,10 @@ keepalive("the bridge never pings: no GOAWAY through reconnects, heartbeats and 
   assert.ok((s.framesFromClient["HEADERS"] ?? 0) >= counters.syncs, "the tap saw the calls");
   assert.is(s.clientPings, 0, "the bridge sent PING frames");
   assert.is(s.pingStrikes, 0);
-  assert.equal(s.goaways.filter((g) => g.errorCode === ENHANCE_YOUR_CALM), []);
+  assert.equal(
+    s.goaways.filter((g) => g.errorCode === ENHANCE_YOUR_CALM),
+    [],
+  );
   assert.not.ok(logger.lines.some((l) => /too_many_pings|ENHANCE_YOUR_CALM/i.test(l.text)));
 });
 

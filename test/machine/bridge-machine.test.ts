@@ -113,7 +113,11 @@ machine("a server that accepts then fails cannot pin retries at the minimum", as
 });
 
 machine("heartbeat waits stay within 60 s ± 5 s", async () => {
-  for (const [r, expected] of [[0, 55000], [1, 65000], [0.5, 60000]] as const) {
+  for (const [r, expected] of [
+    [0, 55000],
+    [1, 65000],
+    [0.5, 60000],
+  ] as const) {
     const h = createMachineHarness({ random: () => r });
     h.clock.increment(expected - 1);
     assert.is(h.heartbeat(), "waiting");
@@ -126,7 +130,10 @@ machine("heartbeat waits stay within 60 s ± 5 s", async () => {
 });
 
 machine("the wait after a stream-open sync is spread over [5 s, 65 s]; after a timer sync it is back to 60 s ± 5 s", async () => {
-  for (const [r, spread, regular] of [[0, 5000, 55000], [1, 65000, 65000]] as const) {
+  for (const [r, spread, regular] of [
+    [0, 5000, 55000],
+    [1, 65000, 65000],
+  ] as const) {
     const h = createMachineHarness({ random: () => r });
     h.actor.send({ type: "START" });
     h.sendHeaders();
@@ -344,45 +351,48 @@ machine("against a server that never answers the backoff grows to its cap (issue
   assert.equal(waits, [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
 });
 
-machine("stableAfter resets the attempt only once the open proved itself: headers, a message or a completed sync (issue 10 item 6)", async () => {
-  // Headers before openConfirm: reset at stableAfter.
-  const a = createMachineHarness();
-  a.actor.send({ type: "START" });
-  a.failStream();
-  await flush();
-  a.clock.increment(1200);
-  a.sendHeaders();
-  a.clock.increment(10_000);
-  assert.is(a.actor.getSnapshot().context.attempt, 0, "headers proved it");
+machine(
+  "stableAfter resets the attempt only once the open proved itself: headers, a message or a completed sync (issue 10 item 6)",
+  async () => {
+    // Headers before openConfirm: reset at stableAfter.
+    const a = createMachineHarness();
+    a.actor.send({ type: "START" });
+    a.failStream();
+    await flush();
+    a.clock.increment(1200);
+    a.sendHeaders();
+    a.clock.increment(10_000);
+    assert.is(a.actor.getSnapshot().context.attempt, 0, "headers proved it");
 
-  // openConfirm and no proof: no reset at stableAfter; a sync completing later resets at once.
-  const b = createMachineHarness();
-  b.actor.send({ type: "START" });
-  b.failStream();
-  await flush();
-  b.clock.increment(1200);
-  b.clock.increment(2000);
-  assert.is(b.connection(), "streaming");
-  b.clock.increment(10_000);
-  assert.is(b.actor.getSnapshot().context.attempt, 1, "the timer alone resets nothing");
-  b.answerSync();
-  await flush();
-  assert.is(b.actor.getSnapshot().context.attempt, 0, "a completed sync on this open proves it");
+    // openConfirm and no proof: no reset at stableAfter; a sync completing later resets at once.
+    const b = createMachineHarness();
+    b.actor.send({ type: "START" });
+    b.failStream();
+    await flush();
+    b.clock.increment(1200);
+    b.clock.increment(2000);
+    assert.is(b.connection(), "streaming");
+    b.clock.increment(10_000);
+    assert.is(b.actor.getSnapshot().context.attempt, 1, "the timer alone resets nothing");
+    b.answerSync();
+    await flush();
+    assert.is(b.actor.getSnapshot().context.attempt, 0, "a completed sync on this open proves it");
 
-  // A sync that completed before this open does not count for it.
-  const c = createMachineHarness();
-  c.actor.send({ type: "START" });
-  c.failStream();
-  await flush();
-  c.actor.send({ type: "SYNC.NOW" });
-  c.answerSync();
-  await flush();
-  c.clock.increment(1200);
-  c.clock.increment(2000);
-  assert.is(c.connection(), "streaming");
-  c.clock.increment(10_000);
-  assert.is(c.actor.getSnapshot().context.attempt, 1, "proof from a previous open does not carry over");
-});
+    // A sync that completed before this open does not count for it.
+    const c = createMachineHarness();
+    c.actor.send({ type: "START" });
+    c.failStream();
+    await flush();
+    c.actor.send({ type: "SYNC.NOW" });
+    c.answerSync();
+    await flush();
+    c.clock.increment(1200);
+    c.clock.increment(2000);
+    assert.is(c.connection(), "streaming");
+    c.clock.increment(10_000);
+    assert.is(c.actor.getSnapshot().context.attempt, 1, "proof from a previous open does not carry over");
+  },
+);
 
 machine("syncNow() during a round asks for one follow-up round and does not restart the deadline (issue 10 item 7)", async () => {
   const h = createMachineHarness();
@@ -443,21 +453,24 @@ machine("a GOAWAY ends the stream and reopens after a short jittered wait withou
   assert.is(h.actor.getSnapshot().context.attempt, 1);
 });
 
-machine("a GOAWAY on an open that never proved itself is a failure: a server that answers every open with GOAWAY gets the growing backoff", async () => {
-  const h = createMachineHarness({ random: () => 0.5 });
-  h.actor.send({ type: "START" });
-  const waits: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    h.goawayStream();
-    await flush();
-    assert.is(h.connection(), "backoff");
-    const wait = h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms;
-    waits.push(wait);
-    h.clock.increment(wait);
-  }
-  assert.equal(waits, [1000, 2000, 4000, 8000, 16000]);
-  assert.is(h.actor.getSnapshot().context.counters.goaways, 0);
-});
+machine(
+  "a GOAWAY on an open that never proved itself is a failure: a server that answers every open with GOAWAY gets the growing backoff",
+  async () => {
+    const h = createMachineHarness({ random: () => 0.5 });
+    h.actor.send({ type: "START" });
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      h.goawayStream();
+      await flush();
+      assert.is(h.connection(), "backoff");
+      const wait = h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms;
+      waits.push(wait);
+      h.clock.increment(wait);
+    }
+    assert.equal(waits, [1000, 2000, 4000, 8000, 16000]);
+    assert.is(h.actor.getSnapshot().context.counters.goaways, 0);
+  },
+);
 
 machine("heartbeat failures carry a streak per code (issue 10 item 10)", async () => {
   const h = createMachineHarness();
@@ -523,7 +536,9 @@ machine("a batch of stream messages is one step: removals, duplicates and ignore
   });
   sub.unsubscribe();
   assert.is(steps, 1, "one snapshot for the whole batch");
-  const order = h.emitted.map((e) => (e.type === "projectRemoved" || e.type === "duplicateSuppressed" ? `${e.type}:${e.projectId}` : e.type));
+  const order = h.emitted.map((e) =>
+    e.type === "projectRemoved" || e.type === "duplicateSuppressed" ? `${e.type}:${e.projectId}` : e.type,
+  );
   assert.equal(order, [
     "eventIgnored",
     "eventIgnored",

@@ -11,6 +11,7 @@ const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 /** A client whose stream fails at once and whose sync never answers. */
 function failingClient(): EventsClient {
   return {
+    // biome-ignore lint/correctness/useYield: a stream that fails before its first message
     projectEvents: async function* () {
       throw new BridgeError("down", "unavailable");
     },
@@ -20,7 +21,15 @@ function failingClient(): EventsClient {
 }
 
 function bridgeWith(random: () => number, clock: SimulatedClock): Bridge {
-  return createBridge({ registry: new HandlerRegistry(), client: failingClient(), clock, random, logger: quiet, env: {}, clientId: "shared" });
+  return createBridge({
+    registry: new HandlerRegistry(),
+    client: failingClient(),
+    clock,
+    random,
+    logger: quiet,
+    env: {},
+    clientId: "shared",
+  });
 }
 
 async function until(what: string, check: () => boolean): Promise<void> {
@@ -54,7 +63,9 @@ shared("bridges run on one machine object, each with its own dependencies", asyn
 shared("the shared machine refuses to run without a bridge's dependencies", () => {
   const clock = new SimulatedClock();
   const bridge = bridgeWith(() => 0.5, clock);
-  const stray = createActor(bridge.actor.logic, { input: { clientId: "x", timing: bridge.actor.getSnapshot().context.timing, dedupCapacity: 4 } });
+  const stray = createActor(bridge.actor.logic, {
+    input: { clientId: "x", timing: bridge.actor.getSnapshot().context.timing, dedupCapacity: 4 },
+  });
   const snapshot = stray.getSnapshot();
   assert.is(snapshot.status, "error");
   assert.match(String((snapshot as { error?: unknown }).error), /no bridge runtime/);

@@ -8,7 +8,10 @@ import { commands } from "../../src/cli/main.js";
 const entry = suite("cli entry: lazy command list");
 
 entry("each listed name and summary is the loaded command's own", async () => {
-  assert.equal(commands.map((c) => c.name), ["start", "dev", "run", "serve"]);
+  assert.equal(
+    commands.map((c) => c.name),
+    ["start", "dev", "run", "serve"],
+  );
   for (const lazy of commands) {
     const command = await lazy.load();
     assert.is(command.name, lazy.name);

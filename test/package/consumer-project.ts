@@ -27,20 +27,33 @@ export interface CommandResult {
 }
 
 /** Runs a command, throwing with its output when it fails. */
-export async function runCommand(file: string, args: readonly string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CommandResult> {
+export async function runCommand(
+  file: string,
+  args: readonly string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<CommandResult> {
   try {
-    const r = await exec(file, [...args], { cwd: options.cwd, env: options.env ?? process.env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 });
+    const r = await exec(file, [...args], {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      timeout: options.timeoutMs ?? 120_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return { stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${file} ${args.join(" ")} failed in ${options.cwd}: ${e.message}\n--- stdout\n${e.stdout ?? ""}\n--- stderr\n${e.stderr ?? ""}`);
+    throw new Error(
+      `${file} ${args.join(" ")} failed in ${options.cwd}: ${e.message}\n--- stdout\n${e.stdout ?? ""}\n--- stderr\n${e.stderr ?? ""}`,
+    );
   }
 }
 
 /** Runs npm with the Node that runs this test. */
 export function npm(args: readonly string[], options: { cwd: string; timeoutMs?: number }): Promise<CommandResult> {
   const env = { ...process.env, npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
-  return npmCli === undefined ? runCommand("npm", args, { ...options, env }) : runCommand(process.execPath, [npmCli, ...args], { ...options, env });
+  return npmCli === undefined
+    ? runCommand("npm", args, { ...options, env })
+    : runCommand(process.execPath, [npmCli, ...args], { ...options, env });
 }
 
 interface LockEntry {
@@ -86,10 +99,19 @@ export function consumerLockfile(pkg: PackageJson, tarballName: string): object 
   const lock = JSON.parse(readFileSync(join(repoRoot, "package-lock.json"), "utf8")) as { packages: Record<string, LockEntry> };
   const out: Record<string, LockEntry> = {};
   const queue: Array<{ from: string; name: string }> = [];
-  const wants = (entry: { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string>; peerDependencies?: Record<string, string>; peerDependenciesMeta?: Record<string, { optional?: boolean }> }, from: string) => {
+  const wants = (
+    entry: {
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+      peerDependencies?: Record<string, string>;
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+    },
+    from: string,
+  ) => {
     for (const name of Object.keys(entry.dependencies ?? {})) queue.push({ from, name });
     for (const name of Object.keys(entry.optionalDependencies ?? {})) queue.push({ from, name });
-    for (const name of Object.keys(entry.peerDependencies ?? {})) if (entry.peerDependenciesMeta?.[name]?.optional !== true) queue.push({ from, name });
+    for (const name of Object.keys(entry.peerDependencies ?? {}))
+      if (entry.peerDependenciesMeta?.[name]?.optional !== true) queue.push({ from, name });
   };
   wants(pkg, "");
   for (let item = queue.shift(); item; item = queue.shift()) {
@@ -157,14 +179,26 @@ export async function createConsumerProject(): Promise<ConsumerProject> {
     const tarballName = info.filename.replace(/^.*\//, "");
     mkdirSync(consumerDir);
     renameSync(join(dir, tarballName), join(consumerDir, tarballName));
-    writeFileSync(join(consumerDir, "package.json"), `${JSON.stringify({ name: "consumer", private: true, type: "module", dependencies: { [pkg.name]: `file:${tarballName}` } }, null, 2)}\n`);
+    writeFileSync(
+      join(consumerDir, "package.json"),
+      `${JSON.stringify({ name: "consumer", private: true, type: "module", dependencies: { [pkg.name]: `file:${tarballName}` } }, null, 2)}\n`,
+    );
     writeFileSync(join(consumerDir, "package-lock.json"), `${JSON.stringify(consumerLockfile(pkg, tarballName), null, 2)}\n`);
     try {
       await npm(["ci", "--offline", "--no-audit", "--no-fund"], { cwd: consumerDir, timeoutMs: 180_000 });
     } catch (err) {
-      throw new Error(`installing the tarball offline failed; npm's cache must hold the runtime dependencies (run npm ci in the checkout first)\n${String(err)}`);
+      throw new Error(
+        `installing the tarball offline failed; npm's cache must hold the runtime dependencies (run npm ci in the checkout first)\n${String(err)}`,
+      );
     }
-    return { dir, consumerDir, tarball: join(consumerDir, tarballName), files: info.files, pkg, remove: () => rmSync(dir, { recursive: true, force: true }) };
+    return {
+      dir,
+      consumerDir,
+      tarball: join(consumerDir, tarballName),
+      files: info.files,
+      pkg,
+      remove: () => rmSync(dir, { recursive: true, force: true }),
+    };
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;

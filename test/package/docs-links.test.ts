@@ -8,7 +8,12 @@ import { repoRoot } from "./consumer-project.js";
 
 const docs = suite("README and docs/ links");
 
-const pages = ["README.md", ...readdirSync(join(repoRoot, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const pages = [
+  "README.md",
+  ...readdirSync(join(repoRoot, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes. */
 function anchor(heading: string): string {
@@ -48,7 +53,8 @@ docs("every relative link names a file in the repository, and a heading when it 
         broken.push(`${page}: ${link} (no such file)`);
         continue;
       }
-      if (fragment !== undefined && target.endsWith(".md") && !anchorsOf(target).has(fragment)) broken.push(`${page}: ${link} (no such heading)`);
+      if (fragment !== undefined && target.endsWith(".md") && !anchorsOf(target).has(fragment))
+        broken.push(`${page}: ${link} (no such heading)`);
     }
   }
   assert.equal(broken, []);

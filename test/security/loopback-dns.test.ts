@@ -94,7 +94,10 @@ loopback("the pinned lookup answers localhost with 127.0.0.1 then ::1, and refus
     new Promise<{ err: NodeJS.ErrnoException | null; address: unknown; family: unknown }>((resolve) =>
       loopbackLookup(host, options as dns.LookupOneOptions, (err, address, family) => resolve({ err, address, family })),
     );
-  assert.equal((await ask("localhost", { all: true })).address, [{ address: "127.0.0.1", family: 4 }, { address: "::1", family: 6 }]);
+  assert.equal((await ask("localhost", { all: true })).address, [
+    { address: "127.0.0.1", family: 4 },
+    { address: "::1", family: 6 },
+  ]);
   assert.equal(await ask("LOCALHOST", {}), { err: null, address: "127.0.0.1", family: 4 });
   assert.equal(await ask("localhost", { family: 6 }), { err: null, address: "::1", family: 6 });
   assert.equal((await ask("localhost", { family: 4, all: true })).address, [{ address: "127.0.0.1", family: 4 }]);
@@ -134,28 +137,37 @@ for (const [name, expected] of lookAlikes) {
   // Node's http2 client sends an IPv6 :authority without brackets, and the
   // dev server (connect-node) dies of it: check that one against a bare listener.
   if (name.startsWith("[") && expected === "pinned") continue;
-  loopback(`http://${name}: ${expected === "refused" ? "refused for a plaintext token, nothing dialled or looked up" : "accepted and really pinned to loopback"}`, async (ctx) => {
-    const url = `http://${name}:${portOf(ctx)}`;
-    const resolved = validateBridgeOptions({ registry: new HandlerRegistry(), logger: capturingLogger(), env: {}, serverUrl: url, token: TOKEN });
-    const w = watchedBridge({ serverUrl: url, token: TOKEN, timing: fastTiming });
-    ctx.bridges.push(w);
-    w.bridge.start();
-    if (expected === "refused") {
-      assert.is(resolved.target.kind, "invalid");
-      assert.is(w.bridge.status().lastError?.code, "insecure_token");
-      assert.is(w.bridge.status().state, "idle");
-      await new Promise((r) => setTimeout(r, 30));
-      assert.equal(ctx.guard.attempts, []);
-    } else {
-      assert.is(resolved.target.kind, "url");
-      assert.ok(resolved.target.kind === "url" && resolved.target.address.loopback);
-      await eventually("the token reached the server on 127.0.0.1", () => ctx.server.stats().tokensSeen.projectEvents.includes(TOKEN));
-      assert.equal(ctx.server.stats().tokensSeen.projectEvents, [TOKEN]);
-      assert.ok(ctx.guard.attempts.length >= 1 && ctx.guard.attempts.every((a) => !a.blocked));
-    }
-    assert.equal(ctx.lookups, [], `no DNS lookup for ${name}`);
-    assert.equal(findLeaks(w, [TOKEN]), []);
-  });
+  loopback(
+    `http://${name}: ${expected === "refused" ? "refused for a plaintext token, nothing dialled or looked up" : "accepted and really pinned to loopback"}`,
+    async (ctx) => {
+      const url = `http://${name}:${portOf(ctx)}`;
+      const resolved = validateBridgeOptions({
+        registry: new HandlerRegistry(),
+        logger: capturingLogger(),
+        env: {},
+        serverUrl: url,
+        token: TOKEN,
+      });
+      const w = watchedBridge({ serverUrl: url, token: TOKEN, timing: fastTiming });
+      ctx.bridges.push(w);
+      w.bridge.start();
+      if (expected === "refused") {
+        assert.is(resolved.target.kind, "invalid");
+        assert.is(w.bridge.status().lastError?.code, "insecure_token");
+        assert.is(w.bridge.status().state, "idle");
+        await new Promise((r) => setTimeout(r, 30));
+        assert.equal(ctx.guard.attempts, []);
+      } else {
+        assert.is(resolved.target.kind, "url");
+        assert.ok(resolved.target.kind === "url" && resolved.target.address.loopback);
+        await eventually("the token reached the server on 127.0.0.1", () => ctx.server.stats().tokensSeen.projectEvents.includes(TOKEN));
+        assert.equal(ctx.server.stats().tokensSeen.projectEvents, [TOKEN]);
+        assert.ok(ctx.guard.attempts.length >= 1 && ctx.guard.attempts.every((a) => !a.blocked));
+      }
+      assert.equal(ctx.lookups, [], `no DNS lookup for ${name}`);
+      assert.equal(findLeaks(w, [TOKEN]), []);
+    },
+  );
 }
 
 loopback("http://[::ffff:127.0.0.1]: accepted, an IP literal dialled as such, with no DNS lookup", async (ctx) => {

@@ -27,7 +27,31 @@ const b64 = /^[A-Za-z0-9\-._~+/]+=*$/;
 const sent = (token: string) => token.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
 
 /** What a header refuses or changes, and what RFC 6750 does not allow. */
-const hostileChars = fc.constantFrom("\n", "\r", "\r\n", "\0", "\t", " ", "\u007f", "\u0085", "\u00a0", "\u2028", "\u202e", "é", "中", "😀", "\ud800", ",", ";", '"', "\\", "=x", ":", "@", "%0A");
+const hostileChars = fc.constantFrom(
+  "\n",
+  "\r",
+  "\r\n",
+  "\0",
+  "\t",
+  " ",
+  "\u007f",
+  "\u0085",
+  "\u00a0",
+  "\u2028",
+  "\u202e",
+  "é",
+  "中",
+  "😀",
+  "\ud800",
+  ",",
+  ";",
+  '"',
+  "\\",
+  "=x",
+  ":",
+  "@",
+  "%0A",
+);
 const b64Chars = fc.string({ unit: fc.constantFrom(..."ABCxyz019-._~+/"), maxLength: 12 });
 /** Tokens that carry the marker: hostile ones, arbitrary ones, and valid ones. */
 const tokens = fc.oneof(
@@ -52,7 +76,10 @@ fuzz.after(async (ctx) => {
 });
 
 fuzz("the token rule: valid exactly when RFC 6750 b64token, else one fixed phrase; trimming drops only surrounding HTTP whitespace", () => {
-  fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 30 }), (token) => trimBearerToken(token) === sent(token)), { seed, numRuns: 1000 });
+  fc.assert(
+    fc.property(fc.string({ unit: "binary", maxLength: 30 }), (token) => trimBearerToken(token) === sent(token)),
+    { seed, numRuns: 1000 },
+  );
   const phrases = new Set<string>(Object.values(bearerTokenProblems));
   fc.assert(
     fc.property(fc.oneof(tokens, fc.string({ unit: "binary", maxLength: 30 })), (token) => {
@@ -105,7 +132,9 @@ fuzz("an error of the call that echoes the token (a hostile server) loses the to
   // A header refused on this side (a TypeError that quotes the header) never passes, whatever token it holds.
   for (const typeError of [
     new TypeError(`Headers.set: "Bearer ${MARK}\nx" is an invalid header value.`),
-    new TypeError(`Cannot convert argument to a ByteString because the character at index 9 has a value of 20013 which is greater than 255.`),
+    new TypeError(
+      `Cannot convert argument to a ByteString because the character at index 9 has a value of 20013 which is greater than 255.`,
+    ),
     Object.assign(new TypeError(`Invalid character in header content ["authorization"]`), { code: "ERR_INVALID_CHAR" }),
   ]) {
     const out = withoutToken(new ConnectError(typeError.message, Code.Internal, undefined, undefined, typeError), "other");
@@ -138,7 +167,11 @@ fuzz("every output channel of a running bridge stays clean, whatever the token a
         }),
         "rejects with the token": () => ({ token: () => Promise.reject(token) }),
       };
-      const w = watchedBridge({ serverUrl: ctx.server.url, timing: { ...fastTiming, backoffMinMs: 5, backoffMaxMs: 10 }, ...source[mode]() });
+      const w = watchedBridge({
+        serverUrl: ctx.server.url,
+        timing: { ...fastTiming, backoffMinMs: 5, backoffMaxMs: 10 },
+        ...source[mode](),
+      });
       try {
         w.bridge.start();
         w.bridge.syncNow();
@@ -159,14 +192,21 @@ fuzz("every output channel of a running bridge stays clean, whatever the token a
       if ((mode === "string" || mode === "env") && !valid && code !== "invalid_config") {
         throw new Error(`${mode} ${JSON.stringify(token)}: expected invalid_config, got ${code}`);
       }
-      if (mode !== "string" && mode !== "env" && code !== "unauthenticated") throw new Error(`${mode}: expected unauthenticated, got ${code}`);
+      if (mode !== "string" && mode !== "env" && code !== "unauthenticated")
+        throw new Error(`${mode}: expected unauthenticated, got ${code}`);
     }),
     { seed, numRuns },
   );
   // Every invalid token that reached the server is a bug: only valid ones may (and did) arrive.
   const seen = [...ctx.server.stats().tokensSeen.projectEvents, ...ctx.server.stats().tokensSeen.syncProjectState];
-  assert.ok(seen.every((t) => b64.test(t)), "only b64tokens went on the wire");
-  assert.ok(seen.some((t) => t.includes(MARK)), "valid tokens did reach the server (the runs exercised the wire)");
+  assert.ok(
+    seen.every((t) => b64.test(t)),
+    "only b64tokens went on the wire",
+  );
+  assert.ok(
+    seen.some((t) => t.includes(MARK)),
+    "valid tokens did reach the server (the runs exercised the wire)",
+  );
   assert.ok(Object.keys(counts).length >= 8, `modes × validity covered: ${JSON.stringify(counts)}`);
   console.log(`# token fuzzing: ${numRuns} bridges in ${(performance.now() - t0).toFixed(0)} ms, seed ${seed}: ${JSON.stringify(counts)}`);
 });
@@ -185,7 +225,10 @@ async function startEchoServer(echo: () => Echo): Promise<{ url: string; calls: 
     const message = where.includes("message") ? encodeURIComponent(`no: ${quoted}`) : "no";
     const meta = where.endsWith("metadata") ? { "x-echo": quoted } : {};
     if (where.startsWith("refusal")) {
-      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "16", "grpc-message": message, ...meta }, { endStream: true });
+      stream.respond(
+        { ":status": 200, "content-type": "application/grpc", "grpc-status": "16", "grpc-message": message, ...meta },
+        { endStream: true },
+      );
       return;
     }
     stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
@@ -212,11 +255,19 @@ fuzz("a hostile server that quotes the token back, anywhere in its answer, gets 
     await fc.assert(
       fc.asyncProperty(validTokens, places, fc.boolean(), async (token, place, asFunction) => {
         where = place;
-        const w = watchedBridge({ serverUrl: hostile.url, timing: { ...fastTiming, backoffMinMs: 5, backoffMaxMs: 10 }, token: asFunction ? () => token : token });
+        const w = watchedBridge({
+          serverUrl: hostile.url,
+          timing: { ...fastTiming, backoffMinMs: 5, backoffMaxMs: 10 },
+          token: asFunction ? () => token : token,
+        });
         w.bridge.start();
         w.bridge.syncNow();
         try {
-          await eventually("a failed stream and sync", () => w.bridge.status().counters.streamFailures >= 1 && w.bridge.status().counters.syncFailures >= 1, 3000);
+          await eventually(
+            "a failed stream and sync",
+            () => w.bridge.status().counters.streamFailures >= 1 && w.bridge.status().counters.syncFailures >= 1,
+            3000,
+          );
         } catch (err) {
           w.thrown.push(err);
         }

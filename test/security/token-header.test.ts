@@ -52,8 +52,10 @@ function watch(ctx: Ctx, options: Parameters<typeof watchedBridge>[0]): WatchedB
 }
 
 header("the token rule is RFC 6750 b64token", () => {
-  for (const ok of [GOOD, "a", "A-._~+/", "abc==", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"]) assert.is(bearerTokenProblem(ok), undefined, ok);
-  for (const bad of ["", "=abc", "a=b", "a b", "a\tb", "a\u0000", "a\u007f", "ä", "a;b", '"a"', "a,b"]) assert.ok(bearerTokenProblem(bad), JSON.stringify(bad));
+  for (const ok of [GOOD, "a", "A-._~+/", "abc==", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"])
+    assert.is(bearerTokenProblem(ok), undefined, ok);
+  for (const bad of ["", "=abc", "a=b", "a b", "a\tb", "a\u0000", "a\u007f", "ä", "a;b", '"a"', "a,b"])
+    assert.ok(bearerTokenProblem(bad), JSON.stringify(bad));
   for (const [, token] of badTokens) assert.not.match(bearerTokenProblem(token) ?? "", MARK);
 });
 
@@ -65,9 +67,15 @@ for (const [what, token, problem] of badTokens) {
       const s = w.bridge.status();
       assert.is(s.state, "idle");
       assert.is(s.lastError?.code, "invalid_config");
-      assert.match(s.lastError?.message ?? "", "token" in options ? /^the token option is not a valid bearer token: it / : /^ENGRAM_TOKEN is not a valid bearer token: it /);
+      assert.match(
+        s.lastError?.message ?? "",
+        "token" in options ? /^the token option is not a valid bearer token: it / : /^ENGRAM_TOKEN is not a valid bearer token: it /,
+      );
       assert.match(s.lastError?.message ?? "", problem);
-      assert.ok(w.logger.at("error").some((l) => /the bridge refuses to start: .*not a valid bearer token/.test(l.msg ?? "")), "an error line says why");
+      assert.ok(
+        w.logger.at("error").some((l) => /the bridge refuses to start: .*not a valid bearer token/.test(l.msg ?? "")),
+        "an error line says why",
+      );
       await w.bridge.stop();
       assert.equal(findLeaks(w, [MARK]), []);
     }
@@ -104,16 +112,19 @@ for (const [what, token, problem] of badTokens) {
   });
 }
 
-header("surrounding spaces and line breaks are dropped, as Headers.set always did (a token file's trailing newline keeps working)", async (ctx) => {
-  for (const options of [{ token: `${GOOD}\n` }, { env: { ENGRAM_TOKEN: `  ${GOOD}\r\n` } }, { token: () => `\t${GOOD}\n` }]) {
-    const w = watch(ctx, options);
-    w.bridge.start();
-    await eventually("streaming", () => w.bridge.status().state === "streaming");
-    await w.bridge.stop();
-  }
-  assert.equal(ctx.server.stats().tokensSeen.projectEvents, [GOOD]);
-  assert.is(ctx.server.stats().authFailures, 0);
-});
+header(
+  "surrounding spaces and line breaks are dropped, as Headers.set always did (a token file's trailing newline keeps working)",
+  async (ctx) => {
+    for (const options of [{ token: `${GOOD}\n` }, { env: { ENGRAM_TOKEN: `  ${GOOD}\r\n` } }, { token: () => `\t${GOOD}\n` }]) {
+      const w = watch(ctx, options);
+      w.bridge.start();
+      await eventually("streaming", () => w.bridge.status().state === "streaming");
+      await w.bridge.stop();
+    }
+    assert.equal(ctx.server.stats().tokensSeen.projectEvents, [GOOD]);
+    assert.is(ctx.server.stats().authFailures, 0);
+  },
+);
 
 header("a heartbeat with a bad function value fails alone and leaks nothing", async (ctx) => {
   let n = 0;
@@ -138,10 +149,22 @@ async function echoingServer(midStream: boolean): Promise<{ url: string; calls: 
     stream.on("error", () => {}); // the bridge aborts calls; that is not this test's business
     const echo = encodeURIComponent(`token ${String(headers.authorization)} is not welcome`);
     if (!midStream) {
-      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "16", "grpc-message": echo, "x-echo": String(headers.authorization) }, { endStream: true });
+      stream.respond(
+        {
+          ":status": 200,
+          "content-type": "application/grpc",
+          "grpc-status": "16",
+          "grpc-message": echo,
+          "x-echo": String(headers.authorization),
+        },
+        { endStream: true },
+      );
       return;
     }
-    stream.respond({ ":status": 200, "content-type": "application/grpc", "x-echo": String(headers.authorization) }, { waitForTrailers: true });
+    stream.respond(
+      { ":status": 200, "content-type": "application/grpc", "x-echo": String(headers.authorization) },
+      { waitForTrailers: true },
+    );
     stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "13", "grpc-message": echo }));
     setTimeout(() => {
       if (!stream.destroyed) stream.end();
@@ -157,26 +180,32 @@ async function echoingServer(midStream: boolean): Promise<{ url: string; calls: 
 }
 
 for (const midStream of [false, true]) {
-  header(`a server that echoes the token in its ${midStream ? "trailers after headers" : "trailers-only refusal"} has it cut out of every error`, async (ctx) => {
-    const hostile = await echoingServer(midStream);
-    const token = `${MARK}echo`;
-    const w = watchedBridge({ serverUrl: hostile.url, token, timing: fastTiming });
-    ctx.bridges.push(w);
-    try {
-      w.bridge.start();
-      w.bridge.syncNow();
-      await eventually("stream failures", () => w.bridge.status().counters.streamFailures >= 2);
-      await eventually("a failed sync", () => w.bridge.status().counters.syncFailures >= 1);
-      const failures = w.logger.lines.filter((l) => /failed/.test(l.msg ?? "")).map((l) => l.text);
-      assert.ok(failures.some((t) => t.includes("token Bearer <token> is not welcome")), `the server's text is kept, the token cut out: ${failures.join("\n")}`);
-      await w.bridge.stop();
-      assert.ok(hostile.calls() >= 3);
-      assert.equal(findLeaks(w, [MARK]), []);
-    } finally {
-      await w.bridge.stop();
-      await hostile.close();
-    }
-  });
+  header(
+    `a server that echoes the token in its ${midStream ? "trailers after headers" : "trailers-only refusal"} has it cut out of every error`,
+    async (ctx) => {
+      const hostile = await echoingServer(midStream);
+      const token = `${MARK}echo`;
+      const w = watchedBridge({ serverUrl: hostile.url, token, timing: fastTiming });
+      ctx.bridges.push(w);
+      try {
+        w.bridge.start();
+        w.bridge.syncNow();
+        await eventually("stream failures", () => w.bridge.status().counters.streamFailures >= 2);
+        await eventually("a failed sync", () => w.bridge.status().counters.syncFailures >= 1);
+        const failures = w.logger.lines.filter((l) => /failed/.test(l.msg ?? "")).map((l) => l.text);
+        assert.ok(
+          failures.some((t) => t.includes("token Bearer <token> is not welcome")),
+          `the server's text is kept, the token cut out: ${failures.join("\n")}`,
+        );
+        await w.bridge.stop();
+        assert.ok(hostile.calls() >= 3);
+        assert.equal(findLeaks(w, [MARK]), []);
+      } finally {
+        await w.bridge.stop();
+        await hostile.close();
+      }
+    },
+  );
 }
 
 header.run();

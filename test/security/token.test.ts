@@ -44,7 +44,14 @@ token.after.each(async (ctx) => {
 
 token("the guard sees a loopback dial (so that seeing none below means something)", async (ctx) => {
   ctx.server = await startDevServer();
-  const bridge = createBridge({ registry: new HandlerRegistry(), serverUrl: ctx.server.url, token: "t", env: {}, logger: capturingLogger(), timing: fastTiming });
+  const bridge = createBridge({
+    registry: new HandlerRegistry(),
+    serverUrl: ctx.server.url,
+    token: "t",
+    env: {},
+    logger: capturingLogger(),
+    timing: fastTiming,
+  });
   ctx.bridges.push(bridge);
   bridge.start();
   await ctx.server.waitForStreams(1);
@@ -73,7 +80,10 @@ for (const [name, options] of [
     assert.ok(line, "an error line says why");
     assert.match(line!.text, /refusing to send the token in plaintext to http:\/\/192\.0\.2\.1:\d+/);
     assert.match(line!.text, /allowInsecure \(ENGRAM_ALLOW_INSECURE=1\)/);
-    assert.not.ok(logger.lines.some((l) => l.text.includes("secret-plain")), "the token is in no log line");
+    assert.not.ok(
+      logger.lines.some((l) => l.text.includes("secret-plain")),
+      "the token is in no log line",
+    );
     assert.not.ok(JSON.stringify(s).includes("secret-plain"));
     await bridge.stop();
     assert.equal(ctx.guard.attempts, []);
@@ -81,7 +91,10 @@ for (const [name, options] of [
 }
 
 token("https to a non-loopback host or allowInsecure are accepted (checked without dialling)", async (ctx) => {
-  for (const options of [{ serverUrl: "https://192.0.2.1", token: "t" }, { serverUrl: NON_ROUTABLE, token: "t", allowInsecure: true }]) {
+  for (const options of [
+    { serverUrl: "https://192.0.2.1", token: "t" },
+    { serverUrl: NON_ROUTABLE, token: "t", allowInsecure: true },
+  ]) {
     const logger = capturingLogger();
     const bridge = createBridge({ registry: new HandlerRegistry(), logger, timing: fastTiming, env: {}, ...options });
     ctx.bridges.push(bridge);
@@ -130,7 +143,10 @@ token("a token function is read for every call, so a rotated token is used witho
   bridge.syncNow();
   await eventually("sync with v2", () => ctx.server!.stats().tokensSeen.syncProjectState.includes("v2"));
   ctx.server.dropStreams();
-  await eventually("stream reopened with v2", () => ctx.server!.stats().tokensSeen.projectEvents.includes("v2") && ctx.server!.stats().openStreams === 1);
+  await eventually(
+    "stream reopened with v2",
+    () => ctx.server!.stats().tokensSeen.projectEvents.includes("v2") && ctx.server!.stats().openStreams === 1,
+  );
   ctx.server.createProject("rotated");
   ctx.server.removeProject("rotated");
   await eventually("removal after rotation", () => handler.ids().includes("rotated"));
@@ -142,11 +158,19 @@ token("a token function is read for every call, so a rotated token is used witho
   ctx.server.dropStreams();
   await eventually("refused", () => ctx.server!.stats().authFailures >= 2);
   current = "v3";
-  await eventually("recovered with v3", () => ctx.server!.stats().tokensSeen.projectEvents.includes("v3") && ctx.server!.stats().openStreams === 1, 5000);
+  await eventually(
+    "recovered with v3",
+    () => ctx.server!.stats().tokensSeen.projectEvents.includes("v3") && ctx.server!.stats().openStreams === 1,
+    5000,
+  );
   // Once per streak for each RPC: the stream's line, and at most one for the heartbeat.
   assert.is(logger.at("error").filter((l) => /ProjectEvents failed with unauthenticated/.test(l.text)).length, 1);
   assert.ok(logger.at("error").filter((l) => /heartbeat failed with unauthenticated/.test(l.text)).length <= 1);
-  for (const t of ["v1", "v2", "v3"]) assert.not.ok(logger.lines.some((l) => l.text.includes(`"${t}"`)), `token ${t} logged`);
+  for (const t of ["v1", "v2", "v3"])
+    assert.not.ok(
+      logger.lines.some((l) => l.text.includes(`"${t}"`)),
+      `token ${t} logged`,
+    );
 });
 
 token("a token function that throws is reported without its message and the bridge keeps trying", async (ctx) => {

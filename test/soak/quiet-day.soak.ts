@@ -57,7 +57,15 @@ quiet("24 simulated hours of quiet streaming wake the bridge about once a minute
     server.createProject(`live-${i}`);
   }
   const c = countingClock();
-  const bridge = createBridge({ registry: new HandlerRegistry(), tracker, serverUrl: server.url, env: {}, logger: capturingLogger(), clock: c.clock, clientId: "quiet" });
+  const bridge = createBridge({
+    registry: new HandlerRegistry(),
+    tracker,
+    serverUrl: server.url,
+    env: {},
+    logger: capturingLogger(),
+    clock: c.clock,
+    clientId: "quiet",
+  });
   bridge.start();
   await server.waitForStreams(1);
   const DAY_MS = 24 * 60 * 60 * 1000;

@@ -12,7 +12,14 @@ import * as assert from "uvu/assert";
 import { SimulatedClock } from "xstate";
 import { create } from "@bufbuild/protobuf";
 import { SyncProjectStateResponseSchema, type ProjectEvent } from "../../src/gen/engram/v1/engram_pb.js";
-import { createBridge, HandlerRegistry, SessionTracker, startDevServer, type EventsClient, type ProjectEventsCallOptions } from "../../src/index.js";
+import {
+  createBridge,
+  HandlerRegistry,
+  SessionTracker,
+  startDevServer,
+  type EventsClient,
+  type ProjectEventsCallOptions,
+} from "../../src/index.js";
 import { eventually, fastTiming } from "../helpers/e2e.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
 
@@ -123,7 +130,10 @@ soak("10,000 reconnect cycles on simulated time: no heap growth, no handles, no 
   assert.ok(syncCalls >= 10_500, "a sync on every reopen");
   assert.ok(growthMb < 5, `heap grew ${growthMb} MB`);
   assert.ok(total(after) <= total(before), `resources ${JSON.stringify(before)} → ${JSON.stringify(after)}`);
-  assert.equal(warnings.filter((w) => /MaxListeners/.test(w)), []);
+  assert.equal(
+    warnings.filter((w) => /MaxListeners/.test(w)),
+    [],
+  );
 });
 
 soak("1,000 reconnect cycles on loopback sockets (500 on a fresh session): no heap growth, no handles", async () => {
@@ -173,7 +183,10 @@ soak("1,000 reconnect cycles on loopback sockets (500 on a fresh session): no he
   assert.ok(proxy.stats().accepted >= 550, "half the cycles on a fresh session");
   assert.ok(growthMb < 5, `heap grew ${growthMb} MB`);
   assert.ok(total(after) <= total(before), `resources ${JSON.stringify(before)} → ${JSON.stringify(after)}`);
-  assert.equal(warnings.filter((w) => /MaxListeners/.test(w)), []);
+  assert.equal(
+    warnings.filter((w) => /MaxListeners/.test(w)),
+    [],
+  );
 });
 
 soak.run();

@@ -69,7 +69,10 @@ actors("headers then messages: opened once, each message forwarded as plain JSON
       yield create(ProjectEventSchema, { eventId: "9", eventType: 1, projectId: "p", timestampUnixMs: 12n, reason: "r" });
     }),
   );
-  assert.equal(got.map((e) => e.type), ["stream.opened", "stream.events"]);
+  assert.equal(
+    got.map((e) => e.type),
+    ["stream.opened", "stream.events"],
+  );
   assert.equal(got[1]!.events, [{ eventId: "9", eventType: 1, projectId: "p", timestampUnixMs: 12, reason: "r", receivedAtMs: 7 }]);
   assert.is(result.status, "done", "a clean end resolves (the machine backs off on done)");
 });
@@ -84,9 +87,18 @@ actors("messages that arrive in one event-loop turn reach the machine as one str
       yield create(ProjectEventSchema, { eventId: "b0", eventType: 1, projectId: "q" });
     }),
   );
-  assert.equal(got.map((e) => e.type), ["stream.events", "stream.events"]);
-  assert.equal((got[0]!.events as { eventId: string }[]).map((e) => e.eventId), ["a0", "a1", "a2", "a3", "a4"]);
-  assert.equal((got[1]!.events as { eventId: string }[]).map((e) => e.eventId), ["b0"]);
+  assert.equal(
+    got.map((e) => e.type),
+    ["stream.events", "stream.events"],
+  );
+  assert.equal(
+    (got[0]!.events as { eventId: string }[]).map((e) => e.eventId),
+    ["a0", "a1", "a2", "a3", "a4"],
+  );
+  assert.equal(
+    (got[1]!.events as { eventId: string }[]).map((e) => e.eventId),
+    ["b0"],
+  );
   assert.is(result.status, "done");
 });
 
@@ -112,7 +124,10 @@ actors("what arrived before the stream failed reaches the machine before the fai
   actor.start();
   await done;
   assert.is(sentAtFailure, 1, "the batch was sent before the actor failed");
-  assert.equal((got[0]!.events as { projectId: string }[]).map((e) => e.projectId), ["p", "q"]);
+  assert.equal(
+    (got[0]!.events as { projectId: string }[]).map((e) => e.projectId),
+    ["p", "q"],
+  );
 });
 
 actors("a CANCELED from the server is a failure, not our own stop", async () => {

@@ -149,7 +149,10 @@ test("a scripted run against the dev server shows in every instrument", async (c
   await eventually("streaming again", () => bridge.status().state === "streaming");
   // A removal whose handler hangs past its budget.
   ctx.server.removeProject("slow");
-  await eventually("slow dispatched", () => bridge.status().counters.handlerTimeouts === 1 && bridge.status().counters.pendingDispatch === 0);
+  await eventually(
+    "slow dispatched",
+    () => bridge.status().counters.handlerTimeouts === 1 && bridge.status().counters.pendingDispatch === 0,
+  );
 
   const status = bridge.status();
   const all = await ctx.reader.metricsByName();
@@ -180,7 +183,9 @@ test("a scripted run against the dev server shows in every instrument", async (c
   // The hanging handler held "slow" for its whole 150 ms budget.
   assert.ok(stream.max >= 140 && stream.max < 2000, `slowest stream delivery ${stream.max} ms`);
   assert.is(all.get(names.deliveryLatency)?.descriptor.unit, "ms");
-  console.log(`# delivery latency: stream n=${stream.count} max ${stream.max.toFixed(1)} ms; heartbeat n=${heartbeat.count} ${heartbeat.sum.toFixed(2)} ms`);
+  console.log(
+    `# delivery latency: stream n=${stream.count} max ${stream.max.toFixed(1)} ms; heartbeat n=${heartbeat.count} ${heartbeat.sum.toFixed(2)} ms`,
+  );
 
   assert.equal(gauge(all, names.connectionState), { idle: 0, connecting: 0, streaming: 1, backoff: 0, stopping: 0, stopped: 0 });
 

@@ -307,7 +307,15 @@ hard(
     assert.is(body.status.state, "streaming");
     assert.is(body.status.clientId, "health-1");
     assert.not.match(health.body, token);
-    const metrics = await httpGet(`${base}/metrics`);
+    // The removal is printed before the --exec handler (a real child) has
+    // finished, and "delivered" is counted when every handler has: scrape
+    // until it is (a scrape never waits on the bridge).
+    let metrics = await httpGet(`${base}/metrics`);
+    const deadline = Date.now() + 10_000;
+    while (!/^engram_bridge_removals_delivered_total\{source="stream"\} 1$/m.test(metrics.body) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      metrics = await httpGet(`${base}/metrics`);
+    }
     assert.is(metrics.status, 200);
     assert.match(metrics.type, "text/plain; version=0.0.4");
     assert.match(metrics.body, /^# TYPE engram_bridge_events_received_total counter$/m);

@@ -1,25 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { PassThrough, Writable } from "node:stream";
-import { main } from "../../src/cli/main.js";
+import { runInProcess } from "./cli-in-process.js";
 import { cleanEnv, killAll, startCli } from "./cli-process.js";
-
-/** Runs main() in this process with captured output (for what needs no process of its own). */
-async function runInProcess(args: string[], env: Record<string, string | undefined> = {}) {
-  let out = "";
-  let err = "";
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        append(chunk.toString());
-        cb();
-      },
-    });
-  const stdin = new PassThrough();
-  stdin.end();
-  const code = await main(args, { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), stdin, env });
-  return { code, out, err };
-}
 
 const usage = suite("cli usage and exit codes");
 

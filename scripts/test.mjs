@@ -10,7 +10,8 @@
 // Usage: node scripts/test.mjs [--soak] [filter...]   (filters match test file
 // paths; with a filter the static checks are skipped, but dist/ is still
 // built; --soak runs the long-running test/**/*.soak.ts files instead of
-// *.test.ts)
+// *.test.ts). TEST_RETRY_FLAKY=1 (.ci/run sets it) runs a failing suite file
+// once more and names it on a "flaky" line if it then passes.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir, availableParallelism } from "node:os";
@@ -18,7 +19,9 @@ import { join, relative } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const soak = process.argv.includes("--soak");
+const retryFlaky = process.env.TEST_RETRY_FLAKY === "1";
 const filters = process.argv.slice(2).filter((a) => a !== "--soak");
+const flaky = [];
 const suffix = soak ? ".soak.ts" : ".test.ts";
 const fileTimeoutMs = Number(process.env.TEST_FILE_TIMEOUT_MS ?? 180_000);
 const concurrency = Number(process.env.TEST_CONCURRENCY ?? Math.max(1, Math.min(2, availableParallelism())));
@@ -101,7 +104,20 @@ function readResult(path) {
   }
 }
 
-async function runSuite(file, index) {
+/**
+ * With TEST_RETRY_FLAKY=1 (set by .ci/run only), a suite file that fails is run once more; if
+ * it then passes it counts as passed and is named on a "flaky" line before
+ * the summary, so a rare timing failure on a loaded machine is reported
+ * rather than hidden, and cannot by itself sink a run.
+ */
+function retryOrFail(file, index, attempt, rel, why, text) {
+  if (!retryFlaky || attempt > 1) return false;
+  flaky.push(rel);
+  console.log(`RETRY ${rel}: ${why}; running it once more\n${indent(text)}`);
+  return runSuite(file, index + 100_000, attempt + 1);
+}
+
+async function runSuite(file, index, attempt = 1) {
   const rel = relative(root, file);
   const t0 = Date.now();
   const resultFile = join(resultsDir, `${index}.json`);
@@ -112,6 +128,8 @@ async function runSuite(file, index) {
   const text = stripAnsi(r.out);
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   if (result === undefined) {
+    const retried = retryOrFail(file, index, attempt, rel, r.timedOut ? "timed out" : `exited ${r.code ?? r.signal}`, text);
+    if (retried) return retried;
     failed++;
     failures.push(rel);
     const why = r.timedOut
@@ -121,6 +139,10 @@ async function runSuite(file, index) {
     return;
   }
   const { total, passed: ok, failed: bad, skipped } = result;
+  if (r.timedOut || bad > 0 || r.code !== 0 || total === 0) {
+    const retried = retryOrFail(file, index, attempt, rel, `${ok}/${total}`, text);
+    if (retried) return retried;
+  }
   passed += ok;
   failed += bad;
   if (r.timedOut) {
@@ -174,6 +196,8 @@ await Promise.all(
 );
 
 console.log(`\ntest files: ${files.length}, time: ${((Date.now() - started) / 1000).toFixed(1)}s`);
+const passedOnRetry = flaky.filter((f) => !failures.includes(f));
+if (passedOnRetry.length) console.log(`flaky (failed, then passed when run again): ${passedOnRetry.join(", ")}`);
 if (failures.length) console.log(`failed: ${failures.join(", ")}`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 || passed === 0 ? 1 : 0;

@@ -18,8 +18,12 @@ const pf = suite<Ctx>("projects file tracker (run --projects-file)");
 
 pf.before.each((ctx) => {
   ctx.dir = mkdtempSync(join(tmpdir(), "engram-pf-"));
-  ctx.logs = [];
-  const at = (level: string) => (obj: object, msg?: string) => void ctx.logs.push({ level, obj: obj as Record<string, unknown>, msg });
+  // Each test's logger writes to that test's own array: a read still in
+  // flight from the test before (connectedProjectIds() starts one) must not
+  // log into the next test's lines.
+  const logs: Ctx["logs"] = [];
+  ctx.logs = logs;
+  const at = (level: string) => (obj: object, msg?: string) => void logs.push({ level, obj: obj as Record<string, unknown>, msg });
   ctx.logger = { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
   ctx.trackers = [];
 });

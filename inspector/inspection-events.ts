@@ -13,7 +13,7 @@
  * redacted) and the result is plain JSON.
  */
 import type { AnyActorRef, InspectionEvent } from "xstate";
-import { createRedactor, toInspectionJson } from "./inspection-json.js";
+import { createRedactor, isRecord, toInspectionJson } from "./inspection-json.js";
 
 export { createRedactor, toInspectionJson, inspectionLimits, truncatedItemsKey } from "./inspection-json.js";
 export type { InspectionLimits } from "./inspection-json.js";
@@ -78,11 +78,6 @@ export interface EmittedInspectionMessage {
 }
 
 export type InspectorMessage = StatelyInspectionMessage | EmittedInspectionMessage;
-
-/** Message types the hosted Stately inspector understands. */
-export const statelyMessageTypes: readonly string[] = ["@xstate.actor", "@xstate.event", "@xstate.snapshot"];
-/** Message types the inspector server relays. */
-export const inspectorMessageTypes: readonly string[] = [...statelyMessageTypes, "@xstate.action"];
 
 /** Depth to which a machine definition is written out, as @statelyai/inspect does. */
 const definitionDepth = 10;
@@ -194,22 +189,4 @@ export function definitionJson(config: unknown): string {
     }
   };
   return JSON.stringify(walk(config, 0)) ?? "null";
-}
-
-/** Parses one relayed message; undefined unless it is an object of a relayed type with a session id. */
-export function parseInspectorMessage(text: string): InspectorMessage | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(value)) return undefined;
-  const { type, sessionId } = value;
-  if (typeof type !== "string" || !inspectorMessageTypes.includes(type) || typeof sessionId !== "string") return undefined;
-  return value as unknown as InspectorMessage;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
 }

@@ -147,7 +147,8 @@ export function shorten(s: string, max: number): string {
   return `${s.slice(0, end)}… [+${s.length - end} chars]`;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
+/** A plain object (not null, not an array). */
+export function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 

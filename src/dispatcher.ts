@@ -97,7 +97,8 @@ export interface Dispatcher {
  * Whether AsyncLocalStorage is cheap here. From Node.js 24 it rides on
  * AsyncContextFrame (a map per run()). Before, it enables async_hooks for the
  * whole process: every promise anyone creates then pays a hook, measured at
- * +1.8 µs per event (+40 %) on a bare connect-node stream loop on Node 20.
+ * +1.8 µs per event (+40 %) on a bare connect-node stream loop on Node 20
+ * (a one-off scratch measurement, not a bench/ case).
  */
 export const asyncContextIsCheap: boolean =
   Number(process.versions.node.split(".")[0]) >= 24 &&

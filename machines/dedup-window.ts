@@ -35,6 +35,45 @@ function keySetOf(window: readonly string[]): Set<string> {
 /** Admits project ids in order; returns the new window and which ids were new. */
 export function admitRemovals(window: readonly string[], projectIds: readonly string[], capacity: number): AdmitResult {
   const set = keySetOf(window);
+  const result = admitAllFresh(window, projectIds, capacity, set) ?? admitWithDuplicates(window, projectIds, capacity, set);
+  keySets.set(result.keys, set);
+  return result;
+}
+
+/**
+ * The common case, every id new and distinct: the new window is built at its
+ * exact size in one allocation (no copy that push() then grows). Undefined,
+ * with the set as it was, when some id is already in the window or repeats
+ * within the batch.
+ */
+function admitAllFresh(
+  window: readonly string[],
+  projectIds: readonly string[],
+  capacity: number,
+  set: Set<string>,
+): AdmitResult | undefined {
+  const added: string[] = new Array(projectIds.length);
+  for (let i = 0; i < projectIds.length; i++) {
+    const key = removalKey(projectIds[i] as string);
+    if (set.has(key)) {
+      for (let j = 0; j < i; j++) set.delete(added[j] as string);
+      return undefined;
+    }
+    set.add(key);
+    added[i] = key;
+  }
+  // The window then the batch, oldest first; the oldest beyond capacity go.
+  const total = window.length + added.length;
+  const drop = Math.max(0, total - capacity);
+  const at = (i: number): string => (i < window.length ? window[i] : added[i - window.length]) as string;
+  for (let i = 0; i < drop; i++) set.delete(at(i));
+  const keys: string[] = new Array(total - drop);
+  for (let i = drop; i < total; i++) keys[i - drop] = at(i);
+  return { keys, fresh: projectIds.slice(), duplicates: [] };
+}
+
+/** Any batch: one copy of the window, then each id in order (a hit moves to the end). */
+function admitWithDuplicates(window: readonly string[], projectIds: readonly string[], capacity: number, set: Set<string>): AdmitResult {
   const keys = window.slice();
   const fresh: string[] = [];
   const duplicates: string[] = [];
@@ -54,6 +93,5 @@ export function admitRemovals(window: readonly string[], projectIds: readonly st
     set.add(key);
     while (keys.length > capacity) set.delete(keys.shift() as string);
   }
-  keySets.set(keys, set);
   return { keys, fresh, duplicates };
 }

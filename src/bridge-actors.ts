@@ -34,15 +34,20 @@ export const SYNC_CHUNK_SIZE = 10_000;
  */
 export function toStreamEvent(ev: ProjectEvent, receivedAtMs: number): StreamEvent {
   const refused = refuseProjectId(ev.projectId);
-  return {
+  // One object shape for every event: `refused` is added only to a refused one.
+  const event: StreamEvent = {
     eventId: boundText(ev.eventId, EVENT_ID_MAX_BYTES),
     eventType: ev.eventType,
-    projectId: refused === undefined ? ev.projectId : previewOf(ev.projectId),
+    projectId: ev.projectId,
     timestampUnixMs: Number(ev.timestampUnixMs),
     reason: boundText(ev.reason, REASON_MAX_BYTES),
     receivedAtMs,
-    ...(refused === undefined ? {} : { refused }),
   };
+  if (refused !== undefined) {
+    event.projectId = previewOf(ev.projectId);
+    event.refused = refused;
+  }
+  return event;
 }
 
 /**
@@ -92,9 +97,11 @@ export interface ActorDeps {
 
 /**
  * Holds one ProjectEvents call. The messages that arrive in one turn of the
- * event loop go to the machine as one `stream.events` (sent from the check
- * phase, right after the I/O that delivered them), so a burst costs one
- * machine step; a lone message waits for no timer.
+ * event loop go to the machine as one `stream.events`, sent from
+ * process.nextTick once the promise jobs of the I/O callback that delivered
+ * them have run (every message parsed from that read included), so a burst
+ * costs one machine step and a lone message waits for neither a timer nor
+ * the event loop's next phase.
  */
 export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
   return fromPromise<void, ProjectEventsInput>(async ({ input, signal, system }) => {
@@ -102,9 +109,11 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
     const req = create(ProjectEventsRequestSchema, { clientId: input.clientId });
     let opened = false;
     let pending: StreamEvent[] = [];
-    let flushing: ReturnType<typeof setImmediate> | undefined;
+    let flushing = false;
+    /** When this turn's first message arrived: the messages of one turn share it. */
+    let turnReceivedAtMs = 0;
     const flush = () => {
-      flushing = undefined;
+      flushing = false;
       if (signal.aborted || pending.length === 0) return;
       const events = pending;
       pending = [];
@@ -123,15 +132,17 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
       });
       for await (const ev of stream) {
         if (signal.aborted) return;
-        pending.push(toStreamEvent(ev, deps.monotonicNow()));
-        flushing ??= setImmediate(flush);
+        if (!flushing) {
+          flushing = true;
+          turnReceivedAtMs = deps.monotonicNow();
+          process.nextTick(flush);
+        }
+        pending.push(toStreamEvent(ev, turnReceivedAtMs));
       }
       // Everything received reaches the machine before the call's end does.
-      if (flushing !== undefined) clearImmediate(flushing);
       flush();
     } catch (reason) {
       if (signal.aborted) return;
-      if (flushing !== undefined) clearImmediate(flushing);
       flush();
       throw BridgeError.from(reason);
     }

@@ -17,7 +17,7 @@ import { GuardedSessionManager } from "./guarded-session-manager.js";
 import { loopbackLookup } from "./loopback-lookup.js";
 import type { ServerAddress } from "./server-url.js";
 import { createStreamCloseWatch, type StreamCloseWatch } from "./stream-close-watch.js";
-import { explainStreamErrors, explainTransportError } from "./transport-error.js";
+import { explainTransportError } from "./transport-error.js";
 import type { Clock, EventsClient } from "./types.js";
 
 /** Received messages are capped at 4 MiB. */
@@ -104,7 +104,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
         signal: watch.signal,
         ...(opts.onHeader ? { onHeader: opts.onHeader } : {}),
       });
-      return explainStreamErrors(watch.wrap(messages));
+      return watch.wrap(messages, explainTransportError);
     },
     syncProjectState(req, opts) {
       return clientFor(opts.sessionEpoch)

@@ -35,6 +35,9 @@ export interface DispatchOutcome {
   skipped: number;
 }
 
+/** The result of every call that returned in time (shared: results are only read). */
+const DELIVERED: HandlerResult = { kind: "delivered" };
+
 type HandlerResult =
   | { kind: "delivered" }
   | { kind: "failed"; reason: unknown }
@@ -159,7 +162,7 @@ class FanOut {
             : (enter as NonNullable<typeof enter>)(call, handler, projectId, info);
         if (!isThenable(returned)) {
           call?.settle();
-          this.#record(name, { kind: "delivered" });
+          this.#record(name, DELIVERED);
           continue;
         }
       } catch (reason) {

@@ -57,6 +57,8 @@ export function previewOf(text: string, maxChars = PREVIEW_MAX_CHARS): string {
 
 /** `text` cut to `maxBytes` UTF-8 bytes on a character boundary ("…" appended when cut), control characters as U+FFFD. */
 export function boundText(text: string, maxBytes: number): string {
+  // The common case: short, clean text passes as it is (no copy).
+  if (text.length * 3 <= maxBytes && !CONTROL.test(text)) return text;
   // Every character takes at least one byte: look at no more than maxBytes + 1 of them.
   const long = text.length > maxBytes;
   let out = (long ? text.slice(0, maxBytes + 1) : text).replace(CONTROL_ALL, "\ufffd");

@@ -46,8 +46,11 @@ export interface StreamCloseWatch {
    * within the grace), the call ends with ServerGoawayError.
    */
   goaway(): void;
-  /** Wraps the call's messages; a call ended by the watch throws its error. */
-  wrap<T>(messages: AsyncIterable<T>): AsyncIterable<T>;
+  /**
+   * Wraps the call's messages; a call ended by the watch throws its error.
+   * `explain` maps the error a call ends with (defaults to none).
+   */
+  wrap<T>(messages: AsyncIterable<T>, explain?: (reason: unknown) => unknown): AsyncIterable<T>;
 }
 
 const nodeClock: Clock = {
@@ -109,27 +112,42 @@ export function createStreamCloseWatch(callerSignal: AbortSignal, options: Strea
       goingAway = true;
       arm();
     },
-    async *wrap<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+    wrap<T>(messages: AsyncIterable<T>, explain: (reason: unknown) => unknown = (reason) => reason): AsyncIterable<T> {
+      // A plain iterator, not an async generator: one promise per message
+      // and no extra microtask hops on the bridge's hot path.
       const it = messages[Symbol.asyncIterator]();
-      try {
-        for (;;) {
+      const settled = (next: IteratorResult<T>): IteratorResult<T> => {
+        waiting = false;
+        disarm();
+        if (next.done === true) done();
+        return next;
+      };
+      const failed = (reason: unknown): never => {
+        waiting = false;
+        done();
+        throw explain(abandoned ?? reason);
+      };
+      const iterator: AsyncIterator<T> = {
+        next() {
+          if (finished) return Promise.resolve({ done: true, value: undefined });
           waiting = true;
           arm();
-          let next: IteratorResult<T>;
+          let pending: Promise<IteratorResult<T>>;
           try {
-            next = await it.next();
+            pending = it.next();
           } catch (reason) {
-            throw abandoned ?? reason;
-          } finally {
-            waiting = false;
-            disarm();
+            return new Promise<IteratorResult<T>>(() => failed(reason));
           }
-          if (next.done) return;
-          yield next.value;
-        }
-      } finally {
-        done();
-      }
+          return pending.then(settled, failed);
+        },
+        // The consumer stopped reading (its signal aborts the call itself).
+        return(value?: unknown) {
+          waiting = false;
+          done();
+          return Promise.resolve({ done: true, value: value as T });
+        },
+      };
+      return { [Symbol.asyncIterator]: () => iterator };
     },
   };
 }

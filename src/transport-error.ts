@@ -47,12 +47,3 @@ export function explainTransportError(reason: unknown): unknown {
   }
   return reason;
 }
-
-/** Passes a stream through, explaining the error it ends with. */
-export async function* explainStreamErrors<T>(stream: AsyncIterable<T>): AsyncIterable<T> {
-  try {
-    yield* stream;
-  } catch (reason) {
-    throw explainTransportError(reason);
-  }
-}

@@ -32,6 +32,12 @@ export interface BridgeMetrics {
 
 const connectionStates: readonly ConnectionState[] = ["idle", "connecting", "streaming", "backoff", "stopping", "stopped"];
 
+/** The attributes of a delivery, one object per source (not one per removal). */
+const sourceAttributes: Readonly<Record<RemovalInfo["source"], Attributes>> = {
+  stream: Object.freeze({ source: "stream" }),
+  heartbeat: Object.freeze({ source: "heartbeat" }),
+};
+
 /** Latency buckets in ms: loopback deliveries take about a millisecond, slow handlers seconds. */
 const latencyBucketsMs = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
@@ -91,13 +97,15 @@ export function createBridgeMetrics(options: BridgeMetricsOptions): BridgeMetric
         }),
       ];
       // Received messages and reconnects are not emitted: follow the machine's own counters.
-      let seen = { ...actor.getSnapshot().context.counters };
+      // Counters in context are never changed in place (each change is a new
+      // object), so the last one seen is kept by reference.
+      let seen = actor.getSnapshot().context.counters;
       const snapshots = actor.subscribe({
         next: (snapshot) => {
           const now = snapshot.context.counters;
           if (now.eventsReceived > seen.eventsReceived) eventsReceived.add(now.eventsReceived - seen.eventsReceived);
           if (now.reconnects > seen.reconnects) reconnects.add(now.reconnects - seen.reconnects);
-          seen = { ...now };
+          seen = now;
         },
         error: () => {},
       });
@@ -110,8 +118,9 @@ export function createBridgeMetrics(options: BridgeMetricsOptions): BridgeMetric
       }
       // A dispatch cut short by stop() is not a delivery.
       if (outcome.skipped > 0) return;
-      delivered.add(1, { source: info.source });
-      latency.record(Math.max(0, delivery.settledAtMs - delivery.queuedAtMs), { source: info.source });
+      const attributes = sourceAttributes[info.source];
+      delivered.add(1, attributes);
+      latency.record(Math.max(0, delivery.settledAtMs - delivery.queuedAtMs), attributes);
     },
     close() {
       if (closed) return;

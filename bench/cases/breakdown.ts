@@ -11,7 +11,7 @@
  *   yields the events: everything the bridge adds on top of the transport.
  */
 import { create } from "@bufbuild/protobuf";
-import { createActor, fromPromise, type AnyActorRef } from "xstate";
+import { assign, createActor, fromPromise, setup, type AnyActorRef } from "xstate";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
 import type { StreamEvent } from "../../machines/bridge.types.js";
 import { admitRemovals, removalKey } from "../../machines/dedup-window.js";
@@ -27,9 +27,14 @@ export interface BreakdownOptions {
   /** Events of the one-per-millisecond measurements. */
   isolatedEvents: number;
   runs: number;
+  /** Events per allocation measurement (batches of 100). Defaults to 5,000. */
+  allocationEvents?: number;
 }
 
 export type Layer = "machine send" | "dedup (admitRemovals)" | "dispatcher" | "bridge, in-memory client";
+
+/** What allocation is measured for: the layers, and XState itself on a one-state machine. */
+export type AllocationLayer = Layer | "xstate alone (one state, one assign)";
 
 export interface BreakdownResult {
   events: number;
@@ -39,6 +44,8 @@ export interface BreakdownResult {
   warmUs: Record<Layer, Spread>;
   /** µs per event, one event per millisecond (idle in between). */
   isolatedUs: Record<Layer, Spread>;
+  /** Bytes allocated per lone event (median over batches in which no GC ran). */
+  allocBytes?: Record<AllocationLayer, Spread>;
   verified: { bridgeDelivered: number; expected: number };
 }
 
@@ -183,6 +190,123 @@ async function bridgeLayer(n: number, isolated: boolean): Promise<{ us: number; 
   return { us: Number(total) / 1000 / n, delivered };
 }
 
+/**
+ * Bytes allocated per call of `step`: the heap's growth over batches of 100
+ * calls, keeping only batches in which no GC ran (a GC shrinks the heap, so
+ * such a batch shows no growth and is dropped); the median of the rest.
+ */
+async function allocationPerEvent(step: (i: number) => Promise<void> | void, n: number): Promise<number> {
+  for (let i = 0; i < 1000; i++) await step(i);
+  const perEvent: number[] = [];
+  for (let b = 0; b < n / 100; b++) {
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 100; i++) await step(1_000_000 + b * 100 + i);
+    const after = process.memoryUsage().heapUsed;
+    if (after > before) perEvent.push((after - before) / 100);
+  }
+  perEvent.sort((a, b) => a - b);
+  if (perEvent.length === 0) throw new Error("breakdown: every allocation batch ran a GC");
+  return perEvent[perEvent.length >> 1] as number;
+}
+
+/** A one-state machine whose one event runs one assign: XState's own cost per event. */
+const bareMachine = setup({}).createMachine({ context: { n: 0 }, on: { E: { actions: assign({ n: ({ context }) => context.n + 1 }) } } });
+
+/** One step per layer, each on a fresh setup, for allocationPerEvent. */
+async function allocationSteps(): Promise<{
+  steps: Record<AllocationLayer, (i: number) => Promise<void> | void>;
+  close: () => Promise<void>;
+}> {
+  const machine = await streamingMachine();
+  let window: string[] = Array.from({ length: 256 }, (_, i) => removalKey(`w${i}`));
+  const registry = new HandlerRegistry();
+  let handled: (() => void) | undefined;
+  registry.register({ name: "count", onProjectRemoved: () => handled?.() });
+  const dispatcher = createDispatcher({ registry, clock: realClock, logger: defaultLogger, handlerTimeoutMs: 10_000 });
+  const bare = createActor(bareMachine);
+  bare.start();
+  const bridge = await pushBridge();
+  const steps: Record<AllocationLayer, (i: number) => Promise<void> | void> = {
+    "machine send": (i) => void machine.parent.send({ type: "stream.events", events: [streamEvent(i)] }),
+    "dedup (admitRemovals)": (i) => void (window = admitRemovals(window, [`p${i}`], 256).keys),
+    dispatcher: (i) =>
+      new Promise<void>((resolve) => {
+        handled = resolve;
+        dispatcher.enqueue(`p${i}`, { source: "stream", eventId: String(i) });
+      }),
+    "bridge, in-memory client": bridge.step,
+    "xstate alone (one state, one assign)": () => void bare.send({ type: "E" }),
+  };
+  const close = async () => {
+    machine.stop();
+    bare.stop();
+    dispatcher.close();
+    await bridge.stop();
+  };
+  return { steps, close };
+}
+
+/** The bridge statechart alone, in `streaming`, with stub actors. */
+async function streamingMachine(): Promise<{ parent: AnyActorRef; stop: () => void }> {
+  let parent: AnyActorRef | undefined;
+  const machine = bridgeMachine.provide({
+    actors: {
+      projectEvents: fromPromise(({ input }) => {
+        parent = (input as { parent: AnyActorRef }).parent;
+        return new Promise<void>(() => {});
+      }),
+      syncProjectState: fromPromise(() => new Promise(() => {})),
+    },
+  });
+  const actor = createActor(machine, { input: { clientId: "m", timing: { ...defaultBridgeTiming }, dedupCapacity: 256 } });
+  actor.on("projectRemoved", () => {});
+  actor.start();
+  actor.send({ type: "START" });
+  await nextMacrotask();
+  if (!parent) throw new Error("breakdown: projectEvents actor did not start");
+  parent.send({ type: "stream.opened" });
+  return { parent, stop: () => actor.stop() };
+}
+
+/** createBridge() on an in-memory client that yields one message per step; a step resolves when the handler ran. */
+async function pushBridge(): Promise<{ step: (i: number) => Promise<void>; stop: () => Promise<void> }> {
+  const queue: ProjectEvent[] = [];
+  let wake: (() => void) | undefined;
+  let handled: (() => void) | undefined;
+  const client: EventsClient = {
+    async *projectEvents(_req, opts) {
+      opts.onHeader?.(new Headers());
+      while (!opts.signal.aborted) {
+        const ev = queue.shift();
+        if (ev !== undefined) yield ev;
+        else await new Promise<void>((r) => (wake = r));
+      }
+    },
+    async syncProjectState() {
+      return create(SyncProjectStateResponseSchema, {});
+    },
+  };
+  const registry = new HandlerRegistry();
+  registry.register({ name: "count", onProjectRemoved: () => handled?.() });
+  const bridge = createBridge({ registry, client, env: {}, logger: defaultLogger, clientId: "alloc" });
+  bridge.start();
+  await nextMacrotask();
+  return {
+    step: (i) =>
+      new Promise<void>((resolve) => {
+        handled = resolve;
+        queue.push(create(ProjectEventSchema, { eventId: String(i), eventType: 1, projectId: `p${i}` }));
+        const w = wake;
+        wake = undefined;
+        w?.();
+      }),
+    stop: async () => {
+      await bridge.stop();
+      wake?.();
+    },
+  };
+}
+
 export async function runBreakdown(options: BreakdownOptions): Promise<BreakdownResult> {
   const warm = new RunSet<Layer>();
   const iso = new RunSet<Layer>();
@@ -205,12 +329,21 @@ export async function runBreakdown(options: BreakdownOptions): Promise<Breakdown
     iso.add("dispatcher", await dispatcherLayer(isolatedN, true));
     iso.add("bridge, in-memory client", (await bridgeLayer(isolatedN, true)).us);
   }
+  const alloc = new RunSet<AllocationLayer>();
+  for (let r = 0; r < options.runs; r++) {
+    const { steps, close } = await allocationSteps();
+    for (const [layer, step] of Object.entries(steps) as Array<[AllocationLayer, (i: number) => Promise<void> | void]>) {
+      alloc.add(layer, await allocationPerEvent(step, options.allocationEvents ?? 5000));
+    }
+    await close();
+  }
   return {
     events: options.events,
     isolatedEvents: isolatedN,
     runs: options.runs,
     warmUs: warm.all() as Record<Layer, Spread>,
     isolatedUs: iso.all() as Record<Layer, Spread>,
+    allocBytes: alloc.all() as Record<AllocationLayer, Spread>,
     verified: { bridgeDelivered: delivered, expected: options.events * options.runs },
   };
 }

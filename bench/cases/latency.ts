@@ -6,11 +6,20 @@
  */
 import { PerformanceObserver } from "node:perf_hooks";
 import { createBenchBridge, waitForState } from "../lib/bridge-fixture.js";
+import { connectNodeMachineLoop } from "../lib/machine-loop.js";
 import { connectNodeLoop } from "../lib/raw-clients.js";
 import { startServerProcess, type BenchServerKind, type ServerHandle } from "../lib/server-handle.js";
 import { percentile, RunSet, type Spread } from "../lib/stats.js";
 
-export type LatencyClient = "bridge" | "connect-node";
+/**
+ * "connect-node+machine" is the floor of the design: the raw loop plus one
+ * step of the bridge statechart per message, nothing else, timed to the
+ * emitted `projectRemoved` (bench/lib/machine-loop.ts).
+ * "connect-node, machine after": the same loop timed in its body, before the
+ * step: the transport's receive path with the machine's code beside it.
+ */
+export type LatencyClient = "bridge" | "connect-node" | "connect-node+machine" | "connect-node, machine after";
+type FloorClient = "connect-node+machine" | "connect-node, machine after";
 
 export interface LatencyOptions {
   /** Events per run (one per ms). */
@@ -37,15 +46,27 @@ export interface LatencyResult extends LatencyRows {
 /** One server's comparison. */
 export interface LatencyRows {
   server: BenchServerKind;
-  /** Microseconds from emit to the receiver, per client. */
-  latencyUs: Record<LatencyClient, LatencyFigures>;
+  /** Microseconds from emit to the receiver, per client (the machine floor only in runs that measured it). */
+  latencyUs: Record<"bridge" | "connect-node", LatencyFigures> & Partial<Record<FloorClient, LatencyFigures>>;
   /** Garbage-collection pauses in the client process during the measured runs, per client: count per 1,000 events, longest (ms). */
-  gc: Record<LatencyClient, { perThousandEvents: number; maxMs: number; totalMs: number }>;
+  gc: Record<"bridge" | "connect-node", GcFigures> & Partial<Record<FloorClient, GcFigures>>;
   /** Per round: bridge p50 minus raw p50, µs. */
   addedP50Us: Spread;
   /** Per round: bridge p99 / raw p99. */
   p99Ratio: Spread;
+  /**
+   * Per round, the machine floor: (raw + one machine step) p50 minus raw p50,
+   * µs, and its p99 / raw p99; and the receive path's p50 with the machine
+   * beside it minus raw p50 (the cold-cache share).
+   */
+  machineFloor?: { addedP50Us: Spread; p99Ratio: Spread; receiveAddedP50Us: Spread };
   verified: { received: number; expected: number };
+}
+
+export interface GcFigures {
+  perThousandEvents: number;
+  maxMs: number;
+  totalMs: number;
 }
 
 interface GcTally {
@@ -81,7 +102,11 @@ async function runOnce(server: ServerHandle, client: LatencyClient, n: number, p
     await waitForState(bridge, "streaming");
     close = () => bridge.stop();
   } else {
-    const loop = connectNodeLoop(server.url, (_id, reason) => onEvent(reason));
+    const receiver = (_id: string, reason: string) => onEvent(reason);
+    const loop =
+      client === "connect-node"
+        ? connectNodeLoop(server.url, receiver)
+        : connectNodeMachineLoop(server.url, receiver, client === "connect-node, machine after");
     close = async () => {
       loop.close();
       await loop.done.catch(() => {});
@@ -115,18 +140,19 @@ export async function runLatency(options: LatencyOptions): Promise<LatencyResult
 
 async function compareOn(kind: BenchServerKind, options: LatencyOptions): Promise<LatencyRows> {
   const server = await startServerProcess({ kind, streamBufferSize: options.events + 1 });
-  const sets = { bridge: new RunSet<"p50" | "p99" | "max">(), "connect-node": new RunSet<"p50" | "p99" | "max">() };
-  const added = new RunSet<"p50" | "p99ratio">();
+  const clients: LatencyClient[] = ["connect-node", "bridge", "connect-node+machine", "connect-node, machine after"];
+  const sets = Object.fromEntries(clients.map((c) => [c, new RunSet<"p50" | "p99" | "max">()])) as Record<
+    LatencyClient,
+    RunSet<"p50" | "p99" | "max">
+  >;
+  const added = new RunSet<"p50" | "p99ratio" | "floorP50" | "floorP99ratio" | "receiveP50">();
   let received = 0;
-  const gc: Record<LatencyClient, GcTally> = {
-    bridge: { count: 0, totalMs: 0, maxMs: 0 },
-    "connect-node": { count: 0, totalMs: 0, maxMs: 0 },
-  };
+  const gc = Object.fromEntries(clients.map((c) => [c, { count: 0, totalMs: 0, maxMs: 0 }])) as Record<LatencyClient, GcTally>;
   try {
-    await runOnce(server, "connect-node", options.warmupEvents, "warm-raw-");
-    await runOnce(server, "bridge", options.warmupEvents, "warm-bridge-");
+    for (const c of clients) await runOnce(server, c, options.warmupEvents, `warm-${c}-`);
     for (let r = 0; r < options.runs; r++) {
-      const order: LatencyClient[] = r % 2 === 0 ? ["connect-node", "bridge"] : ["bridge", "connect-node"];
+      // Each round rotates the order, so no client always runs first.
+      const order = clients.map((_, i) => clients[(i + r) % clients.length] as LatencyClient);
       const round = {} as Record<LatencyClient, Float64Array>;
       for (const c of order) {
         const s = await runOnce(server, c, options.events, `r${r}-${c}-`, gc[c]);
@@ -136,8 +162,12 @@ async function compareOn(kind: BenchServerKind, options: LatencyOptions): Promis
         sets[c].add("p99", percentile(s, 99));
         sets[c].add("max", s[s.length - 1] as number);
       }
-      added.add("p50", percentile(round.bridge, 50) - percentile(round["connect-node"], 50));
-      added.add("p99ratio", percentile(round.bridge, 99) / percentile(round["connect-node"], 99));
+      const raw = round["connect-node"];
+      added.add("p50", percentile(round.bridge, 50) - percentile(raw, 50));
+      added.add("p99ratio", percentile(round.bridge, 99) / percentile(raw, 99));
+      added.add("floorP50", percentile(round["connect-node+machine"], 50) - percentile(raw, 50));
+      added.add("floorP99ratio", percentile(round["connect-node+machine"], 99) / percentile(raw, 99));
+      added.add("receiveP50", percentile(round["connect-node, machine after"], 50) - percentile(raw, 50));
     }
   } finally {
     await server.close();
@@ -147,23 +177,28 @@ async function compareOn(kind: BenchServerKind, options: LatencyOptions): Promis
     p99: set.get("p99"),
     max: set.get("max"),
   });
+  const gcFigures = (t: GcTally): GcFigures => ({
+    perThousandEvents: (1000 * t.count) / (options.events * options.runs),
+    maxMs: t.maxMs,
+    totalMs: t.totalMs,
+  });
   return {
     server: kind,
-    latencyUs: { bridge: figures(sets.bridge), "connect-node": figures(sets["connect-node"]) },
+    latencyUs: {
+      bridge: figures(sets.bridge),
+      "connect-node": figures(sets["connect-node"]),
+      "connect-node+machine": figures(sets["connect-node+machine"]),
+      "connect-node, machine after": figures(sets["connect-node, machine after"]),
+    },
     gc: {
-      bridge: {
-        perThousandEvents: (1000 * gc.bridge.count) / (options.events * options.runs),
-        maxMs: gc.bridge.maxMs,
-        totalMs: gc.bridge.totalMs,
-      },
-      "connect-node": {
-        perThousandEvents: (1000 * gc["connect-node"].count) / (options.events * options.runs),
-        maxMs: gc["connect-node"].maxMs,
-        totalMs: gc["connect-node"].totalMs,
-      },
+      bridge: gcFigures(gc.bridge),
+      "connect-node": gcFigures(gc["connect-node"]),
+      "connect-node+machine": gcFigures(gc["connect-node+machine"]),
+      "connect-node, machine after": gcFigures(gc["connect-node, machine after"]),
     },
     addedP50Us: added.get("p50"),
     p99Ratio: added.get("p99ratio"),
-    verified: { received, expected: options.events * options.runs * 2 },
+    machineFloor: { addedP50Us: added.get("floorP50"), p99Ratio: added.get("floorP99ratio"), receiveAddedP50Us: added.get("receiveP50") },
+    verified: { received, expected: options.events * options.runs * clients.length },
   };
 }

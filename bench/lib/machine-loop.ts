@@ -1,0 +1,96 @@
+/**
+ * The floor of any design that steps the statechart once per lone message:
+ * a bare connect-node `for await` loop whose body hands each message to the
+ * bridge statechart on its own (bridgeMachine with stub actors, in
+ * `streaming`) as a one-message `stream.events`; the receiver is called from
+ * the machine's `projectRemoved`. No dispatcher, no transport wrappers, no
+ * subscribers: the transport plus one machine step, nothing else.
+ */
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createActor, fromPromise, type AnyActorRef } from "xstate";
+import { bridgeMachine } from "../../machines/bridge.machine.js";
+import type { ProjectEventsInput, SyncProjectStateInput, SyncResult } from "../../machines/bridge.types.js";
+import { EngramService } from "../../src/gen/engram/v1/engram_pb.js";
+import { defaultBridgeTiming } from "../../src/index.js";
+import type { OnEvent, StreamLoop } from "./raw-clients.js";
+
+/** The bridge statechart alone, in `streaming`, its stream actor a stub that hands back the machine. */
+async function streamingMachine(onRemoved: (projectId: string, reason: string) => void) {
+  let parent: AnyActorRef | undefined;
+  const machine = bridgeMachine.provide({
+    actors: {
+      projectEvents: fromPromise<void, ProjectEventsInput>(({ input }) => {
+        parent = input.parent;
+        return new Promise<void>(() => {});
+      }),
+      syncProjectState: fromPromise<SyncResult, SyncProjectStateInput>(() => new Promise<never>(() => {})),
+    },
+  });
+  const actor = createActor(machine, { input: { clientId: "machine-floor", timing: { ...defaultBridgeTiming }, dedupCapacity: 256 } });
+  actor.on("projectRemoved", (e) => onRemoved(e.projectId, e.info.reason ?? ""));
+  actor.start();
+  actor.send({ type: "START" });
+  await new Promise((r) => setTimeout(r, 1));
+  if (parent === undefined) throw new Error("machine-loop: the stub stream actor did not start");
+  parent.send({ type: "stream.opened" });
+  return { actor, parent };
+}
+
+/**
+ * A bare connect-node client on its own HTTP/2 session, one machine step per
+ * message. `receiveOnly`: the receiver is called in the loop body before the
+ * step (the step still runs, after it), which times how the machine's code
+ * footprint slows the transport's own receive path.
+ */
+export function connectNodeMachineLoop(baseUrl: string, onEvent: OnEvent, receiveOnly = false): StreamLoop {
+  const manager = new Http2SessionManager(baseUrl);
+  const client: Client<typeof EngramService> = createClient(EngramService, createGrpcTransport({ baseUrl, sessionManager: manager }));
+  const abort = new AbortController();
+  let opened!: () => void;
+  const openedP = new Promise<void>((r) => (opened = r));
+  let stopMachine = () => {};
+  const done = (async () => {
+    let stopReading = false;
+    const { actor, parent } = await streamingMachine((projectId, reason) => {
+      if (!receiveOnly && onEvent(projectId, reason) === true) stopReading = true;
+    });
+    stopMachine = () => actor.stop();
+    try {
+      for await (const ev of client.projectEvents(
+        { clientId: "raw-connect-machine" },
+        { signal: abort.signal, onHeader: () => opened() },
+      )) {
+        if (receiveOnly && onEvent(ev.projectId, ev.reason) === true) stopReading = true;
+        parent.send({
+          type: "stream.events",
+          events: [
+            {
+              eventId: ev.eventId,
+              eventType: ev.eventType,
+              projectId: ev.projectId,
+              timestampUnixMs: Number(ev.timestampUnixMs),
+              reason: ev.reason,
+              receivedAtMs: 0,
+            },
+          ],
+        });
+        if (stopReading) break;
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+    } finally {
+      actor.stop();
+    }
+  })();
+  done.catch(() => {});
+  return {
+    opened: openedP,
+    done,
+    close() {
+      abort.abort();
+      manager.abort();
+      stopMachine();
+    },
+  };
+}

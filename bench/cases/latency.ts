@@ -106,7 +106,7 @@ async function runOnce(server: ServerHandle, client: LatencyClient, n: number, p
     const loop =
       client === "connect-node"
         ? connectNodeLoop(server.url, receiver)
-        : connectNodeMachineLoop(server.url, receiver, client === "connect-node, machine after");
+        : connectNodeMachineLoop(server.url, receiver, { receiveOnly: client === "connect-node, machine after" });
     close = async () => {
       loop.close();
       await loop.done.catch(() => {});

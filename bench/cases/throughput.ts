@@ -13,11 +13,18 @@
 import { createBenchBridge } from "../lib/bridge-fixture.js";
 import { summarizeCpuProfile, type ProfileSummary } from "../lib/cpu-profile.js";
 import { profileDuring } from "../lib/profiler.js";
+import { connectNodeMachineLoop } from "../lib/machine-loop.js";
 import { connectNodeLoop, grpcJsLoop, type StreamLoop } from "../lib/raw-clients.js";
 import { startServerProcess, type BenchServerKind, type ServerHandle } from "../lib/server-handle.js";
 import { RunSet, type Spread } from "../lib/stats.js";
 
-export type ThroughputClient = "bridge" | "connect-node" | "grpc-js";
+/**
+ * "connect-node+machine": the floor of the design, a bare connect-node loop
+ * that hands each turn's messages to the bridge statechart as one
+ * `stream.events` (as the bridge does) and counts the emitted
+ * `projectRemoved`: the transport plus the machine, nothing else.
+ */
+export type ThroughputClient = "bridge" | "connect-node" | "grpc-js" | "connect-node+machine";
 
 export interface ThroughputOptions {
   events: number;
@@ -47,6 +54,8 @@ export interface ThroughputRows {
   ratioVsConnect: Spread;
   ratioVsGrpcJs: Spread;
   cpuRatioVsConnect: Spread;
+  /** Per run: the floor client's rate and CPU per event against connect-node's, when it ran. */
+  floor?: { ratioVsConnect: Spread; cpuRatioVsConnect: Spread };
   /** Checks that no event was lost: server sent and dropped, handler count. */
   verified: { sent: number; dropped: number; received: number; expected: number };
 }
@@ -96,6 +105,8 @@ async function runOnce(server: ServerHandle, client: ThroughputClient, n: number
     const { bridge } = createBenchBridge({ url: server.url, onRemoval: () => void onEvent() });
     bridge.start();
     stopBridge = () => bridge.stop();
+  } else if (client === "connect-node+machine") {
+    loop = connectNodeMachineLoop(server.url, onEvent, { batchPerTurn: true });
   } else {
     loop = (client === "connect-node" ? connectNodeLoop : grpcJsLoop)(server.url, onEvent);
   }
@@ -120,7 +131,7 @@ async function compareOn(
   const server = await startServerProcess({ kind, streamBufferSize: Math.max(options.events, options.warmupEvents) + 1 });
   const rate = new RunSet<ThroughputClient>();
   const cpu = new RunSet<ThroughputClient>();
-  const ratios = new RunSet<"connect" | "grpcjs" | "cpuConnect">();
+  const ratios = new RunSet<"connect" | "grpcjs" | "cpuConnect" | "floorConnect" | "floorCpuConnect">();
   let received = 0;
   let expected = 0;
   try {
@@ -143,6 +154,11 @@ async function compareOn(
         ratios.add("cpuConnect", round.bridge.cpuUsPerEvent / round["connect-node"].cpuUsPerEvent);
       }
       if (round.bridge && round["grpc-js"]) ratios.add("grpcjs", round.bridge.rate / round["grpc-js"].rate);
+      const floor = round["connect-node+machine"];
+      if (floor && round["connect-node"]) {
+        ratios.add("floorConnect", floor.rate / round["connect-node"].rate);
+        ratios.add("floorCpuConnect", floor.cpuUsPerEvent / round["connect-node"].cpuUsPerEvent);
+      }
     }
     const after = await server.stats();
     let profile: ProfileSummary | undefined;
@@ -164,6 +180,9 @@ async function compareOn(
       ratioVsConnect: ratios.get("connect"),
       ratioVsGrpcJs: ratios.get("grpcjs"),
       cpuRatioVsConnect: ratios.get("cpuConnect"),
+      ...(clients.includes("connect-node+machine")
+        ? { floor: { ratioVsConnect: ratios.get("floorConnect"), cpuRatioVsConnect: ratios.get("floorCpuConnect") } }
+        : {}),
       verified: {
         sent: after.eventsSent - before.eventsSent,
         dropped: after.eventsDropped - before.eventsDropped,

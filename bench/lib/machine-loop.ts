@@ -10,7 +10,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { createActor, fromPromise, type AnyActorRef } from "xstate";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
-import type { ProjectEventsInput, SyncProjectStateInput, SyncResult } from "../../machines/bridge.types.js";
+import type { ProjectEventsInput, StreamEvent, SyncProjectStateInput, SyncResult } from "../../machines/bridge.types.js";
 import { EngramService } from "../../src/gen/engram/v1/engram_pb.js";
 import { defaultBridgeTiming } from "../../src/index.js";
 import type { OnEvent, StreamLoop } from "./raw-clients.js";
@@ -37,13 +37,25 @@ async function streamingMachine(onRemoved: (projectId: string, reason: string) =
   return { actor, parent };
 }
 
-/**
- * A bare connect-node client on its own HTTP/2 session, one machine step per
- * message. `receiveOnly`: the receiver is called in the loop body before the
- * step (the step still runs, after it), which times how the machine's code
- * footprint slows the transport's own receive path.
- */
-export function connectNodeMachineLoop(baseUrl: string, onEvent: OnEvent, receiveOnly = false): StreamLoop {
+export interface MachineLoopOptions {
+  /**
+   * Call the receiver in the loop body, before the step (the step still
+   * runs, after it): times how the machine's code footprint slows the
+   * transport's own receive path. Defaults to false (the receiver hears the
+   * machine's `projectRemoved`).
+   */
+  receiveOnly?: boolean;
+  /**
+   * Hand the messages of one event-loop turn to the machine as one
+   * `stream.events` from process.nextTick, as the bridge's actor does.
+   * Defaults to false: one step per message, sent from the loop body.
+   */
+  batchPerTurn?: boolean;
+}
+
+/** A bare connect-node client on its own HTTP/2 session that steps the bridge statechart with what it reads. */
+export function connectNodeMachineLoop(baseUrl: string, onEvent: OnEvent, options: MachineLoopOptions = {}): StreamLoop {
+  const receiveOnly = options.receiveOnly === true;
   const manager = new Http2SessionManager(baseUrl);
   const client: Client<typeof EngramService> = createClient(EngramService, createGrpcTransport({ baseUrl, sessionManager: manager }));
   const abort = new AbortController();
@@ -56,27 +68,39 @@ export function connectNodeMachineLoop(baseUrl: string, onEvent: OnEvent, receiv
       if (!receiveOnly && onEvent(projectId, reason) === true) stopReading = true;
     });
     stopMachine = () => actor.stop();
+    let pending: StreamEvent[] = [];
+    let flushing = false;
+    const flush = () => {
+      flushing = false;
+      if (pending.length === 0) return;
+      const events = pending;
+      pending = [];
+      parent.send({ type: "stream.events", events });
+    };
     try {
       for await (const ev of client.projectEvents(
         { clientId: "raw-connect-machine" },
         { signal: abort.signal, onHeader: () => opened() },
       )) {
         if (receiveOnly && onEvent(ev.projectId, ev.reason) === true) stopReading = true;
-        parent.send({
-          type: "stream.events",
-          events: [
-            {
-              eventId: ev.eventId,
-              eventType: ev.eventType,
-              projectId: ev.projectId,
-              timestampUnixMs: Number(ev.timestampUnixMs),
-              reason: ev.reason,
-              receivedAtMs: 0,
-            },
-          ],
-        });
+        const event: StreamEvent = {
+          eventId: ev.eventId,
+          eventType: ev.eventType,
+          projectId: ev.projectId,
+          timestampUnixMs: Number(ev.timestampUnixMs),
+          reason: ev.reason,
+          receivedAtMs: 0,
+        };
+        if (options.batchPerTurn === true) {
+          pending.push(event);
+          if (!flushing) {
+            flushing = true;
+            process.nextTick(flush);
+          }
+        } else parent.send({ type: "stream.events", events: [event] });
         if (stopReading) break;
       }
+      flush();
     } catch (err) {
       if (!abort.signal.aborted) throw err;
     } finally {

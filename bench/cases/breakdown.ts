@@ -11,15 +11,15 @@
  *   yields the events: everything the bridge adds on top of the transport.
  */
 import { create } from "@bufbuild/protobuf";
-import { assign, createActor, fromPromise, setup, type AnyActorRef } from "xstate";
-import { bridgeMachine } from "../../machines/bridge.machine.js";
+import { assign, createActor, setup } from "xstate";
 import type { StreamEvent } from "../../machines/bridge.types.js";
 import { admitRemovals, removalKey } from "../../machines/dedup-window.js";
 import { createDispatcher } from "../../src/dispatcher.js";
 import { ProjectEventSchema, SyncProjectStateResponseSchema, type ProjectEvent } from "../../src/gen/engram/v1/engram_pb.js";
-import { createBridge, defaultBridgeTiming, HandlerRegistry, type EventsClient } from "../../src/index.js";
+import { createBridge, HandlerRegistry, type EventsClient } from "../../src/index.js";
 import { realClock } from "../../src/bridge-options.js";
 import { defaultLogger } from "../lib/bridge-fixture.js";
+import { startStreamingMachine } from "../lib/machine-loop.js";
 import { RunSet, type Spread } from "../lib/stats.js";
 
 export interface BreakdownOptions {
@@ -57,24 +57,8 @@ function streamEvent(i: number): StreamEvent {
 }
 
 async function machineLayer(n: number, isolated: boolean): Promise<number> {
-  let parent: AnyActorRef | undefined;
-  const machine = bridgeMachine.provide({
-    actors: {
-      projectEvents: fromPromise(({ input }) => {
-        parent = (input as { parent: AnyActorRef }).parent;
-        return new Promise<void>(() => {});
-      }),
-      syncProjectState: fromPromise(() => new Promise(() => {})),
-    },
-  });
-  const actor = createActor(machine, { input: { clientId: "m", timing: { ...defaultBridgeTiming }, dedupCapacity: 256 } });
   let removed = 0;
-  actor.on("projectRemoved", () => removed++);
-  actor.start();
-  actor.send({ type: "START" });
-  await nextMacrotask();
-  if (!parent) throw new Error("breakdown: projectEvents actor did not start");
-  parent.send({ type: "stream.opened" });
+  const { parent, stop } = await startStreamingMachine(() => removed++);
   const t0 = process.hrtime.bigint();
   let spent = 0n;
   for (let i = 0; i < n; i++) {
@@ -86,7 +70,7 @@ async function machineLayer(n: number, isolated: boolean): Promise<number> {
     } else parent.send({ type: "stream.events", events: [streamEvent(i)] });
   }
   const total = isolated ? spent : process.hrtime.bigint() - t0;
-  actor.stop();
+  stop();
   if (removed !== n) throw new Error(`breakdown: machine emitted ${removed} of ${n}`);
   return Number(total) / 1000 / n;
 }
@@ -217,7 +201,7 @@ async function allocationSteps(): Promise<{
   steps: Record<AllocationLayer, (i: number) => Promise<void> | void>;
   close: () => Promise<void>;
 }> {
-  const machine = await streamingMachine();
+  const machine = await startStreamingMachine();
   let window: string[] = Array.from({ length: 256 }, (_, i) => removalKey(`w${i}`));
   const registry = new HandlerRegistry();
   let handled: (() => void) | undefined;
@@ -244,28 +228,6 @@ async function allocationSteps(): Promise<{
     await bridge.stop();
   };
   return { steps, close };
-}
-
-/** The bridge statechart alone, in `streaming`, with stub actors. */
-async function streamingMachine(): Promise<{ parent: AnyActorRef; stop: () => void }> {
-  let parent: AnyActorRef | undefined;
-  const machine = bridgeMachine.provide({
-    actors: {
-      projectEvents: fromPromise(({ input }) => {
-        parent = (input as { parent: AnyActorRef }).parent;
-        return new Promise<void>(() => {});
-      }),
-      syncProjectState: fromPromise(() => new Promise(() => {})),
-    },
-  });
-  const actor = createActor(machine, { input: { clientId: "m", timing: { ...defaultBridgeTiming }, dedupCapacity: 256 } });
-  actor.on("projectRemoved", () => {});
-  actor.start();
-  actor.send({ type: "START" });
-  await nextMacrotask();
-  if (!parent) throw new Error("breakdown: projectEvents actor did not start");
-  parent.send({ type: "stream.opened" });
-  return { parent, stop: () => actor.stop() };
 }
 
 /** createBridge() on an in-memory client that yields one message per step; a step resolves when the handler ran. */

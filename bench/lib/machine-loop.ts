@@ -6,17 +6,21 @@
  * the machine's `projectRemoved`. No dispatcher, no transport wrappers, no
  * subscribers: the transport plus one machine step, nothing else.
  */
-import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { createActor, fromPromise, type AnyActorRef } from "xstate";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
 import type { ProjectEventsInput, StreamEvent, SyncProjectStateInput, SyncResult } from "../../machines/bridge.types.js";
-import { EngramService } from "../../src/gen/engram/v1/engram_pb.js";
 import { defaultBridgeTiming } from "../../src/index.js";
-import type { OnEvent, StreamLoop } from "./raw-clients.js";
+import { connectNodeStream, type OnEvent, type StreamLoop } from "./raw-clients.js";
 
-/** The bridge statechart alone, in `streaming`, its stream actor a stub that hands back the machine. */
-async function streamingMachine(onRemoved: (projectId: string, reason: string) => void) {
+/**
+ * The bridge statechart alone, started and in `streaming`: its stream actor
+ * a stub that hands back the machine (`parent`, where `stream.events` go),
+ * its sync actor one that never settles. `onRemoved` hears every emitted
+ * `projectRemoved`.
+ */
+export async function startStreamingMachine(
+  onRemoved: (projectId: string, reason: string) => void = () => {},
+): Promise<{ parent: AnyActorRef; stop: () => void }> {
   let parent: AnyActorRef | undefined;
   const machine = bridgeMachine.provide({
     actors: {
@@ -34,7 +38,7 @@ async function streamingMachine(onRemoved: (projectId: string, reason: string) =
   await new Promise((r) => setTimeout(r, 1));
   if (parent === undefined) throw new Error("machine-loop: the stub stream actor did not start");
   parent.send({ type: "stream.opened" });
-  return { actor, parent };
+  return { parent, stop: () => actor.stop() };
 }
 
 export interface MachineLoopOptions {
@@ -56,65 +60,50 @@ export interface MachineLoopOptions {
 /** A bare connect-node client on its own HTTP/2 session that steps the bridge statechart with what it reads. */
 export function connectNodeMachineLoop(baseUrl: string, onEvent: OnEvent, options: MachineLoopOptions = {}): StreamLoop {
   const receiveOnly = options.receiveOnly === true;
-  const manager = new Http2SessionManager(baseUrl);
-  const client: Client<typeof EngramService> = createClient(EngramService, createGrpcTransport({ baseUrl, sessionManager: manager }));
-  const abort = new AbortController();
-  let opened!: () => void;
-  const openedP = new Promise<void>((r) => (opened = r));
   let stopMachine = () => {};
-  const done = (async () => {
-    let stopReading = false;
-    const { actor, parent } = await streamingMachine((projectId, reason) => {
-      if (!receiveOnly && onEvent(projectId, reason) === true) stopReading = true;
-    });
-    stopMachine = () => actor.stop();
-    let pending: StreamEvent[] = [];
-    let flushing = false;
-    const flush = () => {
-      flushing = false;
-      if (pending.length === 0) return;
-      const events = pending;
-      pending = [];
-      parent.send({ type: "stream.events", events });
-    };
-    try {
-      for await (const ev of client.projectEvents(
-        { clientId: "raw-connect-machine" },
-        { signal: abort.signal, onHeader: () => opened() },
-      )) {
-        if (receiveOnly && onEvent(ev.projectId, ev.reason) === true) stopReading = true;
-        const event: StreamEvent = {
-          eventId: ev.eventId,
-          eventType: ev.eventType,
-          projectId: ev.projectId,
-          timestampUnixMs: Number(ev.timestampUnixMs),
-          reason: ev.reason,
-          receivedAtMs: 0,
-        };
-        if (options.batchPerTurn === true) {
-          pending.push(event);
-          if (!flushing) {
-            flushing = true;
-            process.nextTick(flush);
-          }
-        } else parent.send({ type: "stream.events", events: [event] });
-        if (stopReading) break;
+  return connectNodeStream(
+    baseUrl,
+    "raw-connect-machine",
+    async (messages) => {
+      let stopReading = false;
+      const { parent, stop } = await startStreamingMachine((projectId, reason) => {
+        if (!receiveOnly && onEvent(projectId, reason) === true) stopReading = true;
+      });
+      stopMachine = stop;
+      let pending: StreamEvent[] = [];
+      let flushing = false;
+      const flush = () => {
+        flushing = false;
+        if (pending.length === 0) return;
+        const events = pending;
+        pending = [];
+        parent.send({ type: "stream.events", events });
+      };
+      try {
+        for await (const ev of messages) {
+          if (receiveOnly && onEvent(ev.projectId, ev.reason) === true) stopReading = true;
+          const event: StreamEvent = {
+            eventId: ev.eventId,
+            eventType: ev.eventType,
+            projectId: ev.projectId,
+            timestampUnixMs: Number(ev.timestampUnixMs),
+            reason: ev.reason,
+            receivedAtMs: 0,
+          };
+          if (options.batchPerTurn === true) {
+            pending.push(event);
+            if (!flushing) {
+              flushing = true;
+              process.nextTick(flush);
+            }
+          } else parent.send({ type: "stream.events", events: [event] });
+          if (stopReading) break;
+        }
+        flush();
+      } finally {
+        stop();
       }
-      flush();
-    } catch (err) {
-      if (!abort.signal.aborted) throw err;
-    } finally {
-      actor.stop();
-    }
-  })();
-  done.catch(() => {});
-  return {
-    opened: openedP,
-    done,
-    close() {
-      abort.abort();
-      manager.abort();
-      stopMachine();
     },
-  };
+    () => stopMachine(),
+  );
 }

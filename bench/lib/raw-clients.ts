@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { EngramService } from "../../src/gen/engram/v1/engram_pb.js";
+import { EngramService, type ProjectEvent } from "../../src/gen/engram/v1/engram_pb.js";
 
 /** What a stream loop does with each event: return true to stop reading. */
 export type OnEvent = (projectId: string, reason: string) => boolean | undefined;
@@ -23,8 +23,17 @@ export interface StreamLoop {
   close(): void;
 }
 
-/** A bare connect-node client on its own HTTP/2 session. */
-export function connectNodeLoop(baseUrl: string, onEvent: OnEvent): StreamLoop {
+/**
+ * A connect-node ProjectEvents call on its own HTTP/2 session, read by
+ * `consume`; the call's abort ends the loop quietly. The scaffold of the
+ * connect-node baselines.
+ */
+export function connectNodeStream(
+  baseUrl: string,
+  clientId: string,
+  consume: (messages: AsyncIterable<ProjectEvent>) => Promise<void>,
+  onClose: () => void = () => {},
+): StreamLoop {
   const manager = new Http2SessionManager(baseUrl);
   const client: Client<typeof EngramService> = createClient(EngramService, createGrpcTransport({ baseUrl, sessionManager: manager }));
   const abort = new AbortController();
@@ -32,9 +41,7 @@ export function connectNodeLoop(baseUrl: string, onEvent: OnEvent): StreamLoop {
   const openedP = new Promise<void>((r) => (opened = r));
   const done = (async () => {
     try {
-      for await (const ev of client.projectEvents({ clientId: "raw-connect" }, { signal: abort.signal, onHeader: () => opened() })) {
-        if (onEvent(ev.projectId, ev.reason) === true) break;
-      }
+      await consume(client.projectEvents({ clientId }, { signal: abort.signal, onHeader: () => opened() }));
     } catch (err) {
       if (!abort.signal.aborted) throw err;
     }
@@ -46,8 +53,18 @@ export function connectNodeLoop(baseUrl: string, onEvent: OnEvent): StreamLoop {
     close() {
       abort.abort();
       manager.abort();
+      onClose();
     },
   };
+}
+
+/** A bare connect-node client on its own HTTP/2 session. */
+export function connectNodeLoop(baseUrl: string, onEvent: OnEvent): StreamLoop {
+  return connectNodeStream(baseUrl, "raw-connect", async (messages) => {
+    for await (const ev of messages) {
+      if (onEvent(ev.projectId, ev.reason) === true) break;
+    }
+  });
 }
 
 interface GrpcJsEvent {

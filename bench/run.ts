@@ -53,7 +53,7 @@ const plan: Array<{ name: CaseName; full: Record<string, unknown>; quick: Record
   },
   {
     name: "latency",
-    full: { events: 3000, runs: 3, warmupEvents: 500, servers: ["dev", "fast"] },
+    full: { events: 3000, runs: 5, warmupEvents: 500, servers: ["dev", "fast"] },
     quick: { events: 50, runs: 1, warmupEvents: 20, servers: ["dev", "fast"] },
   },
   { name: "stop", full: { cycles: 1000, runs: 3, warmupCycles: 50 }, quick: { cycles: 5, runs: 1, warmupCycles: 1 } },

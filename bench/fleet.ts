@@ -32,7 +32,7 @@ const args = process.argv.slice(2);
 if (!process.env.BENCH_FLEET_CHILD) {
   const r = spawnSync(
     process.execPath,
-    ["--max-old-space-size=16384", "--max-semi-space-size=64", "--import", "tsx", fileURLToPath(import.meta.url), ...args],
+    ["--max-old-space-size=16384", "--max-semi-space-size=64", "--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), ...args],
     {
       stdio: "inherit",
       env: { ...process.env, BENCH_FLEET_CHILD: "1" },

@@ -33,6 +33,38 @@ function streamClient(run: (opts: { signal: AbortSignal; onHeader?: (h: Headers)
   };
 }
 
+/** A client whose stream is never read; `sync` answers the heartbeat. */
+function syncClient(sync: EventsClient["syncProjectState"]): EventsClient {
+  return {
+    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
+    syncProjectState: sync,
+  };
+}
+
+/** Starts one SyncProjectState round on `client`; `settled` says how it ended. */
+function startSync(client: EventsClient, options: { ids?: string[]; clock?: SimulatedClock; wallNow?: number; timeoutMs?: number } = {}) {
+  const { parent, got } = recordingParent();
+  const ids = options.ids;
+  const actor = createActor(
+    createSyncProjectStateActor({
+      client: () => client,
+      monotonicNow: () => 0,
+      tracker: ids === undefined ? undefined : { connectedProjectIds: () => ids },
+      clock: options.clock ?? new SimulatedClock(),
+      wallNow: () => options.wallNow ?? 0,
+    }),
+    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: options.timeoutMs ?? 1000, parent } },
+  );
+  const settled = new Promise<{ ok: boolean; value?: unknown; error?: unknown }>((resolve) =>
+    actor.subscribe({
+      complete: () => resolve({ ok: true, value: actor.getSnapshot().output }),
+      error: (error) => resolve({ ok: false, error }),
+    }),
+  );
+  actor.start();
+  return { got, settled };
+}
+
 async function runStream(client: EventsClient) {
   const { parent, got } = recordingParent();
   const actor = createActor(createProjectEventsActor({ client: () => client, monotonicNow: () => 7 }), {
@@ -148,33 +180,17 @@ actors("collectProjectIds keeps unique non-empty ids", () => {
 
 actors("a heartbeat of 25,000 ids goes out in chunks of at most 10,000 and merges the answers", async () => {
   const sizes: number[] = [];
-  const client: EventsClient = {
-    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
-    syncProjectState: async (req) => {
-      sizes.push(req.localProjectIds.length);
-      return create(SyncProjectStateResponseSchema, {
-        removed: req.localProjectIds.filter((id) => id.endsWith("0000")),
-        unknown: ["u1"],
-        serverTimeUnixMs: 1000n,
-      });
-    },
-  };
+  const client = syncClient(async (req) => {
+    sizes.push(req.localProjectIds.length);
+    return create(SyncProjectStateResponseSchema, {
+      removed: req.localProjectIds.filter((id) => id.endsWith("0000")),
+      unknown: ["u1"],
+      serverTimeUnixMs: 1000n,
+    });
+  });
   const ids = Array.from({ length: 25_000 }, (_, i) => `p${i}`);
-  const clock = new SimulatedClock();
-  const { parent, got } = recordingParent();
-  const actor = createActor(
-    createSyncProjectStateActor({
-      client: () => client,
-      monotonicNow: () => 0,
-      tracker: { connectedProjectIds: () => ids },
-      clock,
-      wallNow: () => 500,
-    }),
-    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
-  );
-  const out = new Promise<unknown>((resolve) => actor.subscribe({ complete: () => resolve(actor.getSnapshot().output) }));
-  actor.start();
-  const result = (await out) as { removed: string[]; unknown: string[]; skewMs: number; reported: number };
+  const { got, settled } = startSync(client, { ids, wallNow: 500 });
+  const result = (await settled).value as { removed: string[]; unknown: string[]; skewMs: number; reported: number };
   assert.equal(sizes, [SYNC_CHUNK_SIZE, SYNC_CHUNK_SIZE, 5_000]);
   assert.equal(result.removed, ["p10000", "p20000"]);
   assert.equal(
@@ -189,49 +205,28 @@ actors("a heartbeat of 25,000 ids goes out in chunks of at most 10,000 and merge
 
 actors("a sync with no answer fails DEADLINE_EXCEEDED on the bridge clock", async () => {
   let signalSeen: AbortSignal | undefined;
-  const client: EventsClient = {
-    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
-    syncProjectState: (_req, opts) =>
+  const client = syncClient(
+    (_req, opts) =>
       new Promise((_, reject) => {
         signalSeen = opts.signal;
         opts.signal.addEventListener("abort", () => reject(opts.signal.reason));
       }),
-  };
-  const clock = new SimulatedClock();
-  const actor = createActor(
-    createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: undefined, clock, wallNow: () => 0 }),
-    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent: recordingParent().parent } },
   );
-  const failed = new Promise<unknown>((resolve) => actor.subscribe({ error: resolve }));
-  actor.start();
+  const clock = new SimulatedClock();
+  const { settled } = startSync(client, { clock });
   await Promise.resolve();
   clock.increment(999);
   assert.not.ok(signalSeen?.aborted);
   clock.increment(1);
-  const error = (await failed) as BridgeError;
+  const error = (await settled).error as BridgeError;
   assert.is(error.code, "deadline_exceeded");
 });
 
 actors("a huge removed list reaches the machine in batches of at most SYNC_REMOVED_BATCH ids", async () => {
   const removed = Array.from({ length: 2 * SYNC_REMOVED_BATCH + 500 }, (_, i) => `r${i}`);
-  const client: EventsClient = {
-    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
-    syncProjectState: async () => create(SyncProjectStateResponseSchema, { removed }),
-  };
-  const { parent, got } = recordingParent();
-  const actor = createActor(
-    createSyncProjectStateActor({
-      client: () => client,
-      monotonicNow: () => 0,
-      tracker: { connectedProjectIds: () => removed },
-      clock: new SimulatedClock(),
-      wallNow: () => 0,
-    }),
-    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
-  );
-  const out = new Promise<void>((resolve) => actor.subscribe({ complete: () => resolve() }));
-  actor.start();
-  await out;
+  const client = syncClient(async () => create(SyncProjectStateResponseSchema, { removed }));
+  const { got, settled } = startSync(client, { ids: removed });
+  assert.ok((await settled).ok);
   assert.equal(
     got.map((e) => (e.projectIds as string[]).length),
     [SYNC_REMOVED_BATCH, SYNC_REMOVED_BATCH, 500],
@@ -246,9 +241,8 @@ actors("each chunk of a round has its own deadline: 3 calls of 4 s complete unde
   const ids = Array.from({ length: 2 * SYNC_CHUNK_SIZE + 5 }, (_, i) => `p${i}`);
   const clock = new SimulatedClock();
   let calls = 0;
-  const client: EventsClient = {
-    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
-    syncProjectState: (_req, opts) =>
+  const client = syncClient(
+    (_req, opts) =>
       new Promise((resolve, reject) => {
         calls++;
         const t = clock.setTimeout(() => resolve(create(SyncProjectStateResponseSchema, {})), 4000);
@@ -257,24 +251,8 @@ actors("each chunk of a round has its own deadline: 3 calls of 4 s complete unde
           reject(opts.signal.reason);
         });
       }),
-  };
-  const actor = createActor(
-    createSyncProjectStateActor({
-      client: () => client,
-      monotonicNow: () => 0,
-      tracker: { connectedProjectIds: () => ids },
-      clock,
-      wallNow: () => 0,
-    }),
-    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 10_000, parent: recordingParent().parent } },
   );
-  const out = new Promise<{ ok: boolean; value?: unknown; error?: unknown }>((resolve) =>
-    actor.subscribe({
-      complete: () => resolve({ ok: true, value: actor.getSnapshot().output }),
-      error: (error) => resolve({ ok: false, error }),
-    }),
-  );
-  actor.start();
+  const { settled: out } = startSync(client, { ids, clock, timeoutMs: 10_000 });
   for (let i = 0; i < 3; i++) {
     for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
     clock.increment(4000);
@@ -288,22 +266,15 @@ actors("each chunk of a round has its own deadline: 3 calls of 4 s complete unde
 actors("the bridge's own deadline is a SyncDeadlineError; a DEADLINE_EXCEEDED from the server is not (issue 10 item 5)", async () => {
   const run = async (server: "hang" | "deadline") => {
     const clock = new SimulatedClock();
-    const client: EventsClient = {
-      projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
-      syncProjectState: (_req, opts) =>
-        server === "deadline"
-          ? Promise.reject(new BridgeError("deadline from the server", "deadline_exceeded"))
-          : new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(opts.signal.reason))),
-    };
-    const actor = createActor(
-      createSyncProjectStateActor({ client: () => client, monotonicNow: () => 0, tracker: undefined, clock, wallNow: () => 0 }),
-      { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent: recordingParent().parent } },
+    const client = syncClient((_req, opts) =>
+      server === "deadline"
+        ? Promise.reject(new BridgeError("deadline from the server", "deadline_exceeded"))
+        : new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(opts.signal.reason))),
     );
-    const failed = new Promise<unknown>((resolve) => actor.subscribe({ error: resolve }));
-    actor.start();
+    const { settled } = startSync(client, { clock });
     await Promise.resolve();
     clock.increment(1000);
-    return failed;
+    return (await settled).error;
   };
   const own = await run("hang");
   assert.ok(own instanceof SyncDeadlineError);
@@ -331,25 +302,12 @@ actors("server data is bounded where it enters: ids refused, reasons and event i
 });
 
 actors("heartbeat removals: bad ids refused, ids never reported dropped, both counted with previews (issue 11 items 1-2)", async () => {
-  const client: EventsClient = {
-    projectEvents: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error("unused")) }) }),
-    syncProjectState: async () =>
-      create(SyncProjectStateResponseSchema, { removed: ["mine", "not-mine", "y".repeat(600), "bad\u0007", "mine-too"] }),
-  };
-  const { parent, got } = recordingParent();
-  const actor = createActor(
-    createSyncProjectStateActor({
-      client: () => client,
-      monotonicNow: () => 0,
-      tracker: { connectedProjectIds: () => ["mine", "mine-too", "y".repeat(600), "bad\u0007"] },
-      clock: new SimulatedClock(),
-      wallNow: () => 0,
-    }),
-    { input: { clientId: "c", sessionEpoch: 0, timeoutMs: 1000, parent } },
+  const client = syncClient(async () =>
+    create(SyncProjectStateResponseSchema, { removed: ["mine", "not-mine", "y".repeat(600), "bad\u0007", "mine-too"] }),
   );
-  const out = new Promise<void>((resolve) => actor.subscribe({ complete: () => resolve() }));
-  actor.start();
-  await out;
+  const { got, settled } = startSync(client, { ids: ["mine", "mine-too", "y".repeat(600), "bad\u0007"] });
+  const result = await settled;
+  assert.ok(result.ok);
   assert.equal(
     got.flatMap((e) => e.projectIds as string[]),
     ["mine", "mine-too"],
@@ -361,7 +319,7 @@ actors("heartbeat removals: bad ids refused, ids never reported dropped, both co
     ["too_long", 1],
   ]);
   assert.ok(refused.every((r) => r.previews.every((p) => p.length < 100 && !p.includes("\u0007"))));
-  assert.equal((actor.getSnapshot().output as { removed: string[] }).removed, ["mine", "mine-too"]);
+  assert.equal((result.value as { removed: string[] }).removed, ["mine", "mine-too"]);
 });
 
 actors.run();

@@ -13,6 +13,16 @@ function fakeStream(): ClientHttp2Stream & EventEmitter {
   return Object.assign(new EventEmitter(), { rstCode: 0 }) as unknown as ClientHttp2Stream & EventEmitter;
 }
 
+/** Reads `messages` into `got` through the watch; resolves with the error the read ended with, or undefined. */
+function readAll<T>(w: ReturnType<typeof createStreamCloseWatch>, messages: AsyncIterable<T>, got: T[] = []): Promise<unknown> {
+  return (async () => {
+    for await (const m of w.wrap(messages)) got.push(m);
+  })().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+}
+
 /** An iterable that yields `items` and then never settles unless `signal` aborts. */
 async function* stalled<T>(items: T[], signal: AbortSignal): AsyncIterable<T> {
   for (const item of items) yield item;
@@ -26,19 +36,14 @@ watch("a stream that closes and then stays silent is abandoned with UNAVAILABLE"
   const stream = fakeStream();
   w.attach(stream);
   const got: number[] = [];
-  const run = (async () => {
-    for await (const n of w.wrap(stalled([1, 2], w.signal))) got.push(n);
-  })();
+  const run = readAll(w, stalled([1, 2], w.signal), got);
   await new Promise((r) => setImmediate(r));
   stream.emit("close");
   clock.increment(19);
   await new Promise((r) => setImmediate(r));
   assert.not.ok(w.signal.aborted, "not before the grace");
   clock.increment(1);
-  const error = await run.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const error = await run;
   assert.equal(got, [1, 2]);
   assert.ok(error instanceof BridgeError);
   assert.is((error as BridgeError).code, "unavailable");
@@ -126,12 +131,7 @@ watch("re-arms after a message within the grace, on the bridge clock: a call tha
   w.attach(stream);
   const f = feed<number>(w.signal);
   const got: number[] = [];
-  const run = (async () => {
-    for await (const n of w.wrap(f.iterate())) got.push(n);
-  })().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const run = readAll(w, f.iterate(), got);
   await ticks();
   stream.emit("close");
   clock.increment(50);
@@ -152,12 +152,7 @@ watch("the grace runs on the given clock, not Node's timers (issue 10 item 8)", 
   const stream = fakeStream();
   w.attach(stream);
   const f = feed<number>(w.signal);
-  const run = (async () => {
-    for await (const _ of w.wrap(f.iterate())) void _;
-  })().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const run = readAll(w, f.iterate());
   await ticks();
   stream.emit("close");
   await new Promise((r) => setTimeout(r, 30));
@@ -174,12 +169,7 @@ watch("GOAWAY ends the call once what was received is handed on (issue 10 item 4
   f.push(2);
   const got: number[] = [];
   w.goaway();
-  const run = (async () => {
-    for await (const n of w.wrap(f.iterate())) got.push(n);
-  })().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const run = readAll(w, f.iterate(), got);
   await ticks();
   f.push(3);
   await ticks();

@@ -25,7 +25,7 @@ import {
   SyncProjectStateResponseSchema,
 } from "../../src/gen/engram/v1/engram_pb.js";
 import type { DevServerStats } from "../../src/dev-server/index.js";
-import type { ServerReply, ServerRequest } from "./server-protocol.js";
+import { pace, type Pacing, type ServerReply, type ServerRequest } from "./server-protocol.js";
 
 const service = "/engram.v1.EngramService/";
 /** Bytes handed to one `stream.write()` of a burst. */
@@ -38,7 +38,7 @@ const streamWaiters = new Set<() => void>();
 let streamOpenedAtNs: bigint[] = [];
 let nextEventId = 1;
 const stats = { streamsOpened: 0, eventsSent: 0, syncCalls: 0 };
-let pacing: { stop: boolean } | undefined;
+let pacing: Pacing | undefined;
 
 /** One gRPC message frame: flag 0 (uncompressed), 4-byte big-endian length, the message. */
 function frame(message: Uint8Array): Buffer {
@@ -199,16 +199,12 @@ async function handle(req: ServerRequest): Promise<unknown> {
     case "paced": {
       // As the dev server's process: one event about every intervalMs, its
       // `reason` the monotonic clock (ns) when it was written.
-      const state = { stop: false };
-      pacing = state;
-      const start = performance.now();
-      for (let i = 0; i < req.n && !state.stop; i++) {
-        const wait = start + i * req.intervalMs - performance.now();
-        await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+      pacing = { stop: false };
+      await pace(req.n, req.intervalMs, pacing, (i) => {
         const data = eventFrame(`${req.prefix}${i}`, process.hrtime.bigint().toString());
         stats.eventsSent += streams.size;
         for (const s of streams) s.write(data);
-      }
+      });
       pacing = undefined;
       return null;
     }

@@ -5,11 +5,11 @@
  * process.cpuUsage() measure the client alone.
  */
 import { startDevServer, type DevServer } from "../../src/dev-server/index.js";
-import type { ServerRequest, ServerReply } from "./server-protocol.js";
+import { pace, type Pacing, type ServerReply, type ServerRequest } from "./server-protocol.js";
 
 let server: DevServer | undefined;
 let bufferSize = 64;
-let pacing: { stop: boolean } | undefined;
+let pacing: Pacing | undefined;
 /** process.hrtime of each stream open on the current server instance. */
 let streamOpenedAtNs: bigint[] = [];
 
@@ -58,14 +58,10 @@ async function handle(req: ServerRequest): Promise<unknown> {
       // with the monotonic clock, which every process on the machine shares,
       // in `reason`: the receiver subtracts it for the delivery latency.
       const s = current();
-      const state = { stop: false };
-      pacing = state;
-      const start = performance.now();
-      for (let i = 0; i < req.n && !state.stop; i++) {
-        const wait = start + i * req.intervalMs - performance.now();
-        await new Promise((r) => setTimeout(r, Math.max(0, wait)));
-        s.emitEvent({ projectId: `${req.prefix}${i}`, reason: process.hrtime.bigint().toString() });
-      }
+      pacing = { stop: false };
+      await pace(req.n, req.intervalMs, pacing, (i) =>
+        s.emitEvent({ projectId: `${req.prefix}${i}`, reason: process.hrtime.bigint().toString() }),
+      );
       pacing = undefined;
       return null;
     }

@@ -171,3 +171,23 @@ export function jsonLines(lines: readonly string[]): Array<Record<string, unknow
       }
     });
 }
+
+/** The dev server sends response headers with the first message only: confirm the open quickly. */
+export const fastOpen: readonly string[] = ["--open-confirm-ms", "150"];
+
+/** Waits for the sidecar's JSON log line saying it is streaming. */
+export function streaming(proc: CliProcess, after = 0): Promise<string> {
+  return proc.waitForLine((l) => l.includes('"msg":"connection streaming"'), { stream: "stderr", after });
+}
+
+/**
+ * The start of a `run` command line the sidecar tests share: the server,
+ * a quick open, one tracked project, and the handler and stop budgets
+ * (each flag only when given).
+ */
+export function sidecarArgs(url: string, project: string, budgets: { handlerTimeoutMs?: number; stopTimeoutMs?: number } = {}): string[] {
+  const args = ["run", "--url", url, ...fastOpen, "--project", project];
+  if (budgets.handlerTimeoutMs !== undefined) args.push("--handler-timeout-ms", String(budgets.handlerTimeoutMs));
+  if (budgets.stopTimeoutMs !== undefined) args.push("--stop-timeout-ms", String(budgets.stopTimeoutMs));
+  return args;
+}

@@ -5,7 +5,18 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSy
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cleanEnv, jsonLines, killAll, processAlive, startCli, waitUntil, type CliProcess } from "./cli-process.js";
+import {
+  cleanEnv,
+  fastOpen,
+  jsonLines,
+  killAll,
+  processAlive,
+  sidecarArgs,
+  startCli,
+  streaming,
+  waitUntil,
+  type CliProcess,
+} from "./cli-process.js";
 
 interface Ctx {
   dir: string;
@@ -46,12 +57,7 @@ function cli(ctx: Ctx, args: readonly string[], options: { env?: NodeJS.ProcessE
   return p;
 }
 
-const fast = ["--open-confirm-ms", "150"];
 const env = (extra: Record<string, string> = {}) => cleanEnv({ ENGRAM_TOKEN: token, ...extra });
-
-function streaming(proc: CliProcess, after = 0): Promise<string> {
-  return proc.waitForLine((l) => l.includes('"msg":"connection streaming"'), { stream: "stderr", after });
-}
 
 function logLine(proc: CliProcess, msg: RegExp): Promise<Record<string, unknown>> {
   return proc.waitForLine((l) => msg.test(l), { stream: "stderr" }).then((l) => JSON.parse(l) as Record<string, unknown>);
@@ -90,22 +96,7 @@ hard("SIGHUP stops the sidecar cleanly, like SIGTERM, and leaves no --exec child
   const script = `require("fs").writeFileSync(process.env.PID_FILE, String(process.pid)); setInterval(() => {}, 1000)`;
   const sidecar = cli(
     ctx,
-    [
-      "run",
-      "--url",
-      ctx.url,
-      ...fast,
-      "--project",
-      "gone",
-      "--handler-timeout-ms",
-      "60000",
-      "--stop-timeout-ms",
-      "1000",
-      "--exec",
-      process.execPath,
-      "-e",
-      script,
-    ],
+    [...sidecarArgs(ctx.url, "gone", { handlerTimeoutMs: 60_000, stopTimeoutMs: 1000 }), "--exec", process.execPath, "-e", script],
     {
       env: env({ PID_FILE: pidFile }),
     },
@@ -132,7 +123,7 @@ hard(
     symlinkSync(fifo, link);
     const sidecar = cli(
       ctx,
-      ["run", "--url", ctx.url, ...fast, "--project", "p1", "--projects-file", link, "--heartbeat-ms", "300", "--client-id", "fifo"],
+      ["run", "--url", ctx.url, ...fastOpen, "--project", "p1", "--projects-file", link, "--heartbeat-ms", "300", "--client-id", "fifo"],
       { env: env() },
     );
     const refused = await logLine(sidecar, /not a regular file/);
@@ -151,7 +142,7 @@ hard("--exec children get no ENGRAM_TOKEN unless --exec-env-token, and the token
   const script = `console.log("env token=" + (process.env.ENGRAM_TOKEN ?? "<none>")); console.log(require("fs").readFileSync(process.env.TOKEN_FILE, "utf8"))`;
   const tokenFile = join(ctx.dir, "token.txt");
   writeFileSync(tokenFile, `the token is ${token}`);
-  const sidecar = cli(ctx, ["run", "--url", ctx.url, ...fast, "--project", "gone-a", "--exec", process.execPath, "-e", script], {
+  const sidecar = cli(ctx, ["run", "--url", ctx.url, ...fastOpen, "--project", "gone-a", "--exec", process.execPath, "-e", script], {
     env: env({ TOKEN_FILE: tokenFile }),
   });
   await sidecar.waitForLine((l) => l.includes("env token=<none>"), { stream: "stderr" });
@@ -163,7 +154,7 @@ hard("--exec children get no ENGRAM_TOKEN unless --exec-env-token, and the token
 
   const opted = cli(
     ctx,
-    ["run", "--url", ctx.url, ...fast, "--project", "gone-b", "--exec-env-token", "--exec", process.execPath, "-e", script],
+    ["run", "--url", ctx.url, ...fastOpen, "--project", "gone-b", "--exec-env-token", "--exec", process.execPath, "-e", script],
     { env: env({ TOKEN_FILE: tokenFile }) },
   );
   // The child has it; the log still shows it redacted.
@@ -179,9 +170,13 @@ hard("an id that would be an option (--upload-pack=...) is printed on stdout but
   writeFileSync(file, `${hostile}\nplain-gone\n`);
   const out = join(ctx.dir, "calls.txt");
   const script = `require("fs").appendFileSync(process.env.OUT, process.argv.at(-1) + "\\n")`;
-  const sidecar = cli(ctx, ["run", "--url", ctx.url, ...fast, "--projects-file", file, "--exec", process.execPath, "-e", script, "--"], {
-    env: env({ OUT: out }),
-  });
+  const sidecar = cli(
+    ctx,
+    ["run", "--url", ctx.url, ...fastOpen, "--projects-file", file, "--exec", process.execPath, "-e", script, "--"],
+    {
+      env: env({ OUT: out }),
+    },
+  );
   await sidecar.waitForLine((l) => l.includes('"projectId":"--upload-pack='));
   await sidecar.waitForLine(/"projectId":"plain-gone"/);
   const refused = await logLine(sidecar, /exec refused a project id/);
@@ -202,23 +197,7 @@ hard(
     const script = `trap '' TERM; sleep 120 & echo $! >> "${jobs}"; echo "$1" >> "${ran}"; exit 0`;
     const sidecar = cli(
       ctx,
-      [
-        "run",
-        "--url",
-        ctx.url,
-        ...fast,
-        "--project",
-        "first",
-        "--handler-timeout-ms",
-        "30000",
-        "--stop-timeout-ms",
-        "1000",
-        "--exec",
-        "sh",
-        "-c",
-        script,
-        "sh",
-      ],
+      [...sidecarArgs(ctx.url, "first", { handlerTimeoutMs: 30_000, stopTimeoutMs: 1000 }), "--exec", "sh", "-c", script, "sh"],
       { env: env() },
     );
     await waitUntil("the first command ran", () => existsSync(ran) && readFileSync(ran, "utf8").includes("first"));
@@ -246,7 +225,7 @@ hard("a --project id the server reported removed is no longer sent in heartbeats
   await ctx.serve.waitForLine(/^created live-1$/);
   const sidecar = cli(
     ctx,
-    ["run", "--url", ctx.url, ...fast, "--project", "live-1", "--project", "gone-1", "--heartbeat-ms", "300", "--client-id", "flags"],
+    ["run", "--url", ctx.url, ...fastOpen, "--project", "live-1", "--project", "gone-1", "--heartbeat-ms", "300", "--client-id", "flags"],
     { env: env() },
   );
   await sidecar.waitForLine(/"projectId":"gone-1"/);
@@ -275,7 +254,7 @@ hard(
         "run",
         "--url",
         ctx.url,
-        ...fast,
+        ...fastOpen,
         "--health-port",
         "0",
         "--client-id",
@@ -331,7 +310,7 @@ hard(
 );
 
 hard("/healthz answers 503 while the server refuses the token, and --health-port on a taken port exits 1", async (ctx) => {
-  const bad = cli(ctx, ["run", "--url", ctx.url, ...fast, "--health-port", "0", "--log-level", "info"], {
+  const bad = cli(ctx, ["run", "--url", ctx.url, ...fastOpen, "--health-port", "0", "--log-level", "info"], {
     env: cleanEnv({ ENGRAM_TOKEN: "wrong-token" }),
   });
   const base = String((await logLine(bad, /health and metrics listening/))["url"]);

@@ -3,7 +3,18 @@ import * as assert from "uvu/assert";
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cleanEnv, jsonLines, killAll, processAlive, startCli, waitUntil, type CliProcess } from "./cli-process.js";
+import {
+  cleanEnv,
+  fastOpen,
+  jsonLines,
+  killAll,
+  processAlive,
+  sidecarArgs,
+  startCli,
+  streaming,
+  waitUntil,
+  type CliProcess,
+} from "./cli-process.js";
 
 interface Ctx {
   dir: string;
@@ -24,14 +35,6 @@ run.after.each(async (ctx) => {
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-/** The dev server sends response headers with the first message only: confirm the open quickly. */
-const fast = ["--open-confirm-ms", "150"];
-
-/** Waits for the sidecar's JSON log line saying it is streaming. */
-function streaming(proc: CliProcess, after = 0): Promise<string> {
-  return proc.waitForLine((l) => l.includes('"msg":"connection streaming"'), { stream: "stderr", after });
-}
-
 function removalLines(proc: CliProcess) {
   return jsonLines(proc.stdout) as Array<{
     projectId: string;
@@ -51,7 +54,7 @@ run("prints a stream removal as one JSON line and re-reads the projects file at 
     "run",
     "--url",
     ctx.url,
-    ...fast,
+    ...fastOpen,
     "--project",
     "p1",
     "--projects-file",
@@ -112,7 +115,7 @@ run("--exec gets a hostile id as one literal argument and in ENGRAM_PROJECT_ID, 
   writeFileSync(file, `${hostile}\n`);
   const out = join(ctx.dir, "exec-calls.jsonl");
   const script = `require("fs").appendFileSync(process.env.EXEC_OUT, JSON.stringify({ argv: process.argv.slice(1), id: process.env.ENGRAM_PROJECT_ID, source: process.env.ENGRAM_REMOVAL_SOURCE }) + "\\n")`;
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast, "--projects-file", file, "--exec", process.execPath, "-e", script], {
+  const sidecar = startCli(["run", "--url", ctx.url, ...fastOpen, "--projects-file", file, "--exec", process.execPath, "-e", script], {
     env: cleanEnv({ EXEC_OUT: out }),
   });
   // The id is unknown to the server: the heartbeat on stream open reports it removed.
@@ -131,20 +134,7 @@ run("--exec past the handler timeout is killed and counted as a timed-out handle
   const pidFile = join(ctx.dir, "child.pid");
   const script = `require("fs").writeFileSync(process.env.PID_FILE, String(process.pid)); setInterval(() => {}, 1000)`;
   const sidecar = startCli(
-    [
-      "run",
-      "--url",
-      ctx.url,
-      ...fast,
-      "--project",
-      "never-existed",
-      "--handler-timeout-ms",
-      "500",
-      "--exec",
-      process.execPath,
-      "-e",
-      script,
-    ],
+    [...sidecarArgs(ctx.url, "never-existed", { handlerTimeoutMs: 500 }), "--exec", process.execPath, "-e", script],
     { env: cleanEnv({ PID_FILE: pidFile }) },
   );
   await waitUntil("the exec child started", () => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "");
@@ -165,25 +155,9 @@ run("SIGTERM stops within the stop budget and leaves no --exec child behind; a s
   // A child that ignores SIGTERM and never ends on its own.
   const script = `process.on("SIGTERM", () => {}); require("fs").writeFileSync(process.env.PID_FILE, String(process.pid)); setInterval(() => {}, 1000)`;
   const start = (pidFile: string, stopTimeoutMs: number) =>
-    startCli(
-      [
-        "run",
-        "--url",
-        ctx.url,
-        ...fast,
-        "--project",
-        "gone",
-        "--handler-timeout-ms",
-        "60000",
-        "--stop-timeout-ms",
-        String(stopTimeoutMs),
-        "--exec",
-        process.execPath,
-        "-e",
-        script,
-      ],
-      { env: cleanEnv({ PID_FILE: pidFile }) },
-    );
+    startCli([...sidecarArgs(ctx.url, "gone", { handlerTimeoutMs: 60_000, stopTimeoutMs }), "--exec", process.execPath, "-e", script], {
+      env: cleanEnv({ PID_FILE: pidFile }),
+    });
   const graceful = start(join(ctx.dir, "a.pid"), 1000);
   const forced = start(join(ctx.dir, "b.pid"), 30_000);
   const pids: number[] = [];
@@ -216,7 +190,7 @@ run("SIGTERM stops within the stop budget and leaves no --exec child behind; a s
 });
 
 run("a closed stdout stops the sidecar with exit 1", async (ctx) => {
-  const sidecar = startCli(["run", "--url", ctx.url, ...fast]);
+  const sidecar = startCli(["run", "--url", ctx.url, ...fastOpen]);
   await streaming(sidecar);
   sidecar.child.stdout.destroy(); // the reader went away: the next removal line meets EPIPE
   ctx.serve.send("remove orphaned");
@@ -236,8 +210,8 @@ run("start runs the sidecar when ENGRAM_URL is set, and serve's token is enforce
   const url = await serve.waitForLine(/^http:\/\/127\.0\.0\.1:\d+$/);
   // "keep" is not tracked, so only the stream can carry its removal (a tracked
   // id could also arrive by the sync that every stream open starts).
-  const good = startCli(["start", ...fast], { env: cleanEnv({ ENGRAM_URL: url, ENGRAM_TOKEN: "dev-token" }) });
-  const bad = startCli(["start", ...fast, "--log-level", "error"], { env: cleanEnv({ ENGRAM_URL: url, ENGRAM_TOKEN: "wrong-token" }) });
+  const good = startCli(["start", ...fastOpen], { env: cleanEnv({ ENGRAM_URL: url, ENGRAM_TOKEN: "dev-token" }) });
+  const bad = startCli(["start", ...fastOpen, "--log-level", "error"], { env: cleanEnv({ ENGRAM_URL: url, ENGRAM_TOKEN: "wrong-token" }) });
   await streaming(good);
   const refused = JSON.parse(await bad.waitForLine((l) => l.includes("unauthenticated"), { stream: "stderr" })) as {
     level: number;

@@ -48,7 +48,8 @@ const syncOutput = (removed: string[]): SyncResult => ({
   receivedAtMs: 0,
 });
 
-const streamEvent = (eventType: number, projectId: string, eventId: string): StreamEvent => ({
+/** A StreamEvent as the ProjectEvents actor hands it on (empty reason, no timestamps). */
+export const streamEvent = (eventType: number, projectId: string, eventId: string): StreamEvent => ({
   eventId,
   eventType,
   projectId,

@@ -6,6 +6,7 @@ import { PROJECT_EVENT_TYPE_REMOVED, type StreamEvent } from "../../machines/bri
 import { admitRemovals, removalKey } from "../../machines/dedup-window.js";
 import { ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
 import { defaultBridgeTiming } from "../../src/timing.js";
+import { streamEvent } from "../helpers/graph-model.js";
 
 const machine = suite("bridge machine");
 
@@ -515,14 +516,7 @@ machine("refused ids are counted, never deduplicated or handed on (issue 11 item
   assert.is(h.emitted.filter((e) => e.type === "idsRefused").length, 3);
 });
 
-const ev = (eventId: string, projectId: string, eventType = 1): StreamEvent => ({
-  eventId,
-  eventType,
-  projectId,
-  timestampUnixMs: 0,
-  reason: "",
-  receivedAtMs: 0,
-});
+const ev = (eventId: string, projectId: string, eventType = 1): StreamEvent => streamEvent(eventType, projectId, eventId);
 
 machine("a batch of stream messages is one step: removals, duplicates and ignored events in message order, counted once", () => {
   const h = createMachineHarness();

@@ -10,6 +10,8 @@ import type { RefusedWhy } from "../src/server-data.js";
  * test/machine/bridge-machine.test.ts checks the two agree).
  */
 export const PROJECT_EVENT_TYPE_REMOVED = 1;
+/** The wire value of PROJECT_EVENT_TYPE_CREATED: a project id starts a new life. */
+export const PROJECT_EVENT_TYPE_CREATED = 2;
 
 /** One ProjectEvent as the machine sees it: plain JSON, int64 as number. */
 export interface StreamEvent {
@@ -77,6 +79,17 @@ export interface BridgeCounters {
   refusedIds: number;
   /** Heartbeat `removed` ids the bridge never reported in that call: dropped. */
   unreportedRemovals: number;
+  /**
+   * Dedup entries dropped because their project started a new life (a
+   * CREATED event, a heartbeat answer that calls it live, or the daemon
+   * listing it again after a round without it).
+   */
+  newLives: number;
+  /**
+   * Heartbeat removals not handed on because the dispatch queue had no room
+   * for them: the next round answers them again (the daemon still lists them).
+   */
+  removalsDeferred: number;
 }
 
 /** The machine's context: JSON-serialisable, never a token. */
@@ -106,6 +119,19 @@ export interface BridgeContext {
   lastSyncCause: SyncCause;
   /** The dedup window: keys of recent removals, oldest first. */
   recentRemovals: string[];
+  /**
+   * Project ids in the dedup window that a heartbeat round did not list
+   * after their removal: if a later round lists one again, the daemon opened
+   * it again and it starts a new life. Always a subset of the window's ids.
+   */
+  absentRemovals: string[];
+  /**
+   * Whether the current ProjectEvents call's request reached the wire. Only
+   * a sent call can be promoted to streaming by openConfirm.
+   */
+  requestSent: boolean;
+  /** What the follow-up round asked for during the current one will report as its cause. */
+  followUpCause: SyncCause;
   counters: BridgeCounters;
 }
 
@@ -122,6 +148,8 @@ export type BridgeEvent =
   | { type: "START" }
   | { type: "STOP" }
   | { type: "SYNC.NOW" }
+  /** The ProjectEvents call's request reached the wire (its token was read, its HTTP/2 stream exists). */
+  | { type: "stream.sent" }
   /** The ProjectEvents call received response headers. */
   | { type: "stream.opened" }
   /**
@@ -136,7 +164,26 @@ export type BridgeEvent =
    * answer never makes one step emit 100,000 events, and a round that fails
    * half-way loses nothing already answered.
    */
-  | { type: "sync.removed"; projectIds: string[]; receivedAtMs: number; refused?: RefusedIds[] }
+  | {
+      type: "sync.removed";
+      projectIds: string[];
+      receivedAtMs: number;
+      refused?: RefusedIds[];
+      /** Removed ids not forwarded (no room in the dispatch queue): the next round answers them again. */
+      deferred?: number;
+    }
+  /**
+   * Ids of the round's dedup snapshot that a chunk reported and the server
+   * did not answer removed: live on the server, so each starts a new life.
+   * Sent before that chunk's sync.removed.
+   */
+  | { type: "sync.live"; projectIds: string[] }
+  /**
+   * Sent once at the start of a round, before its first call: which of the
+   * dedup window's ids (as given in the round's input) the daemon lists now
+   * and which it does not.
+   */
+  | { type: "sync.listed"; present: string[]; absent: string[] }
   /** Raised by the connection region when a stream (re)opens: the heartbeat syncs at once. */
   | { type: "sync.request" }
   /** Raised by the heartbeat region when a sync timed out while streaming. */
@@ -169,6 +216,8 @@ export interface SyncProjectStateInput {
   sessionEpoch: number;
   timeoutMs: number;
   parent: AnyActorRef;
+  /** The project ids of the dedup window at the round's start (at most dedupCapacity). Defaults to none. */
+  windowIds?: string[];
 }
 
 /** The most removed ids one sync.removed event carries. */

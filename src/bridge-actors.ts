@@ -88,11 +88,28 @@ function resolveDeps<T extends object>(source: DepsSource<T>, system: ActorSyste
   return typeof source === "function" ? source(system) : source;
 }
 
+/**
+ * How much the dispatch queue can take: the stream stops reading (and HTTP/2
+ * flow control pushes back on the server) while its share is full; a
+ * heartbeat round forwards only what fits and leaves the rest to the next
+ * round. Defaults to no limit.
+ */
+export interface DispatchRoom {
+  /** How many more removals the stream may hand on now. */
+  streamRoom(): number;
+  /** How many more removals a heartbeat answer may hand on now. */
+  heartbeatRoom(): number;
+  /** Resolves when the stream has room again, or when `signal` aborts. */
+  streamRoomAvailable(signal: AbortSignal): Promise<void>;
+}
+
 export interface ActorDeps {
   /** The client, resolved when the bridge starts. */
   client: () => EventsClient;
   /** Monotonic time for latency stamps. */
   monotonicNow: () => number;
+  /** Room in the dispatch queue. Defaults to unbounded. */
+  room?: DispatchRoom | undefined;
 }
 
 /**
@@ -119,8 +136,15 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
       pending = [];
       input.parent.send({ type: "stream.events", events });
     };
+    let sent = false;
+    const markSent = () => {
+      if (sent || signal.aborted) return;
+      sent = true;
+      input.parent.send({ type: "stream.sent" });
+    };
     try {
-      const stream = deps.client().projectEvents(req, {
+      const client = deps.client();
+      const stream = client.projectEvents(req, {
         signal,
         sessionEpoch: input.sessionEpoch,
         onHeader: (headers) => {
@@ -129,7 +153,11 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
           opened = true;
           input.parent.send({ type: "stream.opened" });
         },
+        onSent: markSent,
       });
+      // A client that does not say when its request is on the wire: sent now.
+      if (client.signalsSent !== true) markSent();
+      const room = deps.room;
       for await (const ev of stream) {
         if (signal.aborted) return;
         if (!flushing) {
@@ -138,6 +166,14 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
           process.nextTick(flush);
         }
         pending.push(toStreamEvent(ev, turnReceivedAtMs));
+        // The dispatch queue's stream share is full: hand on what was read
+        // and read no more until there is room, so HTTP/2 flow control
+        // pushes back on the server instead of the heap growing.
+        if (room !== undefined && pending.length >= room.streamRoom()) {
+          flush();
+          while (!signal.aborted && room.streamRoom() <= 0) await room.streamRoomAvailable(signal);
+          if (signal.aborted) return;
+        }
       }
       // Everything received reaches the machine before the call's end does.
       flush();
@@ -156,11 +192,34 @@ export interface SyncActorDeps extends ActorDeps {
   wallNow: () => number;
 }
 
-/** Unique, non-empty local ids from the tracker, read at each tick. */
+/**
+ * The most ids one round reads from the tracker: a tracker whose iterable
+ * never ends fails the round instead of hanging the bridge.
+ */
+export const MAX_TRACKED_IDS = 1_000_000;
+
+/**
+ * Unique, non-empty local ids from the tracker, read at each tick. A tracker
+ * that throws, returns something that is not iterable, or yields more than
+ * MAX_TRACKED_IDS ids fails the round with a BridgeError (`internal`) that
+ * says so; the next round reads it again.
+ */
 export function collectProjectIds(tracker: ProjectTracker | undefined): string[] {
   if (!tracker) return [];
   const ids = new Set<string>();
-  for (const id of tracker.connectedProjectIds()) if (typeof id === "string" && id !== "") ids.add(id);
+  let seen = 0;
+  try {
+    for (const id of tracker.connectedProjectIds()) {
+      if (++seen > MAX_TRACKED_IDS) {
+        throw new BridgeError(`the tracker yielded more than ${MAX_TRACKED_IDS} project ids in one round`, "internal");
+      }
+      if (typeof id === "string" && id !== "") ids.add(id);
+    }
+  } catch (reason) {
+    if (reason instanceof BridgeError) throw reason;
+    const what = reason instanceof Error ? reason.name : typeof reason;
+    throw new BridgeError(`the tracker's connectedProjectIds() failed (${what}); this round is skipped`, "internal");
+  }
   return [...ids];
 }
 
@@ -177,6 +236,14 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
     const ids = collectProjectIds(deps.tracker);
     // What the bridge reports this round: a removal for any other id is dropped.
     const reported = new Set(ids);
+    // The dedup window's ids the daemon lists now and those it does not (new lives).
+    const windowIds = input.windowIds ?? [];
+    if (windowIds.length > 0) {
+      const present: string[] = [];
+      const absent: string[] = [];
+      for (const id of windowIds) (reported.has(id) ? present : absent).push(id);
+      input.parent.send({ type: "sync.listed", present, absent });
+    }
     const removed: string[] = [];
     const unknown = new Set<string>();
     let serverTimeUnixMs = 0;
@@ -184,11 +251,20 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
     for (let i = 0; i < chunks; i++) {
       const chunk = ids.slice(i * SYNC_CHUNK_SIZE, (i + 1) * SYNC_CHUNK_SIZE);
       const req = create(SyncProjectStateRequestSchema, { clientId: input.clientId, localProjectIds: chunk });
-      const res = await callWithDeadline(deps, input, signal, (callSignal) =>
-        deps.client().syncProjectState(req, { signal: callSignal, timeoutMs: input.timeoutMs, sessionEpoch: input.sessionEpoch }),
+      const res = await callWithDeadline(deps, input, signal, (callSignal, onSent) =>
+        deps.client().syncProjectState(req, { signal: callSignal, timeoutMs: input.timeoutMs, sessionEpoch: input.sessionEpoch, onSent }),
       );
-      const { accepted, refused } = screenRemovedIds(res.removed, reported);
-      for (let at = 0; at < Math.max(accepted.length, refused.length > 0 ? 1 : 0); at += SYNC_REMOVED_BATCH) {
+      const { accepted: answered, refused } = screenRemovedIds(res.removed, reported);
+      // The window's ids reported in this chunk and not answered removed: live on the server.
+      const live = liveWindowIds(windowIds, chunk, answered);
+      // Only what the dispatch queue has room for goes on; the daemon still
+      // lists the rest, so the next round answers them again.
+      const room = deps.room === undefined ? answered.length : Math.max(0, Math.min(answered.length, deps.room.heartbeatRoom()));
+      const accepted = room === answered.length ? answered : answered.slice(0, room);
+      const deferred = answered.length - accepted.length;
+      if (live.length > 0 && !signal.aborted) input.parent.send({ type: "sync.live", projectIds: live });
+      const extras = refused.length > 0 || deferred > 0 ? 1 : 0;
+      for (let at = 0; at < Math.max(accepted.length, extras); at += SYNC_REMOVED_BATCH) {
         // Let I/O and timers run between batches of a huge answer.
         if (at > 0) await yieldToEventLoop();
         if (signal.aborted) break;
@@ -199,6 +275,7 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
           projectIds,
           receivedAtMs: deps.monotonicNow(),
           ...(at === 0 && refused.length > 0 ? { refused } : {}),
+          ...(at === 0 && deferred > 0 ? { deferred } : {}),
         });
         for (const id of projectIds) removed.push(id);
       }
@@ -217,22 +294,61 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
   });
 }
 
-/** One call under its own deadline on the bridge clock; the round's signal aborts it too. */
+/** The window's ids that this chunk reported and the server did not answer removed. */
+function liveWindowIds(windowIds: readonly string[], chunk: readonly string[], removed: readonly string[]): string[] {
+  if (windowIds.length === 0) return [];
+  const inChunk = new Set(chunk);
+  const gone = new Set(removed);
+  return windowIds.filter((id) => inChunk.has(id) && !gone.has(id));
+}
+
+/**
+ * One call under its own deadline on the bridge clock; the round's signal
+ * aborts it too. The deadline rejects the call whether or not the client
+ * honours the abort (a token function that never settles, a transport that
+ * ignores its signal), and says whether the request had reached the wire.
+ */
 async function callWithDeadline<T>(
   deps: SyncActorDeps,
   input: SyncProjectStateInput,
   signal: AbortSignal,
-  call: (signal: AbortSignal) => Promise<T>,
+  call: (signal: AbortSignal, onSent: () => void) => Promise<T>,
 ): Promise<T> {
   if (signal.aborted) throw BridgeError.from(signal.reason, "canceled");
-  const deadline = createDeadlineSignal(deps.clock, input.timeoutMs, () => new SyncDeadlineError(input.timeoutMs));
+  const client = deps.client();
+  // A client that does not say when its request is on the wire: sent at once.
+  let sent = client.signalsSent !== true;
+  const deadline = createDeadlineSignal(deps.clock, input.timeoutMs, () => new SyncDeadlineError(input.timeoutMs, { sent }));
   const linked = createLinkedAbortController(signal, deadline.signal);
+  let stopWaiting: (() => void) | undefined;
+  /** What the race rejects with when the deadline or the round's signal wins it. */
+  const abortedFirst = { reason: "aborted" };
+  const aborted = new Promise<never>((_, reject) => {
+    const onAbort = () => reject(abortedFirst);
+    linked.signal.addEventListener("abort", onAbort, { once: true });
+    stopWaiting = () => linked.signal.removeEventListener("abort", onAbort);
+  });
+  // The losing side of the race must not become an unhandled rejection.
+  aborted.catch(() => {});
+  /** Whether the call settled before the deadline ran out (a server's own DEADLINE_EXCEEDED stays the server's). */
+  let settledInTime = false;
   try {
-    return await call(linked.signal);
+    const pending = call(linked.signal, () => {
+      sent = true;
+    });
+    const noteSettled = () => {
+      if (!deadline.signal.aborted) settledInTime = true;
+    };
+    pending.then(noteSettled, noteSettled);
+    return await Promise.race([pending, aborted]);
   } catch (reason) {
-    if (deadline.signal.aborted && !signal.aborted) throw new SyncDeadlineError(input.timeoutMs, { cause: reason });
+    if (deadline.signal.aborted && !signal.aborted && !settledInTime) {
+      throw new SyncDeadlineError(input.timeoutMs, { sent, ...(reason === abortedFirst ? {} : { cause: reason }) });
+    }
+    if (reason === abortedFirst) throw BridgeError.from(signal.reason, "canceled");
     throw BridgeError.from(reason);
   } finally {
+    stopWaiting?.();
     deadline.cleanup();
     linked.cleanup();
   }

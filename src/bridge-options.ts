@@ -3,6 +3,8 @@
  * options first, then the environment (ENGRAM_URL, the deprecated
  * ENGRAM_SERVER_URL, ENGRAM_TOKEN, ENGRAM_TLS_CA, ENGRAM_ALLOW_INSECURE).
  */
+import { resolveDispatchBounds, type DispatchBounds } from "./dispatch-bounds.js";
+import { safeInspect } from "./safe-inspect.js";
 import type { MeterProvider } from "@opentelemetry/api";
 import type { InspectionEvent, Observer } from "xstate";
 import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
@@ -48,6 +50,16 @@ export interface BridgeOptions {
   timing?: Partial<BridgeTiming> | undefined;
   /** Size of the dedup window. Defaults to DEFAULT_DEDUP_CAPACITY (256). */
   dedupCapacity?: number | undefined;
+  /**
+   * The most removals queued for the handlers or in flight. The stream may
+   * fill half of it: then the bridge stops reading the stream (HTTP/2 flow
+   * control pushes back on the server) until there is room; the other half
+   * is kept for removals of tracked projects. Defaults to
+   * DEFAULT_MAX_QUEUED_REMOVALS (1000).
+   */
+  maxQueuedRemovals?: number | undefined;
+  /** The most bytes (estimated heap) the queued removals may hold, split the same way. Defaults to DEFAULT_MAX_QUEUED_BYTES (1 MiB). */
+  maxQueuedBytes?: number | undefined;
   /** Identifies this daemon to the server. Defaults to `${pid}-${startUnixSeconds}`. */
   clientId?: string | undefined;
   /** Clock for every timer of the bridge. Defaults to the real clock; tests pass SimulatedClock. */
@@ -81,6 +93,7 @@ export interface ResolvedBridgeOptions {
   logger: Logger;
   timing: BridgeTiming;
   dedupCapacity: number;
+  dispatchBounds: DispatchBounds;
   clientId: string;
   clock: Clock;
   /** The bridge clock's wall time in ms: `clock.now()` when it has one (SimulatedClock), else Date.now. */
@@ -163,11 +176,12 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
     logger,
     timing,
     dedupCapacity,
+    dispatchBounds: resolveDispatchBounds(options),
     clientId: options.clientId ?? `${process.pid}-${processStartUnixSeconds}`,
     clock,
     now: wallNowOf(clock),
     random: options.random ?? Math.random,
-    inspect: options.inspect,
+    inspect: options.inspect === undefined ? undefined : safeInspect(options.inspect, logger),
     meterProvider: options.meterProvider,
   };
 }

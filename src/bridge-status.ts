@@ -6,7 +6,7 @@
 import type { SnapshotFrom } from "xstate";
 import type { BridgeMachine } from "../machines/bridge.machine.js";
 import type { BridgeCounters } from "../machines/bridge.types.js";
-import type { DispatcherStats } from "./dispatcher.js";
+import type { DispatcherStats, DispatchPressure } from "./dispatcher.js";
 import type { ErrorSummary } from "./errors.js";
 
 export type ConnectionState = "idle" | "connecting" | "streaming" | "backoff" | "stopping" | "stopped";
@@ -21,6 +21,8 @@ export interface DispatchCounters {
   droppedOnStop: number;
   /** Removals queued or being dispatched now. */
   pendingDispatch: number;
+  /** Removals not queued again because the same project id was still queued or in flight. */
+  alreadyQueued: number;
 }
 
 export interface BridgeTimestamps {
@@ -58,6 +60,12 @@ export interface BridgeStatus {
   /** The server URL without user info, or "client" for an injected client. */
   server: string | null;
   counters: BridgeCounters & DispatchCounters;
+  /**
+   * The dispatch queue against its bounds (BridgeOptions.maxQueuedRemovals,
+   * maxQueuedBytes); `streamPaused` while the bridge has stopped reading the
+   * stream because the stream's share is full.
+   */
+  dispatch: DispatchPressure;
   timestamps: BridgeTimestamps;
 }
 
@@ -91,6 +99,7 @@ export interface BridgeStatusParts {
   server: string | null;
   dispatch: DispatcherStats;
   pendingDispatch: number;
+  pressure: DispatchPressure;
   droppedOnStop: number;
   timestamps: BridgeTimestamps;
 }
@@ -114,7 +123,9 @@ export function assembleBridgeStatus(parts: BridgeStatusParts): BridgeStatus {
       handlerTimeouts: d.handlerTimeouts,
       droppedOnStop: parts.droppedOnStop,
       pendingDispatch: parts.pendingDispatch,
+      alreadyQueued: d.alreadyQueued,
     },
+    dispatch: parts.pressure,
     timestamps: parts.timestamps,
   };
 }

@@ -17,7 +17,7 @@ import { createBridgeTimestampBook } from "./bridge-timestamps.js";
 import { createDispatcher } from "./dispatcher.js";
 import { BridgeError, summarizeError, type ErrorSummary } from "./errors.js";
 import { createBridgeMetrics } from "./metrics/bridge-metrics.js";
-import type { EventsClient } from "./types.js";
+import type { EventsClient, ProjectTracker } from "./types.js";
 
 export interface Bridge {
   /** Starts the bridge. Idempotent; without a URL or client it warns and stays idle. */
@@ -30,6 +30,12 @@ export interface Bridge {
   status(): BridgeStatus;
   /** The XState actor that drives the bridge (for inspection and tests). */
   readonly actor: Actor<typeof bridgeMachine>;
+}
+
+/** The tracker's `has`, when it has one (it decides which lane a stream removal takes). */
+function trackedLookup(tracker: ProjectTracker | undefined): ((projectId: string) => boolean) | undefined {
+  const has = tracker?.has;
+  return has === undefined ? undefined : (projectId) => has.call(tracker, projectId);
 }
 
 export function createBridge(options: BridgeOptions): Bridge {
@@ -60,6 +66,9 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
     handlerTimeoutMs: timing.handlerTimeoutMs,
     onOutcome: metrics.recordDispatch,
     now: monotonicNow,
+    maxQueued: opts.dispatchBounds.maxQueuedRemovals,
+    maxQueuedBytes: opts.dispatchBounds.maxQueuedBytes,
+    isTracked: trackedLookup(opts.tracker),
   });
 
   const book = createBridgeTimestampBook(now);
@@ -82,6 +91,7 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       clock,
       wallNow: () => Date.now(),
       idle: () => dispatcher.idle(),
+      room: dispatcher,
       onError: (reason) => log.warn({ err: summarizeError(reason) }, "draining the handler queue failed; stopping anyway"),
       random: opts.random,
       // Computed before the machine's emitted events reach the listeners
@@ -156,6 +166,7 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       server: opts.target.kind === "client" ? "client" : (opts.redactedUrl ?? null),
       dispatch: dispatcher.stats(),
       pendingDispatch: dispatcher.pending,
+      pressure: dispatcher.pressure(),
       droppedOnStop: stopper.droppedOnStop,
       timestamps: book.snapshot(),
     });

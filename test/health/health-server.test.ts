@@ -29,6 +29,7 @@ function statusOf(state: ConnectionState, lastErrorCode?: string, idleReason: Br
     clientId: "c",
     server: "http://127.0.0.1:1",
     counters: {} as BridgeStatus["counters"],
+    dispatch: {} as BridgeStatus["dispatch"],
     timestamps: {},
   };
 }

@@ -10,6 +10,7 @@ import { startHealthServer, type HealthServer } from "../health/health-server.js
 import { createPrometheusMetrics, type PrometheusMetrics } from "../health/prometheus-metrics.js";
 import { HandlerRegistry } from "../handler-registry.js";
 import { createStderrLogger, type LogLevel } from "../logger.js";
+import { defaultBridgeTiming } from "../timing.js";
 import { exitCodes, intFlag, parseOrUsage, splitExec, usageError } from "./cli-args.js";
 import type { CliCommand } from "./cli-context.js";
 import { createExecEnvironment } from "./exec-env.js";
@@ -132,7 +133,10 @@ export const runCommand: CliCommand = {
     if (values["health-host"] !== undefined && healthPort === undefined) throw usageError("--health-host needs --health-port");
     if (exec === undefined && (values["exec-env-token"] || values["exec-allow-dash-ids"]))
       throw usageError("--exec-env-token and --exec-allow-dash-ids need --exec");
-    const timing = readTimingFlags(values);
+    const flagTiming = readTimingFlags(values);
+    // The bridge's stop gets the budget less a tail for the clean-up and the last stdout flush.
+    const stop = planStop(flagTiming.stopTimeoutMs ?? defaultBridgeTiming.stopTimeoutMs);
+    const timing = { ...flagTiming, stopTimeoutMs: stop.bridgeMs };
 
     const logger = createStderrLogger({ level, write: ctx.err });
     let prometheus: PrometheusMetrics | undefined;
@@ -148,7 +152,7 @@ export const runCommand: CliCommand = {
     const tracker = createProjectsFileTracker({ fixedIds: values.project ?? [], path: values["projects-file"], logger });
     // A --project id the server reported removed is not reported again.
     registry.register({ name: "project-flags", onProjectRemoved: (projectId) => tracker.forgetFixed(projectId) });
-    registry.register(createRemovalLineHandler(ctx.out));
+    registry.register(createRemovalLineHandler(ctx.outLine));
     let execHandler: ExecHandler | undefined;
     const bridge = createBridge({
       registry,
@@ -231,20 +235,66 @@ export const runCommand: CliCommand = {
       return exitCodes.failure;
     }
     const reason = await ctx.shutdown.requested;
-    const { stopTimeoutMs } = bridge.actor.getSnapshot().context.timing;
-    logger.info({ reason, stopTimeoutMs }, "stopping");
-    // Running --exec children get the stop budget too: SIGTERM two grace
-    // periods before its end, SIGKILL one before, so the exit stays within it.
-    const graceMs = Math.min(250, Math.floor(stopTimeoutMs / 4));
-    const killTimer = execHandler && setTimeout(() => void execHandler?.close(graceMs), stopTimeoutMs - 2 * graceMs);
+    // The whole stop is one deadline: the bridge's drain, the --exec kill
+    // sequence, the clean-up and the stdout flush all end by it.
+    const deadline = performance.now() + stop.totalMs;
+    logger.info({ reason, stopTimeoutMs: stop.totalMs }, "stopping");
+    // Running --exec children: SIGTERM two grace periods before the bridge's
+    // budget ends, SIGKILL one before, so the bridge's drain ends in time.
+    let killing: Promise<void> | undefined;
+    const killExec = (graceMs: number): Promise<void> => (killing ??= execHandler?.close(graceMs) ?? Promise.resolve());
+    const killTimer = execHandler && setTimeout(() => void killExec(stop.graceMs), stop.bridgeMs - 2 * stop.graceMs);
     await bridge.stop();
     clearTimeout(killTimer);
-    // close() has its own deadline: lingering background jobs cannot hold the exit.
-    await execHandler?.close(graceMs);
-    await cleanUp();
+    // Children (or groups) left: what remains of the budget, split into the two grace periods.
+    if (execHandler !== undefined) {
+      const graceMs = Math.floor((deadline - stop.tailMs / 2 - performance.now()) / 2);
+      if (graceMs > 0) await killExec(Math.min(stop.graceMs, graceMs));
+      // Nothing outlives the sidecar: SIGKILL to whatever is left, at once.
+      execHandler.killNow();
+    }
+    await beforeDeadline(cleanUp(), deadline);
+    const unflushed = await ctx.flushOut(deadline);
+    const { droppedOnStop } = bridge.status().counters;
+    const notWritten = unflushed + droppedOnStop;
+    if (notWritten > 0) {
+      logger.error(
+        { notWritten, unflushed, droppedOnStop, stopTimeoutMs: stop.totalMs },
+        `the stop budget ran out: ${notWritten} removal line(s) not written to stdout`,
+      );
+      return exitCodes.failure;
+    }
     return exitCodes.ok;
   },
 };
+
+/** How a stop budget is shared out: the bridge's drain, then a tail for the kill, clean-up and flush. */
+export interface StopPlan {
+  /** The whole budget (--stop-timeout-ms), in ms. */
+  totalMs: number;
+  /** The bridge's own stop budget: totalMs less the tail, in ms. */
+  bridgeMs: number;
+  /** Kept after the bridge's budget for the clean-up and the last flush, in ms. */
+  tailMs: number;
+  /** From SIGTERM to SIGKILL of --exec children, in ms. */
+  graceMs: number;
+}
+
+export function planStop(stopTimeoutMs: number): StopPlan {
+  const tailMs = Math.min(100, Math.floor(stopTimeoutMs / 10));
+  const bridgeMs = Math.max(1, stopTimeoutMs - tailMs);
+  return { totalMs: stopTimeoutMs, bridgeMs, tailMs, graceMs: Math.min(250, Math.floor(bridgeMs / 4)) };
+}
+
+/** Waits for `work` or until `deadline` (performance.now()), whichever is first; `work` goes on in the background. */
+async function beforeDeadline(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => {}),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now())))),
+  ]);
+  clearTimeout(timer);
+}
 
 function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);

@@ -38,9 +38,15 @@ Options:
                          no longer sent in heartbeats
   --projects-file PATH   more tracked ids, one per line (blank lines and lines starting with # are
                          ignored); read again in the background at every heartbeat and every 5 s, so
-                         the daemon may rewrite it any time. Only a regular file of at most 4 MiB is
-                         read (a FIFO, device or directory, even behind a symlink, or a file with
-                         a PEM block, is refused); lines that are not valid ids are skipped and logged
+                         the daemon may rewrite it any time (best: write a new file and rename it).
+                         A read counts only when it saw one unchanged version of the file ending in
+                         a newline; else the previous ids stay. Refused whole: not a regular file
+                         of at most 4 MiB (a FIFO, device or directory, even behind a symlink), owned
+                         by neither this user, its group nor root, writable by everyone, holding a
+                         PEM block or a KEY=VALUE line with a secret-looking key (TOKEN, SECRET,
+                         PASSWORD, KEY, AUTH, …). Lines that are not UTF-8 or not valid ids are
+                         skipped; refusals are logged by count and line number, never echoed
+  --projects-file-no-follow  refuse --projects-file when PATH is a symlink (O_NOFOLLOW)
   --client-id ID         this sidecar's id on the server (default: PID-STARTSECONDS; not empty)
   --log-level LEVEL      debug, info, warn, error or silent (default info)
   --health-port N        serve GET /healthz (200 while streaming, connecting or backing off from a
@@ -75,9 +81,15 @@ Environment: ENGRAM_URL, ENGRAM_TOKEN (bearer token; never pass it as a flag),
 ENGRAM_TLS_CA (PEM CA file for https), ENGRAM_ALLOW_INSECURE=1 (allow a token
 in plaintext to a non-loopback host).
 
+stdout is back-pressured: while its reader does not read, removals wait (the
+stdout handler holds dispatch). The whole stop, --exec kill sequence and the
+last stdout flush included, ends within --stop-timeout-ms.
+
 Exit codes: 0 stopped by the first SIGINT, SIGTERM or SIGHUP (after at most
---stop-timeout-ms); 1 the bridge refused its configuration (bad URL, token in
-plaintext), the health port could not be served, or stdout was closed; 2 usage
+--stop-timeout-ms) with every removal on stdout; 1 the bridge refused its
+configuration (bad URL, token in plaintext), the health port could not be
+served, stdout was closed, or the stop budget ran out with removal lines not
+written (a log line counts them); 2 usage
 error (no server URL, bad flag); 129/130/143 a second SIGHUP/SIGINT/SIGTERM
 (exits at once, --exec children killed).`;
 
@@ -101,6 +113,7 @@ export const runCommand: CliCommand = {
           url: { type: "string" },
           project: { type: "string", multiple: true },
           "projects-file": { type: "string" },
+          "projects-file-no-follow": { type: "boolean" },
           "client-id": { type: "string" },
           "log-level": { type: "string" },
           "health-port": { type: "string" },
@@ -131,6 +144,8 @@ export const runCommand: CliCommand = {
     const healthPort = intFlag(values["health-port"], "health-port");
     if (healthPort !== undefined && healthPort > 65535) throw usageError("--health-port must be at most 65535");
     if (values["health-host"] !== undefined && healthPort === undefined) throw usageError("--health-host needs --health-port");
+    if (values["projects-file-no-follow"] && values["projects-file"] === undefined)
+      throw usageError("--projects-file-no-follow needs --projects-file");
     if (exec === undefined && (values["exec-env-token"] || values["exec-allow-dash-ids"]))
       throw usageError("--exec-env-token and --exec-allow-dash-ids need --exec");
     const flagTiming = readTimingFlags(values);
@@ -149,7 +164,12 @@ export const runCommand: CliCommand = {
       }
     }
     const registry = new HandlerRegistry();
-    const tracker = createProjectsFileTracker({ fixedIds: values.project ?? [], path: values["projects-file"], logger });
+    const tracker = createProjectsFileTracker({
+      fixedIds: values.project ?? [],
+      path: values["projects-file"],
+      noFollow: values["projects-file-no-follow"] === true,
+      logger,
+    });
     // A --project id the server reported removed is not reported again.
     registry.register({ name: "project-flags", onProjectRemoved: (projectId) => tracker.forgetFixed(projectId) });
     registry.register(createRemovalLineHandler(ctx.outLine));

@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { seededRandom } from "../helpers/seeded-random.js";
 import {
   cleanEnv,
   fastOpen,
@@ -44,6 +45,13 @@ out.after.each(async (ctx) => {
   await Promise.all(ctx.procs.map((p) => p.exited));
   rmSync(ctx.dir, { recursive: true, force: true });
 });
+
+/** The exit code, or a failure when the process is still running after ms. */
+function exitedWithin(proc: CliProcess, ms: number): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<number>((_, reject) => (timer = setTimeout(() => reject(new Error(`still running after ${ms} ms`)), ms)));
+  return Promise.race([proc.exited, late]).finally(() => clearTimeout(timer));
+}
 
 function cli(ctx: Ctx, args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv()): CliProcess {
   const p = startCli(args, { env });
@@ -119,7 +127,7 @@ out(
     await sidecar.waitForLine(() => true, { stream: "stderr" });
     const rssBefore = rssMiB(sidecar.pid);
     // The burst meets the full pipe: give it time to pile up where it would.
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 1000));
     const rssPaused = rssMiB(sidecar.pid);
     sidecar.child.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 300));
@@ -175,7 +183,7 @@ out("an --exec child that ignores SIGTERM does not make the stop overshoot --sto
   const pidFile = join(ctx.dir, "child.pid");
   const script = `process.on("SIGTERM", () => {}); require("fs").writeFileSync(process.env.PID_FILE, String(process.pid)); setInterval(() => {}, 1000)`;
   const overshoots: number[] = [];
-  for (const stopTimeoutMs of [200, 400, 1000]) {
+  for (const stopTimeoutMs of [300, 1000]) {
     rmSync(pidFile, { force: true });
     const sidecar = cli(
       ctx,
@@ -208,5 +216,107 @@ out("an --exec child that ignores SIGTERM does not make the stop overshoot --sto
     `# run-output: stop with a SIGTERM-ignoring --exec child: ${overshoots.map((o) => `${o} ms`).join(", ")} past its budget (negative: before)`,
   );
 });
+
+/**
+ * The pipe harness, with real pipes: at seeded random points of a removal
+ * burst the reader pauses, resumes or closes stdout and closes or pauses
+ * stderr, then SIGTERM. Whatever happened: the sidecar exits within its
+ * budget, never with a crash; exit 0 means every removal is on stdout; with
+ * stderr alive, what the reader got plus what the log line counts is the
+ * whole burst; the background job an --exec command left is gone.
+ */
+out(
+  "harness: stdout and stderr paused, closed and slowed at random points of a burst lose nothing silently and leave nothing running",
+  async (ctx) => {
+    const summary: string[] = [];
+    for (const seed of [7, 11]) {
+      const rand = seededRandom(seed);
+      const { path, ids } = burstFile(ctx.dir, 300);
+      const jobPid = join(ctx.dir, `job-${seed}.pid`);
+      // One removal's command leaves a background job in its group; the others are quick.
+      const script = `[ "$1" = ${ids[Math.floor(rand() * 50)]} ] && { sleep 60 & echo $! > ${jobPid}; }; exit 0`;
+      const stopTimeoutMs = 1500;
+      const sidecar = cli(ctx, [
+        "run",
+        "--url",
+        ctx.url,
+        ...fastOpen,
+        "--projects-file",
+        path,
+        "--stop-timeout-ms",
+        String(stopTimeoutMs),
+        "--log-level",
+        "info",
+        "--exec",
+        "/bin/sh",
+        "-c",
+        script,
+        "sh",
+      ]);
+      // The burst is handed on (one heartbeat answer names all of it); its dispatch, one command each, takes a while.
+      const last = ids.at(-1) as string;
+      await sidecar.waitForLine((l) => l.includes('"msg":"project removed"') && l.includes(last), { stream: "stderr" });
+      let stdoutClosed = false;
+      let stderrClosed = false;
+      const events: string[] = [];
+      for (let step = 0; step < 6; step++) {
+        await new Promise((r) => setTimeout(r, 50 + Math.floor(rand() * 200)));
+        const r = rand();
+        const action =
+          r < 0.3
+            ? "stdout paused"
+            : r < 0.6
+              ? "stdout resumed"
+              : r < 0.7 && !stdoutClosed
+                ? "stdout closed"
+                : r < 0.8 && !stderrClosed
+                  ? "stderr closed"
+                  : r < 0.9
+                    ? "stderr paused"
+                    : "stderr resumed";
+        events.push(action);
+        if (action === "stdout paused") sidecar.child.stdout.pause();
+        else if (action === "stdout resumed") sidecar.child.stdout.resume();
+        else if (action === "stdout closed") {
+          stdoutClosed = true;
+          sidecar.child.stdout.destroy();
+        } else if (action === "stderr closed") {
+          stderrClosed = true;
+          sidecar.child.stderr.destroy();
+        } else if (action === "stderr paused") sidecar.child.stderr.pause();
+        else sidecar.child.stderr.resume();
+      }
+      const t0 = performance.now();
+      sidecar.child.kill("SIGTERM");
+      if (rand() < 0.7) {
+        sidecar.child.stdout.resume();
+        events.push("stdout resumed at the stop");
+      }
+      sidecar.child.stderr.resume();
+      const code = await exitedWithin(sidecar, stopTimeoutMs + 1500);
+      const stopMs = performance.now() - t0;
+      const got = jsonLines(sidecar.stdout).map((l) => l["projectId"] as string);
+      assert.is(new Set(got).size, got.length, `seed ${seed}: a line written twice`);
+      for (const id of got) assert.ok(ids.includes(id), `seed ${seed}: ${id} never handed on`);
+      // A closed stdout starts the stop itself; the SIGTERM is then a second request: exit at once (143).
+      const allowed = stdoutClosed ? [1, 143] : [0, 1];
+      assert.ok(allowed.includes(code), `seed ${seed}: exit ${code} (${events.join(", ")})`);
+      if (code === 0) assert.is(got.length, ids.length, `seed ${seed}: exit 0 with lines missing (${events.join(", ")})`);
+      if (!stdoutClosed && !stderrClosed && code === 1) {
+        const line = sidecar.stderr.find((l) => l.includes("not written"));
+        assert.ok(line !== undefined, `seed ${seed}: exit 1 without the count (${events.join(", ")})`);
+        const { notWritten } = JSON.parse(line) as { notWritten: number };
+        assert.is(got.length + notWritten, ids.length, `seed ${seed}: read ${got.length} + reported ${notWritten}`);
+      }
+      if (existsSync(jobPid)) {
+        const pid = Number(readFileSync(jobPid, "utf8"));
+        await waitUntil(`seed ${seed}: the --exec background job is gone`, () => !processAlive(pid), 2000);
+      }
+      summary.push(`seed ${seed}: ${events.join(", ")} -> exit ${code} after ${Math.round(stopMs)} ms, ${got.length}/${ids.length} lines`);
+      rmSync(path);
+    }
+    console.log(`# run-output harness: ${summary.join("; ")}`);
+  },
+);
 
 out.run();

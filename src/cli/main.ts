@@ -128,12 +128,15 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
   const stop = createShutdown({ write: (line) => logSink.write(line) });
   shutdown = stop;
   let flushedByCommand = false;
+  /** Where the final stderr flush ends: the command's own deadline when it flushed (run's stop budget). */
+  let stderrDeadline: number | undefined;
   const ctx: CliContext = {
     env: io.env ?? process.env,
     out: (text) => void output.write(text),
     outLine: (text) => output.write(text),
     flushOut: (deadline) => {
       flushedByCommand = true;
+      stderrDeadline = deadline;
       return output.flush(deadline);
     },
     err: (text) => logSink.write(text),
@@ -160,6 +163,6 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
   } finally {
     stop.dispose();
     output.dispose();
-    await logSink.flush(performance.now() + stderrExitFlushMs);
+    await logSink.flush(stderrDeadline ?? performance.now() + stderrExitFlushMs);
   }
 }

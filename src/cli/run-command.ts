@@ -174,6 +174,7 @@ export const runCommand: CliCommand = {
     registry.register({ name: "project-flags", onProjectRemoved: (projectId) => tracker.forgetFixed(projectId) });
     registry.register(createRemovalLineHandler(ctx.outLine));
     let execHandler: ExecHandler | undefined;
+    const killExecOnExit = (): void => execHandler?.killNow();
     const bridge = createBridge({
       registry,
       tracker,
@@ -199,11 +200,14 @@ export const runCommand: CliCommand = {
       });
       registry.register(execHandler);
       ctx.shutdown.onForce(() => execHandler?.killNow());
+      // Whatever ends the process (a crash included), its --exec children go with it.
+      process.once("exit", killExecOnExit);
       if (prometheus !== undefined) observeExecStats(prometheus.meterProvider, execHandler);
     }
     const stopLogging = logConnectionStates(bridge, logger);
     let health: HealthServer | undefined;
     const cleanUp = async (): Promise<void> => {
+      process.off("exit", killExecOnExit);
       stopLogging();
       tracker.close();
       await health?.close();

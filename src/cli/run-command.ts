@@ -284,7 +284,7 @@ export const runCommand: CliCommand = {
     if (notWritten > 0) {
       logger.error(
         { notWritten, unflushed, droppedOnStop, stopTimeoutMs: stop.totalMs },
-        `the stop budget ran out: ${notWritten} removal line(s) not written to stdout`,
+        `${notWritten} removal line(s) not written to stdout (the stop budget ran out, or stdout failed)`,
       );
       return exitCodes.failure;
     }

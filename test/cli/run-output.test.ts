@@ -193,15 +193,16 @@ out(
       { what: "command" as const, stopTimeoutMs: 300, handlerTimeoutMs: 60_000 },
       { what: "command and job" as const, stopTimeoutMs: 300, handlerTimeoutMs: 60_000 },
       // The handler timed out before the stop: the stop meets a group already sent SIGTERM.
-      { what: "command and job" as const, stopTimeoutMs: 1000, handlerTimeoutMs: 200 },
+      // (The timeout leaves both processes time to start and set their SIGTERM handlers.)
+      { what: "command and job" as const, stopTimeoutMs: 1000, handlerTimeoutMs: 1200 },
     ];
     const report: string[] = [];
-    for (const { what, stopTimeoutMs, handlerTimeoutMs } of cases) {
+    for (const [index, { what, stopTimeoutMs, handlerTimeoutMs }] of cases.entries()) {
       rmSync(pidFile, { force: true });
       const sidecar = cli(
         ctx,
         [
-          ...sidecarArgs(ctx.url, `ignores-term-${stopTimeoutMs}`, { handlerTimeoutMs, stopTimeoutMs }),
+          ...sidecarArgs(ctx.url, `ignores-term-${index}`, { handlerTimeoutMs, stopTimeoutMs }),
           "--exec",
           process.execPath,
           "-e",
@@ -209,9 +210,13 @@ out(
         ],
         cleanEnv({ PID_FILE: pidFile }),
       );
-      await waitUntil("the exec child started", () => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "");
+      await waitUntil(`the exec child started (${what})`, () => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "").catch(
+        (err: Error) => {
+          throw new Error(`${err.message}\n${sidecar.transcript()}`);
+        },
+      );
       const childPid = Number(readFileSync(pidFile, "utf8"));
-      if (handlerTimeoutMs < stopTimeoutMs) await sidecar.waitForLine((l) => l.includes("past the handler timeout"), { stream: "stderr" });
+      if (handlerTimeoutMs < 60_000) await sidecar.waitForLine((l) => l.includes("past the handler timeout"), { stream: "stderr" });
       const from = sidecar.stderr.length;
       sidecar.child.kill("SIGTERM");
       const stopping = JSON.parse(await sidecar.waitForLine((l) => l.includes('"msg":"stopping"'), { stream: "stderr", after: from })) as {

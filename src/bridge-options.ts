@@ -10,7 +10,7 @@ import { BridgeError } from "./errors.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { createStderrLogger, safeLogger } from "./logger.js";
 import { parseServerUrl, redactUrl, type ServerAddress } from "./server-url.js";
-import { defaultBridgeTiming, timingViolation, type BridgeTiming } from "./timing.js";
+import { defaultBridgeTiming, resolveTiming, timingViolation, type BridgeTiming } from "./timing.js";
 import type { Clock, EventsClient, Logger, ProjectTracker } from "./types.js";
 import type { TokenSource } from "./bearer-interceptor.js";
 
@@ -44,7 +44,11 @@ export interface BridgeOptions {
   client?: EventsClient | undefined;
   /** pino-compatible logger. Defaults to warn and above to stderr as JSON lines. */
   logger?: Logger | undefined;
-  /** Timing overrides. Defaults to DESIGN.md's table (defaultBridgeTiming). */
+  /**
+   * Timing overrides. Defaults to DESIGN.md's table (defaultBridgeTiming); a
+   * field not set is derived from a related field that was, so it fits
+   * (heartbeatJitterMs = heartbeatMs/12, backoffMinMs <= backoffMaxMs: see resolveTiming).
+   */
   timing?: Partial<BridgeTiming> | undefined;
   /** Size of the dedup window. Defaults to DEFAULT_DEDUP_CAPACITY (256). */
   dedupCapacity?: number | undefined;
@@ -223,13 +227,15 @@ function describeTokenError(cause: unknown): string {
 
 /**
  * Every timing option within its documented range (timingBounds): a value
- * outside it is a config error that names the field, the value and the range.
+ * outside it is a config error that names the field, the value and the range
+ * (and the related field only when the user set both). Unset fields are
+ * derived from the set ones so that defaults always fit (resolveTiming).
  */
 function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTiming {
   if (overrides !== undefined && (overrides === null || typeof overrides !== "object")) {
     throw new BridgeError("timing must be an object of timing options", "invalid_config");
   }
-  const timing: BridgeTiming = { ...defaultBridgeTiming };
+  const given = new Set<keyof BridgeTiming>();
   for (const [name, value] of Object.entries(overrides ?? {})) {
     if (!Object.hasOwn(defaultBridgeTiming, name)) {
       throw new BridgeError(
@@ -238,9 +244,11 @@ function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTim
       );
     }
     // An explicit undefined means "the default", as an absent field does.
-    if (value !== undefined) timing[name as keyof BridgeTiming] = value as number;
+    if (value !== undefined) given.add(name as keyof BridgeTiming);
   }
-  const violation = timingViolation(timing);
+  // A field not set is derived from the related fields that were (resolveTiming).
+  const timing = resolveTiming(overrides ?? {});
+  const violation = timingViolation(timing, given);
   if (violation) throw new BridgeError(violation.message, "invalid_config");
   return timing;
 }

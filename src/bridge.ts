@@ -8,6 +8,7 @@
 import type { Actor } from "xstate";
 import type { bridgeMachine } from "../machines/bridge.machine.js";
 import { createBridgeActor, sharedBridgeMachine, type SharedBridgeMachine } from "./bridge-machine-shared.js";
+import { createBridgeConnectionEvents, type BridgeConnectionApi } from "./bridge-connection-events.js";
 import { attachBridgeLogPolicy } from "./bridge-log-policy.js";
 import { validateBridgeOptions, type BridgeOptions } from "./bridge-options.js";
 import { assembleBridgeStatus, type BridgeStatus, type IdleReason } from "./bridge-status.js";
@@ -19,7 +20,7 @@ import { BridgeError, summarizeError, type ErrorSummary } from "./errors.js";
 import { createBridgeMetrics } from "./metrics/bridge-metrics.js";
 import type { EventsClient } from "./types.js";
 
-export interface Bridge {
+export interface Bridge extends BridgeConnectionApi {
   /** Starts the bridge. Idempotent; without a URL or client it warns and stays idle. */
   start(): void;
   /** Stops the bridge. Idempotent; resolves within timing.stopTimeoutMs. */
@@ -92,6 +93,8 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
   metrics.observe(actor);
   book.attach(actor);
   const logPolicy = attachBridgeLogPolicy(actor, { logger: log, retryInMs: () => book.retryInMs });
+  const connection = createBridgeConnectionEvents({ now, logger: log, retryInMs: () => book.retryInMs });
+  connection.attach(actor);
   actor.on("projectRemoved", (e) => dispatcher.enqueue(e.projectId, e.info));
 
   const stopper = createBridgeStop({
@@ -105,6 +108,8 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       metrics.close();
       closeClient?.();
       book.stopped();
+      const last = connection.stopped();
+      if (last) logPolicy.connectionChanged(last);
     },
   });
   const stop = stopper.stop;
@@ -116,7 +121,7 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       // STOP sent to the exposed actor (not through stop()): finish the same
       // way, so the owned HTTP/2 session is closed now, not at its idle timeout.
       if (snapshot.status === "done" && !stopper.requested) queueMicrotask(() => void stop());
-      logPolicy.connectionState(state);
+      logPolicy.connectionChanged(connection.changed(state, snapshot.context));
     },
     error: (err) => logPolicy.statechartFailed(err),
   });
@@ -137,6 +142,7 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
     const opened = openBridgeTarget(opts);
     if (opened.kind === "idle") {
       ({ idleReason, configError } = opened);
+      connection.refused(opened.configError);
       return;
     }
     client = opened.client;
@@ -170,6 +176,9 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       if (started && client !== undefined && !stopper.requested) actor.send({ type: "SYNC.NOW" });
     },
     status,
+    on: connection.on,
+    changes: connection.changes,
+    ready: connection.ready,
     actor,
   };
 }

@@ -2,6 +2,8 @@
 // lifecycle. User-facing symbols first; types with `export type`.
 export { createBridge } from "./bridge.js";
 export type { Bridge } from "./bridge.js";
+export { CONNECTION_CHANGES_BUFFER } from "./bridge-connection-events.js";
+export type { BridgeConnectionApi, BridgeEventName, ConnectionChange, ConnectionListener } from "./bridge-connection-events.js";
 export { DEFAULT_DEDUP_CAPACITY } from "./bridge-options.js";
 export type { BridgeOptions, InspectionObserver } from "./bridge-options.js";
 export type { BridgeStatus, ConnectionState, HeartbeatState, BridgeTimestamps, DispatchCounters, IdleReason } from "./bridge-status.js";

@@ -12,15 +12,26 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
 import { BridgeError } from "./errors.js";
+import type { TokenSource } from "./types.js";
 
-/** Where the token comes from: read fresh for every call. */
-export type TokenSource = () => Promise<string | undefined>;
+export type { TokenSource } from "./types.js";
+
+/**
+ * A connect interceptor, declared without connect's types (which need
+ * `DOM` in `lib` for `HeadersInit`): any connect `Interceptor` slot takes it,
+ * as the function's type parameter becomes connect's own call type.
+ */
+export type BearerInterceptor = <Next extends (req: never) => Promise<unknown>>(next: Next) => Next;
 
 /** The message of a call that failed because no valid token could be read. */
 export const tokenFunctionFailedMessage = "the token function failed";
 
 /** An interceptor that adds `authorization: Bearer <token>` to every call, unary and streaming. */
-export function createBearerInterceptor(token: TokenSource): Interceptor {
+export function createBearerInterceptor(token: TokenSource): BearerInterceptor {
+  return bearerInterceptor(token) as unknown as BearerInterceptor;
+}
+
+function bearerInterceptor(token: TokenSource): Interceptor {
   return (next) => async (req) => {
     let value: unknown;
     try {

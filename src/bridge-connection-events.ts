@@ -8,8 +8,7 @@
  * microtask, a listener that throws is ignored (logged once), and a slow
  * `changes()` consumer holds at most CONNECTION_CHANGES_BUFFER changes.
  */
-import type { Actor } from "xstate";
-import type { BridgeMachine } from "../machines/bridge.machine.js";
+import type { BridgeActor } from "./bridge-api.js";
 import type { ConnectionState } from "./bridge-status.js";
 import { BridgeError, type ErrorSummary } from "./errors.js";
 import type { Logger } from "./types.js";
@@ -66,7 +65,7 @@ export interface BridgeConnectionApi {
 
 export interface BridgeConnectionEvents extends BridgeConnectionApi {
   /** Listens to the actor's completed heartbeats (for ready()). */
-  attach(actor: Actor<BridgeMachine>): void;
+  attach(actor: Pick<BridgeActor, "on">): void;
   /**
    * The connection state changed to `state` (the snapshot shows it). Returns
    * the change, which the listeners get in a microtask.

@@ -4,18 +4,38 @@
  * ENGRAM_SERVER_URL, ENGRAM_TOKEN, ENGRAM_TLS_CA, ENGRAM_ALLOW_INSECURE).
  */
 import type { MeterProvider } from "@opentelemetry/api";
-import type { InspectionEvent, Observer } from "xstate";
 import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
 import { BridgeError } from "./errors.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { createStderrLogger, safeLogger } from "./logger.js";
 import { parseServerUrl, redactUrl, type ServerAddress } from "./server-url.js";
 import { defaultBridgeTiming, resolveTiming, timingViolation, type BridgeTiming } from "./timing.js";
-import type { Clock, EventsClient, Logger, ProjectTracker } from "./types.js";
-import type { TokenSource } from "./bearer-interceptor.js";
+import type { Clock, EventsClient, Logger, ProjectTracker, TokenSource } from "./types.js";
 
-/** An XState inspection observer, passed to the bridge actor. */
-export type InspectionObserver = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+/**
+ * One XState inspection event, as the bridge's inspect option passes it on
+ * (xstate's `InspectionEvent`; declared here so that the root entry's types
+ * do not import xstate's).
+ */
+export interface InspectionEventLike {
+  /** "@xstate.actor", "@xstate.event", "@xstate.snapshot", "@xstate.microstep" or "@xstate.action". */
+  type: string;
+  /** The session id of the root actor. */
+  rootId: string;
+}
+
+/**
+ * An XState inspection observer, passed to the bridge actor: a function or an
+ * observer object, as `createActor(…, { inspect })` takes it. Any xstate
+ * `Observer<InspectionEvent>` (the inspector's among them) fits.
+ */
+export type InspectionObserver =
+  | { bivariance(event: InspectionEventLike): void }["bivariance"]
+  | {
+      next?(event: InspectionEventLike): void;
+      error?(error: unknown): void;
+      complete?(): void;
+    };
 
 export interface BridgeOptions {
   /** Who hears removals. Required. */

@@ -5,10 +5,9 @@
  * around it: the dispatcher (removals to handlers), the log policy, the
  * timestamp book, stop() and status().
  */
-import type { Actor } from "xstate";
-import type { bridgeMachine } from "../machines/bridge.machine.js";
 import { createBridgeActor, sharedBridgeMachine, type SharedBridgeMachine } from "./bridge-machine-shared.js";
-import { createBridgeConnectionEvents, type BridgeConnectionApi } from "./bridge-connection-events.js";
+import type { Bridge } from "./bridge-api.js";
+import { createBridgeConnectionEvents } from "./bridge-connection-events.js";
 import { attachBridgeLogPolicy } from "./bridge-log-policy.js";
 import { validateBridgeOptions, type BridgeOptions } from "./bridge-options.js";
 import { assembleBridgeStatus, type BridgeStatus, type IdleReason } from "./bridge-status.js";
@@ -20,18 +19,7 @@ import { BridgeError, summarizeError, type ErrorSummary } from "./errors.js";
 import { createBridgeMetrics } from "./metrics/bridge-metrics.js";
 import type { EventsClient } from "./types.js";
 
-export interface Bridge extends BridgeConnectionApi {
-  /** Starts the bridge. Idempotent; without a URL or client it warns and stays idle. */
-  start(): void;
-  /** Stops the bridge. Idempotent; resolves within timing.stopTimeoutMs. */
-  stop(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
-  /** Asks for an immediate heartbeat. */
-  syncNow(): void;
-  status(): BridgeStatus;
-  /** The XState actor that drives the bridge (for inspection and tests). */
-  readonly actor: Actor<typeof bridgeMachine>;
-}
+export type { Bridge } from "./bridge-api.js";
 
 export function createBridge(options: BridgeOptions): Bridge {
   return createBridgeOn(sharedBridgeMachine, options);

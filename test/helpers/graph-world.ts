@@ -163,7 +163,7 @@ export function createWorld(path: GraphPath, coverage: CoverageRecorder): World 
     clientId: "graph-client",
     logger: capturingLogger(),
     env: {},
-    inspect: (event) => {
+    inspect: (event: InspectionEvent) => {
       coverage.observe(event);
       if (event.type === "@xstate.event" && event.actorRef === root && event.event.type !== "xstate.init") {
         received.push(event.event.type);

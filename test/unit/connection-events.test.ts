@@ -10,7 +10,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { SimulatedClock } from "xstate";
 import { CONNECTION_CHANGES_BUFFER, createBridgeConnectionEvents } from "../../src/bridge-connection-events.js";
-import { SyncProjectStateResponseSchema } from "../../src/gen/engram/v1/engram_pb.js";
+import { ProjectEventSchema, ProjectEventType, SyncProjectStateResponseSchema } from "../../src/gen/engram/v1/engram_pb.js";
 import {
   type Bridge,
   type BridgeOptions,
@@ -19,6 +19,7 @@ import {
   type EventsClient,
   HandlerRegistry,
 } from "../../src/index.js";
+import { logConnectionStates } from "../../src/cli/state-log.js";
 import { noopLogger } from "../../src/logger.js";
 import { capturingLogger, type CapturingLogger, eventually } from "../helpers/e2e.js";
 
@@ -275,6 +276,59 @@ events("the server's unknown ids are logged once at info with a count and a few 
   assert.is(about("info").length, 1, "one info line");
   assert.equal(about("info")[0]?.obj, { count: 12, preview: unknown.slice(0, 5) });
   assert.ok(about("debug").filter((l) => "preview" in l.obj).length >= 3, "later heartbeats at debug");
+});
+
+events("the sidecar's connection log: one 'bridge ready' line after the first heartbeat, on the public ready()", async (ctx) => {
+  const bridge = make(ctx, client({ failing: [1] }));
+  const sidecarLog = capturingLogger();
+  logConnectionStates(bridge, sidecarLog);
+  bridge.start();
+  await eventually("in backoff", () => bridge.status().state === "backoff");
+  ctx.clock.increment(100);
+  await bridge.ready();
+  await eventually("the ready line", () => sidecarLog.lines.length > 0);
+  assert.equal(
+    sidecarLog.lines.map((l) => [l.level, l.msg]),
+    [["info", "bridge ready: streaming and synced once"]],
+  );
+  assert.is((sidecarLog.lines[0]?.obj as { attempt?: number } | undefined)?.attempt, 1);
+});
+
+events("the sidecar's connection log stops with the function it returns", async (ctx) => {
+  const bridge = make(ctx, client());
+  const sidecarLog = capturingLogger();
+  logConnectionStates(bridge, sidecarLog)();
+  bridge.start();
+  await bridge.ready();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(sidecarLog.lines, []);
+});
+
+events("a stream removal of a project nobody tracks reaches every handler (README: Writing a handler)", async (ctx) => {
+  const registry = new HandlerRegistry();
+  const heard: string[] = [];
+  registry.register({ name: "a", onProjectRemoved: (id) => void heard.push(`a:${id}`) });
+  registry.register({ name: "b", onProjectRemoved: (id) => void heard.push(`b:${id}`) });
+  const bridge = make(
+    ctx,
+    {
+      async *projectEvents(_req, opts) {
+        opts.onHeader?.(new Headers());
+        yield create(ProjectEventSchema, {
+          eventId: "1",
+          eventType: ProjectEventType.REMOVED,
+          projectId: "never-tracked",
+          reason: "deleted",
+        });
+        await new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(opts.signal.reason), { once: true }));
+      },
+      syncProjectState: () => Promise.resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n })),
+    },
+    { registry, tracker: { connectedProjectIds: () => ["tracked"] } },
+  );
+  bridge.start();
+  await eventually("both handlers heard it", () => heard.length === 2);
+  assert.equal(heard, ["a:never-tracked", "b:never-tracked"]);
 });
 
 events.run();

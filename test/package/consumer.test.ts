@@ -417,6 +417,74 @@ pkgSuite("the installed bin: serve and run round trip a removal", async (ctx) =>
   }
 });
 
+pkgSuite(
+  "the README's supervisor script: an exec'd installed bin is the process $! names, and kill $! stops it gracefully",
+  async (ctx) => {
+    // Issue 22 item 10: no npx (which stays the parent); the README's wrapper exec's the installed bin.
+    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+    const execLine = readme.split("\n").find((l) => l.startsWith("exec node_modules/.bin/engram-serverevents run "));
+    assert.ok(execLine !== undefined, "the README's supervisor script exec's node_modules/.bin/engram-serverevents");
+    assert.not.match(readme, /npx engram-serverevents run/, "the README never runs the sidecar through npx");
+    const dir = ctx.project.consumerDir;
+    writeFileSync(
+      join(dir, "sidecar.sh"),
+      `#!/bin/sh\nexec node_modules/.bin/engram-serverevents run --url "$1" --project p1 --open-confirm-ms 200 --log-level info\n`,
+    );
+    const serve = startBin(ctx, ["serve", "--port", "0", "--create", "p1"]);
+    try {
+      const url = (await serve.waitFor("stdout", /^https?:\/\//)).trim();
+      const shell = spawn("sh", ["-c", 'sh ./sidecar.sh "$0" & echo "pid $!"; wait $!; echo "exit $?"', url], {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? "", NO_COLOR: "1" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      shell.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+      shell.stderr.setEncoding("utf8").on("data", (c: string) => (err += c));
+      const exited = new Promise<void>((resolve) => shell.on("exit", () => resolve()));
+      let pid: number | undefined;
+      try {
+        const until = async (what: string, check: () => boolean) => {
+          for (let i = 0; i < 300 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+          assert.ok(check(), `${what}\n--- stdout\n${out}\n--- stderr\n${err}`);
+        };
+        await until("the sidecar streams", () => err.includes('"msg":"connection streaming"'));
+        pid = Number(/pid (\d+)/.exec(out)?.[1]);
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+        assert.ok(
+          cmdline.some((a) => /engram-serverevents(\.js)?$/.test(a)) && cmdline.includes("run"),
+          `$! is the sidecar itself: ${cmdline.join(" ")}`,
+        );
+        process.kill(pid, "SIGTERM");
+        await until("the sidecar exits", () => /exit \d+/.test(out));
+        assert.match(out, "exit 0", `kill $! stopped the sidecar gracefully\n${err}`);
+        assert.match(err, '"msg":"bridge stopped"');
+      } finally {
+        // The sidecar too: a failed assertion leaves it running, holding the pipes.
+        for (const p of [pid, shell.pid]) {
+          try {
+            if (p !== undefined && p > 0) process.kill(p, "SIGKILL");
+          } catch {
+            // Already gone.
+          }
+        }
+        await exited;
+      }
+    } finally {
+      serve.child.kill("SIGKILL");
+      await serve.exited;
+    }
+  },
+);
+
+pkgSuite("the README says that stream removals of untracked projects reach every handler and --exec", () => {
+  // Issue 22 item 9: today's behaviour, documented (test/unit/connection-events.test.ts shows it for handlers).
+  const readme = readFileSync(join(repoRoot, "README.md"), "utf8").replace(/\s+/g, " ");
+  assert.match(readme, "A stream removal reaches every handler whether or not this daemon tracks the project");
+  assert.match(readme, "Every stream removal is printed and exec'd, tracked or not.");
+});
+
 pkgSuite(`the consumer install weighs at most ${maxPackages} packages and ${maxBytes / 1e6} MB`, (ctx) => {
   const nodeModules = join(ctx.project.consumerDir, "node_modules");
   const packages = installedPackages(nodeModules);

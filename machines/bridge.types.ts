@@ -1,4 +1,3 @@
-import type { AnyActorRef } from "xstate";
 import type { ErrorSummary } from "../src/errors.js";
 import type { BridgeTiming } from "../src/timing.js";
 import type { RemovalInfo, RemovalSource } from "../src/types.js";
@@ -203,11 +202,20 @@ export type BridgeEmitted =
   /** `streak`: failures in a row with this code, 1 for the first. */
   | { type: "syncFailed"; error: ErrorSummary; suspect: boolean; streak: number };
 
+/**
+ * The parent an I/O actor sends its events to (the bridge actor's `self`).
+ * Structural, so that these types (part of the package's root entry) do not
+ * import xstate's declarations.
+ */
+export interface BridgeParentRef {
+  send(event: BridgeEvent): void;
+}
+
 /** Input of the ProjectEvents actor. `parent` receives stream.opened / stream.events. */
 export interface ProjectEventsInput {
   clientId: string;
   sessionEpoch: number;
-  parent: AnyActorRef;
+  parent: BridgeParentRef;
 }
 
 /** Input of the SyncProjectState actor. `parent` receives sync.removed. */
@@ -215,7 +223,7 @@ export interface SyncProjectStateInput {
   clientId: string;
   sessionEpoch: number;
   timeoutMs: number;
-  parent: AnyActorRef;
+  parent: BridgeParentRef;
   /** The project ids of the dedup window at the round's start (at most dedupCapacity). Defaults to none. */
   windowIds?: string[];
 }

@@ -12,7 +12,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
 import { BridgeError } from "./errors.js";
-import type { Clock } from "./types.js";
+import type { Clock, TokenSource } from "./types.js";
 
 /** How long one read of the token may take before the call fails (a token function that never settles). */
 export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000;
@@ -24,8 +24,14 @@ export interface BearerInterceptorOptions {
   clock?: Clock | undefined;
 }
 
-/** Where the token comes from: read fresh for every call. */
-export type TokenSource = () => Promise<string | undefined>;
+export type { TokenSource } from "./types.js";
+
+/**
+ * A connect interceptor, declared without connect's types (which need
+ * `DOM` in `lib` for `HeadersInit`): any connect `Interceptor` slot takes it,
+ * as the function's type parameter becomes connect's own call type.
+ */
+export type BearerInterceptor = <Next extends (req: never) => Promise<unknown>>(next: Next) => Next;
 
 /** The message of a call that failed because no valid token could be read. */
 export const tokenFunctionFailedMessage = "the token function failed";
@@ -36,7 +42,11 @@ export const tokenFunctionFailedMessage = "the token function failed";
  * `timeoutMs`, or before the call is aborted, fails the call (the request
  * is never sent), so a hanging token function never wedges a call.
  */
-export function createBearerInterceptor(token: TokenSource, options: BearerInterceptorOptions = {}): Interceptor {
+export function createBearerInterceptor(token: TokenSource, options: BearerInterceptorOptions = {}): BearerInterceptor {
+  return bearerInterceptor(token, options) as unknown as BearerInterceptor;
+}
+
+function bearerInterceptor(token: TokenSource, options: BearerInterceptorOptions): Interceptor {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS;
   const clock = options.clock;
   return (next) => async (req) => {

@@ -6,18 +6,38 @@
 import { resolveDispatchBounds, type DispatchBounds } from "./dispatch-bounds.js";
 import { safeInspect } from "./safe-inspect.js";
 import type { MeterProvider } from "@opentelemetry/api";
-import type { InspectionEvent, Observer } from "xstate";
 import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
 import { BridgeError } from "./errors.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { createStderrLogger, safeLogger } from "./logger.js";
 import { parseServerUrl, redactUrl, type ServerAddress } from "./server-url.js";
-import { defaultBridgeTiming, timingViolation, type BridgeTiming } from "./timing.js";
-import type { Clock, EventsClient, Logger, ProjectTracker } from "./types.js";
-import type { TokenSource } from "./bearer-interceptor.js";
+import { defaultBridgeTiming, resolveTiming, timingViolation, type BridgeTiming } from "./timing.js";
+import type { Clock, EventsClient, Logger, ProjectTracker, TokenSource } from "./types.js";
 
-/** An XState inspection observer, passed to the bridge actor. */
-export type InspectionObserver = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+/**
+ * One XState inspection event, as the bridge's inspect option passes it on
+ * (xstate's `InspectionEvent`; declared here so that the root entry's types
+ * do not import xstate's).
+ */
+export interface InspectionEventLike {
+  /** "@xstate.actor", "@xstate.event", "@xstate.snapshot", "@xstate.microstep" or "@xstate.action". */
+  type: string;
+  /** The session id of the root actor. */
+  rootId: string;
+}
+
+/**
+ * An XState inspection observer, passed to the bridge actor: a function or an
+ * observer object, as `createActor(…, { inspect })` takes it. Any xstate
+ * `Observer<InspectionEvent>` (the inspector's among them) fits.
+ */
+export type InspectionObserver =
+  | { bivariance(event: InspectionEventLike): void }["bivariance"]
+  | {
+      next?(event: InspectionEventLike): void;
+      error?(error: unknown): void;
+      complete?(): void;
+    };
 
 export interface BridgeOptions {
   /** Who hears removals. Required. */
@@ -46,7 +66,11 @@ export interface BridgeOptions {
   client?: EventsClient | undefined;
   /** pino-compatible logger. Defaults to warn and above to stderr as JSON lines. */
   logger?: Logger | undefined;
-  /** Timing overrides. Defaults to DESIGN.md's table (defaultBridgeTiming). */
+  /**
+   * Timing overrides. Defaults to DESIGN.md's table (defaultBridgeTiming); a
+   * field not set is derived from a related field that was, so it fits
+   * (heartbeatJitterMs = heartbeatMs/12, backoffMinMs <= backoffMaxMs: see resolveTiming).
+   */
   timing?: Partial<BridgeTiming> | undefined;
   /** Size of the dedup window. Defaults to DEFAULT_DEDUP_CAPACITY (256). */
   dedupCapacity?: number | undefined;
@@ -237,13 +261,15 @@ function describeTokenError(cause: unknown): string {
 
 /**
  * Every timing option within its documented range (timingBounds): a value
- * outside it is a config error that names the field, the value and the range.
+ * outside it is a config error that names the field, the value and the range
+ * (and the related field only when the user set both). Unset fields are
+ * derived from the set ones so that defaults always fit (resolveTiming).
  */
 function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTiming {
   if (overrides !== undefined && (overrides === null || typeof overrides !== "object")) {
     throw new BridgeError("timing must be an object of timing options", "invalid_config");
   }
-  const timing: BridgeTiming = { ...defaultBridgeTiming };
+  const given = new Set<keyof BridgeTiming>();
   for (const [name, value] of Object.entries(overrides ?? {})) {
     if (!Object.hasOwn(defaultBridgeTiming, name)) {
       throw new BridgeError(
@@ -252,9 +278,11 @@ function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTim
       );
     }
     // An explicit undefined means "the default", as an absent field does.
-    if (value !== undefined) timing[name as keyof BridgeTiming] = value as number;
+    if (value !== undefined) given.add(name as keyof BridgeTiming);
   }
-  const violation = timingViolation(timing);
+  // A field not set is derived from the related fields that were (resolveTiming).
+  const timing = resolveTiming(overrides ?? {});
+  const violation = timingViolation(timing, given);
   if (violation) throw new BridgeError(violation.message, "invalid_config");
   return timing;
 }

@@ -3,8 +3,7 @@
  * state, the attempt counter, the last error, counters and timestamps. Plain
  * JSON, never a token.
  */
-import type { SnapshotFrom } from "xstate";
-import type { BridgeMachine } from "../machines/bridge.machine.js";
+import type { BridgeActorSnapshot } from "./bridge-api.js";
 import type { BridgeCounters } from "../machines/bridge.types.js";
 import type { DispatcherStats, DispatchPressure } from "./dispatcher.js";
 import type { ErrorSummary } from "./errors.js";
@@ -90,7 +89,7 @@ export function heartbeatOf(value: unknown): HeartbeatState {
 
 /** What status() is assembled from: the machine's snapshot and what the runtime around it keeps. */
 export interface BridgeStatusParts {
-  snapshot: SnapshotFrom<BridgeMachine>;
+  snapshot: Pick<BridgeActorSnapshot, "value" | "context">;
   /** stop() has finished (or the machine is done). */
   stopped: boolean;
   /** Why start() refused, if it did. */

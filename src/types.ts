@@ -47,6 +47,9 @@ export interface Clock {
 }
 
 /** Options of one ProjectEvents call. */
+/** Where the bearer token comes from: read fresh for every call. */
+export type TokenSource = () => Promise<string | undefined>;
+
 export interface ProjectEventsCallOptions {
   signal: AbortSignal;
   /** Called once with the response headers, when the server sends them. */

@@ -1,4 +1,4 @@
-import type { ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import type { ProjectEvent } from "../gen/engram/v1/engram_pb.js";
 import { EventStream } from "./event-stream.js";
 
@@ -56,10 +56,12 @@ export class EventHub {
    * Ends every open stream after its buffered events, with `error` as status
    * or cleanly without. They stop counting as open at once. Returns how many.
    */
-  endAll(error?: ConnectError): number {
+  endAll(error?: Error): number {
+    // An Error, not connect's type, in this signature: the root entry's declarations reach it and must not need connect's.
+    const status = error === undefined ? undefined : ConnectError.from(error);
     const ended = [...this.streams];
     for (const stream of ended) {
-      stream.end(error);
+      stream.end(status);
       this.detach(stream);
     }
     return ended.length;

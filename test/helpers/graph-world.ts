@@ -163,7 +163,7 @@ export function createWorld(path: GraphPath, coverage: CoverageRecorder): World 
     clientId: "graph-client",
     logger: capturingLogger(),
     env: {},
-    inspect: (event) => {
+    inspect: (event: InspectionEvent) => {
       coverage.observe(event);
       // stream.sent and sync.listed come with the step that opened the call
       // or started the round (the actor sends them itself): not listed.

@@ -142,6 +142,8 @@ export interface MemoryServer {
   /** The next `count` REMOVED events are held and sent in reverse order (sooner if a CREATED event must go out). */
   reorderNext(count: number): void;
   setMaxConcurrentStreams(limit: number): void;
+  /** Lifts every fault: unhang, no slow or failing syncs, no refused streams, up, nothing duplicated or held, the concurrency limit of the options. */
+  heal(): void;
   setHeaders(mode: HeaderMode): void;
   stats(): MemoryServerStats;
   /** Streams the server holds open for this client (by name or object). */
@@ -561,6 +563,19 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
     },
     setMaxConcurrentStreams(limit) {
       maxConcurrent = limit;
+      grantWaiting();
+    },
+    heal() {
+      hung = false;
+      hangIgnoresAbort = false;
+      down = false;
+      slowSyncMs = 0;
+      syncFailures.length = 0;
+      streamRejections.length = 0;
+      duplicates = 0;
+      if (held.length > 0) flushHeld();
+      reorder = 0;
+      maxConcurrent = options.maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
       grantWaiting();
     },
     setHeaders(mode) {

@@ -66,6 +66,7 @@ export type MemoryServerTraceEntry = { atMs: number; client?: string } & (
   | { type: "sync.sent"; reported: string[] }
   | { type: "sync.answered"; reported: string[]; removed: string[]; computedAtMs: number }
   | { type: "sync.failed"; code: string }
+  | { type: "sync.aborted"; sent: boolean }
 );
 
 /** Counters of everything the server saw. */
@@ -90,6 +91,8 @@ export interface MemoryClientOptions {
 /** An EventsClient backed by a MemoryServer. */
 export interface MemoryEventsClient extends EventsClient {
   readonly name: string;
+  /** It calls each call's `onSent` when the request goes on the wire (after a slot under maxConcurrentStreams). */
+  readonly signalsSent: true;
   close(): void;
 }
 
@@ -441,8 +444,15 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
       stats.syncCalls += 1;
       trace({ type: "sync.called", atMs: clock.now(), client: name });
       const ignoreAbort = hung && hangIgnoresAbort;
-      const release = await acquire(slotKey(opts.sessionEpoch), signal);
+      let sent = false;
+      const onAbort = () => trace({ type: "sync.aborted", atMs: clock.now(), client: name, sent });
+      signal.addEventListener("abort", onAbort, { once: true });
+      const release = await acquire(slotKey(opts.sessionEpoch), signal).catch((e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        throw e;
+      });
       try {
+        sent = true;
         onSent?.();
         const reported = [...req.localProjectIds];
         trace({ type: "sync.sent", atMs: clock.now(), client: name, reported });
@@ -455,6 +465,7 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
         if (failure) {
           await wait(rttMs / 2, signal);
           stats.syncsFailed += 1;
+          signal.removeEventListener("abort", onAbort);
           trace({ type: "sync.failed", atMs: clock.now(), client: name, code: String(failure.code) });
           throw failure;
         }
@@ -468,6 +479,7 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
         const answer = create(SyncProjectStateResponseSchema, { removed, unknown: [], serverTimeUnixMs: BigInt(Math.floor(computedAtMs)) });
         await wait(rttMs / 2, signal);
         stats.syncsAnswered += 1;
+        signal.removeEventListener("abort", onAbort);
         trace({ type: "sync.answered", atMs: clock.now(), client: name, reported, removed, computedAtMs });
         return answer;
       } finally {
@@ -477,6 +489,7 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
 
     return {
       name,
+      signalsSent: true,
       projectEvents,
       syncProjectState,
       close() {

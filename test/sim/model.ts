@@ -19,6 +19,10 @@
  *   the project was created again or the daemon dropped it first.
  * - A heartbeat that never reached the wire (queued behind the stream
  *   under a concurrency limit) never makes the bridge call the link suspect.
+ * - A reopen never cancels a heartbeat round in progress: a sync the
+ *   bridge aborts before its deadline (and not for stop()) breaks this.
+ * - The dispatch queue stays within the bounds status().dispatch shows
+ *   (checked only when the bridge has status().dispatch).
  * - status() is never `streaming` for longer than openConfirmMs + 2 RTT
  *   while the server holds no stream for the bridge.
  * - After stop(): it resolved within stopTimeoutMs, no timer of the bridge
@@ -53,6 +57,8 @@ export interface ModelOptions {
   healAtMs: number;
   boundMs: number;
   streamingSlackMs: number;
+  /** The bridge's sync deadline: a sync aborted sooner was canceled by the bridge, not timed out. */
+  syncTimeoutMs: number;
 }
 
 export class DeliveryModel {
@@ -68,11 +74,27 @@ export class DeliveryModel {
   /** Whether the last sync call of the bridge went on the wire. */
   #lastSyncSent = true;
   #suspects = 0;
+  #syncCalledAt = 0;
+  #stopping = false;
+  readonly #reported = new Set<string>();
 
   constructor(readonly options: ModelOptions) {}
 
   #violate(kind: string, atMs: number, detail: string): void {
     this.violations.push({ kind, atMs, detail });
+  }
+
+  /** Records a violation class at most once per run (for checks that would repeat every step). */
+  #violateOnce(kind: string, atMs: number, detail: string): void {
+    if (this.#reported.has(kind)) return;
+    this.#reported.add(kind);
+    this.#violate(kind, atMs, detail);
+  }
+
+  /** status().dispatch, when the bridge has one: the queue within its bounds. */
+  queue(queued: number, maxQueued: number, queuedBytes: number, maxQueuedBytes: number, atMs: number): void {
+    if (queued > maxQueued) this.#violateOnce("queue-over-bound", atMs, `${queued} removals queued, bound ${maxQueued}`);
+    if (queuedBytes > maxQueuedBytes) this.#violateOnce("queue-over-bound", atMs, `${queuedBytes} bytes queued, bound ${maxQueuedBytes}`);
   }
 
   #newLife(id: string): void {
@@ -89,8 +111,18 @@ export class DeliveryModel {
   serverTrace(e: MemoryServerTraceEntry): void {
     this.#seq++;
     if (e.client !== undefined && e.client !== this.options.client) return;
-    if (e.type === "sync.called") this.#lastSyncSent = false;
-    else if (e.type === "sync.sent") this.#lastSyncSent = true;
+    if (e.type === "sync.called") {
+      this.#lastSyncSent = false;
+      this.#syncCalledAt = e.atMs;
+    } else if (e.type === "sync.aborted") {
+      if (!this.#stopping && e.atMs - this.#syncCalledAt < this.options.syncTimeoutMs) {
+        this.#violateOnce(
+          "round-canceled",
+          e.atMs,
+          `a heartbeat round in progress (${e.sent ? "sent" : "not yet sent"} at +${this.#syncCalledAt}) was canceled by the bridge before its deadline (a reopen restarted it)`,
+        );
+      }
+    } else if (e.type === "sync.sent") this.#lastSyncSent = true;
     else if (e.type === "event.delivered") {
       if (e.eventType === "created") this.#newLife(e.projectId);
       else this.#addSource(e.projectId, { path: "stream", eventId: e.eventId });
@@ -157,6 +189,7 @@ export class DeliveryModel {
 
   /** The bridge stopped: nothing more is owed. */
   stopped(): void {
+    this.#stopping = true;
     for (const o of this.#obligations) o.open = false;
   }
 

@@ -14,6 +14,8 @@ export type Fault = { at: number } & (
   | { kind: "drop"; code: GrpcCodeName }
   | { kind: "reset" | "end" | "stop" }
   | { kind: "goaway"; midMessage: boolean }
+  | { kind: "churn"; everyMs: number; forMs: number }
+  | { kind: "inspectThrows"; forMs: number }
   | { kind: "hang"; forMs: number; ignoreAbort: boolean }
   | { kind: "slow"; ms: number; forMs: number }
   | { kind: "failSyncs" | "rejectStreams"; n: number; code: GrpcCodeName }
@@ -90,7 +92,11 @@ export function drawScenario(seed: number): Scenario {
     if (r < 0.3) f = { at: at(), kind: pick(["create", "remove", "remove", "recreate"] as const), id: id() };
     else if (r < 0.36) f = { at: at(), kind: "drop", code: pick(streamCodes) };
     else if (r < 0.39) f = { at: at(), kind: pick(["reset", "end"] as const) };
-    else if (r < 0.44) f = { at: at(), kind: "goaway", midMessage: chance(0.5) };
+    else if (r < 0.42) f = { at: at(), kind: "goaway", midMessage: chance(0.5) };
+    else if (r < 0.44)
+      f = chance(0.6)
+        ? { at: at(), kind: "churn", everyMs: pick([150, 300, 700]), forMs: span() }
+        : { at: at(), kind: "inspectThrows", forMs: span() };
     else if (r < 0.48) f = { at: at(), kind: "hang", forMs: span(), ignoreAbort: chance(0.3) };
     else if (r < 0.52) f = { at: at(), kind: "slow", ms: pick([100, 500, 900, 1500, 4000]), forMs: span() };
     else if (r < 0.57) f = { at: at(), kind: "failSyncs", n: int(1, 5), code: pick(syncCodes) };

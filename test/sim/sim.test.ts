@@ -44,7 +44,7 @@ sim("the same seed replays the same run (determinism)", async () => {
 sim("the model catches a bridge that breaks the contract (a handler called twice for one stream event)", async () => {
   // A check that cannot fail proves nothing: the same run with the model fed a duplicate call.
   const { DeliveryModel } = await import("./model.js");
-  const m = new DeliveryModel({ client: "c", healAtMs: 0, boundMs: 1000, streamingSlackMs: 100 });
+  const m = new DeliveryModel({ client: "c", healAtMs: 0, boundMs: 1000, streamingSlackMs: 100, syncTimeoutMs: 1000 });
   m.serverTrace({ type: "event.delivered", atMs: 1, client: "c", streamId: 1, eventId: "7", eventType: "removed", projectId: "x" });
   m.delivered("x", { source: "stream", eventId: "7" }, 2);
   m.delivered("x", { source: "heartbeat" }, 3);

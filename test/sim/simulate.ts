@@ -73,6 +73,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     healAtMs: scenario.chaosMs,
     boundMs,
     streamingSlackMs: timing.openConfirmMs + 2 * scenario.rttMs,
+    syncTimeoutMs: timing.syncTimeoutMs,
   });
   const violations = model.violations;
   const violate = (kind: string, detail: string) => violations.push({ kind, atMs: rel(), detail });
@@ -170,7 +171,16 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     error: (obj, msg) => line(`log error ${msg ?? ""} ${JSON.stringify(obj).slice(0, 200)}`),
   };
   const client = server.client({ name: CLIENT });
+  // An inspect observer that throws while the fault is on.
+  let inspectThrows = false;
+  const inspect = () => {
+    if (inspectThrows) throw new Error("inspect observer failed (simulated)");
+  };
+  // Small dispatch bounds (options of the bounded queue; ignored by a bridge without them).
+  const bounds: Record<string, number> = { maxQueuedRemovals: 200 };
   const bridge = createBridge({
+    ...bounds,
+    inspect,
     registry,
     tracker: observedTracker,
     client,
@@ -218,6 +228,21 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
         break;
       case "drop":
         server.dropStreams(f.code);
+        break;
+      case "churn": {
+        // grpc max_connection_age: GOAWAY on every stream, again and again.
+        const stopAt = rel() + Math.min(f.forMs, Math.max(0, scenario.chaosMs - rel()));
+        const tick = () => {
+          if (rel() >= stopAt) return;
+          server.goaway();
+          at(f.everyMs, tick);
+        };
+        tick();
+        break;
+      }
+      case "inspectThrows":
+        inspectThrows = true;
+        until(f.forMs, () => (inspectThrows = false));
         break;
       case "reset":
         server.resetStreams();
@@ -279,6 +304,8 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   const onUnhandled = (reason: unknown) =>
     violate("unhandled-rejection", String(reason instanceof Error ? reason.stack : reason).slice(0, 300));
   process.on("unhandledRejection", onUnhandled);
+  const onUncaught = (err: unknown) => violate("uncaught-exception", String(err instanceof Error ? err.stack : err).slice(0, 300));
+  process.on("uncaughtException", onUncaught);
   const lastFaultMs = scenario.faults.reduce((m, f) => Math.max(m, f.at), 0);
   const endMs = t0 + Math.max(scenario.chaosMs, lastFaultMs) + boundMs + 1000;
   let steps = 0;
@@ -289,14 +316,26 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
       line(`status ${s.state} (heartbeat ${s.heartbeat}, attempt ${s.attempt})`);
       lastState = s.state;
     }
+    const d = (s as { dispatch?: Partial<Record<"queued" | "maxQueued" | "queuedBytes" | "maxQueuedBytes", unknown>> }).dispatch;
+    if (d && typeof d.queued === "number" && typeof d.maxQueued === "number")
+      model.queue(d.queued, d.maxQueued, Number(d.queuedBytes ?? 0), Number(d.maxQueuedBytes ?? Number.POSITIVE_INFINITY), rel());
     if (stopPromise === undefined) model.status(s.state, server.openStreamsOf(CLIENT), rel(), s.counters.suspects);
   };
   try {
     bridge.start();
     await settle();
     sample();
+    // A timer callback that throws would be an uncaught exception under real timers.
+    const fire = (limit: number): boolean => {
+      try {
+        return clock.fireNext(limit);
+      } catch (err) {
+        onUncaught(err);
+        return true;
+      }
+    };
     while (stopPromise === undefined) {
-      if (!clock.fireNext(endMs)) break;
+      if (!fire(endMs)) break;
       await settle();
       sample();
       if (++steps > MAX_STEPS) {
@@ -305,6 +344,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
       }
     }
     if (stopPromise === undefined) {
+      while (fire(endMs)) await settle();
       clock.set(Math.max(clock.now(), endMs));
       await settle();
       model.finish(rel());
@@ -315,7 +355,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     // Let stop() finish: on the clock, up to its budget (and a little past, to see it late).
     const stopBy = t0 + (stopAtMs ?? rel()) + timing.stopTimeoutMs;
     await settle();
-    while (stopResolvedAtMs === undefined && clock.fireNext(stopBy + 1)) {
+    while (stopResolvedAtMs === undefined && fire(stopBy + 1)) {
       await settle();
       if (++steps > MAX_STEPS) break;
     }
@@ -331,6 +371,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     }
   } finally {
     process.off("unhandledRejection", onUnhandled);
+    process.off("uncaughtException", onUncaught);
     server.heal();
   }
   return { scenario, violations, trace, steps, simMs: rel(), deliveries };

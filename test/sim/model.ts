@@ -7,7 +7,9 @@
  * - A LIFE of a project id (for this bridge) starts when a CREATED event for
  *   it reaches the bridge's stream, when a heartbeat answer does not list it
  *   as removed although it was reported (the server says it is live), or
- *   when the tracker lists it in a round after a round that did not.
+ *   when the tracker lists it in a round after a round that did not, or
+ *   lists it in a round after the removal of the current life was delivered
+ *   (the daemon opened it again).
  * - Every handler call has a SOURCE: a REMOVED event that reached the
  *   bridge's stream (matched by event id), or a heartbeat answer that listed
  *   the id as removed; the server only says so while the id is not live,
@@ -138,7 +140,13 @@ export class DeliveryModel {
   /** The tracker was read (one heartbeat round). */
   trackerRead(ids: readonly string[]): void {
     this.#seq++;
-    for (const id of ids) if (this.#lastRead === undefined || !this.#lastRead.has(id)) this.#newLife(id);
+    for (const id of ids) {
+      // The brief's rule (absent from the previous round) or the (listed again after
+      // the removal of this life was delivered): either starts a new life, so the model
+      // never blames a bridge for following one of them.
+      const delivered = this.#consumed.get(id)?.has(this.#life.get(id) ?? 0) === true;
+      if (this.#lastRead === undefined || !this.#lastRead.has(id) || delivered) this.#newLife(id);
+    }
     this.#lastRead = new Set(ids);
   }
 

@@ -174,6 +174,34 @@ export async function watch(): Promise<InspectorHandle> {
   },
 );
 
+pkgSuite("./testing drives a bridge on the in-memory server and a SimulatedClock, and typechecks (no xstate import)", async (ctx) => {
+  const imports = `import { createBridge, HandlerRegistry, SessionTracker } from "engram-serverevents";
+import { capturingLogger, createMemoryServer, recordingHandler, runUntil, SimulatedClock } from "engram-serverevents/testing";
+`;
+  const body = `const clock = new SimulatedClock();
+const server = createMemoryServer({ clock, projects: ["alpha"] });
+const tracker = new SessionTracker();
+tracker.connect("alpha");
+const handler = recordingHandler("h", () => clock.now());
+const registry = new HandlerRegistry();
+registry.register(handler);
+const bridge = createBridge({ registry, tracker, client: server.client(), clock, logger: capturingLogger(), env: {} });
+bridge.start();
+await runUntil(clock, () => bridge.status().state === "streaming");
+server.removeProject("alpha");
+const call = await runUntil(clock, () => handler.calls[0]);
+const stopped = bridge.stop();
+await runUntil(clock, () => bridge.status().state === "stopped");
+await stopped;
+console.log(JSON.stringify({ id: call.projectId, source: call.info.source, epochMs: call.atMs >= Date.UTC(2026, 0, 1) }));
+`;
+  const out = await runModule(ctx, "uses-testing.mjs", imports + body);
+  assert.equal(JSON.parse(out), { id: "alpha", source: "stream", epochMs: true });
+  writeFileSync(join(ctx.project.consumerDir, "uses-testing.ts"), `${imports}export async function main(): Promise<void> {\n${body}}\n`);
+  await typecheck(ctx, "node16", ["uses-testing.ts"]);
+  await typecheck(ctx, "bundler", ["uses-testing.ts"]);
+});
+
 pkgSuite("a consumer typechecks under node16 and bundler resolution with skipLibCheck off", async (ctx) => {
   writeFileSync(
     join(ctx.project.consumerDir, "uses-bridge.ts"),

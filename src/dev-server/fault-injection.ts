@@ -19,8 +19,9 @@ export class FaultInjector {
   failNextSyncs(n: number, code: DevServerCode = Code.Unavailable): void {
     if (!Number.isInteger(n) || n < 0 || n > maxTimerMs)
       throw new RangeError(`failNextSyncs: n must be an integer in [0, ${maxTimerMs}], got ${n}`);
+    const known = statusCode("failNextSyncs", code);
     this.syncFailuresLeft = n;
-    this.syncFailureCode = statusCode("failNextSyncs", code);
+    this.syncFailureCode = known;
   }
 
   /** Consumes one pending sync failure and returns it, if any. */

@@ -21,7 +21,7 @@ import {
 } from "../../src/gen/engram/v1/engram_pb.js";
 import { type DevServer, type DevServerOptions, startDevServer } from "../../src/dev-server/index.js";
 import { SessionTracker } from "../../src/session-tracker.js";
-import { createBridgeFixture, eventually } from "../helpers/e2e.js";
+import { createBridgeFixture, eventually, fastTiming } from "../helpers/e2e.js";
 import { killAll, startCli } from "../cli/cli-process.js";
 
 type EngramClient = Client<typeof EngramService>;
@@ -815,5 +815,140 @@ devServer("waitForStreams() rejects with a clear message when no stream opens in
   const server = await start(ctx);
   await rejects(() => server.waitForStreams(1, 20), /waitForStreams\(1\): timed out after 20 ms \(0 open\)/);
 });
+
+/** A ProjectEvents call on `session` whose request is sent at once: resolves with its response headers when they come. */
+function headersOf(session: http2.ClientHttp2Session, clientId: string): Promise<http2.IncomingHttpHeaders> {
+  const req = session.request(grpcHeaders("ProjectEvents"));
+  req.on("error", () => {});
+  req.on("data", () => {});
+  req.end(grpcFrame(toBinary(ProjectEventsRequestSchema, create(ProjectEventsRequestSchema, { clientId }))));
+  return new Promise((resolve) => req.once("response", resolve));
+}
+
+devServer(
+  "sends a ProjectEvents call's response headers as soon as it accepts the stream; headersOnOpen: false waits for the first event, as grpc-go",
+  async (ctx) => {
+    for (const headersOnOpen of [true, false]) {
+      const server = await start(ctx, { headersOnOpen });
+      const session = http2.connect(server.url);
+      session.on("error", () => {});
+      try {
+        const headers = headersOf(session, "early");
+        await server.waitForStreams(1);
+        await rawPing(session);
+        if (headersOnOpen) {
+          const h = await headers;
+          assert.is(h[":status"], 200);
+          assert.is(h["content-type"], "application/grpc+proto");
+          assert.is(h["grpc-status"], undefined, "not a trailers-only answer");
+        } else {
+          assert.not.ok(await settled(headers), "no headers before the first event");
+          server.removeProject("first");
+          assert.is((await headers)[":status"], 200);
+        }
+      } finally {
+        session.destroy();
+      }
+    }
+    const refusing = await start(ctx, { token: "t" });
+    const answer = await rawGrpcCall(refusing.url, "/engram.v1.EngramService/ProjectEvents", new Uint8Array());
+    assert.is(answer.status, String(Code.Unauthenticated), "a refused stream is still a trailers-only answer");
+  },
+);
+
+devServer("a bridge streams against the dev server without waiting openConfirmMs", async (ctx) => {
+  const server = await start(ctx);
+  const { bridge } = bridges.make({ serverUrl: server.url, clientId: "quick", timing: { ...fastTiming, openConfirmMs: 60_000 } });
+  const t0 = performance.now();
+  bridge.start();
+  await eventually("streaming long before openConfirmMs", () => bridge.status().state === "streaming", 3000);
+  assert.ok(performance.now() - t0 < 3000);
+});
+
+devServer(
+  "caps a session's concurrent streams (SETTINGS maxConcurrentStreams) and resets a stream whose request never arrives",
+  async (ctx) => {
+    const server = await start(ctx, { maxConcurrentStreams: 4, requestTimeoutMs: 200 });
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    try {
+      await new Promise<void>((resolve) => session.once("remoteSettings", () => resolve()));
+      assert.is(session.remoteSettings.maxConcurrentStreams, 4);
+      // Ten half-open calls: headers sent, request message never.
+      const halfOpen = Array.from({ length: 10 }, () => rawProjectEvents(session));
+      const first = await Promise.all(halfOpen.slice(0, 4).map((call) => call.ended));
+      for (const ended of first) assert.is(ended.rstCode, http2.constants.NGHTTP2_CANCEL, "reset with CANCEL");
+      await Promise.all(halfOpen.slice(4).map((call) => call.ended));
+      const stats = server.stats();
+      assert.is(stats.requestsTimedOut, 10, "each one after requestTimeoutMs, at most 4 at a time");
+      assert.is(stats.streamsOpened, 0, "none became a stream");
+      // A call whose request does arrive is served as before on the same session.
+      const ok = rawProjectEvents(session);
+      ok.send("whole");
+      await server.waitForStreams(1);
+      server.removeProject("p");
+      await eventually("the event", () => ok.projectIds.includes("p"));
+      ok.cancel();
+    } finally {
+      session.destroy();
+    }
+  },
+);
+
+devServer("refuses a client's sessions beyond maxSessionsPerClient with GOAWAY, and serves it again once one closes", async (ctx) => {
+  const server = await start(ctx, { maxSessionsPerClient: 2 });
+  const sessions = Array.from({ length: 3 }, () => http2.connect(server.url));
+  for (const session of sessions) session.on("error", () => {});
+  try {
+    const outcomes = await Promise.all(
+      sessions.map(
+        (session) =>
+          new Promise<string>((resolve) => {
+            session.once("goaway", (code) => resolve(`goaway ${code}`));
+            session.once("close", () => resolve("closed"));
+            rawPing(session).then(
+              () => resolve("ok"),
+              () => resolve("failed"),
+            );
+          }),
+      ),
+    );
+    assert.equal(outcomes.filter((o) => o === "ok").length, 2, outcomes.join(", "));
+    assert.ok(outcomes.includes(`goaway ${http2.constants.NGHTTP2_ENHANCE_YOUR_CALM}`) || outcomes.includes("closed"), outcomes.join(", "));
+    assert.is(server.stats().sessionsRefused, 1);
+    const held = sessions.filter((_, i) => outcomes[i] === "ok");
+    held[0]?.destroy();
+    await eventually("a session slot is free", () => server.stats().openSessions === 1);
+    const again = http2.connect(server.url);
+    again.on("error", () => {});
+    await rawPing(again);
+    again.destroy();
+  } finally {
+    for (const session of sessions) session.destroy();
+  }
+});
+
+devServer(
+  "failNextSyncs() and rejectStreams() take status code names as well as numbers, and refuse unknown codes and delays Node cannot keep",
+  async (ctx) => {
+    const server = await start(ctx);
+    const client = connect(ctx, server.url);
+    server.failNextSyncs(1, "permission_denied");
+    assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }))), "PermissionDenied");
+    server.failNextSyncs(1, Code.DataLoss);
+    assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }))), "DataLoss");
+    server.rejectStreams("resource_exhausted");
+    assert.is(codeName((await drain(client.projectEvents({ clientId: "c" }))).error?.code ?? Code.Unknown), "ResourceExhausted");
+    server.rejectStreams(undefined);
+    for (const bad of ["nope", "ok", 0, 17, 1.5] as const) {
+      assert.throws(() => server.failNextSyncs(1, bad as never), /unknown gRPC status code/, String(bad));
+      assert.throws(() => server.rejectStreams(bad as never), /unknown gRPC status code/, String(bad));
+    }
+    for (const ms of [-1, Number.NaN, 2 ** 31, 1e300, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => server.setSyncDelayMs(ms), /setSyncDelayMs: ms must be in \[0, 2147483647\]/, String(ms));
+    }
+    assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }))), "ok", "nothing refused took effect");
+  },
+);
 
 devServer.run();

@@ -51,7 +51,12 @@ export interface DevServerOptions {
    * (a half-open stream) is reset with CANCEL. Defaults to 5000.
    */
   requestTimeoutMs?: number | undefined;
-  /** HTTP/2 sessions one client address may hold; more get GOAWAY at once. Defaults to 64. */
+  /**
+   * HTTP/2 sessions one client address may hold. A new one over the cap
+   * closes the oldest idle one (no call open); when none is idle it gets
+   * GOAWAY at once. A session that opens no call within requestTimeoutMs
+   * is closed too. Defaults to 64.
+   */
   maxSessionsPerClient?: number | undefined;
   /** HTTP/2 sessions held at once, all clients together. Defaults to 256. */
   maxSessions?: number | undefined;

@@ -68,8 +68,10 @@ export interface DevServerStats {
   lastClientIds: LastClientIds;
   /** HTTP/2 sessions (connections) open now. */
   openSessions: number;
-  /** Sessions closed at once because maxSessionsPerClient or maxSessions was reached. */
+  /** New sessions closed at once because maxSessionsPerClient or maxSessions was reached and every held session had a call open. */
   sessionsRefused: number;
+  /** Idle sessions closed: to make room for a new one under those caps, or because they opened no call within requestTimeoutMs. */
+  sessionsShed: number;
   /** Streams refused because their session already had maxConcurrentStreams open. */
   streamsRefused: number;
   /** Calls reset because their request message did not arrive within requestTimeoutMs. */

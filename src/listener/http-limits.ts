@@ -50,6 +50,8 @@ export interface HttpListenerStats {
 export interface HardenedHttpServer {
   readonly server: Server;
   stats(): HttpListenerStats;
+  /** Marks a connection long-lived (an upgraded WebSocket): the limit never sheds it. */
+  keep(socket: Socket): void;
 }
 
 /** The limits with their defaults filled in. */
@@ -127,5 +129,9 @@ export function createHardenedHttpServer(handler: RequestListener, limits: HttpL
   return {
     server,
     stats: () => ({ openConnections: connections.size, connectionsShed, connectionsRefused }),
+    keep(socket) {
+      const state = connections.get(socket);
+      if (state !== undefined) state.answering = Number.POSITIVE_INFINITY;
+    },
   };
 }

@@ -4,9 +4,13 @@
  * (announced in SETTINGS, so a conforming client queues the rest itself, and
  * enforced here with REFUSED_STREAM for one that does not conform); a stream
  * whose request message has not fully arrived within `requestTimeoutMs` is
- * reset with CANCEL (a half-open stream costs memory until then); and the
- * sessions one client address may hold, and all clients together, are
- * capped: a session over either cap gets GOAWAY ENHANCE_YOUR_CALM at once.
+ * reset with CANCEL (a half-open stream costs memory until then); a session
+ * that opens no stream within `requestTimeoutMs` of connecting (an idle
+ * socket, a client that never sends the preface) is closed; and the sessions
+ * one client address may hold, and all clients together, are capped. A new
+ * session over a cap makes room by closing the oldest held session that has
+ * no stream open (idle sockets never lock a client out); only when every
+ * held one is busy does the newcomer get GOAWAY ENHANCE_YOUR_CALM at once.
  */
 import * as http2 from "node:http2";
 
@@ -34,8 +38,10 @@ export interface ResolvedHttp2ListenerLimits {
 export interface Http2ListenerStats {
   /** HTTP/2 sessions open now. */
   openSessions: number;
-  /** Sessions closed at once because a session cap was reached. */
+  /** New sessions closed at once because a session cap was reached and every held session was busy. */
   sessionsRefused: number;
+  /** Idle sessions closed: to make room under a cap, or because they opened no stream in time. */
+  sessionsShed: number;
   /** Streams refused because their session already had maxConcurrentStreams open. */
   streamsRefused: number;
   /** Streams reset because their request did not arrive within requestTimeoutMs. */
@@ -70,39 +76,63 @@ export function enforceHttp2Limits(
   server: http2.Http2Server | http2.Http2SecureServer,
   limits: ResolvedHttp2ListenerLimits,
 ): { stats(): Http2ListenerStats } {
-  const sessionsByClient = new Map<string, number>();
-  let openSessions = 0;
+  /** Held sessions, oldest first, with their client address and open streams. */
+  const held = new Map<http2.ServerHttp2Session, { client: string; openStreams: number }>();
   let sessionsRefused = 0;
+  let sessionsShed = 0;
   let streamsRefused = 0;
   let requestsTimedOut = 0;
 
+  const heldBy = (client: string): number => {
+    let n = 0;
+    for (const state of held.values()) if (state.client === client) n++;
+    return n;
+  };
+  /** Closes the oldest idle session (of `client` when given); false when every one is busy. */
+  const shedIdle = (client: string | undefined): boolean => {
+    for (const [session, state] of held) {
+      if (state.openStreams > 0 || (client !== undefined && state.client !== client)) continue;
+      sessionsShed++;
+      held.delete(session);
+      session.destroy();
+      return true;
+    }
+    return false;
+  };
+
   server.on("session", (session: http2.ServerHttp2Session) => {
+    session.on("error", () => {});
     const client = session.socket?.remoteAddress ?? "unknown";
-    const held = sessionsByClient.get(client) ?? 0;
-    if (held >= limits.maxSessionsPerClient || openSessions >= limits.maxSessions) {
+    const room =
+      (heldBy(client) < limits.maxSessionsPerClient || shedIdle(client)) && (held.size < limits.maxSessions || shedIdle(undefined));
+    if (!room) {
       sessionsRefused++;
-      session.on("error", () => {});
       session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
       session.destroy();
       return;
     }
-    openSessions++;
-    sessionsByClient.set(client, held + 1);
+    const state = { client, openStreams: 0 };
+    held.set(session, state);
+    // A session that never opens a stream only holds a socket.
+    const idleTimer = setTimeout(() => {
+      if (!held.has(session)) return;
+      sessionsShed++;
+      held.delete(session);
+      session.destroy();
+    }, limits.requestTimeoutMs);
     session.once("close", () => {
-      openSessions--;
-      const left = (sessionsByClient.get(client) ?? 1) - 1;
-      if (left === 0) sessionsByClient.delete(client);
-      else sessionsByClient.set(client, left);
+      clearTimeout(idleTimer);
+      held.delete(session);
     });
-    let openStreams = 0;
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
-      if (openStreams >= limits.maxConcurrentStreams) {
+      clearTimeout(idleTimer);
+      if (state.openStreams >= limits.maxConcurrentStreams) {
         streamsRefused++;
         stream.on("error", () => {});
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
-      openStreams++;
+      state.openStreams++;
       const timer = setTimeout(() => {
         requestsTimedOut++;
         stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -113,10 +143,10 @@ export function enforceHttp2Limits(
       if (stream.readableEnded) requestEnded();
       else stream.once("end", requestEnded);
       stream.once("close", () => {
-        openStreams--;
+        state.openStreams--;
         requestEnded();
       });
     });
   });
-  return { stats: () => ({ openSessions, sessionsRefused, streamsRefused, requestsTimedOut }) };
+  return { stats: () => ({ openSessions: held.size, sessionsRefused, sessionsShed, streamsRefused, requestsTimedOut }) };
 }

@@ -895,38 +895,51 @@ devServer(
   },
 );
 
-devServer("refuses a client's sessions beyond maxSessionsPerClient with GOAWAY, and serves it again once one closes", async (ctx) => {
-  const server = await start(ctx, { maxSessionsPerClient: 2 });
-  const sessions = Array.from({ length: 3 }, () => http2.connect(server.url));
-  for (const session of sessions) session.on("error", () => {});
-  try {
-    const outcomes = await Promise.all(
-      sessions.map(
-        (session) =>
-          new Promise<string>((resolve) => {
-            session.once("goaway", (code) => resolve(`goaway ${code}`));
-            session.once("close", () => resolve("closed"));
-            rawPing(session).then(
-              () => resolve("ok"),
-              () => resolve("failed"),
-            );
-          }),
-      ),
-    );
-    assert.equal(outcomes.filter((o) => o === "ok").length, 2, outcomes.join(", "));
-    assert.ok(outcomes.includes(`goaway ${http2.constants.NGHTTP2_ENHANCE_YOUR_CALM}`) || outcomes.includes("closed"), outcomes.join(", "));
-    assert.is(server.stats().sessionsRefused, 1);
-    const held = sessions.filter((_, i) => outcomes[i] === "ok");
-    held[0]?.destroy();
-    await eventually("a session slot is free", () => server.stats().openSessions === 1);
-    const again = http2.connect(server.url);
-    again.on("error", () => {});
-    await rawPing(again);
-    again.destroy();
-  } finally {
-    for (const session of sessions) session.destroy();
-  }
-});
+devServer(
+  "beyond maxSessionsPerClient a new session sheds an idle one; when every held session has a call open it gets GOAWAY",
+  async (ctx) => {
+    const server = await start(ctx, { maxSessionsPerClient: 2 });
+    const opened: http2.ClientHttp2Session[] = [];
+    const open = (): http2.ClientHttp2Session => {
+      const session = http2.connect(server.url);
+      session.on("error", () => {});
+      opened.push(session);
+      return session;
+    };
+    try {
+      // Two idle connections, then a fresh client: it is served, an idle one made room.
+      const idle = [open(), open()];
+      await Promise.all(idle.map((session) => new Promise((resolve) => session.once("remoteSettings", resolve))));
+      const t0 = performance.now();
+      await rawPing(open());
+      assert.ok(performance.now() - t0 < 1000);
+      assert.is(server.stats().sessionsShed, 1);
+      assert.is(server.stats().sessionsRefused, 0);
+
+      // Two sessions that each hold a stream: a third gets GOAWAY ENHANCE_YOUR_CALM.
+      for (const session of opened) session.destroy();
+      await eventually("no session held", () => server.stats().openSessions === 0);
+      const busy = [open(), open()];
+      const streams = busy.map((session, i) => {
+        const call = rawProjectEvents(session);
+        call.send(`busy-${i}`);
+        return call;
+      });
+      await server.waitForStreams(2);
+      const third = open();
+      const goaway = await new Promise<number | string>((resolve) => {
+        third.once("goaway", (code) => resolve(code));
+        third.once("close", () => resolve("closed"));
+      });
+      assert.is(goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      assert.is(server.stats().sessionsRefused, 1);
+      assert.is(server.stats().openStreams, 2, "the busy sessions are untouched");
+      for (const call of streams) call.cancel();
+    } finally {
+      for (const session of opened) session.destroy();
+    }
+  },
+);
 
 devServer(
   "failNextSyncs() and rejectStreams() take status code names as well as numbers, and refuse unknown codes and delays Node cannot keep",

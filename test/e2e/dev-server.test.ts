@@ -816,6 +816,13 @@ devServer("waitForStreams() rejects with a clear message when no stream opens in
   await rejects(() => server.waitForStreams(1, 20), /waitForStreams\(1\): timed out after 20 ms \(0 open\)/);
 });
 
+/** `promise`, or a rejection naming `what` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** A ProjectEvents call on `session` whose request is sent at once: resolves with its response headers when they come. */
 function headersOf(session: http2.ClientHttp2Session, clientId: string): Promise<http2.IncomingHttpHeaders> {
   const req = session.request(grpcHeaders("ProjectEvents"));
@@ -837,14 +844,14 @@ devServer(
         await server.waitForStreams(1);
         await rawPing(session);
         if (headersOnOpen) {
-          const h = await headers;
+          const h = await within(headers, 2000, "response headers");
           assert.is(h[":status"], 200);
           assert.is(h["content-type"], "application/grpc+proto");
           assert.is(h["grpc-status"], undefined, "not a trailers-only answer");
         } else {
           assert.not.ok(await settled(headers), "no headers before the first event");
           server.removeProject("first");
-          assert.is((await headers)[":status"], 200);
+          assert.is((await within(headers, 2000, "response headers"))[":status"], 200);
         }
       } finally {
         session.destroy();
@@ -876,9 +883,9 @@ devServer(
       assert.is(session.remoteSettings.maxConcurrentStreams, 4);
       // Ten half-open calls: headers sent, request message never.
       const halfOpen = Array.from({ length: 10 }, () => rawProjectEvents(session));
-      const first = await Promise.all(halfOpen.slice(0, 4).map((call) => call.ended));
+      const first = await within(Promise.all(halfOpen.slice(0, 4).map((call) => call.ended)), 3000, "reset of the half-open calls");
       for (const ended of first) assert.is(ended.rstCode, http2.constants.NGHTTP2_CANCEL, "reset with CANCEL");
-      await Promise.all(halfOpen.slice(4).map((call) => call.ended));
+      await within(Promise.all(halfOpen.slice(4).map((call) => call.ended)), 5000, "reset of the queued half-open calls");
       const stats = server.stats();
       assert.is(stats.requestsTimedOut, 10, "each one after requestTimeoutMs, at most 4 at a time");
       assert.is(stats.streamsOpened, 0, "none became a stream");
@@ -927,10 +934,14 @@ devServer(
       });
       await server.waitForStreams(2);
       const third = open();
-      const goaway = await new Promise<number | string>((resolve) => {
-        third.once("goaway", (code) => resolve(code));
-        third.once("close", () => resolve("closed"));
-      });
+      const goaway = await within(
+        new Promise<number | string>((resolve) => {
+          third.once("goaway", (code) => resolve(code));
+          third.once("close", () => resolve("closed"));
+        }),
+        2000,
+        "GOAWAY on the third session",
+      );
       assert.is(goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
       assert.is(server.stats().sessionsRefused, 1);
       assert.is(server.stats().openStreams, 2, "the busy sessions are untouched");

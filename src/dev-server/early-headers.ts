@@ -30,17 +30,16 @@ export function earlyHeaders(enabled: boolean): {
   wrap(handler: RequestHandler): RequestHandler;
   contextValues(req: object): ContextValues;
 } {
-  const calls = new WeakMap<object, { req: http2.Http2ServerRequest; res: http2.Http2ServerResponse }>();
+  const responses = new WeakMap<object, http2.Http2ServerResponse>();
   return {
     wrap: (handler) => (req, res) => {
-      if (enabled) calls.set(req, { req, res });
+      if (enabled) responses.set(req, res);
       handler(req, res);
     },
     contextValues(req) {
       const values = createContextValues();
-      const call = calls.get(req);
-      if (call === undefined) return values;
-      const { res } = call;
+      const res = responses.get(req);
+      if (res === undefined) return values;
       return values.set(sendHeadersKey, (headers) => {
         if (res.headersSent || res.stream.destroyed) return;
         res.writeHead(200, Object.fromEntries(headers));

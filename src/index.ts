@@ -49,3 +49,18 @@ export type { BearerInterceptor, TokenSource } from "./bearer-interceptor.js";
 export type { BridgeContext, BridgeEvent, BridgeEmitted, BridgeCounters } from "../machines/bridge.types.js";
 export { startDevServer } from "./dev-server/index.js";
 export type { DevServer, DevServerOptions, DevServerShutdownOptions, DevServerShutdownResult } from "./dev-server/index.js";
+export type {
+  DevServerStats,
+  DevServerCode,
+  DevServerCodeName,
+  DevServerTlsOptions,
+  EmitEventInit,
+  StreamOpenedInfo,
+  StreamClosedInfo,
+  SyncCallInfo,
+  LastClientIds,
+  TokensSeen,
+  ProjectStore,
+  SyncOutcome,
+} from "./dev-server/index.js";
+export type { ProjectEvent } from "./gen/engram/v1/engram_pb.js";

@@ -4,6 +4,7 @@ import { EngramService, PingResponseSchema, SyncProjectStateResponseSchema } fro
 import type { BearerAuth } from "./bearer-auth.js";
 import type { CallLog } from "./call-log.js";
 import type { ResolvedDevServerOptions } from "./dev-server-options.js";
+import { sendHeadersNow } from "./early-headers.js";
 import type { EventHub } from "./event-hub.js";
 import type { FaultInjector } from "./fault-injection.js";
 
@@ -57,7 +58,7 @@ export function createEngramServiceImpl(deps: EngramServiceDeps): ServiceImpl<ty
         throw new ConnectError("resuming from since_event_id is not supported", Code.OutOfRange);
       }
       calls.streamAccepted(req.clientId);
-      yield* hub.subscribe(req.clientId, context.signal);
+      yield* hub.subscribe(req.clientId, context.signal, () => sendHeadersNow(context));
     },
 
     ping() {

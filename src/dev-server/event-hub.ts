@@ -86,12 +86,14 @@ export class EventHub {
   /**
    * Opens a stream for `clientId` and yields its events until it is ended or
    * `signal` aborts; leaving the generator in any way unsubscribes it.
+   * `onOpen` runs once the stream is subscribed, before any listener hears of it.
    */
-  async *subscribe(clientId: string, signal: AbortSignal): AsyncGenerator<ProjectEvent, void, undefined> {
+  async *subscribe(clientId: string, signal: AbortSignal, onOpen: () => void = () => {}): AsyncGenerator<ProjectEvent, void, undefined> {
     const stream = new EventStream(clientId, this.bufferSize, () => this.eventsSent++);
     this.streams.add(stream);
     this.streamsOpened++;
     try {
+      onOpen();
       const info: StreamOpenedInfo = { clientId, openStreams: this.streams.size };
       for (const listener of [...this.openedListeners]) listener(info);
       yield* stream.drain(signal);

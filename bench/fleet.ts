@@ -7,6 +7,7 @@
  * the SVG plots, and regenerates bench/REPORT.md.
  *
  *   node --import tsx bench/fleet.ts [--bridges=N] [--minutes=M] [--quick] [--out=DIR]
+ *   node --import tsx bench/fleet.ts --capacity [...]   (issue 21: bench/fleet/capacity-study.ts)
  *
  * --minutes is the bridge policy's simulated span (default 12 at 100,000
  * bridges, 60 below 20,000; the outage comes at its middle): the wall time
@@ -39,6 +40,19 @@ if (!process.env.BENCH_FLEET_CHILD) {
     },
   );
   process.exit(r.status ?? 1);
+}
+
+if (args.includes("--capacity")) {
+  // Issue 21: the fleet against a server of finite capacity (bench/fleet/capacity-study.ts).
+  const { runCapacityStudy } = await import("./fleet/capacity-study.js");
+  const dir =
+    args.find((a) => a.startsWith("--out="))?.slice("--out=".length) ??
+    (args.includes("--quick") ? mkdtempSync(join(tmpdir(), "fleet-quick-")) : benchDir);
+  const results = await runCapacityStudy(args, dir);
+  mkdirSync(join(dir, "results"), { recursive: true });
+  writeFileSync(join(dir, "results", "fleet-capacity.json"), `${JSON.stringify(results)}\n`);
+  console.log(`fleet capacity: done in ${results.totalS.toFixed(0)} s; report: ${writeReport(dir)}`);
+  process.exit(0);
 }
 
 const quick = args.includes("--quick");

@@ -1,4 +1,5 @@
 import { BridgeError } from "../errors.js";
+import type { CallCapacityOptions } from "./call-capacity.js";
 import { ProjectStore } from "./project-store.js";
 
 /** Certificate and key (PEM) for serving HTTPS (HTTP/2 over TLS, ALPN h2). */
@@ -33,6 +34,12 @@ export interface DevServerOptions {
   unknownAfterMs?: number | undefined;
   /** Wall clock in Unix milliseconds, for timestamps and heartbeats. Defaults to Date.now. */
   now?: (() => number) | undefined;
+  /**
+   * A finite capacity: every ProjectEvents open and SyncProjectState costs
+   * one unit of work (as the engram server's bcrypt token check does);
+   * see call-capacity.ts. Defaults to none: every call served at once.
+   */
+  capacity?: CallCapacityOptions | undefined;
 }
 
 /** DevServerOptions with every default filled in. */
@@ -46,6 +53,7 @@ export interface ResolvedDevServerOptions {
   maxSyncIds: number;
   unknownAfterMs: number;
   now: () => number;
+  capacity: CallCapacityOptions | undefined;
 }
 
 /** Fills in the defaults of DevServerOptions and rejects values that cannot work. */
@@ -60,6 +68,7 @@ export function validateDevServerOptions(options: DevServerOptions = {}): Resolv
     maxSyncIds: options.maxSyncIds ?? 10_000,
     unknownAfterMs: options.unknownAfterMs ?? 24 * 60 * 60 * 1000,
     now: options.now ?? Date.now,
+    capacity: options.capacity,
   };
   if (resolved.token === "") throw invalid("token must not be empty (omit it to disable authentication)");
   if (!isInt(resolved.port, 0) || resolved.port > 65535) throw invalid(`port must be an integer in [0, 65535], got ${resolved.port}`);

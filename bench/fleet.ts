@@ -17,7 +17,7 @@
  * bridges held about 4 GB under tsx).
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,13 +44,15 @@ if (!process.env.BENCH_FLEET_CHILD) {
 
 if (args.includes("--capacity")) {
   // Issue 21: the fleet against a server of finite capacity (bench/fleet/capacity-study.ts).
-  const { runCapacityStudy } = await import("./fleet/capacity-study.js");
   const dir =
     args.find((a) => a.startsWith("--out="))?.slice("--out=".length) ??
     (args.includes("--quick") ? mkdtempSync(join(tmpdir(), "fleet-quick-")) : benchDir);
-  const results = await runCapacityStudy(args, dir);
+  const { mergeCapacityResults, runCapacityStudy } = await import("./fleet/capacity-study.js");
+  const file = join(dir, "results", "fleet-capacity.json");
+  const earlier = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
+  const results = mergeCapacityResults(earlier, await runCapacityStudy(args, dir));
   mkdirSync(join(dir, "results"), { recursive: true });
-  writeFileSync(join(dir, "results", "fleet-capacity.json"), `${JSON.stringify(results)}\n`);
+  writeFileSync(file, `${JSON.stringify(results)}\n`);
   console.log(`fleet capacity: done in ${results.totalS.toFixed(0)} s; report: ${writeReport(dir)}`);
   process.exit(0);
 }

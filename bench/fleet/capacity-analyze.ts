@@ -23,7 +23,7 @@ export interface CapacityFigures {
   /** Largest queue after the trigger began. */
   peakQueue: number;
   waitMs: { p50: number; p99: number; max: number };
-  /** Seconds from the return until steady state (every bridge streaming, 10-s heartbeat average within ±20 % of N/60) held to the end; undefined if it did not. */
+  /** Seconds from the return until steady state (every bridge streaming, 30-s heartbeat average within ±20 % of N/60) held to the end; undefined if it did not. */
   toSteadyS: number | undefined;
   /** Streams open at the server at the end. */
   openAtEnd: number;
@@ -69,13 +69,13 @@ export function analyzeCapacity(run: FleetRun, triggerAtS: number, returnS: numb
   const expected = n / 60;
   const steadyAt = (s: number): boolean => {
     if ((cap.openStreams[s] ?? 0) < n) return false;
-    const avg = sum(run.syncCalls, s, s + 10) / 10;
+    const avg = sum(run.syncCalls, s, s + 30) / 30;
     return Math.abs(avg - expected) <= 0.2 * expected;
   };
   let toSteady: number | undefined;
-  for (let s = seconds - 11; s >= from; s--) {
+  for (let s = seconds - 31; s >= from; s--) {
     if (!steadyAt(s)) {
-      toSteady = s + 1 < seconds - 10 ? s + 1 - returnS : undefined;
+      toSteady = s + 1 < seconds - 30 ? s + 1 - returnS : undefined;
       break;
     }
     if (s === from) toSteady = 0;

@@ -18,8 +18,13 @@
  * issue's "physical limit 2N/C = 40 s" (500/s at 10,000 bridges, 5,000/s at
  * 100,000), N/50 is 1.2× the steady heartbeat load N/60.
  *
- *   --capacity [--bridges=N] [--only=graceful,abrupt,slow,steady80]
+ *   --capacity [--bridges=N] [--only=ID-PREFIX,...] [--policies=seed,bridge,old bridge]
  *   [--post-seconds=S] [--bridge-root=/path/to/other/checkout] [--quick]
+ *
+ * --only picks cases by id prefix (graceful, graceful-fifo-n20, abrupt, slow,
+ * steady80, …; see capacityCases); a run merges its results into the
+ * existing bench/results/fleet-capacity.json (same N), so the study can be
+ * run in pieces.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -27,11 +32,14 @@ import { currentLoad, machineInfo } from "../lib/machine-info.js";
 import { lineChartSpec, renderSvg, type SeriesPoint } from "../lib/plot.js";
 import type { CallCapacityOptions } from "../../src/dev-server/call-capacity.js";
 import { analyzeCapacity, type CapacityFigures } from "./capacity-analyze.js";
+import type { RealCheckResult } from "./real-check.js";
 import { type BridgeImpl, type FleetRun, type FleetScenario, loadBridgeImpl, localBridgeImpl, simulateFleet } from "./simulate.js";
 
 export type CapacityScenarioKind = "graceful" | "abrupt" | "slow" | "steady80";
 
 export interface CapacityCase {
+  /** Short name, for --only (prefix match) and for merging runs. */
+  id: string;
   kind: CapacityScenarioKind;
   /** Short name of the server variant, e.g. "fifo N/20". */
   server: string;
@@ -44,6 +52,7 @@ export interface CapacityCase {
 }
 
 export interface CapacityResult {
+  id: string;
   kind: CapacityScenarioKind;
   server: string;
   policy: string;
@@ -61,6 +70,8 @@ export interface CapacityResults {
   policies: Array<{ name: string; source: string }>;
   command: string;
   results: CapacityResult[];
+  /** Real sockets against the simulation at small scale (--real-check). */
+  realCheck?: RealCheckResult[];
   totalS: number;
 }
 
@@ -71,12 +82,20 @@ export function capacityCases(n: number): CapacityCase[] {
   const c20 = Math.round(n / 20);
   const c50 = Math.round(n / 50);
   const cs: CapacityCase[] = [
-    { kind: "graceful", server: "FIFO, C = N/10", callsPerSecond: Math.round(n / 10), discipline: "fifo" },
-    { kind: "graceful", server: "FIFO, C = N/20", callsPerSecond: c20, discipline: "fifo", plotted: true },
-    { kind: "graceful", server: "FIFO, C = N/50", callsPerSecond: c50, discipline: "fifo" },
-    { kind: "graceful", server: "PS, C = N/20", callsPerSecond: c20, discipline: "processor-sharing" },
-    { kind: "graceful", server: "FIFO, C = N/20, bound 5 s of work", callsPerSecond: c20, discipline: "fifo", maxPendingCalls: 5 * c20 },
+    { id: "graceful-fifo-n10", kind: "graceful", server: "FIFO, C = N/10", callsPerSecond: Math.round(n / 10), discipline: "fifo" },
+    { id: "graceful-fifo-n20", kind: "graceful", server: "FIFO, C = N/20", callsPerSecond: c20, discipline: "fifo", plotted: true },
+    { id: "graceful-fifo-n50", kind: "graceful", server: "FIFO, C = N/50", callsPerSecond: c50, discipline: "fifo" },
+    { id: "graceful-ps-n20", kind: "graceful", server: "PS, C = N/20", callsPerSecond: c20, discipline: "processor-sharing" },
     {
+      id: "graceful-bound",
+      kind: "graceful",
+      server: "FIFO, C = N/20, bound 5 s of work",
+      callsPerSecond: c20,
+      discipline: "fifo",
+      maxPendingCalls: 5 * c20,
+    },
+    {
+      id: "graceful-pushback",
       kind: "graceful",
       server: "FIFO, C = N/20, bound 5 s, pushback",
       callsPerSecond: c20,
@@ -84,13 +103,20 @@ export function capacityCases(n: number): CapacityCase[] {
       maxPendingCalls: 5 * c20,
       pushback: true,
     },
-    { kind: "abrupt", server: "FIFO, C = N/20", callsPerSecond: c20, discipline: "fifo", plotted: true },
-    { kind: "abrupt", server: "FIFO, C = N/50", callsPerSecond: c50, discipline: "fifo" },
-    { kind: "abrupt", server: "PS, C = N/20", callsPerSecond: c20, discipline: "processor-sharing" },
-    { kind: "slow", server: "FIFO, C = N/20, N/120 for 2 min", callsPerSecond: c20, discipline: "fifo", plotted: true },
-    { kind: "slow", server: "PS, C = N/20, N/120 for 2 min", callsPerSecond: c20, discipline: "processor-sharing" },
-    { kind: "steady80", server: "FIFO, C = N/48", callsPerSecond: Math.round(n / 48), discipline: "fifo", plotted: true },
-    { kind: "steady80", server: "PS, C = N/48", callsPerSecond: Math.round(n / 48), discipline: "processor-sharing" },
+    { id: "abrupt-fifo-n20", kind: "abrupt", server: "FIFO, C = N/20", callsPerSecond: c20, discipline: "fifo", plotted: true },
+    { id: "abrupt-fifo-n50", kind: "abrupt", server: "FIFO, C = N/50", callsPerSecond: c50, discipline: "fifo" },
+    { id: "abrupt-ps-n20", kind: "abrupt", server: "PS, C = N/20", callsPerSecond: c20, discipline: "processor-sharing" },
+    { id: "slow-fifo", kind: "slow", server: "FIFO, C = N/20, N/120 for 2 min", callsPerSecond: c20, discipline: "fifo", plotted: true },
+    { id: "slow-ps", kind: "slow", server: "PS, C = N/20, N/120 for 2 min", callsPerSecond: c20, discipline: "processor-sharing" },
+    {
+      id: "steady80-fifo",
+      kind: "steady80",
+      server: "FIFO, C = N/48",
+      callsPerSecond: Math.round(n / 48),
+      discipline: "fifo",
+      plotted: true,
+    },
+    { id: "steady80-ps", kind: "steady80", server: "PS, C = N/48", callsPerSecond: Math.round(n / 48), discipline: "processor-sharing" },
   ];
   return cs;
 }
@@ -182,16 +208,37 @@ export async function runCapacityStudy(args: string[], outDir: string): Promise<
   const postSeconds = Number(argValue(args, "post-seconds") ?? (quick ? 120 : 300));
   const only = argValue(args, "only")?.split(",");
   const root = argValue(args, "bridge-root");
+  const onlyPolicies = argValue(args, "policies")?.split(",");
   const policies: Array<{ name: string; policy: "bridge" | "seed"; impl: BridgeImpl }> = [
-    { name: "seed", policy: "seed", impl: localBridgeImpl },
+    { name: "seed", policy: "seed" as const, impl: localBridgeImpl },
     ...(root ? [{ name: "old bridge", policy: "bridge" as const, impl: await loadBridgeImpl(root) }] : []),
-    { name: "bridge", policy: "bridge", impl: localBridgeImpl },
-  ];
+    { name: "bridge", policy: "bridge" as const, impl: localBridgeImpl },
+  ].filter((p) => !onlyPolicies || onlyPolicies.includes(p.name));
   const machine = machineInfo();
   const results: CapacityResult[] = [];
+  let realChecks: RealCheckResult[] | undefined;
+  if (args.includes("--real-check")) {
+    // Real sockets at small scale; the simulation cases are skipped.
+    const { realVersusSim } = await import("./real-check.js");
+    const rn = Number(argValue(args, "real-bridges") ?? (quick ? 20 : 200));
+    realChecks = [];
+    for (const policy of ["seed", "bridge"] as const) {
+      process.stdout.write(`fleet capacity: real sockets, ${rn} bridges, ${policy} … `);
+      const r = await realVersusSim({
+        bridges: rn,
+        callsPerSecond: Math.max(1, Math.round(rn / (quick ? 4 : 20))),
+        policy,
+        startSpreadMs: quick ? 2000 : 60_000,
+        watchMs: quick ? 20_000 : 150_000,
+        seed: 7,
+      });
+      process.stdout.write(`real ${r.realTo99S ?? "never"} s, simulated ${r.simTo99S ?? "never"} s\n`);
+      realChecks.push(r);
+    }
+  }
   const plotted = new Map<CapacityScenarioKind, Map<string, FleetRun>>();
-  for (const c of capacityCases(n)) {
-    if (only && !only.includes(c.kind)) continue;
+  for (const c of realChecks ? [] : capacityCases(n)) {
+    if (only && !only.some((o) => c.id.startsWith(o))) continue;
     if (quick && !c.plotted) continue;
     for (const p of policies) {
       const { scenario, triggerAtS, returnS } = capacityScenario(c, p.policy, n, postSeconds);
@@ -202,6 +249,7 @@ export async function runCapacityStudy(args: string[], outDir: string): Promise<
         `${run.wallS.toFixed(0)} s: 99 % after ${figures.to99StreamingS ?? "never"} s, ${figures.amplification.toFixed(2)}×, ${figures.streamsTornDown} torn down\n`,
       );
       results.push({
+        id: c.id,
         kind: c.kind,
         server: c.server,
         policy: p.name,
@@ -283,6 +331,34 @@ export async function runCapacityStudy(args: string[], outDir: string): Promise<
     policies: policies.map((p) => ({ name: p.name, source: p.policy === "seed" ? "this checkout, seed policy" : p.impl.label })),
     command: `npm run bench:fleet -- ${args.join(" ")}`,
     results,
+    ...(realChecks ? { realCheck: realChecks } : {}),
     totalS: (performance.now() - t0) / 1000,
   };
+}
+
+/** Merges a run's results into earlier ones of the same fleet size (a case and policy run again replaces its entry). */
+export function mergeCapacityResults(earlier: CapacityResults | undefined, now: CapacityResults): CapacityResults {
+  if (!earlier || earlier.bridges !== now.bridges) return now;
+  const key = (r: CapacityResult) => `${r.id}|${r.policy}`;
+  const fresh = new Set(now.results.map(key));
+  const order = capacityCases(now.bridges).map((c) => c.id);
+  const results = [...earlier.results.filter((r) => !fresh.has(key(r))), ...now.results].sort(
+    (a, b) => order.indexOf(a.id) - order.indexOf(b.id) || policyOrder(a.policy) - policyOrder(b.policy),
+  );
+  const policies = [...earlier.policies.filter((p) => !now.policies.some((q) => q.name === p.name)), ...now.policies].sort(
+    (a, b) => policyOrder(a.name) - policyOrder(b.name),
+  );
+  const realCheck = now.realCheck ?? earlier.realCheck;
+  return {
+    ...now,
+    policies,
+    results,
+    ...(realCheck ? { realCheck } : {}),
+    totalS: earlier.totalS + now.totalS,
+    command: `${earlier.command}; ${now.command}`,
+  };
+}
+
+function policyOrder(name: string): number {
+  return name === "seed" ? 0 : name === "old bridge" ? 1 : 2;
 }

@@ -134,15 +134,15 @@ export class SimServer {
   private async serve(signal: AbortSignal): Promise<void> {
     const capacity = this.capacity;
     if (!capacity || !this.capacityOn) return;
+    const refusedBefore = capacity.counters.refused;
     const admitted = capacity.admit(signal);
+    // A refusal is decided at once, so the counter tells it from a reset.
+    if (capacity.counters.refused > refusedBefore) this.refusedCalls.add(this.clock.now());
     this.noteQueue();
     try {
       await admitted;
     } catch (e) {
       if (signal.aborted) throw signal.reason;
-      if (e instanceof ConnectError && (e.code === Code.ResourceExhausted || e.code === Code.Unavailable) && this.up) {
-        this.refusedCalls.add(this.clock.now());
-      }
       await this.wait(this.rttMs / 2, signal);
       throw e;
     }

@@ -151,10 +151,10 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
 }
 
-const seedTiming: Partial<BridgeTiming> = { backoffJitter: 0, stableAfterMs: 0 };
+export const seedTiming: Partial<BridgeTiming> = { backoffJitter: 0, stableAfterMs: 0 };
 
 /** The seed's policy always runs on this checkout's machine. */
-const seedMachine = localShared.sharedBridgeMachine.provide({ actions: { requestSync: () => {} } });
+export const seedMachine = localShared.sharedBridgeMachine.provide({ actions: { requestSync: () => {} } });
 
 export async function simulateFleet(
   scenario: FleetScenario,

@@ -133,6 +133,33 @@ Command: \`${c.command}\` (${num(c.totalS / 60, 1)} min in all on the shared 2-c
 
 ${table(["policy", "target", "measured", ""], targetsRows(c.results, n))}
 `);
+  if (c.realCheck && c.realCheck.length > 0) {
+    const rows = c.realCheck.map((r) => {
+      const diff =
+        r.realTo99S !== undefined && r.simTo99S !== undefined && r.simTo99S > 0
+          ? (100 * (r.realTo99S - r.simTo99S)) / r.simTo99S
+          : undefined;
+      return [
+        r.policy,
+        num(r.bridges),
+        num(r.callsPerSecond),
+        r.realTo99S === undefined ? `never within ${num(r.watchS)} s` : `${num(r.realTo99S)} s`,
+        r.simTo99S === undefined ? `never within ${num(r.watchS)} s` : `${num(r.simTo99S)} s`,
+        diff === undefined
+          ? r.realTo99S === undefined && r.simTo99S === undefined
+            ? "both never"
+            : "–"
+          : `${diff >= 0 ? "+" : ""}${num(diff, 0)} %`,
+        diff === undefined ? "" : Math.abs(diff) <= 25 ? "within ±25 %" : "**outside ±25 %**",
+      ];
+    });
+    parts.push(`### The simulation against real sockets (graceful restart, FIFO, small scale)
+
+\`npm run bench:fleet -- --capacity --real-check\` (\`bench/fleet/real-check.ts\`): N real bridges (\`createBridge\`, connect-node over loopback, in one process) start over 60 s against the dev server; then a graceful restart (\`shutdown()\`: GOAWAY to every stream) into a dev server on the same port with the capacity model on real timers (\`startDevServer({ capacity })\`, as \`serve --max-calls-per-second\`), at once; the server's open streams are sampled each second. The simulation runs the same N, C, policy and timeline (capacity on 30 s before the restart). Target: recovery time within ±25 %.
+
+${table(["policy", "bridges", "C (calls/s)", "real sockets: 99 % streaming", "simulation", "difference", ""], rows)}
+`);
+  }
   for (const kind of kinds) {
     const rows = c.results.filter((r) => r.kind === kind);
     if (rows.length === 0) continue;

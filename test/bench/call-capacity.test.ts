@@ -12,6 +12,7 @@ import { analyzeCapacity } from "../../bench/fleet/capacity-analyze.js";
 import { capacityCases, capacityScenario } from "../../bench/fleet/capacity-study.js";
 import { HeapSimulatedClock } from "../../bench/fleet/heap-clock.js";
 import { simulateFleet } from "../../bench/fleet/simulate.js";
+import { capacityFromFlags } from "../../src/cli/capacity-flags.js";
 import { createCallCapacity } from "../../src/dev-server/call-capacity.js";
 import { startDevServer } from "../../src/dev-server/index.js";
 import { EngramService } from "../../src/gen/engram/v1/engram_pb.js";
@@ -198,6 +199,24 @@ dev("serve's capacity option: calls past the bound are refused with pushback, th
   } finally {
     await server.close();
   }
+});
+
+dev("serve's capacity flags: --max-calls-per-second alone is an unbounded FIFO; --pushback bounds it at 5 s of work", () => {
+  assert.is(capacityFromFlags({}), undefined);
+  assert.equal(capacityFromFlags({ "max-calls-per-second": "300" }), { callsPerSecond: 300, discipline: "fifo" });
+  assert.equal(capacityFromFlags({ "max-calls-per-second": "300", pushback: true }), {
+    callsPerSecond: 300,
+    discipline: "fifo",
+    maxPendingCalls: 1500,
+    pushback: true,
+  });
+  assert.equal(capacityFromFlags({ "max-calls-per-second": "10", "max-queue-seconds": "2", "processor-sharing": true }), {
+    callsPerSecond: 10,
+    discipline: "processor-sharing",
+    maxPendingCalls: 20,
+  });
+  assert.throws(() => capacityFromFlags({ pushback: true }), /need --max-calls-per-second/);
+  assert.throws(() => capacityFromFlags({ "max-calls-per-second": "0" }), /must be an integer >= 1/);
 });
 
 model.run();

@@ -222,14 +222,15 @@ export async function runCapacityStudy(args: string[], outDir: string): Promise<
     const { realVersusSim } = await import("./real-check.js");
     const rn = Number(argValue(args, "real-bridges") ?? (quick ? 20 : 200));
     realChecks = [];
-    for (const policy of ["seed", "bridge"] as const) {
+    const watchS = Number(argValue(args, "real-watch-seconds") ?? (quick ? 20 : 150));
+    for (const policy of (["seed", "bridge"] as const).filter((p) => !onlyPolicies || onlyPolicies.includes(p))) {
       process.stdout.write(`fleet capacity: real sockets, ${rn} bridges, ${policy} … `);
       const r = await realVersusSim({
         bridges: rn,
         callsPerSecond: Math.max(1, Math.round(rn / (quick ? 4 : 20))),
         policy,
         startSpreadMs: quick ? 2000 : 60_000,
-        watchMs: quick ? 20_000 : 150_000,
+        watchMs: watchS * 1000,
         seed: 7,
       });
       process.stdout.write(`real ${r.realTo99S ?? "never"} s, simulated ${r.simTo99S ?? "never"} s\n`);
@@ -348,12 +349,15 @@ export function mergeCapacityResults(earlier: CapacityResults | undefined, now: 
   const policies = [...earlier.policies.filter((p) => !now.policies.some((q) => q.name === p.name)), ...now.policies].sort(
     (a, b) => policyOrder(a.name) - policyOrder(b.name),
   );
-  const realCheck = now.realCheck ?? earlier.realCheck;
+  const realCheck = [
+    ...(earlier.realCheck ?? []).filter((r) => !now.realCheck?.some((q) => q.policy === r.policy)),
+    ...(now.realCheck ?? []),
+  ];
   return {
     ...now,
     policies,
     results,
-    ...(realCheck ? { realCheck } : {}),
+    ...(realCheck.length > 0 ? { realCheck } : {}),
     totalS: earlier.totalS + now.totalS,
     command: `${earlier.command}; ${now.command}`,
   };

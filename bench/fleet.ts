@@ -7,6 +7,7 @@
  * the SVG plots, and regenerates bench/REPORT.md.
  *
  *   node --import tsx bench/fleet.ts [--bridges=N] [--minutes=M] [--quick] [--out=DIR]
+ *   node --import tsx bench/fleet.ts --capacity [...]   (issue 21: bench/fleet/capacity-study.ts)
  *
  * --minutes is the bridge policy's simulated span (default 12 at 100,000
  * bridges, 60 below 20,000; the outage comes at its middle): the wall time
@@ -16,7 +17,7 @@
  * bridges held about 4 GB under tsx).
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,6 +40,21 @@ if (!process.env.BENCH_FLEET_CHILD) {
     },
   );
   process.exit(r.status ?? 1);
+}
+
+if (args.includes("--capacity")) {
+  // Issue 21: the fleet against a server of finite capacity (bench/fleet/capacity-study.ts).
+  const dir =
+    args.find((a) => a.startsWith("--out="))?.slice("--out=".length) ??
+    (args.includes("--quick") ? mkdtempSync(join(tmpdir(), "fleet-quick-")) : benchDir);
+  const { mergeCapacityResults, runCapacityStudy } = await import("./fleet/capacity-study.js");
+  const file = join(dir, "results", "fleet-capacity.json");
+  const earlier = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
+  const results = mergeCapacityResults(earlier, await runCapacityStudy(args, dir));
+  mkdirSync(join(dir, "results"), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(results)}\n`);
+  console.log(`fleet capacity: done in ${results.totalS.toFixed(0)} s; report: ${writeReport(dir)}`);
+  process.exit(0);
 }
 
 const quick = args.includes("--quick");

@@ -5,12 +5,60 @@
  * while it is down. Time jumps from one timer to the next; after each jump
  * the microtask queue is drained, so promise-based actors run as they would.
  */
-import { createBridge, HandlerRegistry, type Bridge, type BridgeOptions, type BridgeTiming, type Logger } from "../../src/index.js";
-import { createBridgeOn } from "../../src/bridge.js";
-import { sharedBridgeMachine } from "../../src/bridge-machine-shared.js";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import * as localBridge from "../../src/bridge.js";
+import * as localShared from "../../src/bridge-machine-shared.js";
+import * as localErrors from "../../src/call-errors.js";
+import * as localIndex from "../../src/index.js";
+import type { Bridge, BridgeOptions, BridgeTiming, Logger } from "../../src/index.js";
 import { seededRandom } from "../../test/helpers/seeded-random.js";
 import { HeapSimulatedClock } from "./heap-clock.js";
-import { SimServer } from "./sim-server.js";
+import { SimServer, type SimServerOptions } from "./sim-server.js";
+
+/**
+ * The bridge code a policy runs: this checkout's, or another checkout's
+ * (`--bridge-root`), so that one run can compare an older bridge with this one.
+ */
+export interface BridgeImpl {
+  /** "this checkout" or the other checkout's path. */
+  label: string;
+  createBridge(options: BridgeOptions): Bridge;
+  // biome-ignore lint/suspicious/noExplicitAny: another checkout's machine type is not this one's
+  createBridgeOn(machine: any, options: BridgeOptions): Bridge;
+  // biome-ignore lint/suspicious/noExplicitAny: another checkout's machine type is not this one's
+  sharedBridgeMachine: any;
+  HandlerRegistry: typeof localIndex.HandlerRegistry;
+  ServerGoawayError: new () => Error;
+}
+
+export const localBridgeImpl: BridgeImpl = {
+  label: "this checkout",
+  createBridge: localIndex.createBridge,
+  createBridgeOn: localBridge.createBridgeOn,
+  sharedBridgeMachine: localShared.sharedBridgeMachine,
+  HandlerRegistry: localIndex.HandlerRegistry,
+  ServerGoawayError: localErrors.ServerGoawayError,
+};
+
+/** Loads src/bridge.ts and friends from another checkout (it needs its own node_modules). */
+export async function loadBridgeImpl(root: string): Promise<BridgeImpl> {
+  const load = (rel: string) => import(pathToFileURL(join(root, rel)).href);
+  const [bridge, shared, errors, index] = await Promise.all([
+    load("src/bridge.ts"),
+    load("src/bridge-machine-shared.ts"),
+    load("src/call-errors.ts"),
+    load("src/index.ts"),
+  ]);
+  return {
+    label: root,
+    createBridge: index.createBridge,
+    createBridgeOn: bridge.createBridgeOn,
+    sharedBridgeMachine: shared.sharedBridgeMachine,
+    HandlerRegistry: index.HandlerRegistry,
+    ServerGoawayError: errors.ServerGoawayError,
+  };
+}
 
 /**
  * - bridge: the shipped policy (defaults: jitter ±20 %, 1 s → 60 s, reset on
@@ -21,6 +69,25 @@ import { SimServer } from "./sim-server.js";
  *   provided as a no-op on the shared machine, once).
  */
 export type FleetPolicy = "bridge" | "seed";
+
+/** Per-second series and totals at a server of finite capacity. */
+export interface CapacityRun {
+  /** Calls refused at once (the bound), per second. */
+  refusedCalls: number[];
+  /** Calls whose work was done, per second. */
+  servedCalls: number[];
+  /** Largest queue in each second (FIFO: waiting; processor sharing: in service). */
+  queueMax: number[];
+  /** Streams open at the server at the end of each second. */
+  openStreams: number[];
+  /** Wait of served calls beyond their own service time, ms: p50, p99, max. */
+  waitMs: { p50: number; p99: number; max: number };
+  streamsServed: number;
+  /** Streams the server had served that the bridge aborted while the server was up. */
+  streamsAbortedByClient: number;
+  abandonedQueued: number;
+  abandonedInService: number;
+}
 
 export interface FleetScenario {
   policy: FleetPolicy;
@@ -36,6 +103,14 @@ export interface FleetScenario {
   endMs: number;
   rttMs: number;
   seed: number;
+  /** The server's capacity model, switched on at `fromMs` (the fleet starts against an unlimited server). */
+  capacity?: (NonNullable<SimServerOptions["capacity"]> & { fromMs: number }) | undefined;
+  /** A graceful restart (GOAWAY to every stream, next instance ready at once) at this time. */
+  restartAtMs?: number | undefined;
+  /** The capacity drops to `callsPerSecond` for a while, then comes back. */
+  slowPeriod?: { atMs: number; forMs: number; callsPerSecond: number } | undefined;
+  /** Projects removed at random times in [fromMs, toMs) instead of during the outage. */
+  removals?: { fromMs: number; toMs: number; count: number } | undefined;
 }
 
 export interface Delivery {
@@ -67,16 +142,33 @@ export interface FleetRun {
   steps: number;
   /** Lines the bridges logged at warn or error. */
   warnLines: number;
+  /** Present when the scenario has a capacity model. */
+  capacity?: CapacityRun;
 }
 
-const seedTiming: Partial<BridgeTiming> = { backoffJitter: 0, stableAfterMs: 0 };
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
 
-const seedMachine = sharedBridgeMachine.provide({ actions: { requestSync: () => {} } });
+export const seedTiming: Partial<BridgeTiming> = { backoffJitter: 0, stableAfterMs: 0 };
 
-export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs: number) => void): Promise<FleetRun> {
+/** The seed's policy always runs on this checkout's machine. */
+export const seedMachine = localShared.sharedBridgeMachine.provide({ actions: { requestSync: () => {} } });
+
+export async function simulateFleet(
+  scenario: FleetScenario,
+  onProgress?: (simMs: number) => void,
+  impl: BridgeImpl = localBridgeImpl,
+): Promise<FleetRun> {
   const wall0 = performance.now();
   const clock = new HeapSimulatedClock();
-  const server = new SimServer({ clock, rttMs: scenario.rttMs });
+  const server = new SimServer({
+    clock,
+    rttMs: scenario.rttMs,
+    capacity: scenario.capacity,
+    goawayError: () => new (scenario.policy === "seed" ? localErrors.ServerGoawayError : impl.ServerGoawayError)(),
+  });
   const rnd = seededRandom(scenario.seed);
   let warnLines = 0;
   const logger: Logger = {
@@ -87,9 +179,9 @@ export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs
   };
   const pool = Math.max(1, Math.floor(scenario.bridges / 2));
   const removedDuringOutage = new Set<string>();
-  if (scenario.outage) {
-    while (removedDuringOutage.size < Math.min(pool, scenario.removalsDuringOutage))
-      removedDuringOutage.add(`proj-${Math.floor(rnd() * pool)}`);
+  if (scenario.outage || scenario.removals) {
+    const count = scenario.removals?.count ?? scenario.removalsDuringOutage;
+    while (removedDuringOutage.size < Math.min(pool, count)) removedDuringOutage.add(`proj-${Math.floor(rnd() * pool)}`);
   }
   const deliveries: Delivery[] = [];
   const bridges: Bridge[] = [];
@@ -101,12 +193,13 @@ export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs
       if (!tracked.includes(id)) tracked.push(id);
     }
     for (const id of tracked) if (removedDuringOutage.has(id)) expectedDeliveries++;
-    const registry = new HandlerRegistry();
+    const registry = new (scenario.policy === "seed" ? localIndex.HandlerRegistry : impl.HandlerRegistry)();
     const seen = new Set<string>();
     registry.register({
       name: "fleet-recorder",
       onProjectRemoved(projectId, info) {
-        if (seen.has(projectId)) return;
+        // Every open stream hears every REMOVED event; only tracked projects count as deliveries.
+        if (seen.has(projectId) || !tracked.includes(projectId)) return;
         seen.add(projectId);
         deliveries.push({ bridge: i, projectId, source: info.source, atMs: clock.now() });
       },
@@ -122,7 +215,7 @@ export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs
       clientId: `daemon-${i}`,
       ...(scenario.policy === "seed" ? { timing: seedTiming } : {}),
     };
-    const bridge = scenario.policy === "seed" ? createBridgeOn(seedMachine, options) : createBridge(options);
+    const bridge = scenario.policy === "seed" ? localBridge.createBridgeOn(seedMachine, options) : impl.createBridge(options);
     bridges.push(bridge);
     clock.setTimeout(() => bridge.start(), Math.floor(rnd() * scenario.startSpreadMs));
   }
@@ -130,7 +223,29 @@ export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs
     const { atMs, forMs } = scenario.outage;
     clock.setTimeout(() => server.goDown(), atMs);
     clock.setTimeout(() => server.comeBack(), atMs + forMs);
-    for (const id of removedDuringOutage) clock.setTimeout(() => server.removeProject(id), atMs + 1 + Math.floor(rnd() * (forMs - 2)));
+    if (!scenario.removals)
+      for (const id of removedDuringOutage) clock.setTimeout(() => server.removeProject(id), atMs + 1 + Math.floor(rnd() * (forMs - 2)));
+  }
+  if (scenario.removals) {
+    const { fromMs, toMs } = scenario.removals;
+    for (const id of removedDuringOutage) clock.setTimeout(() => server.removeProject(id), fromMs + Math.floor(rnd() * (toMs - fromMs)));
+  }
+  if (scenario.capacity) clock.setTimeout(() => (server.capacityOn = true), scenario.capacity.fromMs);
+  if (scenario.restartAtMs !== undefined) clock.setTimeout(() => server.restart(), scenario.restartAtMs);
+  if (scenario.slowPeriod && server.capacity) {
+    const { atMs, forMs, callsPerSecond } = scenario.slowPeriod;
+    const capacity = server.capacity;
+    const normal = capacity.callsPerSecond;
+    clock.setTimeout(() => capacity.setCallsPerSecond(callsPerSecond), atMs);
+    clock.setTimeout(() => capacity.setCallsPerSecond(normal), atMs + forMs);
+  }
+  const openStreams: number[] = [];
+  if (scenario.capacity) {
+    const sample = () => {
+      openStreams.push(server.openStreams);
+      if (clock.now() + 1000 <= scenario.endMs) clock.setTimeout(sample, 1000);
+    };
+    clock.setTimeout(sample, 999);
   }
 
   let steps = 0;
@@ -149,6 +264,7 @@ export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs
   clock.set(scenario.endMs);
   await new Promise<void>((r) => setImmediate(r));
   const streamingAtEnd = bridges.filter((b) => b.status().state === "streaming").length;
+  server.counting = false;
   // Live heap: garbage left by the run would otherwise count, as much as the
   // GC happened to leave at this moment (the child runs with --expose-gc).
   (globalThis as { gc?: () => void }).gc?.();
@@ -169,7 +285,23 @@ export async function simulateFleet(scenario: FleetScenario, onProgress?: (simMs
     lastAcceptedAtMs.push(server.acceptedAt.get(i) ?? Number.NaN);
   }
   const seconds = Math.ceil(scenario.endMs / 1000);
+  let capacity: CapacityRun | undefined;
+  if (server.capacity) {
+    const waits = server.waitsMs.slice().sort((a, b) => a - b);
+    capacity = {
+      refusedCalls: Array.from({ length: seconds }, (_, s) => server.refusedCalls.at(s)),
+      servedCalls: Array.from({ length: seconds }, (_, s) => server.servedCalls.at(s)),
+      queueMax: Array.from({ length: seconds }, (_, s) => server.queueMax.at(s)),
+      openStreams,
+      waitMs: { p50: pct(waits, 50), p99: pct(waits, 99), max: waits[waits.length - 1] ?? 0 },
+      streamsServed: server.streamsServed,
+      streamsAbortedByClient: server.streamsAbortedByClient,
+      abandonedQueued: server.capacity.counters.abandonedQueued,
+      abandonedInService: server.capacity.counters.abandonedInService,
+    };
+  }
   return {
+    ...(capacity ? { capacity } : {}),
     scenario,
     streamCalls: Array.from({ length: seconds }, (_, s) => server.streamCalls.at(s)),
     syncCalls: Array.from({ length: seconds }, (_, s) => server.syncCalls.at(s)),

@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { defaultHttpPort, isLoopbackHost } from "../server-url.js";
 import { startDevServer, type DevServer } from "../dev-server/index.js";
 import { BridgeError } from "../errors.js";
+import { capacityFlagOptions, capacityFlagsHelp, capacityFromFlags } from "./capacity-flags.js";
 import { exitCodes, intFlag, isUsageError, parseOrUsage, usageError } from "./cli-args.js";
 import type { CliCommand, CliContext } from "./cli-context.js";
 import { parseCommandLine, runServerCommand, serverCommandsHelp } from "./control-commands.js";
@@ -32,6 +33,7 @@ Options:
   --tls-key FILE        the PEM private key of --tls-cert
   --create ID           create a live project at start (repeatable)
   --quiet               print only the URL and command results, not streams and heartbeats
+${capacityFlagsHelp}
   -h, --help            this help
 
 stdin commands:
@@ -64,6 +66,7 @@ export const serveCommand: CliCommand = {
           "tls-key": { type: "string" },
           create: { type: "string", multiple: true },
           quiet: { type: "boolean" },
+          ...capacityFlagOptions,
           help: { type: "boolean", short: "h" },
         },
       }),
@@ -79,6 +82,7 @@ export const serveCommand: CliCommand = {
       throw usageError("--tls-cert and --tls-key go together");
     }
     if (values.token === "") throw usageError("--token must not be empty");
+    const capacity = capacityFromFlags(values);
     let tls: { cert: Buffer; key: Buffer } | undefined;
     if (values["tls-cert"] !== undefined && values["tls-key"] !== undefined) {
       try {
@@ -92,7 +96,7 @@ export const serveCommand: CliCommand = {
 
     let server: DevServer;
     try {
-      server = await startDevServer({ port, host, token: values.token, tls });
+      server = await startDevServer({ port, host, token: values.token, tls, capacity });
     } catch (err) {
       ctx.err(`serve: cannot listen on ${host}:${port}: ${err instanceof BridgeError ? err.rawMessage : (err as Error).message}\n`);
       return exitCodes.failure;

@@ -1,5 +1,6 @@
 import { BridgeError } from "../errors.js";
 import { type ResolvedHttp2ListenerLimits, resolveHttp2ListenerLimits } from "../listener/http2-limits.js";
+import type { CallCapacityOptions } from "./call-capacity.js";
 import { ProjectStore } from "./project-store.js";
 
 /** Certificate and key (PEM) for serving HTTPS (HTTP/2 over TLS, ALPN h2). */
@@ -60,6 +61,11 @@ export interface DevServerOptions {
   maxSessionsPerClient?: number | undefined;
   /** HTTP/2 sessions held at once, all clients together. Defaults to 256. */
   maxSessions?: number | undefined;
+   * A finite capacity: every ProjectEvents open and SyncProjectState costs
+   * one unit of work (as the engram server's bcrypt token check does);
+   * see call-capacity.ts. Defaults to none: every call served at once.
+   */
+  capacity?: CallCapacityOptions | undefined;
 }
 
 /** DevServerOptions with every default filled in. */
@@ -75,6 +81,7 @@ export interface ResolvedDevServerOptions {
   now: () => number;
   headersOnOpen: boolean;
   limits: ResolvedHttp2ListenerLimits;
+  capacity: CallCapacityOptions | undefined;
 }
 
 /** Fills in the defaults of DevServerOptions and rejects values that cannot work. */
@@ -91,6 +98,7 @@ export function validateDevServerOptions(options: DevServerOptions = {}): Resolv
     now: options.now ?? Date.now,
     headersOnOpen: options.headersOnOpen ?? true,
     limits: resolveLimits(options),
+    capacity: options.capacity,
   };
   if (resolved.token === "") throw invalid("token must not be empty (omit it to disable authentication)");
   if (!isInt(resolved.port, 0) || resolved.port > 65535) throw invalid(`port must be an integer in [0, 65535], got ${resolved.port}`);

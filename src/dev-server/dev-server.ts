@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type ProjectEvent, ProjectEventSchema, ProjectEventType } from "../gen/engram/v1/engram_pb.js";
 import { BearerAuth, type TokensSeen } from "./bearer-auth.js";
+import { createCallCapacity } from "./call-capacity.js";
 import { CallLog, type LastClientIds, type SyncCallInfo } from "./call-log.js";
 import {
   type DevServerOptions,
@@ -167,7 +168,15 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
     answerInvalidArgumentOnParseError(
       headers.wrap(
         connectNodeAdapter({
-          routes: engramRoutes({ options: resolved, hub, auth, faults, calls, stopping: stopping.signal }),
+          routes: engramRoutes({
+            options: resolved,
+            hub,
+            auth,
+            faults,
+            calls,
+            stopping: stopping.signal,
+            capacity: resolved.capacity && createCallCapacity(resolved.capacity),
+          }),
           grpc: true,
           connect: false,
           grpcWeb: false,

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { EngramService, PingResponseSchema, SyncProjectStateResponseSchema } from "../gen/engram/v1/engram_pb.js";
 import type { BearerAuth } from "./bearer-auth.js";
+import type { CallCapacity } from "./call-capacity.js";
 import type { CallLog } from "./call-log.js";
 import type { ResolvedDevServerOptions } from "./dev-server-options.js";
 import { sendHeadersNow } from "./early-headers.js";
@@ -17,6 +18,8 @@ export interface EngramServiceDeps {
   calls: CallLog;
   /** Aborted once the server began to shut down: new ProjectEvents calls fail with UNAVAILABLE. */
   stopping: AbortSignal;
+  /** The server's finite capacity, if it has one: each call waits for its unit of work. */
+  capacity?: CallCapacity | undefined;
 }
 
 /** The connect routes of the dev server: engram.v1.EngramService. */
@@ -26,9 +29,10 @@ export function engramRoutes(deps: EngramServiceDeps): (router: ConnectRouter) =
 
 /** engram.v1.EngramService with the upstream server's semantics (DESIGN.md "Wire contract"). */
 export function createEngramServiceImpl(deps: EngramServiceDeps): ServiceImpl<typeof EngramService> {
-  const { options, hub, auth, faults, calls, stopping } = deps;
+  const { options, hub, auth, faults, calls, stopping, capacity } = deps;
   return {
     async syncProjectState(req, context) {
+      await capacity?.admit(context.signal);
       auth.check("syncProjectState", context.requestHeader);
       calls.syncReceived(req.clientId, req.localProjectIds.length);
       const injected = faults.takeSyncFailure();
@@ -48,6 +52,7 @@ export function createEngramServiceImpl(deps: EngramServiceDeps): ServiceImpl<ty
       // A stream opened into a draining server would only hold its shutdown
       // up; the client is to reopen on the next instance.
       if (stopping.aborted) throw new ConnectError("the server is shutting down", Code.Unavailable);
+      await capacity?.admit(context.signal);
       auth.check("projectEvents", context.requestHeader);
       const rejection = faults.streamRejectionError();
       if (rejection !== undefined) {

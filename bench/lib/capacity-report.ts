@@ -1,0 +1,181 @@
+/** Section 10 of bench/REPORT.md: the fleet against a server of finite capacity (issue 21), from bench/results/fleet-capacity.json. */
+import type { CapacityResult, CapacityResults, CapacityScenarioKind } from "../fleet/capacity-study.js";
+
+function num(x: number | null | undefined, digits = 0): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+  return x.toLocaleString("en", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+const titles: Record<CapacityScenarioKind, string> = {
+  graceful: "Graceful restart (GOAWAY to every stream, the next instance serving at once)",
+  abrupt: "Abrupt restart: down for 30 s",
+  slow: "Slow period: capacity N/120 (half the steady heartbeat load) for two minutes, no restart",
+  steady80: "Steady state at 80 % of capacity (C = N/48)",
+};
+
+const sinceWhat: Record<CapacityScenarioKind, string> = {
+  graceful: "the restart",
+  abrupt: "the server's return",
+  slow: "the end of the slow period",
+  steady80: "the capacity model's start + 30 s",
+};
+
+function row(r: CapacityResult, kind: CapacityScenarioKind): string[] {
+  const f = r.figures;
+  const limit = r.physicalLimitS;
+  const recovered =
+    f.to99StreamingS === undefined
+      ? `**never** (${num(f.openAtEnd)} open at the end)`
+      : `${num(f.to99StreamingS)} s${kind === "graceful" || kind === "abrupt" ? ` (${num(f.to99StreamingS / limit, 1)}× 2N/C)` : ""}`;
+  const delivered =
+    f.toAllDeliveredS === undefined ? `**${num(f.delivered)} of ${num(f.expectedDeliveries)}**` : `${num(f.toAllDeliveredS, 1)} s`;
+  return [
+    r.server,
+    num(r.callsPerSecond),
+    r.policy,
+    recovered,
+    delivered,
+    kind === "steady80" ? "–" : `${num(f.amplification, 2)}×`,
+    num(f.streamsTornDown),
+    num(f.abandonedQueued),
+    num(f.refused),
+    num(f.peakQueue),
+    `${num(f.waitMs.p50 / 1000, 1)} / ${num(f.waitMs.p99 / 1000, 1)} / ${num(f.waitMs.max / 1000, 1)}`,
+    f.toSteadyS === undefined ? "**no**" : `${num(f.toSteadyS)} s`,
+    num(f.wallS),
+  ];
+}
+
+function targetsRows(results: CapacityResult[], n: number): string[][] {
+  const get = (id: string, policy: string) => results.find((r) => r.id === id && r.policy === policy);
+  const rows: string[][] = [];
+  const policies = [...new Set(results.map((r) => r.policy))];
+  for (const policy of policies) {
+    const g = get("graceful-fifo-n20", policy);
+    const gp = get("graceful-ps-n20", policy);
+    const recov = (r: CapacityResult | undefined) =>
+      r
+        ? r.figures.recoveredS === undefined
+          ? "never"
+          : `${num(r.figures.recoveredS)} s (${num(r.figures.recoveredS / r.physicalLimitS, 2)}× 2N/C)`
+        : "–";
+    const ok = (b: boolean | undefined) => (b === undefined ? "" : b ? "met" : "**missed**");
+    const within = (r: CapacityResult | undefined) =>
+      r ? r.figures.recoveredS !== undefined && r.figures.recoveredS <= 1.25 * r.physicalLimitS : undefined;
+    rows.push([
+      policy,
+      "graceful restart, FIFO / PS, C = N/20: 99 % streaming and every removal delivered ≤ 1.25 × 2N/C",
+      `${recov(g)} / ${recov(gp)}`,
+      ok(g && gp ? Boolean(within(g) && within(gp)) : undefined),
+    ]);
+    const recoveries = results.filter(
+      (r) => r.policy === policy && (r.kind === "graceful" || r.kind === "abrupt") && !r.id.includes("bound") && !r.id.includes("pushback"),
+    );
+    const worstAmp = Math.max(...recoveries.map((r) => r.figures.amplification));
+    rows.push([
+      policy,
+      "amplification during any recovery ≤ 1.1 (no bound, no pushback)",
+      `up to ${num(worstAmp, 2)}×`,
+      ok(recoveries.length ? worstAmp <= 1.1 : undefined),
+    ]);
+    const torn = results.filter((r) => r.policy === policy).reduce((t, r) => t + r.figures.streamsTornDown, 0);
+    rows.push([policy, "healthy streams torn down because the server was slow: 0", `${num(torn)} over all scenarios`, ok(torn === 0)]);
+    const slow = results.filter((r) => r.policy === policy && r.kind === "slow");
+    const slowOk = slow.length ? slow.every((r) => r.figures.toSteadyS !== undefined && r.figures.toSteadyS <= 120) : undefined;
+    rows.push([
+      policy,
+      "slow period, then back: steady state again within 2 minutes",
+      slow
+        .map((r) => `${r.server.split(",")[0]}: ${r.figures.toSteadyS === undefined ? "never" : `${num(r.figures.toSteadyS)} s`}`)
+        .join("; ") || "–",
+      ok(slowOk),
+    ]);
+  }
+  void n;
+  return rows;
+}
+
+export function capacitySection(c: CapacityResults | undefined): string {
+  if (!c) return "## 10. Fleet against a server of finite capacity\n\nNot run yet: `npm run bench:fleet -- --capacity`.\n";
+  const n = c.bridges;
+  const kinds: CapacityScenarioKind[] = ["graceful", "abrupt", "slow", "steady80"];
+  const head = [
+    "server",
+    "C (calls/s)",
+    "policy",
+    "99 % streaming",
+    "every removal delivered",
+    "amplification",
+    "streams torn down",
+    "calls abandoned in the queue",
+    "refused",
+    "peak queue",
+    "wait p50 / p99 / max (s)",
+    "steady again after",
+    "wall (s)",
+  ];
+  const parts: string[] = [];
+  parts.push(`## 10. Fleet against a server of finite capacity (issue 21)
+
+\`npm run bench:fleet -- --capacity\` (\`bench/fleet/capacity-study.ts\`): ${num(n)} full bridges on one simulated clock, as in section 9, against the simulated server given the capacity model of \`src/dev-server/call-capacity.ts\` (the same module gives the dev server \`serve --max-calls-per-second\`): every ProjectEvents open and every SyncProjectState costs one unit of work, the server does C units a second. **FIFO**: one worker serves the queue in arrival order, a call aborted while queued leaves the queue, one aborted in service still costs its work; optionally a bound (calls past 5 s of work refused at once, at no cost, with RESOURCE_EXHAUSTED) and pushback (\`grpc-retry-pushback-ms\` on the refusal). **PS** (processor sharing): every call in service at once, sharing C, as grpc-go with a CPU-bound bcrypt check serves it (an aborted call still costs its work). RTT ${c.rttMs} ms; the steady heartbeat load is N/60 = ${num(n / 60)} calls/s; the physical limit of a recovery (one open and one sync per bridge) is 2N/C.
+
+Timeline: the fleet starts over the first minute against an unlimited server, the capacity model is on from 90 s, the trigger comes at 120 s, and each run goes on ${c.postSeconds} s after the trigger ends. ${num(Math.max(10, Math.round(n / 100)))} projects are removed around the trigger (10 s after a graceful restart, during an outage or a slow period; each tracked by ~8 bridges). Measures: *99 % streaming* is from ${"the trigger's end"} until 99 % of the bridges hold a stream the server served (the server's count, not the bridges' state: a bridge that promotes an unconfirmed open to \`streaming\` does not count); *every removal delivered* likewise (negative: delivered before the trigger ended); *amplification* is the calls the server received (opens + syncs, refused ones too) from the trigger's end until both, ÷ 2N (until the end of the run when never); *streams torn down* are streams the server had served that the bridge aborted while the server was up (false suspicion); *wait* is the time served calls spent beyond their own service time, over the whole run; *steady again* is the time from the trigger's end after which every bridge streams and the 30-s heartbeat average stays within ±20 % of N/60 to the end of the run.
+
+Policies: ${c.policies.map((p) => `*${p.name}* (${p.source})`).join(", ")}. *seed* is the Go daemon's policy of section 9 (no jitter, no resync on open); *bridge* is \`createBridge\` of the checkout that ran the study${c.policies.some((p) => p.name === "old bridge") ? "; *old bridge* is `createBridge` loaded from the checkout given with `--bridge-root`" : ""}.
+
+Command: \`${c.command}\` (${num(c.totalS / 60, 1)} min in all on the shared 2-core machine, one seed).
+`);
+  parts.push(`### Targets at ${num(n)} bridges (the issue's are at 100,000 bridges and C = 5,000/s, the same ratios)
+
+${table(["policy", "target", "measured", ""], targetsRows(c.results, n))}
+`);
+  if (c.realCheck && c.realCheck.length > 0) {
+    const rows = c.realCheck.map((r) => {
+      const diff =
+        r.realTo99S !== undefined && r.simTo99S !== undefined && r.simTo99S > 0
+          ? (100 * (r.realTo99S - r.simTo99S)) / r.simTo99S
+          : undefined;
+      return [
+        r.policy,
+        num(r.bridges),
+        num(r.callsPerSecond),
+        r.realTo99S === undefined ? `never within ${num(r.watchS)} s` : `${num(r.realTo99S)} s`,
+        r.simTo99S === undefined ? `never within ${num(r.watchS)} s` : `${num(r.simTo99S)} s`,
+        diff === undefined
+          ? r.realTo99S === undefined && r.simTo99S === undefined
+            ? "both never"
+            : "–"
+          : `${diff >= 0 ? "+" : ""}${num(diff, 0)} %`,
+        diff === undefined ? "" : Math.abs(diff) <= 25 ? "within ±25 %" : "**outside ±25 %**",
+      ];
+    });
+    parts.push(`### The simulation against real sockets (graceful restart, FIFO, small scale)
+
+\`npm run bench:fleet -- --capacity --real-check\` (\`bench/fleet/real-check.ts\`): N real bridges (\`createBridge\`, connect-node over loopback, in one process) start over 60 s against the dev server; then a graceful restart (\`shutdown()\`: GOAWAY to every stream) into a dev server on the same port with the capacity model on real timers (\`startDevServer({ capacity })\`, as \`serve --max-calls-per-second\`), at once; the server's open streams are sampled each second. The simulation runs the same N, C, policy and timeline (capacity on 30 s before the restart). Target: recovery time within ±25 %.
+
+${table(["policy", "bridges", "C (calls/s)", "real sockets: 99 % streaming", "simulation", "difference", ""], rows)}
+`);
+  }
+  for (const kind of kinds) {
+    const rows = c.results.filter((r) => r.kind === kind);
+    if (rows.length === 0) continue;
+    const plots =
+      c.results.some((r) => r.kind === kind && r.id.endsWith("fifo-n20")) || kind === "slow" || kind === "steady80"
+        ? `\n![calls per second](fleet-capacity-${kind}-calls.svg)\n\n![queue length](fleet-capacity-${kind}-queue.svg)\n`
+        : "";
+    parts.push(`### ${titles[kind]}
+
+Times from ${sinceWhat[kind] === "the capacity model's start + 30 s" ? "120 s (no trigger)" : sinceWhat[kind]}.
+
+${table(
+  head,
+  rows.map((r) => row(r, kind)),
+)}
+${plots}`);
+  }
+  return parts.join("\n");
+}

@@ -61,6 +61,7 @@ export interface DevServerOptions {
   maxSessionsPerClient?: number | undefined;
   /** HTTP/2 sessions held at once, all clients together. Defaults to 256. */
   maxSessions?: number | undefined;
+  /**
    * A finite capacity: every ProjectEvents open and SyncProjectState costs
    * one unit of work (as the engram server's bcrypt token check does);
    * see call-capacity.ts. Defaults to none: every call served at once.

@@ -212,6 +212,8 @@ export const bridgeMachine = setup({
       enqueue.assign({ lastError: error, counters: bump(context.counters, "goaways") });
       enqueue.emit({ type: "serverGoaway", error });
     }),
+    /** A GOAWAY ended an open that was not stable yet: counted as a GOAWAY too (it backs off as a failure). */
+    countGoaway: assign({ counters: ({ context }) => bump(context.counters, "goaways") }),
     recordSuspect: enqueueActions(({ context, enqueue }) => {
       const attempt = context.attempt + 1;
       enqueue.assign({
@@ -422,6 +424,11 @@ export const bridgeMachine = setup({
                 guard: and(["isServerGoaway", "openStable"]),
                 target: "reopening",
                 actions: { type: "recordGoaway", params: ({ event }) => ({ error: event.error }) },
+              },
+              {
+                guard: "isServerGoaway",
+                target: "backoff",
+                actions: [{ type: "recordStreamFailure", params: ({ event }) => ({ error: event.error }) }, "countGoaway"],
               },
               { target: "backoff", actions: { type: "recordStreamFailure", params: ({ event }) => ({ error: event.error }) } },
             ],

@@ -52,7 +52,8 @@ function bearerInterceptor(token: TokenSource, options: BearerInterceptorOptions
   return (next) => async (req) => {
     let value: unknown;
     try {
-      value = await readBounded(token, timeoutMs, clock, req.signal);
+      // A connect request always has its signal; a hand-made one (tests) may not.
+      value = await readBounded(token, timeoutMs, clock, (req as { signal?: AbortSignal }).signal);
     } catch (cause) {
       if (cause instanceof TokenReadAborted) throw new ConnectError("the call was aborted while its token was being read", Code.Canceled);
       // Keep the code (connect would report a plain throw as UNKNOWN) but only
@@ -87,8 +88,13 @@ function bearerInterceptor(token: TokenSource, options: BearerInterceptorOptions
 class TokenReadAborted extends Error {}
 
 /** One read of the token, failed after `timeoutMs` or when `signal` aborts (the read itself is left to settle). */
-function readBounded(token: TokenSource, timeoutMs: number, clock: Clock | undefined, signal: AbortSignal): Promise<string | undefined> {
-  if (signal.aborted) return Promise.reject(new TokenReadAborted());
+function readBounded(
+  token: TokenSource,
+  timeoutMs: number,
+  clock: Clock | undefined,
+  signal: AbortSignal | undefined,
+): Promise<string | undefined> {
+  if (signal?.aborted) return Promise.reject(new TokenReadAborted());
   return new Promise<string | undefined>((resolve, reject) => {
     const set = clock ? clock.setTimeout.bind(clock) : setTimeout;
     const clear = clock ? clock.clearTimeout.bind(clock) : (id: unknown) => clearTimeout(id as ReturnType<typeof setTimeout>);
@@ -96,7 +102,7 @@ function readBounded(token: TokenSource, timeoutMs: number, clock: Clock | undef
     const finish = () => {
       done = true;
       clear(timer);
-      signal.removeEventListener("abort", onAbort);
+      signal?.removeEventListener("abort", onAbort);
     };
     const onAbort = () => {
       if (done) return;
@@ -108,7 +114,7 @@ function readBounded(token: TokenSource, timeoutMs: number, clock: Clock | undef
       finish();
       reject(new BridgeError(`the token function did not settle within ${timeoutMs} ms`, "unauthenticated"));
     }, timeoutMs);
-    signal.addEventListener("abort", onAbort, { once: true });
+    signal?.addEventListener("abort", onAbort, { once: true });
     let read: Promise<string | undefined>;
     try {
       read = Promise.resolve(token());

@@ -101,6 +101,8 @@ export interface DispatchRoom {
   heartbeatRoom(): number;
   /** Resolves when the stream has room again, or when `signal` aborts. */
   streamRoomAvailable(signal: AbortSignal): Promise<void>;
+  /** Resolves when a heartbeat answer has room again, or when `signal` aborts. */
+  heartbeatRoomAvailable(signal: AbortSignal): Promise<void>;
 }
 
 export interface ActorDeps {
@@ -257,28 +259,13 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
       const { accepted: answered, refused } = screenRemovedIds(res.removed, reported);
       // The window's ids reported in this chunk and not answered removed: live on the server.
       const live = liveWindowIds(windowIds, chunk, answered);
-      // Only what the dispatch queue has room for goes on; the daemon still
-      // lists the rest, so the next round answers them again.
-      const room = deps.room === undefined ? answered.length : Math.max(0, Math.min(answered.length, deps.room.heartbeatRoom()));
-      const accepted = room === answered.length ? answered : answered.slice(0, room);
-      const deferred = answered.length - accepted.length;
       if (live.length > 0 && !signal.aborted) input.parent.send({ type: "sync.live", projectIds: live });
-      const extras = refused.length > 0 || deferred > 0 ? 1 : 0;
-      for (let at = 0; at < Math.max(accepted.length, extras); at += SYNC_REMOVED_BATCH) {
-        // Let I/O and timers run between batches of a huge answer.
-        if (at > 0) await yieldToEventLoop();
-        if (signal.aborted) break;
-        const projectIds = accepted.slice(at, at + SYNC_REMOVED_BATCH);
-        // Each batch is its own machine step, handled before the next chunk is asked for.
-        input.parent.send({
-          type: "sync.removed",
-          projectIds,
-          receivedAtMs: deps.monotonicNow(),
-          ...(at === 0 && refused.length > 0 ? { refused } : {}),
-          ...(at === 0 && deferred > 0 ? { deferred } : {}),
-        });
-        for (const id of projectIds) removed.push(id);
-      }
+      // Only what the dispatch queue has room for goes on. The round waits
+      // for room while the handlers make progress, up to its own deadline
+      // (timeoutMs) for the whole answer; what still does not fit then is
+      // left to the next round (the daemon still lists those ids), so hung
+      // handlers cannot hold the heartbeat.
+      for (const id of await forwardWithRoom(deps, input, signal, answered, refused)) removed.push(id);
       for (const id of res.unknown) if (id !== "" && refuseProjectId(id) === undefined) unknown.add(id);
       serverTimeUnixMs = Number(res.serverTimeUnixMs);
     }
@@ -291,6 +278,72 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
       reported: ids.length,
       receivedAtMs: deps.monotonicNow(),
     };
+  });
+}
+
+/**
+ * Sends `answered` to the machine as sync.removed batches, each within the
+ * dispatch queue's room; waits for room up to `input.timeoutMs` in all.
+ * Returns the ids sent; the rest are counted in the last batch as deferred.
+ */
+async function forwardWithRoom(
+  deps: SyncActorDeps,
+  input: SyncProjectStateInput,
+  signal: AbortSignal,
+  answered: readonly string[],
+  refused: RefusedIds[],
+): Promise<string[]> {
+  const room = deps.room;
+  const sent: string[] = [];
+  let at = 0;
+  let first = true;
+  let waitUntil: number | undefined;
+  const send = (projectIds: string[], deferred: number) => {
+    input.parent.send({
+      type: "sync.removed",
+      projectIds,
+      receivedAtMs: deps.monotonicNow(),
+      ...(first && refused.length > 0 ? { refused } : {}),
+      ...(deferred > 0 ? { deferred } : {}),
+    });
+    first = false;
+    for (const id of projectIds) sent.push(id);
+  };
+  while (at < answered.length && !signal.aborted) {
+    // Let I/O and timers run between batches of a huge answer.
+    if (!first) await yieldToEventLoop();
+    if (signal.aborted) break;
+    let fits = room === undefined ? SYNC_REMOVED_BATCH : Math.min(SYNC_REMOVED_BATCH, room.heartbeatRoom());
+    if (fits <= 0 && room !== undefined) {
+      waitUntil ??= deps.monotonicNow() + input.timeoutMs;
+      if (!(await waitForRoom(deps, room, signal, waitUntil - deps.monotonicNow()))) break;
+      fits = Math.min(SYNC_REMOVED_BATCH, room.heartbeatRoom());
+      if (fits <= 0) continue;
+    }
+    send(answered.slice(at, at + fits), 0);
+    at += fits;
+  }
+  const deferred = signal.aborted ? 0 : answered.length - at;
+  // Refusals and deferrals are reported even when nothing went on.
+  if (!signal.aborted && (deferred > 0 || (first && refused.length > 0))) send([], deferred);
+  return sent;
+}
+
+/** Waits for heartbeat room up to `ms` on the bridge clock; false when the wait ran out or the round ended. */
+function waitForRoom(deps: SyncActorDeps, room: DispatchRoom, signal: AbortSignal, ms: number): Promise<boolean> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve(false);
+  const waiting = new AbortController();
+  const onAbort = () => waiting.abort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  let timedOut = false;
+  const timer = deps.clock.setTimeout(() => {
+    timedOut = true;
+    waiting.abort();
+  }, ms);
+  return room.heartbeatRoomAvailable(waiting.signal).then(() => {
+    deps.clock.clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+    return !timedOut && !signal.aborted;
   });
 }
 

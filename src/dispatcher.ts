@@ -104,6 +104,8 @@ export interface Dispatcher {
   heartbeatRoom(): number;
   /** Resolves when streamRoom() > 0 again, when the dispatcher closes, or when `signal` aborts. */
   streamRoomAvailable(signal: AbortSignal): Promise<void>;
+  /** Resolves when heartbeatRoom() > 0 again, when the dispatcher closes, or when `signal` aborts. */
+  heartbeatRoomAvailable(signal: AbortSignal): Promise<void>;
   /** The queue's fill against its bounds. */
   pressure(): DispatchPressure;
   /** Whether close() was called. */
@@ -217,6 +219,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   let queuedBytes = 0;
   let queuedTracked = 0;
   const roomWaiters = new Set<() => void>();
+  const heartbeatWaiters = new Set<() => void>();
   const idleWaiters: Array<() => void> = [];
   const counters: DispatcherStats = { dispatched: 0, handlerErrors: 0, handlerTimeouts: 0, dropped: 0, alreadyQueued: 0 };
   const pendingCount = (): number => queued() + (inFlight === undefined ? 0 : 1);
@@ -228,7 +231,19 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     queuedBytes -= item.bytes;
     if (item.tracked) queuedTracked -= 1;
     if (roomWaiters.size > 0 && streamRoom() > 0) for (const wake of [...roomWaiters]) wake();
+    if (heartbeatWaiters.size > 0 && heartbeatRoom() > 0) for (const wake of [...heartbeatWaiters]) wake();
   };
+  /** A promise that resolves when `wake` is called from `waiters`, or `signal` aborts. */
+  const waitIn = (waiters: Set<() => void>, signal: AbortSignal): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        waiters.delete(wake);
+        signal.removeEventListener("abort", wake);
+        resolve();
+      };
+      waiters.add(wake);
+      signal.addEventListener("abort", wake, { once: true });
+    });
   // One signal for the dispatcher's life: close() aborts whatever is in
   // flight, and nothing runs after close(), so no removal needs its own.
   const closing = new AbortController();
@@ -374,15 +389,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     heartbeatRoom: () => (closed ? 0 : heartbeatRoom()),
     streamRoomAvailable(signal: AbortSignal): Promise<void> {
       if (closed || signal.aborted || streamRoom() > 0) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const wake = () => {
-          roomWaiters.delete(wake);
-          signal.removeEventListener("abort", wake);
-          resolve();
-        };
-        roomWaiters.add(wake);
-        signal.addEventListener("abort", wake, { once: true });
-      });
+      return waitIn(roomWaiters, signal);
+    },
+    heartbeatRoomAvailable(signal: AbortSignal): Promise<void> {
+      if (closed || signal.aborted || heartbeatRoom() > 0) return Promise.resolve();
+      return waitIn(heartbeatWaiters, signal);
     },
     pressure(): DispatchPressure {
       return {
@@ -408,7 +419,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const item of rest) release(item);
       const dropped = rest.map(({ projectId }) => ({ projectId }));
       counters.dropped += dropped.length;
-      for (const wake of [...roomWaiters]) wake();
+      for (const wake of [...roomWaiters, ...heartbeatWaiters]) wake();
       if (dropped.length > 0) logger.debug({ dropped: dropped.length }, "dispatcher closed; queued removals dropped");
       const running = currentCall?.running === true ? currentCall.name : undefined;
       const interrupted =

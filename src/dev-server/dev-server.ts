@@ -19,7 +19,7 @@ import { listenHttp2, type ShutdownResult } from "./http2-listener.js";
 import { answerInvalidArgumentOnParseError } from "./invalid-message-status.js";
 import type { ProjectStore } from "./project-store.js";
 import { guardRequests } from "./request-guard.js";
-import type { DevServerCode } from "./status-codes.js";
+import type { DevServerCode } from "./status-code-names.js";
 import { waitUntil } from "./wait-until.js";
 
 /** Largest request the dev server reads, as a default gRPC server: 4 MiB. */

@@ -8,4 +8,4 @@ export type { StreamClosedInfo, StreamOpenedInfo } from "./event-hub.js";
 export type { SyncCallInfo, LastClientIds } from "./call-log.js";
 export type { TokensSeen } from "./bearer-auth.js";
 export { statusCodeName, toStatusCode } from "./status-codes.js";
-export type { DevServerCode, DevServerCodeName } from "./status-codes.js";
+export type { DevServerCode, DevServerCodeName } from "./status-code-names.js";

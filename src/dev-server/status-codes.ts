@@ -4,28 +4,9 @@
  * test need not import connect's numeric `Code`.
  */
 import { Code } from "@connectrpc/connect";
+import type { DevServerCode, DevServerCodeName } from "./status-code-names.js";
 
-/** A gRPC status code by its snake_case name, as the CLI and gRPC's docs spell it. */
-export type DevServerCodeName =
-  | "canceled"
-  | "unknown"
-  | "invalid_argument"
-  | "deadline_exceeded"
-  | "not_found"
-  | "already_exists"
-  | "permission_denied"
-  | "resource_exhausted"
-  | "failed_precondition"
-  | "aborted"
-  | "out_of_range"
-  | "unimplemented"
-  | "internal"
-  | "unavailable"
-  | "data_loss"
-  | "unauthenticated";
-
-/** A gRPC status code: connect's numeric `Code` or its name. */
-export type DevServerCode = Code | DevServerCodeName;
+export type { DevServerCode, DevServerCodeName } from "./status-code-names.js";
 
 /**
  * The numeric code for `code`: a name in any spelling ("unavailable",
@@ -33,8 +14,8 @@ export type DevServerCode = Code | DevServerCodeName;
  * number 1..16 as a string, or a Code. Undefined for anything else (OK, 0,
  * is no failure and is refused too).
  */
-export function toStatusCode(code: DevServerCode | string | number): Code | undefined {
-  if (typeof code === "number") return Number.isInteger(code) && code >= 1 && code <= 16 ? (code as Code) : undefined;
+export function toStatusCode(code: DevServerCode | string | number): number | undefined {
+  if (typeof code === "number") return Number.isInteger(code) && code >= 1 && code <= 16 ? code : undefined;
   if (/^\d{1,2}$/.test(code)) return toStatusCode(Number(code));
   const wanted = code.replace(/[_\s-]/g, "").toLowerCase();
   for (const [key, value] of Object.entries(Code)) {
@@ -44,6 +25,6 @@ export function toStatusCode(code: DevServerCode | string | number): Code | unde
 }
 
 /** `Code.PermissionDenied` → "permission_denied". */
-export function statusCodeName(code: Code): DevServerCodeName {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase() as DevServerCodeName;
+export function statusCodeName(code: number): DevServerCodeName {
+  return (Code[code] ?? "Unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase() as DevServerCodeName;
 }

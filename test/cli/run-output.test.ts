@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_QUEUED_REMOVALS } from "../../src/dispatch-bounds.js";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -137,9 +138,17 @@ out(
     console.log(
       `# run-output: paused reader, 2000-removal burst: RSS ${rssBefore.toFixed(0)} MiB at start, ${rssPaused.toFixed(0)} MiB paused; ${got.length} lines read, exit ${code}`,
     );
+    // Exit 0: every removal handed on was written. The bridge hands on no
+    // more than its dispatch queue holds (the rest stay on the server and
+    // the next heartbeat answers them again), so a full pipe stops the
+    // burst there instead of in memory.
     assert.is(code, 0, sidecar.transcript().slice(-2000));
-    assert.equal(new Set(got), new Set(ids));
-    assert.is(got.length, ids.length);
+    assert.is(new Set(got).size, got.length, "no line twice");
+    assert.ok(
+      got.every((id) => ids.includes(id)),
+      "only ids of the file",
+    );
+    assert.ok(got.length >= DEFAULT_MAX_QUEUED_REMOVALS / 2, `${got.length} lines: at least the stream's share of the queue`);
     assert.ok(rssPaused - rssBefore < 40, `RSS grew ${rssBefore} -> ${rssPaused} MiB`);
   },
 );
@@ -174,7 +183,9 @@ out(
     const got = jsonLines(sidecar.stdout).length;
     assert.is(code, 1, sidecar.transcript().slice(-2000));
     assert.ok(notWritten > 0);
-    assert.is(got + notWritten, ids.length, `read ${got} + reported ${notWritten} != ${ids.length}`);
+    // What was handed on is either read or reported; no more than the burst, at least what the queue took.
+    assert.ok(got + notWritten <= ids.length, `read ${got} + reported ${notWritten} > ${ids.length}`);
+    assert.ok(got + notWritten >= DEFAULT_MAX_QUEUED_REMOVALS / 2, `read ${got} + reported ${notWritten}`);
     assert.ok(stopMs < 1000 + 300, `stop took ${stopMs} ms (budget 1000)`);
   },
 );

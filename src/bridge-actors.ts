@@ -160,22 +160,33 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
       // A client that does not say when its request is on the wire: sent now.
       if (client.signalsSent !== true) markSent();
       const room = deps.room;
-      for await (const ev of stream) {
-        if (signal.aborted) return;
-        if (!flushing) {
-          flushing = true;
-          turnReceivedAtMs = deps.monotonicNow();
-          process.nextTick(flush);
-        }
-        pending.push(toStreamEvent(ev, turnReceivedAtMs));
-        // The dispatch queue's stream share is full: hand on what was read
-        // and read no more until there is room, so HTTP/2 flow control
-        // pushes back on the server instead of the heap growing.
-        if (room !== undefined && pending.length >= room.streamRoom()) {
-          flush();
-          while (!signal.aborted && room.streamRoom() <= 0) await room.streamRoomAvailable(signal);
+      const messages = stream[Symbol.asyncIterator]();
+      try {
+        for (let next = messages.next(); ; ) {
+          const result = await next;
           if (signal.aborted) return;
+          if (result.done) break;
+          if (!flushing) {
+            flushing = true;
+            turnReceivedAtMs = deps.monotonicNow();
+            process.nextTick(flush);
+          }
+          pending.push(toStreamEvent(result.value, turnReceivedAtMs));
+          if (room !== undefined && pending.length >= room.streamRoom()) {
+            // The dispatch queue's stream share is full: hand on what was
+            // read and read no more until there is room, so HTTP/2 flow
+            // control pushes back on the server instead of the heap growing.
+            flush();
+            next = messages.next();
+            await pausedUntilRoom(room, signal, next);
+            if (signal.aborted) return;
+          } else {
+            next = messages.next();
+          }
         }
+      } finally {
+        // Aborted or failed: let the iterator release the call.
+        if (signal.aborted) void Promise.resolve(messages.return?.()).catch(() => {});
       }
       // Everything received reaches the machine before the call's end does.
       flush();
@@ -185,6 +196,29 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
       throw BridgeError.from(reason);
     }
   });
+}
+
+/**
+ * Waits while the stream's share of the dispatch queue is full. At most one
+ * more message is read meanwhile (`next`, already asked for), so an end or
+ * a failure of the stream is seen at once instead of when room comes, and
+ * status() never shows a stream that is gone as streaming.
+ */
+async function pausedUntilRoom(room: DispatchRoom, signal: AbortSignal, next: Promise<IteratorResult<unknown>>): Promise<void> {
+  let held = false;
+  const settled = next.then(
+    (r) => (r.done === true ? "ended" : "message"),
+    () => "ended",
+  );
+  while (!signal.aborted && room.streamRoom() <= 0) {
+    if (held) {
+      await room.streamRoomAvailable(signal);
+      continue;
+    }
+    const winner = await Promise.race([room.streamRoomAvailable(signal).then(() => "room"), settled]);
+    if (winner === "ended") return;
+    if (winner === "message") held = true;
+  }
 }
 
 export interface SyncActorDeps extends ActorDeps {

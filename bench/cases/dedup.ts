@@ -1,15 +1,16 @@
 /**
  * The dedup window: the machine's admitRemovals (machines/dedup-window.ts, a
  * JSON array in context, copied on every call so that context stays
- * immutable) against lru-cache and a plain Map used as an LRU, at the
- * bridge's capacity (256). Each op admits one project id, as the stream path
+ * immutable, first in first out: a hit refreshes nothing) against lru-cache
+ * used the same way (`has` touches no recency) and a plain Map used as a
+ * FIFO, at the bridge's capacity (256). Each op admits one project id, as the stream path
  * does per event; the window starts full.
  */
 import { LRUCache } from "lru-cache";
 import { admitRemovals, removalKey } from "../../machines/dedup-window.js";
 import { RunSet, type Spread } from "../lib/stats.js";
 
-export type DedupImpl = "admitRemovals" | "admitRemovals (batch of 64)" | "lru-cache" | "Map LRU";
+export type DedupImpl = "admitRemovals" | "admitRemovals (batch of 64)" | "lru-cache" | "Map FIFO";
 export type DedupWorkload = "all new" | "half repeats";
 
 export interface DedupOptions {
@@ -72,23 +73,20 @@ const runners: Record<DedupImpl, Runner> = {
     let fresh = 0;
     for (const id of seq) {
       const key = removalKey(id);
-      if (cache.get(key) === undefined) {
+      if (!cache.has(key)) {
         cache.set(key, true);
         fresh++;
       }
     }
     return fresh;
   },
-  "Map LRU"(seq, capacity) {
+  "Map FIFO"(seq, capacity) {
     const map = new Map<string, true>();
     for (let i = 0; i < capacity; i++) map.set(removalKey(`warm${i}`), true);
     let fresh = 0;
     for (const id of seq) {
       const key = removalKey(id);
-      if (map.delete(key)) {
-        map.set(key, true);
-        continue;
-      }
+      if (map.has(key)) continue;
       map.set(key, true);
       fresh++;
       if (map.size > capacity) map.delete(map.keys().next().value as string);

@@ -61,6 +61,13 @@ export interface ModelOptions {
   streamingSlackMs: number;
   /** The bridge's sync deadline: a sync aborted sooner was canceled by the bridge, not timed out. */
   syncTimeoutMs: number;
+  /**
+   * The bridge's dedup window (BridgeOptions.dedupCapacity). The contract is
+   * per window: a second call in one life is allowed only when at least this
+   * many other removals were handed on between the two (the first one's
+   * entry was evicted). Defaults to 256.
+   */
+  dedupCapacity?: number;
 }
 
 export class DeliveryModel {
@@ -69,6 +76,11 @@ export class DeliveryModel {
   readonly #life = new Map<string, number>();
   readonly #sources = new Map<string, Source[]>();
   readonly #consumed = new Map<string, Set<number>>();
+  /** Handler calls so far, and the count at which each (id, life) was consumed. */
+  #calls = 0;
+  readonly #consumedAt = new Map<string, number>();
+  /** Second calls in one life the window's bound allowed (a flood evicted the entry). */
+  windowEvictedRepeats = 0;
   readonly #obligations: Obligation[] = [];
   #lastRead: Set<string> | undefined;
   #streamingWithoutStreamSince: number | undefined;
@@ -177,12 +189,26 @@ export class DeliveryModel {
       }
       life = lives.length > 0 ? Math.min(...lives) : sources.at(-1)?.life;
     }
+    this.#calls += 1;
     if (life === undefined) return;
+    const key = `${id}\u0000${life}`;
     if (consumed.has(life)) {
-      this.#violate("twice-in-one-life", atMs, `${id}: a second handler call (${info.source}) in life ${life} of the id`);
+      const between = this.#calls - 1 - (this.#consumedAt.get(key) ?? 0);
+      if (between >= (this.options.dedupCapacity ?? 256)) {
+        // The window is bounded: the first call's entry was evicted by `between` others.
+        this.windowEvictedRepeats += 1;
+        this.#consumedAt.set(key, this.#calls);
+        return;
+      }
+      this.#violate(
+        "twice-in-one-life",
+        atMs,
+        `${id}: a second handler call (${info.source}) in life ${life} of the id, ${between} other removals after the first`,
+      );
       return;
     }
     consumed.add(life);
+    this.#consumedAt.set(key, this.#calls);
   }
 
   /** The server removed `id` while the tracker held it. */
@@ -201,8 +227,13 @@ export class DeliveryModel {
     for (const o of this.#obligations) o.open = false;
   }
 
-  /** A status sample after a step. */
-  status(state: string, serverStreams: number, atMs: number, suspects = 0): void {
+  /**
+   * A status sample after a step. `streamPaused`: the bridge has stopped
+   * reading the stream (its share of the dispatch queue is full), so what
+   * the server sent, its end included, is still in flight to it: the check
+   * of a stream that is gone waits until it reads again.
+   */
+  status(state: string, serverStreams: number, atMs: number, suspects = 0, streamPaused = false): void {
     if (suspects > this.#suspects && !this.#lastSyncSent) {
       this.#violate(
         "suspect-on-unsent-sync",
@@ -211,7 +242,7 @@ export class DeliveryModel {
       );
     }
     this.#suspects = suspects;
-    if (state !== "streaming" || serverStreams > 0) {
+    if (state !== "streaming" || serverStreams > 0 || streamPaused) {
       this.#streamingWithoutStreamSince = undefined;
       return;
     }

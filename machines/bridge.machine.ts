@@ -255,6 +255,8 @@ export const bridgeMachine = setup({
         for (const ev of removals) {
           if (admitted.fresh[next] === ev.projectId) {
             next += 1;
+            // Removed while the daemon did not hold it: listing it later is opening it again.
+            if (ev.untracked === true) absent = [...absent, ev.projectId];
             enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info: streamRemovalInfo(ev), receivedAtMs: ev.receivedAtMs });
           } else {
             enqueue.emit({ type: "duplicateSuppressed", projectId: ev.projectId, source: "stream" });
@@ -293,7 +295,7 @@ export const bridgeMachine = setup({
         patch.attempt = 0;
         patch.errorStreak = 0;
       }
-      if (window !== context.recentRemovals) {
+      if (window !== context.recentRemovals || absent !== context.absentRemovals) {
         patch.recentRemovals = window;
         patch.absentRemovals = absentInWindow(absent, window);
       }
@@ -351,6 +353,16 @@ export const bridgeMachine = setup({
       for (const id of params.absent) absent.add(id);
       enqueue.assign({ recentRemovals: window, absentRemovals: absentInWindow([...absent], window), counters });
     }),
+    /**
+     * A removal's handlers settled and the daemon no longer holds the
+     * project: if it lists the id again later, it opened it again (a new life).
+     */
+    markReleased: assign({
+      absentRemovals: ({ context }, params: { projectId: string }) =>
+        context.absentRemovals.includes(params.projectId) || !context.recentRemovals.includes(`removed:${params.projectId}`)
+          ? context.absentRemovals
+          : [...context.absentRemovals, params.projectId],
+    }),
     /** Ids the server answered live (reported, not removed): a new life each. */
     acceptLive: enqueueActions(({ context, enqueue }, params: { projectIds: readonly string[] }) => {
       const counters = { ...context.counters };
@@ -395,6 +407,9 @@ export const bridgeMachine = setup({
     followUpCause: "request",
     counters: zeroCounters,
   }),
+  on: {
+    "removal.released": { actions: { type: "markReleased", params: ({ event }) => ({ projectId: event.projectId }) } },
+  },
   states: {
     connection: {
       initial: "idle",

@@ -28,6 +28,12 @@ export interface StreamEvent {
    * machine counts the event and hands nothing on.
    */
   refused?: RefusedWhy;
+  /**
+   * Set when the daemon did not hold the project when its removal arrived
+   * (the tracker's `has` said so): if a later heartbeat round lists it, the
+   * daemon opened it again after its removal, a new life.
+   */
+  untracked?: true;
 }
 
 /** Ids of one heartbeat answer that were not handed on, and why. */
@@ -119,9 +125,11 @@ export interface BridgeContext {
   /** The dedup window: keys of recent removals, oldest first. */
   recentRemovals: string[];
   /**
-   * Project ids in the dedup window that a heartbeat round did not list
-   * after their removal: if a later round lists one again, the daemon opened
-   * it again and it starts a new life. Always a subset of the window's ids.
+   * Project ids in the dedup window that the daemon did not hold after
+   * their removal (a heartbeat round did not list them, or the stream's
+   * removal came while it did not hold them): if a later round lists one,
+   * the daemon opened it again and it starts a new life. Always a subset of
+   * the window's ids.
    */
   absentRemovals: string[];
   /**
@@ -177,6 +185,11 @@ export type BridgeEvent =
    * Sent before that chunk's sync.removed.
    */
   | { type: "sync.live"; projectIds: string[] }
+  /**
+   * Sent by the runtime when a removal's handlers have settled and the
+   * tracker no longer holds the project (its `has` says so).
+   */
+  | { type: "removal.released"; projectId: string }
   /**
    * Sent once at the start of a round, before its first call: which of the
    * dedup window's ids (as given in the round's input) the daemon lists now

@@ -18,6 +18,7 @@ import {
 } from "../machines/bridge.types.js";
 import { ProjectEventsRequestSchema, SyncProjectStateRequestSchema, type ProjectEvent } from "./gen/engram/v1/engram_pb.js";
 import { SyncDeadlineError } from "./call-errors.js";
+import { estimateRemovalBytes } from "./dispatcher.js";
 import { BridgeError } from "./errors.js";
 import { boundText, EVENT_ID_MAX_BYTES, previewOf, REASON_MAX_BYTES, refuseProjectId } from "./server-data.js";
 import { createDeadlineSignal, createLinkedAbortController } from "./signals.js";
@@ -99,6 +100,10 @@ export interface DispatchRoom {
   streamRoom(): number;
   /** How many more removals a heartbeat answer may hand on now. */
   heartbeatRoom(): number;
+  /** How many more bytes (estimateRemovalBytes) the stream may hand on now. */
+  streamBytesRoom(): number;
+  /** How many more bytes a heartbeat answer may hand on now. */
+  heartbeatBytesRoom(): number;
   /** Resolves when the stream has room again, or when `signal` aborts. */
   streamRoomAvailable(signal: AbortSignal): Promise<void>;
   /** Resolves when a heartbeat answer has room again, or when `signal` aborts. */
@@ -112,6 +117,8 @@ export interface ActorDeps {
   monotonicNow: () => number;
   /** Room in the dispatch queue. Defaults to unbounded. */
   room?: DispatchRoom | undefined;
+  /** Whether the daemon holds a project now (the tracker's optional `has`). Defaults to unknown. */
+  isTracked?: ((projectId: string) => boolean) | undefined;
 }
 
 /**
@@ -138,6 +145,12 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
       pending = [];
       input.parent.send({ type: "stream.events", events });
     };
+    // The transport stream was reset (the client's onClosed): a pause for
+    // room ends at once, so status() never shows a stream that is gone.
+    let markClosed: () => void = () => {};
+    const closedSignal = new Promise<"closed">((resolve) => {
+      markClosed = () => resolve("closed");
+    });
     let sent = false;
     const markSent = () => {
       if (sent || signal.aborted) return;
@@ -156,10 +169,14 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
           input.parent.send({ type: "stream.opened" });
         },
         onSent: markSent,
+        onClosed: markClosed,
       });
       // A client that does not say when its request is on the wire: sent now.
       if (client.signalsSent !== true) markSent();
       const room = deps.room;
+      const isTracked = deps.isTracked;
+      /** Estimated bytes of `pending` (reset with it): the byte bound is checked per message too. */
+      let pendingBytes = 0;
       const messages = stream[Symbol.asyncIterator]();
       try {
         for (let next = messages.next(); ; ) {
@@ -171,14 +188,25 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
             turnReceivedAtMs = deps.monotonicNow();
             process.nextTick(flush);
           }
-          pending.push(toStreamEvent(result.value, turnReceivedAtMs));
-          if (room !== undefined && pending.length >= room.streamRoom()) {
+          const ev = toStreamEvent(result.value, turnReceivedAtMs);
+          if (isTracked !== undefined && ev.refused === undefined && !isTracked(ev.projectId)) ev.untracked = true;
+          if (pending.length === 0) pendingBytes = 0;
+          pending.push(ev);
+          pendingBytes += estimateRemovalBytes(ev.projectId, ev.eventId, ev.reason);
+          if (room !== undefined && (pending.length >= room.streamRoom() || pendingBytes >= room.streamBytesRoom())) {
             // The dispatch queue's stream share is full: hand on what was
             // read and read no more until there is room, so HTTP/2 flow
             // control pushes back on the server instead of the heap growing.
             flush();
             next = messages.next();
-            await pausedUntilRoom(room, signal, next);
+            if ((await pausedUntilRoom(room, signal, next, closedSignal)) === "closed" && !signal.aborted) {
+              // Reset while this side was not reading: what was left unread is
+              // given up (the bound holds; the reopen resyncs tracked projects).
+              throw new BridgeError(
+                "the ProjectEvents stream was reset while the bridge had paused reading it (dispatch queue full); unread events are left to the resync",
+                "unavailable",
+              );
+            }
             if (signal.aborted) return;
           } else {
             next = messages.next();
@@ -201,28 +229,44 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
 /**
  * Waits while the stream's share of the dispatch queue is full. At most one
  * more message is read meanwhile (`next`, already asked for), so an end or
- * a failure of the stream is seen at once instead of when room comes, and
- * status() never shows a stream that is gone as streaming.
+ * a failure of the stream is seen at once instead of when room comes; and
+ * when the transport stream is reset meanwhile (`closed`: the client's
+ * onClosed), the wait ends with "closed", so status() never shows a
+ * stream that is gone as streaming.
  */
-async function pausedUntilRoom(room: DispatchRoom, signal: AbortSignal, next: Promise<IteratorResult<unknown>>): Promise<void> {
+async function pausedUntilRoom(
+  room: DispatchRoom,
+  signal: AbortSignal,
+  next: Promise<IteratorResult<unknown>>,
+  closed: Promise<"closed">,
+): Promise<"room" | "ended" | "closed"> {
   let held = false;
   const settled = next.then(
     (r) => (r.done === true ? "ended" : "message"),
     () => "ended",
   );
   while (!signal.aborted && room.streamRoom() <= 0) {
-    if (held) {
-      await room.streamRoomAvailable(signal);
-      continue;
+    // One wait for room per turn, withdrawn when something else wins (status() shows only a live pause).
+    const waiting = new AbortController();
+    const onAbort = () => waiting.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const room$ = room.streamRoomAvailable(waiting.signal).then(() => "room");
+      const winner = await Promise.race(held ? [room$, closed] : [room$, settled, closed]);
+      if (winner === "ended" || winner === "closed") return winner;
+      if (winner === "message") held = true;
+    } finally {
+      waiting.abort();
+      signal.removeEventListener("abort", onAbort);
     }
-    const winner = await Promise.race([room.streamRoomAvailable(signal).then(() => "room"), settled]);
-    if (winner === "ended") return;
-    if (winner === "message") held = true;
   }
+  return "room";
 }
 
 export interface SyncActorDeps extends ActorDeps {
   tracker: ProjectTracker | undefined;
+  /** Told the ids each round reports, once read from the tracker. Defaults to none. */
+  onReported?: ((ids: ReadonlySet<string>) => void) | undefined;
   clock: Clock;
   /** Wall-clock time, for the skew check. */
   wallNow: () => number;
@@ -272,6 +316,7 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
     const ids = collectProjectIds(deps.tracker);
     // What the bridge reports this round: a removal for any other id is dropped.
     const reported = new Set(ids);
+    deps.onReported?.(reported);
     // The dedup window's ids the daemon lists now and those it does not (new lives).
     const windowIds = input.windowIds ?? [];
     if (windowIds.length > 0) {
@@ -347,11 +392,11 @@ async function forwardWithRoom(
     // Let I/O and timers run between batches of a huge answer.
     if (!first) await yieldToEventLoop();
     if (signal.aborted) break;
-    let fits = room === undefined ? SYNC_REMOVED_BATCH : Math.min(SYNC_REMOVED_BATCH, room.heartbeatRoom());
+    let fits = room === undefined ? SYNC_REMOVED_BATCH : fitting(room, answered, at);
     if (fits <= 0 && room !== undefined) {
       waitUntil ??= deps.monotonicNow() + input.timeoutMs;
       if (!(await waitForRoom(deps, room, signal, waitUntil - deps.monotonicNow()))) break;
-      fits = Math.min(SYNC_REMOVED_BATCH, room.heartbeatRoom());
+      fits = fitting(room, answered, at);
       if (fits <= 0) continue;
     }
     send(answered.slice(at, at + fits), 0);
@@ -361,6 +406,21 @@ async function forwardWithRoom(
   // Refusals and deferrals are reported even when nothing went on.
   if (!signal.aborted && (deferred > 0 || (first && refused.length > 0))) send([], deferred);
   return sent;
+}
+
+/** How many of `ids` from `at` on fit in the heartbeat's room now, by count and by bytes (at most one batch). */
+function fitting(room: DispatchRoom, ids: readonly string[], at: number): number {
+  const most = Math.min(SYNC_REMOVED_BATCH, room.heartbeatRoom(), ids.length - at);
+  let bytes = room.heartbeatBytesRoom();
+  let n = 0;
+  while (n < most) {
+    bytes -= estimateRemovalBytes(ids[at + n] as string);
+    // One removal larger than what is left still goes when there is any
+    // room (the bound is passed by less than one removal): never stuck.
+    if (bytes < 0) return n === 0 && bytes + estimateRemovalBytes(ids[at] as string) > 0 ? 1 : n;
+    n += 1;
+  }
+  return n;
 }
 
 /** Waits for heartbeat room up to `ms` on the bridge clock; false when the wait ran out or the round ended. */

@@ -39,6 +39,11 @@ export interface BridgeTimestamps {
   nextRetryAtMs?: number;
   /** When stop() resolved. */
   stoppedAtMs?: number;
+  /**
+   * The bridge clock when status() was called: compare the others with it,
+   * not with Date.now(), so a health check also holds on a simulated clock.
+   */
+  nowMs?: number;
 }
 
 /**

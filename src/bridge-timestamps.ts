@@ -73,6 +73,6 @@ export function createBridgeTimestampBook(now: () => number): BridgeTimestampBoo
       if (state !== "backoff") delete timestamps.nextRetryAtMs;
       return state;
     },
-    snapshot: () => ({ ...timestamps }),
+    snapshot: () => ({ ...timestamps, nowMs: now() }),
   };
 }

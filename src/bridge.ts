@@ -21,10 +21,21 @@ import type { EventsClient, ProjectTracker } from "./types.js";
 
 export type { Bridge } from "./bridge-api.js";
 
+/** A bridge clock past 2001-09-09 tells wall time; one below counts from 0. */
+const WALL_CLOCK_AFTER_MS = 1e12;
+
 /** The tracker's `has`, when it has one (it decides which lane a stream removal takes). */
 function trackedLookup(tracker: ProjectTracker | undefined): ((projectId: string) => boolean) | undefined {
   const has = tracker?.has;
-  return has === undefined ? undefined : (projectId) => has.call(tracker, projectId);
+  if (has === undefined) return undefined;
+  // A `has` that throws counts as holding the project: no new life is inferred from it.
+  return (projectId) => {
+    try {
+      return has.call(tracker, projectId) === true;
+    } catch {
+      return true;
+    }
+  };
 }
 
 export function createBridge(options: BridgeOptions): Bridge {
@@ -47,17 +58,29 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
   let started = false;
   let actorStarted = false;
 
+  // Whether the daemon holds a project: the tracker's `has` when it has one,
+  // else whether the last heartbeat round reported it (held until a first
+  // round has read the tracker).
+  let lastReported: ReadonlySet<string> | undefined;
+  const hasTracker = trackedLookup(opts.tracker);
+  const isTracked = hasTracker ?? ((projectId: string) => lastReported === undefined || lastReported.has(projectId));
   const metrics = createBridgeMetrics({ meterProvider: opts.meterProvider, connectionState: () => status().state });
   const dispatcher = createDispatcher({
     registry: opts.registry,
     clock,
     logger: log,
     handlerTimeoutMs: timing.handlerTimeoutMs,
-    onOutcome: metrics.recordDispatch,
+    onOutcome: (projectId, info, outcome, delivery) => {
+      metrics.recordDispatch(projectId, info, outcome, delivery);
+      // The daemon let go of the project: listing it again later opens a new life.
+      if (hasTracker !== undefined && !hasTracker(projectId) && actor.getSnapshot().status === "active") {
+        actor.send({ type: "removal.released", projectId });
+      }
+    },
     now: monotonicNow,
     maxQueued: opts.dispatchBounds.maxQueuedRemovals,
     maxQueuedBytes: opts.dispatchBounds.maxQueuedBytes,
-    isTracked: trackedLookup(opts.tracker),
+    isTracked,
   });
 
   const book = createBridgeTimestampBook(now);
@@ -78,9 +101,19 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       monotonicNow,
       tracker: opts.tracker,
       clock,
-      wallNow: () => Date.now(),
+      // The server's time is compared with the bridge clock when that tells
+      // wall time (the real clock, the testing kit's epoch clock); a clock
+      // that counts from 0 (xstate's SimulatedClock) has none: Date.now().
+      wallNow: () => {
+        const t = now();
+        return t > WALL_CLOCK_AFTER_MS ? t : Date.now();
+      },
       idle: () => dispatcher.idle(),
       room: dispatcher,
+      isTracked,
+      onReported: (ids) => {
+        lastReported = ids;
+      },
       onError: (reason) => log.warn({ err: summarizeError(reason) }, "draining the handler queue failed; stopping anyway"),
       random: opts.random,
       // Computed before the machine's emitted events reach the listeners

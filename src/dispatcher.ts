@@ -102,6 +102,10 @@ export interface Dispatcher {
   streamRoom(): number;
   /** How many more removals a heartbeat answer may queue now (the whole bound). */
   heartbeatRoom(): number;
+  /** How many more bytes (estimateRemovalBytes) the stream may queue now. */
+  streamBytesRoom(): number;
+  /** How many more bytes a heartbeat answer may queue now. */
+  heartbeatBytesRoom(): number;
   /** Resolves when streamRoom() > 0 again, when the dispatcher closes, or when `signal` aborts. */
   streamRoomAvailable(signal: AbortSignal): Promise<void>;
   /** Resolves when heartbeatRoom() > 0 again, when the dispatcher closes, or when `signal` aborts. */
@@ -166,8 +170,12 @@ interface Queued {
 }
 
 /** A queued removal's estimated heap: the object, its info and its strings (UTF-16). */
+export function estimateRemovalBytes(projectId: string, eventId?: string, reason?: string): number {
+  return 160 + 2 * (projectId.length + (eventId?.length ?? 0) + (reason?.length ?? 0));
+}
+
 function estimateBytes(projectId: string, info: RemovalInfo): number {
-  return 160 + 2 * (projectId.length + (info.eventId?.length ?? 0) + (info.reason?.length ?? 0));
+  return estimateRemovalBytes(projectId, info.eventId, info.reason);
 }
 
 /** A FIFO with a head index: Array.shift() copies the whole array, which turns a burst quadratic. */
@@ -387,6 +395,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     },
     streamRoom: () => (closed ? 0 : streamRoom()),
     heartbeatRoom: () => (closed ? 0 : heartbeatRoom()),
+    streamBytesRoom: () => (closed ? 0 : Math.max(0, maxQueuedBytes / 2 - queuedBytes)),
+    heartbeatBytesRoom: () => (closed ? 0 : Math.max(0, maxQueuedBytes - queuedBytes)),
     streamRoomAvailable(signal: AbortSignal): Promise<void> {
       if (closed || signal.aborted || streamRoom() > 0) return Promise.resolve();
       return waitIn(roomWaiters, signal);

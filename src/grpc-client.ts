@@ -79,6 +79,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
   let streamWatch: StreamCloseWatch | undefined;
   /** The onSent of the ProjectEvents call and of the SyncProjectState call in flight (one of each at most). */
   let streamSent: (() => void) | undefined;
+  let streamClosed: (() => void) | undefined;
   let syncSent: (() => void) | undefined;
   /** The stream's session's SETTINGS_MAX_CONCURRENT_STREAMS as last seen (unknown until a stream was made). */
   let streamSessionMaxStreams = Number.POSITIVE_INFINITY;
@@ -101,6 +102,10 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
     const sent = streamSent;
     streamSent = undefined;
     whenSent(sent);
+    const closed = streamClosed;
+    streamClosed = undefined;
+    // A reset (any RST_STREAM code but NO_ERROR) or a destroyed stream: not a clean end after everything was read.
+    if (closed !== undefined) stream.once("close", () => (stream.rstCode !== 0 || !stream.readableEnded ? closed() : undefined));
     const streamSession = stream.session;
     if (streamSession !== undefined) {
       const note = () => {
@@ -157,6 +162,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
       const watch = createStreamCloseWatch(opts.signal, { clock: options.clock });
       streamWatch = watch;
       streamSent = opts.onSent;
+      streamClosed = opts.onClosed;
       const messages = clientFor(opts.sessionEpoch, "stream").projectEvents(req, {
         signal: watch.signal,
         ...(opts.onHeader ? { onHeader: opts.onHeader } : {}),

@@ -63,4 +63,19 @@ export type {
   ProjectStore,
   SyncOutcome,
 } from "./dev-server/index.js";
-export type { ProjectEvent } from "./gen/engram/v1/engram_pb.js";
+// The wire messages, for an EventsClient of your own (`createBridge({ client })`):
+// build them with `create(Schema, init)` as protobuf-es does.
+export type {
+  ProjectEvent,
+  ProjectEventsRequest,
+  SyncProjectStateRequest,
+  SyncProjectStateResponse,
+} from "./gen/engram/v1/engram_pb.js";
+export {
+  ProjectEventSchema,
+  ProjectEventType,
+  ProjectEventsRequestSchema,
+  SyncProjectStateRequestSchema,
+  SyncProjectStateResponseSchema,
+} from "./gen/engram/v1/engram_pb.js";
+export { create } from "@bufbuild/protobuf";

@@ -62,6 +62,14 @@ export interface ProjectEventsCallOptions {
    * true. Only a sent call can be confirmed open by `openConfirmMs`.
    */
   onSent?: () => void;
+  /**
+   * Called once when the call's transport stream is closed by a reset (or
+   * otherwise destroyed) before this side read all of it. While its
+   * dispatch queue is full the bridge does not read, so this is how it
+   * learns at once that the stream is gone: it gives up what was left
+   * unread (the reopen's resync covers tracked projects) and reconnects.
+   */
+  onClosed?: () => void;
 }
 
 /** Options of one SyncProjectState call. */

@@ -224,8 +224,6 @@ export const runCommand: CliCommand = {
           logger,
         });
         logger.info({ url: health.url }, "health and metrics listening: GET /healthz, GET /metrics");
-        // /healthz works without the metrics SDK; /metrics answers 501 and this says why once.
-        if (prometheus?.unavailable !== undefined) logger.warn({ code: prometheus.unavailable.code }, prometheus.unavailable.rawMessage);
         if (!isLoopbackHost(values["health-host"] ?? "127.0.0.1")) {
           logger.warn(
             { url: health.url },

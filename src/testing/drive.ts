@@ -24,6 +24,7 @@ export async function settle(turns = SETTLE_TURNS): Promise<void> {
  * timer fires. Resolves at `clock.now()` = start + ms.
  */
 export async function advance(clock: SimulatedClock, ms: number): Promise<void> {
+  if (!Number.isFinite(ms)) throw new RangeError(`advance: ms must be a finite number, got ${String(ms)}`);
   const until = clock.now() + Math.max(0, ms);
   await settle();
   while (clock.fireNext(until)) await settle();
@@ -46,6 +47,7 @@ export interface RunUntilOptions {
  */
 export async function runUntil<T>(clock: SimulatedClock, check: () => T | undefined | false, options: RunUntilOptions = {}): Promise<T> {
   const { what = "condition", timeoutMs = 60_000 } = options;
+  if (!Number.isFinite(timeoutMs)) throw new RangeError(`runUntil: timeoutMs must be a finite number, got ${String(timeoutMs)}`);
   const deadline = clock.now() + timeoutMs;
   await settle();
   for (;;) {

@@ -1,5 +1,10 @@
-/** gRPC status codes by the names the bridge's errors use (BridgeErrorCode), for the in-memory server. */
-import { type Code, ConnectError } from "@connectrpc/connect";
+/**
+ * gRPC status codes by the names the bridge's errors use (BridgeErrorCode),
+ * for the in-memory server. The signatures use plain numbers and Error, not
+ * connect's types, whose declarations need DOM's HeadersInit: a strict
+ * project without DOM in lib compiles this entry.
+ */
+import { ConnectError } from "@connectrpc/connect";
 import { bridgeErrorCodes } from "../errors.js";
 
 /** The 16 gRPC status codes other than OK, as connect-es spells them: "unavailable", "deadline_exceeded", … */
@@ -25,13 +30,13 @@ export type GrpcCodeName =
 export const grpcCodeNames: readonly GrpcCodeName[] = bridgeErrorCodes.slice(0, 16) as readonly GrpcCodeName[];
 
 /** The numeric gRPC code of a name. Throws on a name that is not one. */
-export function grpcCode(name: GrpcCodeName): Code {
+export function grpcCode(name: GrpcCodeName): number {
   const index = grpcCodeNames.indexOf(name);
   if (index < 0) throw new TypeError(`not a gRPC code name: ${String(name)}`);
-  return (index + 1) as Code;
+  return index + 1;
 }
 
-/** The error a connect client throws when the server answers with this code. */
-export function grpcError(name: GrpcCodeName, message = `the server answered ${name}`): ConnectError {
+/** The error a connect client throws when the server answers with this code (a ConnectError). */
+export function grpcError(name: GrpcCodeName, message = `the server answered ${name}`): Error {
   return new ConnectError(message, grpcCode(name));
 }

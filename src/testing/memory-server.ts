@@ -28,7 +28,7 @@ import {
   type SyncProjectStateResponse,
 } from "../gen/engram/v1/engram_pb.js";
 import type { EventsClient, ProjectEventsCallOptions, SyncProjectStateCallOptions } from "../types.js";
-import { grpcError, type GrpcCodeName } from "./grpc-codes.js";
+import { grpcCodeNames, grpcError, type GrpcCodeName } from "./grpc-codes.js";
 import { SimulatedClock } from "./simulated-clock.js";
 
 /** When the server sends a stream's response headers (what makes the bridge `streaming` before openConfirmMs). */
@@ -137,7 +137,11 @@ export interface MemoryServer {
   failNextSyncs(count: number, code: GrpcCodeName): void;
   /** The next `count` ProjectEvents calls are refused with `code`. */
   rejectNextStreams(count: number, code: GrpcCodeName): void;
-  /** The server is down: open streams fail with UNAVAILABLE, every call fails with UNAVAILABLE after a round trip. */
+  /**
+   * The server is down: open streams are reset (connect-node reports that
+   * as CANCELED, as with a real server that goes away), every new call
+   * fails with UNAVAILABLE after a round trip.
+   */
   goDown(): void;
   comeBack(): void;
   /** The next `count` REMOVED events are each sent twice. */
@@ -164,6 +168,8 @@ interface MemStream {
   /** In-flight events are lost (reset, GOAWAY mid-message). */
   cut: boolean;
   wake: (() => void) | undefined;
+  /** The call's onClosed: told when the server's end reaches the client (what is left to read is bounded). */
+  onClosed: (() => void) | undefined;
 }
 
 interface Slots {
@@ -172,6 +178,16 @@ interface Slots {
 }
 
 const canceled = () => new ConnectError("the operation was aborted", Code.Canceled);
+
+/** The most faults one call may queue: a count is a number of calls, not a size to allocate blindly. */
+const MAX_FAULT_COUNT = 1_000_000;
+
+function checkFaultCount(method: string, count: number, code: GrpcCodeName): void {
+  if (!Number.isInteger(count) || count < 0 || count > MAX_FAULT_COUNT) {
+    throw new RangeError(`${method}: count must be an integer in [0, ${MAX_FAULT_COUNT}], got ${String(count)}`);
+  }
+  if (!grpcCodeNames.includes(code)) throw new TypeError(`${method}: not a gRPC code name: ${String(code)}`);
+}
 
 export function createMemoryServer(options: MemoryServerOptions = {}): MemoryServer {
   const clock = options.clock ?? new SimulatedClock();
@@ -308,6 +324,8 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
     if (cut) stream.cut = true;
     later(rttMs / 2, () => {
       stream.end = error === undefined ? {} : { error };
+      // A reset reaches the client at once; a clean end only after what is queued was read.
+      if (error !== undefined) stream.onClosed?.();
       stream.wake?.();
     });
   }
@@ -386,7 +404,16 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
           throw refused;
         }
         streamSeq += 1;
-        const stream: MemStream = { id: streamSeq, client: name, queue: [], end: undefined, silent: hung, cut: false, wake: undefined };
+        const stream: MemStream = {
+          id: streamSeq,
+          client: name,
+          queue: [],
+          end: undefined,
+          silent: hung,
+          cut: false,
+          wake: undefined,
+          onClosed: opts.onClosed,
+        };
         streams.add(stream);
         stats.streamsOpened += 1;
         stats.openStreams = streams.size;
@@ -466,7 +493,7 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
           await wait(rttMs / 2, signal);
           stats.syncsFailed += 1;
           signal.removeEventListener("abort", onAbort);
-          trace({ type: "sync.failed", atMs: clock.now(), client: name, code: String(failure.code) });
+          trace({ type: "sync.failed", atMs: clock.now(), client: name, code: String((failure as { code?: unknown }).code) });
           throw failure;
         }
         if (slowSyncMs > 0) await wait(slowSyncMs, signal);
@@ -554,9 +581,11 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
       slowSyncMs = Math.max(0, ms);
     },
     failNextSyncs(count, code) {
+      checkFaultCount("failNextSyncs", count, code);
       for (let i = 0; i < count; i++) syncFailures.push(code);
     },
     rejectNextStreams(count, code) {
+      checkFaultCount("rejectNextStreams", count, code);
       for (let i = 0; i < count; i++) streamRejections.push(code);
     },
     goDown() {

@@ -93,6 +93,7 @@ const payloadVariants: Record<string, AnyEventObject[]> = {
   "sync.removed": [graphEvents.syncRemoved],
   "sync.listed": [{ type: "sync.listed", present: [], absent: [] }],
   "sync.live": [{ type: "sync.live", projectIds: [] }],
+  "removal.released": [{ type: "removal.released", projectId: "s-gone" }],
   "stream.events": [graphEvents.removedEvent, graphEvents.createdEvent],
   "xstate.done.actor.projectEvents": [graphEvents.streamEnded],
   "xstate.error.actor.projectEvents": [graphEvents.streamUnavailable, graphEvents.streamCanceled, graphEvents.streamGoaway],
@@ -106,7 +107,15 @@ const payloadVariants: Record<string, AnyEventObject[]> = {
  * sync actor sends sync.removed right before it resolves with those ids. The
  * world causes what leads to them.
  */
-const raisedOnly = new Set(["sync.request", "connection.suspect", "sync.removed", "sync.listed", "sync.live", "stream.sent"]);
+const raisedOnly = new Set([
+  "sync.request",
+  "connection.suspect",
+  "sync.removed",
+  "sync.listed",
+  "sync.live",
+  "stream.sent",
+  "removal.released",
+]);
 
 /**
  * The machine the graph is walked on: the bridge's, with the request of

@@ -206,7 +206,7 @@ const advanceClock: Executor = async (world, step) => {
 };
 
 /** Events the machine receives with a step, never as one of their own. */
-const automaticEvents = new Set(["xstate.init", "stream.sent", "sync.listed", "sync.live"]);
+const automaticEvents = new Set(["xstate.init", "stream.sent", "sync.listed", "sync.live", "removal.released"]);
 
 /**
  * How each step is caused in the world, by event type (delayed events by

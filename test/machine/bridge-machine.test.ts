@@ -478,7 +478,9 @@ machine(
       h.clock.increment(wait);
     }
     assert.equal(waits, [1000, 2000, 4000, 8000, 16000]);
-    assert.is(h.actor.getSnapshot().context.counters.goaways, 0);
+    const counters = h.actor.getSnapshot().context.counters;
+    assert.is(counters.goaways, 5, "each GOAWAY is counted");
+    assert.is(counters.streamFailures, 5, "and each is a failure of its open");
   },
 );
 

@@ -251,8 +251,12 @@ const strictConsumer = `import {
   type BridgeStatus, type BridgeSubscription, type ConnectionChange, type EventsClient, type Logger, type RegisteredHandler,
   type ServerAddress, type TimingBound,
 } from "engram-serverevents";
+import { advance, createMemoryServer, grpcError, runUntil, SimulatedClock, type MemoryServer } from "engram-serverevents/testing";
 
 const registry = new HandlerRegistry();
+const testClock = new SimulatedClock();
+const memory: MemoryServer = createMemoryServer({ clock: testClock, projects: ["p1"] });
+const failure: Error = grpcError("unavailable");
 const unregister: () => void = registry.register({ name: "cleanup", onProjectRemoved(projectId) { void projectId; } });
 const handlers: readonly RegisteredHandler[] = registry.handlers();
 const tracker = new SessionTracker();
@@ -284,12 +288,14 @@ export async function cleanUp(): Promise<unknown> {
   unregister();
   client.close();
   await changes.return?.();
-  return [status, context.timing.heartbeatJitterMs, ready, handlers, interceptor, bound, CONNECTION_CHANGES_BUFFER, defaultBridgeTiming];
+  await advance(testClock, 10);
+  await runUntil(testClock, () => true);
+  return [status, context.timing.heartbeatJitterMs, ready, handlers, interceptor, bound, CONNECTION_CHANGES_BUFFER, defaultBridgeTiming, memory.client(), failure];
 }
 `;
 
 pkgSuite(
-  "the root entry typechecks in a strict nodenext project: exactOptionalPropertyTypes, no DOM in lib, skipLibCheck off",
+  "the root and testing entries typecheck in a strict nodenext project: exactOptionalPropertyTypes, no DOM in lib, skipLibCheck off",
   async (ctx) => {
     const dir = ctx.project.consumerDir;
     writeFileSync(join(dir, "uses-root-strictly.ts"), strictConsumer);

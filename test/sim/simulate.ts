@@ -319,7 +319,8 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     const d = (s as { dispatch?: Partial<Record<"queued" | "maxQueued" | "queuedBytes" | "maxQueuedBytes", unknown>> }).dispatch;
     if (d && typeof d.queued === "number" && typeof d.maxQueued === "number")
       model.queue(d.queued, d.maxQueued, Number(d.queuedBytes ?? 0), Number(d.maxQueuedBytes ?? Number.POSITIVE_INFINITY), rel());
-    if (stopPromise === undefined) model.status(s.state, server.openStreamsOf(CLIENT), rel(), s.counters.suspects, s.dispatch?.streamPaused === true);
+    if (stopPromise === undefined)
+      model.status(s.state, server.openStreamsOf(CLIENT), rel(), s.counters.suspects, s.dispatch?.streamPaused === true);
   };
   try {
     bridge.start();

@@ -43,6 +43,7 @@ export function openBridgeTarget(options: OpenBridgeTargetOptions): OpenedTarget
           token: options.token,
           tlsCaFile: options.tlsCaFile,
           clock: options.clock,
+          tokenTimeoutMs: options.tokenTimeoutMs,
         });
       } catch (reason) {
         const err = BridgeError.from(reason, "invalid_config");

@@ -170,7 +170,8 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       log.warn({}, "start() after stop(): a stopped bridge does not restart; create a new one");
       return;
     }
-    const opened = openBridgeTarget(opts);
+    // A token function that never settles fails its call within the sync deadline.
+    const opened = openBridgeTarget({ ...opts, tokenTimeoutMs: timing.syncTimeoutMs });
     if (opened.kind === "idle") {
       ({ idleReason, configError } = opened);
       connection.refused(opened.configError);

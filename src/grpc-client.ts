@@ -33,8 +33,14 @@ export interface GrpcEventsClientOptions {
   tlsCaFile?: string | undefined;
   /** Cap on one received message. Defaults to 4 MiB. */
   readMaxBytes?: number | undefined;
-  /** The bridge clock, for the stream-close watch's grace. Defaults to Node's timers. */
+  /** The bridge clock, for the stream-close watch's grace and the token read's timer. Defaults to Node's timers. */
   clock?: Clock | undefined;
+  /**
+   * How long one read of the token may take before the call fails
+   * (`unauthenticated`, "did not settle"): the bridge passes its
+   * syncTimeoutMs. Defaults to DEFAULT_TOKEN_TIMEOUT_MS (10 s).
+   */
+  tokenTimeoutMs?: number | undefined;
 }
 
 /**
@@ -60,7 +66,9 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
   // Node sends an IPv6 address as `:authority` without brackets (`::1:443`),
   // which is no valid authority (RFC 3986 §3.2.2) and which strict servers refuse.
   const authority = isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : undefined;
-  const interceptors = options.token ? [createBearerInterceptor(options.token, { clock: options.clock })] : [];
+  const interceptors = options.token
+    ? [createBearerInterceptor(options.token, { clock: options.clock, timeoutMs: options.tokenTimeoutMs })]
+    : [];
   /**
    * Per session epoch: the HTTP/2 session that carries the ProjectEvents
    * stream, and a second one that carries unary calls only while the

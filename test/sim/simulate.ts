@@ -94,6 +94,10 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   // The daemon: a SessionTracker read through a wrapper (every read is a round), and one handler.
   const tracker = new SessionTracker();
   for (const id of scenario.tracked) tracker.connect(id);
+  // The daemon's tracker, as SessionTracker gives it: each round's read is
+  // observed; `has` lets the bridge see a project the daemon let go of the
+  // moment its removal settled (without it, only a later round without the id
+  // shows that, and an id opened again before that round is not recognised).
   const observedTracker = {
     connectedProjectIds(): Iterable<string> {
       const ids = [...tracker.connectedProjectIds()];
@@ -101,6 +105,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
       line(`tracker read [${ids.join(",")}]`);
       return ids;
     },
+    has: (projectId: string) => tracker.has(projectId),
   };
   let handlerMode: HandlerMode | undefined;
   let deliveries = 0;

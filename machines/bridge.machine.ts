@@ -67,11 +67,16 @@ export interface BridgeDelayArgs {
  */
 export function createBridgeDelays(random: (args: BridgeDelayArgs) => number) {
   return {
-    backoffDelay: (args: BridgeDelayArgs) => backoffDelayMs(args.context.attempt, args.context.timing, random(args)),
+    // A server's pushback (grpc-retry-pushback-ms on the failed call) is a floor under the backoff.
+    backoffDelay: (args: BridgeDelayArgs) =>
+      Math.max(backoffDelayMs(args.context.attempt, args.context.timing, random(args)), args.context.lastError?.retryAfterMs ?? 0),
     heartbeatDelay: (args: BridgeDelayArgs) =>
-      args.context.lastSyncCause === "stream-open"
-        ? heartbeatSpreadDelayMs(args.context.timing, random(args))
-        : heartbeatDelayMs(args.context.timing, random(args)),
+      Math.max(
+        args.context.lastSyncCause === "stream-open"
+          ? heartbeatSpreadDelayMs(args.context.timing, random(args))
+          : heartbeatDelayMs(args.context.timing, random(args)),
+        args.context.syncRetryAfterMs,
+      ),
     reopenDelay: (args: BridgeDelayArgs) => goawayReopenDelayMs(args.context.timing, random(args)),
     openConfirm: ({ context }: BridgeDelayArgs) => context.timing.openConfirmMs,
     stableAfter: ({ context }: BridgeDelayArgs) => context.timing.stableAfterMs,
@@ -375,13 +380,24 @@ export const bridgeMachine = setup({
       // begins, so one that completed before it does not count); once the
       // open is also stable, the attempt counter resets.
       const proof = context.openStable ? { openProven: true, attempt: 0, errorStreak: 0 } : { openProven: true };
-      enqueue.assign({ ...proof, syncErrorStreak: 0, lastSyncErrorCode: null, counters: bump(context.counters, "syncs") });
+      enqueue.assign({
+        ...proof,
+        syncErrorStreak: 0,
+        lastSyncErrorCode: null,
+        syncRetryAfterMs: 0,
+        counters: bump(context.counters, "syncs"),
+      });
       enqueue.emit({ type: "syncCompleted", result: params.output });
     }),
     recordSyncFailure: enqueueActions(({ context, enqueue }, params: { error: unknown; suspect: boolean }) => {
       const error = summarizeError(params.error);
       const streak = context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1;
-      enqueue.assign({ syncErrorStreak: streak, lastSyncErrorCode: error.code, counters: bump(context.counters, "syncFailures") });
+      enqueue.assign({
+        syncErrorStreak: streak,
+        lastSyncErrorCode: error.code,
+        syncRetryAfterMs: error.retryAfterMs ?? 0,
+        counters: bump(context.counters, "syncFailures"),
+      });
       enqueue.emit({ type: "syncFailed", error, suspect: params.suspect, streak });
     }),
   },
@@ -401,6 +417,7 @@ export const bridgeMachine = setup({
     syncErrorStreak: 0,
     lastSyncErrorCode: null,
     lastSyncCause: "timer",
+    syncRetryAfterMs: 0,
     recentRemovals: [],
     absentRemovals: [],
     requestSent: false,

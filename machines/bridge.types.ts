@@ -120,6 +120,8 @@ export interface BridgeContext {
   /** How many heartbeat failures in a row carried lastSyncErrorCode (reset by a completed sync). */
   syncErrorStreak: number;
   lastSyncErrorCode: string | null;
+  /** The server's pushback on the last failed heartbeat (ms, 0 for none): a floor under the next heartbeat wait. */
+  syncRetryAfterMs: number;
   /** What started the current or last heartbeat round; "stream-open" spreads the next wait. */
   lastSyncCause: SyncCause;
   /** The dedup window: keys of recent removals, oldest first. */

@@ -78,9 +78,40 @@ function codeOf(error: Error): BridgeErrorCode | undefined {
 export interface ErrorSummary {
   code: BridgeErrorCode;
   message: string;
+  /**
+   * The server's pushback (gRFC A6 `grpc-retry-pushback-ms` in the call's
+   * trailers or headers): wait at least this long before the next call.
+   * Absent when the server sent none.
+   */
+  retryAfterMs?: number;
 }
 
 export function summarizeError(reason: unknown): ErrorSummary {
   const e = BridgeError.from(reason);
-  return { code: e.code, message: e.rawMessage };
+  const retryAfterMs = pushbackMsOf(e);
+  return retryAfterMs === undefined ? { code: e.code, message: e.rawMessage } : { code: e.code, message: e.rawMessage, retryAfterMs };
+}
+
+/** The most pushback honoured: Node's timer limit. */
+const MAX_PUSHBACK_MS = 2 ** 31 - 1;
+
+/**
+ * The `grpc-retry-pushback-ms` value carried by the error or its causes
+ * (connect's errors keep trailers in `metadata`): a decimal integer in
+ * [0, 2^31-1]; anything else is ignored (gRFC A6 says a malformed value
+ * means "do not retry", but the bridge never stops retrying: its own
+ * backoff stands).
+ */
+export function pushbackMsOf(reason: unknown): number | undefined {
+  const seen = new Set<unknown>();
+  for (let e: unknown = reason; e instanceof Error && !seen.has(e) && seen.size < 8; e = (e as { cause?: unknown }).cause) {
+    seen.add(e);
+    const metadata = (e as { metadata?: unknown }).metadata;
+    if (!(metadata instanceof Headers)) continue;
+    const raw = metadata.get("grpc-retry-pushback-ms");
+    if (raw === null || !/^\d{1,10}$/.test(raw.trim())) continue;
+    const ms = Number(raw.trim());
+    if (ms <= MAX_PUSHBACK_MS) return ms;
+  }
+  return undefined;
 }

@@ -6,6 +6,7 @@ import { PROJECT_EVENT_TYPE_REMOVED, type StreamEvent } from "../../machines/bri
 import { admitRemovals, removalKey } from "../../machines/dedup-window.js";
 import { ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
 import { defaultBridgeTiming } from "../../src/timing.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { streamEvent } from "../helpers/graph-model.js";
 
 const machine = suite("bridge machine");
@@ -595,6 +596,28 @@ machine("an older window admitted into again answers from its own keys, not from
   const evicting = admitRemovals(w1, ["c", "d", "e"], 4);
   assert.equal(evicting.keys, [removalKey("b"), removalKey("c"), removalKey("d"), removalKey("e")]);
   assert.equal(admitRemovals(evicting.keys, ["a"], 4).fresh, ["a"], "an evicted key is new again");
+});
+
+machine("a server's pushback (grpc-retry-pushback-ms) is a floor under the backoff and the next heartbeat (issue 21)", async () => {
+  const h = createMachineHarness({ random: () => 0.5 });
+  h.actor.send({ type: "START" });
+  const pushback = (ms: string) => new ConnectError("overloaded", Code.ResourceExhausted, new Headers({ "grpc-retry-pushback-ms": ms }));
+  h.lastStream().reject(pushback("30000"));
+  await flush();
+  assert.is(h.connection(), "backoff");
+  assert.is(h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms, 30_000, "not the 1 s the first backoff would be");
+  assert.is(h.actor.getSnapshot().context.lastError?.retryAfterMs, 30_000);
+  h.clock.increment(30_000);
+  // A malformed value is ignored: the bridge's own backoff stands.
+  h.lastStream().reject(pushback("-5"));
+  await flush();
+  assert.is(h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms, 2000);
+  // A heartbeat refused with pushback waits at least that long for the next round.
+  h.clock.increment(2000);
+  h.sendHeaders();
+  h.lastSync().reject(pushback("120000"));
+  await flush();
+  assert.ok(h.delaysAsked.filter((d) => d.name === "heartbeatDelay").at(-1)!.ms >= 120_000);
 });
 
 machine.run();

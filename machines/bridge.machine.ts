@@ -247,10 +247,17 @@ export const bridgeMachine = setup({
         if (run.length === 0) return;
         const removals = run;
         run = [];
+        // Entries of projects the daemon does not hold go first when the window is full.
+        let notHeld: Set<string> | undefined;
+        if (window.length + removals.length > context.dedupCapacity) {
+          notHeld = new Set(absent);
+          for (const ev of removals) if (ev.untracked === true) notHeld.add(ev.projectId);
+        }
         const admitted = admitRemovals(
           window,
           removals.map((ev) => ev.projectId),
           context.dedupCapacity,
+          notHeld,
         );
         window = admitted.keys;
         counters.duplicatesSuppressed += admitted.duplicates.length;
@@ -320,7 +327,8 @@ export const bridgeMachine = setup({
         const counters = { ...context.counters };
         const window = context.recentRemovals;
         const ids = params.projectIds.filter((id) => id !== "");
-        const admitted = admitRemovals(window, ids, context.dedupCapacity);
+        const full = window.length + ids.length > context.dedupCapacity;
+        const admitted = admitRemovals(window, ids, context.dedupCapacity, full ? new Set(context.absentRemovals) : undefined);
         counters.duplicatesSuppressed += admitted.duplicates.length;
         counters.removalsFromHeartbeat += admitted.fresh.length;
         counters.removalsDeferred += params.deferred;

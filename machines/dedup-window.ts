@@ -43,10 +43,24 @@ function keySetOf(window: readonly string[]): Set<string> {
   return set;
 }
 
-/** Admits project ids in order; returns the new window and which ids were new. */
-export function admitRemovals(window: readonly string[], projectIds: readonly string[], capacity: number): AdmitResult {
+/**
+ * Admits project ids in order; returns the new window and which ids were
+ * new. Beyond capacity the oldest entry goes, but entries whose project id
+ * is in `evictFirst` (projects the daemon does not hold) go before any
+ * other, so a flood of removals nobody holds never pushes out the entry of
+ * a project the daemon holds.
+ */
+export function admitRemovals(
+  window: readonly string[],
+  projectIds: readonly string[],
+  capacity: number,
+  evictFirst?: ReadonlySet<string>,
+): AdmitResult {
   const set = keySetOf(window);
-  const result = admitAllFresh(window, projectIds, capacity, set) ?? admitWithDuplicates(window, projectIds, capacity, set);
+  const preferring = evictFirst !== undefined && evictFirst.size > 0 && window.length + projectIds.length > capacity;
+  const result =
+    (preferring ? undefined : admitAllFresh(window, projectIds, capacity, set)) ??
+    admitWithDuplicates(window, projectIds, capacity, set, preferring ? evictFirst : undefined);
   keySets.set(result.keys, set);
   return result;
 }
@@ -84,7 +98,13 @@ function admitAllFresh(
 }
 
 /** Any batch: one copy of the window, then each id in order (a hit leaves the window as it is). */
-function admitWithDuplicates(window: readonly string[], projectIds: readonly string[], capacity: number, set: Set<string>): AdmitResult {
+function admitWithDuplicates(
+  window: readonly string[],
+  projectIds: readonly string[],
+  capacity: number,
+  set: Set<string>,
+  evictFirst?: ReadonlySet<string>,
+): AdmitResult {
   const keys = window.slice();
   const fresh: string[] = [];
   const duplicates: string[] = [];
@@ -97,7 +117,7 @@ function admitWithDuplicates(window: readonly string[], projectIds: readonly str
     fresh.push(id);
     keys.push(key);
     set.add(key);
-    while (keys.length > capacity) set.delete(keys.shift() as string);
+    while (keys.length > capacity) set.delete(evictOne(keys, evictFirst));
   }
   return { keys, fresh, duplicates };
 }
@@ -126,4 +146,14 @@ export function forgetRemovals(window: readonly string[], projectIds: readonly s
   const keys = window.filter((k) => !drop.has(k));
   keySets.set(keys, set);
   return { keys, forgotten };
+}
+
+/** Takes the entry to evict out of `keys`: the oldest whose project is in `evictFirst`, else the oldest. */
+function evictOne(keys: string[], evictFirst: ReadonlySet<string> | undefined): string {
+  if (evictFirst !== undefined) {
+    for (let i = 0; i < keys.length; i++) {
+      if (evictFirst.has((keys[i] as string).slice(KEY_PREFIX.length))) return keys.splice(i, 1)[0] as string;
+    }
+  }
+  return keys.shift() as string;
 }

@@ -54,8 +54,17 @@ dedup("keys are per project id, so ids that look alike stay apart", () => {
   assert.equal(r.fresh, ["a", "A", "a ", ""]);
 });
 
-/** The reference: a FIFO of keys in a Map, oldest first, one id at a time; a hit changes nothing. */
-function referenceAdmit(window: readonly string[], ids: readonly string[], capacity: number) {
+dedup("a full window evicts entries of projects the daemon does not hold first", () => {
+  const w = admitRemovals([], ["held-1", "gone-1", "held-2", "gone-2"], 4).keys;
+  const r = admitRemovals(w, ["gone-3", "gone-4", "gone-5"], 4, new Set(["gone-1", "gone-2", "gone-3", "gone-4", "gone-5"]));
+  assert.equal(r.fresh, ["gone-3", "gone-4", "gone-5"]);
+  assert.ok(r.keys.includes(removalKey("held-1")) && r.keys.includes(removalKey("held-2")), "held entries survive the flood");
+  assert.is(r.keys.length, 4);
+  assert.equal(admitRemovals(r.keys, ["held-1"], 4).duplicates, ["held-1"]);
+});
+
+/** The reference: a FIFO of keys in a Map, oldest first, one id at a time; a hit changes nothing; `evictFirst` ids go first. */
+function referenceAdmit(window: readonly string[], ids: readonly string[], capacity: number, evictFirst?: ReadonlySet<string>) {
   const fifo = new Map(window.map((k) => [k, true] as const));
   const fresh: string[] = [];
   const duplicates: string[] = [];
@@ -67,7 +76,10 @@ function referenceAdmit(window: readonly string[], ids: readonly string[], capac
     }
     fresh.push(id);
     fifo.set(key, true);
-    while (fifo.size > capacity) fifo.delete(fifo.keys().next().value as string);
+    while (fifo.size > capacity) {
+      const preferred = [...fifo.keys()].find((k) => evictFirst?.has(k.slice("removed:".length)) === true);
+      fifo.delete(preferred ?? (fifo.keys().next().value as string));
+    }
   }
   return { keys: [...fifo.keys()], fresh, duplicates };
 }
@@ -94,8 +106,10 @@ dedup("matches a reference FIFO for any batches and forgets, including a window 
             window = got.keys;
             return;
           }
-          const expected = referenceAdmit(window, batch, capacity);
-          const got = admitRemovals(window, batch, capacity);
+          // Some batches prefer to evict a few ids (projects nobody holds).
+          const evictFirst = i % 4 === 1 ? new Set(["a", "c", "e", "g"]) : undefined;
+          const expected = referenceAdmit(window, batch, capacity, evictFirst);
+          const got = admitRemovals(window, batch, capacity, evictFirst);
           assert.equal(got, expected);
           window = got.keys;
         });

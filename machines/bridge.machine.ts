@@ -9,7 +9,7 @@
  * What it takes from src/: leaf modules only (errors.ts, call-errors.ts for
  * the two error classes its guards tell apart, timing.ts, and types).
  */
-import { and, assign, enqueueActions, fromPromise, raise, setup, stateIn, type AnyActorRef } from "xstate";
+import { and, assign, enqueueActions, fromPromise, not, raise, setup, stateIn, type AnyActorRef } from "xstate";
 import { summarizeError, type ErrorSummary } from "../src/errors.js";
 import type { RemovalInfo } from "../src/types.js";
 import { ServerGoawayError, SyncDeadlineError } from "../src/call-errors.js";
@@ -23,6 +23,7 @@ import {
   type BridgeEmitted,
   type BridgeEvent,
   type BridgeInput,
+  type ProbeLinkInput,
   type ProjectEventsInput,
   type SyncCause,
   type StreamEvent,
@@ -47,6 +48,7 @@ const zeroCounters: BridgeCounters = {
   goaways: 0,
   refusedIds: 0,
   unreportedRemovals: 0,
+  slowServer: 0,
   newLives: 0,
   removalsDeferred: 0,
 };
@@ -71,11 +73,15 @@ export function createBridgeDelays(random: (args: BridgeDelayArgs) => number) {
     backoffDelay: (args: BridgeDelayArgs) =>
       Math.max(backoffDelayMs(args.context.attempt, args.context.timing, random(args)), args.context.lastError?.retryAfterMs ?? 0),
     heartbeatDelay: (args: BridgeDelayArgs) =>
-      Math.max(
-        args.context.lastSyncCause === "stream-open"
-          ? heartbeatSpreadDelayMs(args.context.timing, random(args))
-          : heartbeatDelayMs(args.context.timing, random(args)),
-        args.context.syncRetryAfterMs,
+      Math.min(
+        MAX_TIMER_MS,
+        Math.max(
+          args.context.heartbeatSlowdown *
+            (args.context.lastSyncCause === "stream-open"
+              ? heartbeatSpreadDelayMs(args.context.timing, random(args))
+              : heartbeatDelayMs(args.context.timing, random(args))),
+          args.context.syncRetryAfterMs,
+        ),
       ),
     reopenDelay: (args: BridgeDelayArgs) => goawayReopenDelayMs(args.context.timing, random(args)),
     openConfirm: ({ context }: BridgeDelayArgs) => context.timing.openConfirmMs,
@@ -130,6 +136,11 @@ function absentInWindow(absent: readonly string[], window: readonly string[]): s
   return kept.length === absent.length ? (absent as string[]) : kept;
 }
 
+/** The most a late heartbeat slows the heartbeat down: eight periods between rounds. */
+export const MAX_HEARTBEAT_SLOWDOWN = 8;
+/** Node's timer limit. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function notProvided(name: string) {
   return () => Promise.reject(new Error(`actor "${name}" is not provided: use bridgeMachine.provide()`));
 }
@@ -154,6 +165,12 @@ export const bridgeMachine = setup({
     syncProjectState: fromPromise<SyncResult, SyncProjectStateInput>(notProvided("syncProjectState")),
     /** Resolves when every accepted removal has been dispatched to the handlers; never rejects. */
     drainDispatch: fromPromise<void, void>(() => Promise.resolve()),
+    /**
+     * After a heartbeat's own deadline while streaming: does the connection
+     * still answer (one HTTP/2 PING, at most one per five minutes per
+     * connection)? true: a slow server, not a dead link; false: suspect.
+     */
+    probeLink: fromPromise<boolean, ProbeLinkInput>(notProvided("probeLink")),
   },
   delays: createBridgeDelays(() => Math.random()),
   guards: {
@@ -165,6 +182,8 @@ export const bridgeMachine = setup({
     openStable: ({ context }) => context.openProven && context.openStable,
     /** The current call's request reached the wire. */
     requestSent: ({ context }) => context.requestSent,
+    /** The link probe got an answer: the server is slow, the link alive. */
+    linkAnswered: ({ event }) => "output" in event && event.output === true,
     /** syncNow() was called during the round that just ended. */
     followUpAsked: stateIn("#bridge.heartbeat.syncing.followUp"),
   },
@@ -179,6 +198,14 @@ export const bridgeMachine = setup({
     requestSync: raise({ type: "sync.request" }),
     noteSyncCause: assign({ lastSyncCause: (_, params: { cause: SyncCause }) => params.cause }),
     raiseSuspect: raise({ type: "connection.suspect" }),
+    /** The link answered after a heartbeat's deadline: a slow server; the heartbeat slows down instead. */
+    slowHeartbeat: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({
+        heartbeatSlowdown: Math.min(MAX_HEARTBEAT_SLOWDOWN, context.heartbeatSlowdown * 2),
+        counters: bump(context.counters, "slowServer"),
+      });
+      enqueue.emit({ type: "serverSlow", slowdown: Math.min(MAX_HEARTBEAT_SLOWDOWN, context.heartbeatSlowdown * 2) });
+    }),
     /** Begins and ends an open: it has proved nothing yet, and its request is not sent. */
     clearOpenProof: assign({ openProven: false, openStable: false, requestSent: false }),
     markRequestSent: assign({ requestSent: true }),
@@ -388,8 +415,14 @@ export const bridgeMachine = setup({
       // begins, so one that completed before it does not count); once the
       // open is also stable, the attempt counter resets.
       const proof = context.openStable ? { openProven: true, attempt: 0, errorStreak: 0 } : { openProven: true };
+      // A round answered within half its deadline halves the slowdown; a later one doubles it.
+      const late = params.output.roundMs !== undefined && params.output.roundMs > context.timing.syncTimeoutMs / 2;
+      const heartbeatSlowdown = late
+        ? Math.min(MAX_HEARTBEAT_SLOWDOWN, context.heartbeatSlowdown * 2)
+        : Math.max(1, context.heartbeatSlowdown / 2);
       enqueue.assign({
         ...proof,
+        heartbeatSlowdown,
         syncErrorStreak: 0,
         lastSyncErrorCode: null,
         syncRetryAfterMs: 0,
@@ -426,6 +459,7 @@ export const bridgeMachine = setup({
     lastSyncErrorCode: null,
     lastSyncCause: "timer",
     syncRetryAfterMs: 0,
+    heartbeatSlowdown: 1,
     recentRemovals: [],
     absentRemovals: [],
     requestSent: false,
@@ -577,9 +611,10 @@ export const bridgeMachine = setup({
             onError: [
               {
                 // The reopened stream asks for a sync anyway: a follow-up is not needed.
+                // A slow server is not a dead link: ask the connection first.
                 guard: and(["isOwnSyncDeadline", stateIn("#bridge.connection.open.streaming")]),
-                target: "waiting",
-                actions: [{ type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: true }) }, "raiseSuspect"],
+                target: "probing",
+                actions: [{ type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) }],
               },
               {
                 guard: "followUpAsked",
@@ -614,6 +649,22 @@ export const bridgeMachine = setup({
             },
             STOP: "stopped",
           },
+        },
+        /** A heartbeat's own deadline passed while streaming: does the connection answer? */
+        probing: {
+          // The stream is gone meanwhile (failed, ended, reopening): nothing left to decide.
+          always: { guard: not(stateIn("#bridge.connection.open.streaming")), target: "waiting" },
+          invoke: {
+            id: "probeLink",
+            src: "probeLink",
+            input: ({ context }) => ({ sessionEpoch: context.sessionEpoch, timeoutMs: Math.ceil(context.timing.syncTimeoutMs / 2) }),
+            onDone: [
+              { guard: "linkAnswered", target: "waiting", actions: "slowHeartbeat" },
+              { target: "waiting", actions: "raiseSuspect" },
+            ],
+            onError: { target: "waiting", actions: "raiseSuspect" },
+          },
+          on: { STOP: "stopped" },
         },
         stopped: { type: "final" },
       },

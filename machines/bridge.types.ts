@@ -63,6 +63,8 @@ export interface SyncResult {
   /** How many ids were reported. */
   reported: number;
   receivedAtMs: number;
+  /** How long the round took, from its start to its last answer (ms). Absent: unknown. */
+  roundMs?: number;
 }
 
 export interface BridgeCounters {
@@ -84,6 +86,8 @@ export interface BridgeCounters {
   refusedIds: number;
   /** Heartbeat `removed` ids the bridge never reported in that call: dropped. */
   unreportedRemovals: number;
+  /** Heartbeat deadlines after which the connection still answered: a slow server, the stream kept. */
+  slowServer: number;
   /**
    * Dedup entries dropped because their project started a new life (a
    * CREATED event, a heartbeat answer that calls it live, or the daemon
@@ -122,6 +126,12 @@ export interface BridgeContext {
   lastSyncErrorCode: string | null;
   /** The server's pushback on the last failed heartbeat (ms, 0 for none): a floor under the next heartbeat wait. */
   syncRetryAfterMs: number;
+  /**
+   * The heartbeat wait is multiplied by this (1 to 8): doubled when a round
+   * answers late or a deadline passes on a connection that still answers (a
+   * slow server), halved by a round answered in time.
+   */
+  heartbeatSlowdown: number;
   /** What started the current or last heartbeat round; "stream-open" spreads the next wait. */
   lastSyncCause: SyncCause;
   /** The dedup window: keys of recent removals, oldest first. */
@@ -214,6 +224,8 @@ export type BridgeEmitted =
   | { type: "streamFailed"; error: ErrorSummary; attempt: number; streak: number; suspect: boolean }
   | { type: "streamEnded"; attempt: number }
   | { type: "syncCompleted"; result: SyncResult }
+  /** A heartbeat's deadline passed but the connection answered: the server is slow; the heartbeat slows down (wait × `slowdown`). */
+  | { type: "serverSlow"; slowdown: number }
   /** `streak`: failures in a row with this code, 1 for the first. */
   | { type: "syncFailed"; error: ErrorSummary; suspect: boolean; streak: number };
 
@@ -241,6 +253,13 @@ export interface SyncProjectStateInput {
   parent: BridgeParentRef;
   /** The project ids of the dedup window at the round's start (at most dedupCapacity). Defaults to none. */
   windowIds?: string[];
+}
+
+/** Input of the link probe. */
+export interface ProbeLinkInput {
+  sessionEpoch: number;
+  /** How long to wait for the answer, in ms. */
+  timeoutMs: number;
 }
 
 /** The most removed ids one sync.removed event carries. */

@@ -10,6 +10,7 @@ import { fromPromise, type AnyActorRef } from "xstate";
 import {
   REFUSED_PREVIEWS,
   SYNC_REMOVED_BATCH,
+  type ProbeLinkInput,
   type ProjectEventsInput,
   type RefusedIds,
   type StreamEvent,
@@ -265,6 +266,8 @@ async function pausedUntilRoom(
 
 export interface SyncActorDeps extends ActorDeps {
   tracker: ProjectTracker | undefined;
+  /** The bridge clock's time, for how long a round took. Defaults to monotonicNow. */
+  clockNow?: (() => number) | undefined;
   /** Told the ids each round reports, once read from the tracker. Defaults to none. */
   onReported?: ((ids: ReadonlySet<string>) => void) | undefined;
   clock: Clock;
@@ -313,6 +316,8 @@ export function collectProjectIds(tracker: ProjectTracker | undefined): string[]
 export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
   return fromPromise<SyncResult, SyncProjectStateInput>(async ({ input, signal, system }) => {
     const deps = resolveDeps(source, system);
+    const clockNow = deps.clockNow ?? deps.monotonicNow;
+    const startedAtMs = clockNow();
     const ids = collectProjectIds(deps.tracker);
     // What the bridge reports this round: a removal for any other id is dropped.
     const reported = new Set(ids);
@@ -356,6 +361,7 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
       skewMs: serverTimeUnixMs === 0 ? 0 : serverTimeUnixMs - wall,
       reported: ids.length,
       receivedAtMs: deps.monotonicNow(),
+      roundMs: clockNow() - startedAtMs,
     };
   });
 }
@@ -499,6 +505,46 @@ async function callWithDeadline<T>(
     deadline.cleanup();
     linked.cleanup();
   }
+}
+
+/**
+ * The link probe: asks the client whether the connection still answers
+ * (EventsClient.checkConnection). A client without it, or a check that
+ * fails, answers false (the link is suspect), as before the probe existed.
+ */
+export function createProbeLinkActor(source: DepsSource<SyncActorDeps>) {
+  return fromPromise<boolean, ProbeLinkInput>(({ input, signal, system }) => {
+    const deps = resolveDeps(source, system);
+    const client = deps.client();
+    if (client.checkConnection === undefined) return Promise.resolve(false);
+    // The probe's own deadline on the bridge clock: a check that never settles answers false.
+    const call = createLinkedAbortController(signal);
+    return new Promise<boolean>((resolve) => {
+      let done = false;
+      const finish = (answered: boolean) => {
+        if (done) return;
+        done = true;
+        deps.clock.clearTimeout(timer);
+        call.abort();
+        call.cleanup();
+        resolve(answered);
+      };
+      const timer = deps.clock.setTimeout(() => finish(false), input.timeoutMs);
+      let checking: Promise<boolean>;
+      try {
+        checking = Promise.resolve(
+          client.checkConnection?.({ signal: call.signal, sessionEpoch: input.sessionEpoch, timeoutMs: input.timeoutMs }) ?? false,
+        );
+      } catch {
+        checking = Promise.resolve(false);
+      }
+      checking.then(
+        (answered) => finish(answered === true),
+        () => finish(false),
+      );
+      signal.addEventListener("abort", () => finish(false), { once: true });
+    });
+  });
 }
 
 /**

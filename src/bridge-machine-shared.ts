@@ -12,6 +12,7 @@ import { bridgeMachine, createBridgeDelays, type BridgeDelayArgs } from "../mach
 import type { BridgeInput } from "../machines/bridge.types.js";
 import {
   createDrainActor,
+  createProbeLinkActor,
   createProjectEventsActor,
   createSyncProjectStateActor,
   type ActorSystemOf,
@@ -73,6 +74,7 @@ export const sharedBridgeMachine = bridgeMachine.provide({
     projectEvents: createProjectEventsActor(runtimeOf),
     syncProjectState: createSyncProjectStateActor(runtimeOf),
     drainDispatch: createDrainActor(runtimeOf),
+    probeLink: createProbeLinkActor(runtimeOf),
   },
   delays: {
     ...delays,

@@ -110,6 +110,7 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       },
       idle: () => dispatcher.idle(),
       room: dispatcher,
+      clockNow: now,
       isTracked,
       onReported: (ids) => {
         lastReported = ids;

@@ -50,6 +50,48 @@ export interface GrpcEventsClientOptions {
  */
 export const SERVER_DEADLINE_SLACK_MS = 1000;
 
+/**
+ * Keepalive enforcement of a default gRPC server: one PING per five minutes
+ * (grpc-go MinTime, grpc-js min_ping_interval); more are answered with
+ * GOAWAY ENHANCE_YOUR_CALM. The link probe stays under it: per session, one
+ * PING per interval; within it, the last answer stands.
+ */
+export const MIN_PING_INTERVAL_MS = 5 * 60 * 1000;
+
+const lastPings = new WeakMap<http2.Http2Session, { atMs: number; answered: boolean }>();
+
+/**
+ * Whether `session` answers an HTTP/2 PING within `timeoutMs` (on the
+ * bridge clock when given). Within MIN_PING_INTERVAL_MS of the last PING on
+ * this session, that one's answer stands and no PING is sent.
+ */
+function pingOnce(session: http2.Http2Session, timeoutMs: number, signal: AbortSignal, clock: Clock | undefined): Promise<boolean> {
+  const nowMs = performance.now();
+  const last = lastPings.get(session);
+  if (last !== undefined && nowMs - last.atMs < MIN_PING_INTERVAL_MS) return Promise.resolve(last.answered);
+  return new Promise<boolean>((resolve) => {
+    let done = false;
+    const finish = (answered: boolean) => {
+      if (done) return;
+      done = true;
+      if (clock) clock.clearTimeout(timer);
+      else clearTimeout(timer as ReturnType<typeof setTimeout>);
+      signal.removeEventListener("abort", onAbort);
+      lastPings.set(session, { atMs: nowMs, answered });
+      resolve(answered);
+    };
+    const onAbort = () => finish(false);
+    const timer: unknown = clock ? clock.setTimeout(() => finish(false), timeoutMs) : setTimeout(() => finish(false), timeoutMs);
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const sent = session.ping((err) => finish(err === null || err === undefined));
+      if (!sent) finish(false);
+    } catch {
+      finish(false);
+    }
+  });
+}
+
 export function createGrpcEventsClient(options: GrpcEventsClientOptions): EventsClient & { close(): void } {
   const { address } = options;
   const sessionOptions: http2.SecureClientSessionOptions = {};
@@ -89,6 +131,8 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
   let streamSent: (() => void) | undefined;
   let streamClosed: (() => void) | undefined;
   let syncSent: (() => void) | undefined;
+  /** The HTTP/2 session of the latest ProjectEvents call (the connection a link probe asks). */
+  let streamSessionRef: http2.Http2Session | undefined;
   /** The stream's session's SETTINGS_MAX_CONCURRENT_STREAMS as last seen (unknown until a stream was made). */
   let streamSessionMaxStreams = Number.POSITIVE_INFINITY;
   const onRequest = (path: string, stream: http2.ClientHttp2Stream) => {
@@ -107,6 +151,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
       return;
     }
     if (!path.endsWith("/ProjectEvents")) return;
+    if (stream.session !== undefined) streamSessionRef = stream.session;
     const sent = streamSent;
     streamSent = undefined;
     whenSent(sent);
@@ -166,6 +211,11 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
 
   return {
     signalsSent: true,
+    checkConnection(opts) {
+      const session = streamSessionRef;
+      if (session === undefined || session.destroyed || session.closed) return Promise.resolve(false);
+      return pingOnce(session, opts.timeoutMs, opts.signal, options.clock);
+    },
     projectEvents(req, opts) {
       const watch = createStreamCloseWatch(opts.signal, { clock: options.clock });
       streamWatch = watch;

@@ -95,6 +95,16 @@ export interface EventsClient {
   /** Closes what the client owns (HTTP/2 sessions). Optional. */
   close?(): void;
   /**
+   * Whether the connection that carries calls of `sessionEpoch` still
+   * answers, asked when a heartbeat's own deadline passed while streaming:
+   * true tells a slow server (its transport answers while its handlers are
+   * saturated) from a dead link, so the stream is kept and the heartbeat
+   * slows down. Must stay within keepalive enforcement (the default client
+   * sends at most one HTTP/2 PING per five minutes per connection). Optional:
+   * without it a passed deadline makes the link suspect.
+   */
+  checkConnection?(opts: { signal: AbortSignal; sessionEpoch?: number; timeoutMs: number }): Promise<boolean>;
+  /**
    * True when the client calls each call's `onSent` once its request is on
    * the wire. When false or absent, a call counts as sent as soon as it is
    * made.

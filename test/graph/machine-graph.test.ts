@@ -159,8 +159,15 @@ graph("every delay, actor, guard and action is named in setup(), none inline", (
   check("guards", named.guards, impl.guards);
   check("actions", named.actions, impl.actions);
   assert.equal([...named.delays].sort(), ["backoffDelay", "heartbeatDelay", "openConfirm", "reopenDelay", "stableAfter", "stopBudget"]);
-  assert.equal([...named.actors].sort(), ["drainDispatch", "projectEvents", "syncProjectState"]);
-  assert.equal([...named.guards].sort(), ["followUpAsked", "isOwnSyncDeadline", "isServerGoaway", "openStable", "requestSent"]);
+  assert.equal([...named.actors].sort(), ["drainDispatch", "probeLink", "projectEvents", "syncProjectState"]);
+  assert.equal([...named.guards].sort(), [
+    "followUpAsked",
+    "isOwnSyncDeadline",
+    "isServerGoaway",
+    "linkAnswered",
+    "openStable",
+    "requestSent",
+  ]);
 });
 
 graph("the checks above catch a dead end, literal delays and inline code", () => {

@@ -87,6 +87,11 @@ export const graphEvents = {
   },
   syncUnavailable: { type: "xstate.error.actor.syncProjectState", error: new BridgeError("sync failed", "unavailable") },
   drained: { type: "xstate.done.actor.drainDispatch", output: undefined },
+  // After a sync deadline while streaming: the connection answers the probe (a slow server), or not.
+  probeAnswered: { type: "xstate.done.actor.probeLink", output: true },
+  // The connection does not answer: the probe's own deadline (half the sync deadline) runs out.
+  probeTimedOut: { type: "xstate.done.actor.probeLink", output: false },
+  probeFailed: { type: "xstate.error.actor.probeLink", error: new Error("the probe failed") },
 } as const satisfies Record<string, AnyEventObject>;
 
 const payloadVariants: Record<string, AnyEventObject[]> = {
@@ -100,6 +105,8 @@ const payloadVariants: Record<string, AnyEventObject[]> = {
   "xstate.done.actor.syncProjectState": [graphEvents.syncAnswered, graphEvents.syncAnsweredRemoved],
   "xstate.error.actor.syncProjectState": [graphEvents.syncTimedOut, graphEvents.syncServerDeadline, graphEvents.syncUnavailable],
   "xstate.done.actor.drainDispatch": [graphEvents.drained],
+  "xstate.done.actor.probeLink": [graphEvents.probeAnswered, graphEvents.probeTimedOut],
+  "xstate.error.actor.probeLink": [graphEvents.probeFailed],
 };
 
 /**
@@ -108,6 +115,8 @@ const payloadVariants: Record<string, AnyEventObject[]> = {
  * world causes what leads to them.
  */
 const raisedOnly = new Set([
+  // The runtime's probe never rejects (see runtimeUnreachable).
+  "xstate.error.actor.probeLink",
   "sync.request",
   "connection.suspect",
   "sync.removed",
@@ -166,7 +175,13 @@ export function worldEvents(snapshot: AnyMachineSnapshot): AnyEventObject[] {
   if (connection === "idle") return [graphEvents.start, graphEvents.stop];
   // Once the open is stable its stableAfter timer has fired: it is not pending again until the next open.
   const stable = (snapshot.context as { openStable?: boolean }).openStable === true;
-  return allEvents(snapshot).filter((e) => !raisedOnly.has(e.type) && !(stable && e.type.startsWith("xstate.after.stableAfter")));
+  // A link probe lasts half a sync deadline (750 ms in graphTiming), shorter
+  // than openConfirm and stableAfter: neither fires while one runs.
+  const probing = (snapshot.value as { heartbeat?: unknown }).heartbeat === "probing";
+  const connectionTimer = (type: string) => type.startsWith("xstate.after.stableAfter") || type.startsWith("xstate.after.openConfirm");
+  return allEvents(snapshot).filter(
+    (e) => !raisedOnly.has(e.type) && !(stable && e.type.startsWith("xstate.after.stableAfter")) && !(probing && connectionTimer(e.type)),
+  );
 }
 
 /**
@@ -286,4 +301,7 @@ export function machineTransitions(machine: AnyStateMachine): TransitionRef[] {
  * whatever the world does. The gate reports them apart and fails when one
  * stops being true (it got covered, or the machine no longer has it).
  */
-export const runtimeUnreachable: Record<string, string> = {};
+export const runtimeUnreachable: Record<string, string> = {
+  "bridge.heartbeat.probing|xstate.error.actor.probeLink|0":
+    "the runtime's probe never rejects (a check that fails answers false); the transition is for a probe a user provides",
+};

@@ -314,6 +314,10 @@ export function describeStep(event: AnyEventObject, advanceMs: number): string {
       return event.error instanceof SyncDeadlineError ? `sync times out (clock +${advanceMs} ms)` : `server fails the sync (${code})`;
     case "xstate.done.actor.drainDispatch":
       return "dispatch drains";
+    case "xstate.done.actor.probeLink":
+      return event.output === true ? "the connection answers the probe (slow server)" : `the probe times out (clock +${advanceMs} ms)`;
+    case "xstate.error.actor.probeLink":
+      return "the probe fails";
     default:
       if (delayName !== undefined) return `clock +${advanceMs} ms (${delayName})`;
       return event.type;

@@ -20,6 +20,8 @@ import { graphMachine, withSyncRemovals } from "./graph-model.js";
 import { SyncDeadlineError } from "../../src/call-errors.js";
 
 export const SYNC_DEADLINE = "sync-deadline";
+/** The link probe's own deadline (half the sync deadline), on the bridge clock. */
+export const PROBE_DEADLINE = "probe-deadline";
 export const STOP_TIMEOUT = "stop-timeout";
 export const HANDLER_TIMEOUT = "handler-timeout";
 
@@ -127,9 +129,11 @@ function applyActions(actions: readonly Action[], timers: Map<string, number>, n
         break;
       case "xstate.spawnChild":
         if (p.id === "syncProjectState") timers.set(SYNC_DEADLINE, now + ctx.timing.syncTimeoutMs);
+        if (p.id === "probeLink") timers.set(PROBE_DEADLINE, now + Math.ceil(ctx.timing.syncTimeoutMs / 2));
         break;
       case "xstate.stopChild":
         if (p.id === "syncProjectState") timers.delete(SYNC_DEADLINE);
+        if (p.id === "probeLink") timers.delete(PROBE_DEADLINE);
         break;
       case "xstate.emit":
         emitted.push(p.event as BridgeEmitted);
@@ -145,6 +149,8 @@ export function timerOf(event: AnyEventObject): string | undefined {
   if (event.type === "xstate.error.actor.syncProjectState" && event.error instanceof SyncDeadlineError) {
     return SYNC_DEADLINE;
   }
+  // The connection that does not answer: the probe's own deadline runs out.
+  if (event.type === "xstate.done.actor.probeLink" && event.output === false) return PROBE_DEADLINE;
   return undefined;
 }
 

@@ -81,6 +81,14 @@ export interface SyncCall {
   fail(code: Code, message?: string): void;
 }
 
+/** A link probe (EventsClient.checkConnection) the test answers. */
+export interface ProbeCall {
+  readonly index: number;
+  status: CallStatus;
+  answer(answered: boolean): void;
+  fail(): void;
+}
+
 export interface ScriptedServerOptions {
   /** Server time, for the call records. Defaults to 0. */
   now?: () => number;
@@ -104,6 +112,9 @@ export interface ScriptedServer {
   currentStream(): StreamCall;
   /** The one sync in flight; throws when there is none. */
   currentSync(): SyncCall;
+  readonly probes: readonly ProbeCall[];
+  /** The one link probe in flight; throws when there is none. */
+  currentProbe(): ProbeCall;
 }
 
 const abortedError = () => new ConnectError("This operation was aborted", Code.Canceled);
@@ -116,7 +127,40 @@ export function createScriptedServer(options: ScriptedServerOptions = {}): Scrip
   let nextEventId = 1;
   const openStreams = () => streams.filter((s) => s.status === "open").length;
 
+  const probes: ProbeCall[] = [];
   const client: EventsClient = {
+    checkConnection(opts) {
+      return new Promise<boolean>((resolve, reject) => {
+        const finish = (status: CallStatus) => {
+          if (call.status !== "open") throw new Error(`probe #${call.index} is already ${call.status}`);
+          call.status = status;
+          opts.signal.removeEventListener("abort", onAbort);
+        };
+        const call: ProbeCall = {
+          index: probes.length,
+          status: "open",
+          answer(answered) {
+            finish("ended");
+            resolve(answered);
+          },
+          fail() {
+            finish("failed");
+            reject(new Error("the probe failed"));
+          },
+        };
+        const onAbort = () => {
+          if (call.status !== "open") return;
+          call.status = "aborted";
+          reject(abortedError());
+        };
+        probes.push(call);
+        if (opts.signal.aborted) {
+          onAbort();
+          return;
+        }
+        opts.signal.addEventListener("abort", onAbort, { once: true });
+      });
+    },
     projectEvents(request, opts) {
       type Item = { kind: "message"; message: ProjectEvent } | { kind: "fail"; error: Error } | { kind: "end" };
       const queue: Item[] = [];
@@ -255,6 +299,12 @@ export function createScriptedServer(options: ScriptedServerOptions = {}): Scrip
       return maxOpen;
     },
     syncsInFlight: () => syncs.filter((s) => s.status === "open").length,
+    probes,
+    currentProbe() {
+      const open = probes.filter((p) => p.status === "open");
+      if (open.length !== 1) throw new Error(`expected one link probe in flight, found ${open.length}`);
+      return open[0]!;
+    },
     currentStream() {
       const open = streams.filter((s) => s.status === "open");
       if (open.length !== 1) throw new Error(`expected one open stream on the server, found ${open.length}`);

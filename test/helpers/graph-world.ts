@@ -237,6 +237,8 @@ export const executors: Record<string, Executor> = {
     w.server.currentSync().fail(grpcCode((step.event.error as { code: string }).code));
   },
   "xstate.done.actor.drainDispatch": (w) => w.handler.release(),
+  "xstate.done.actor.probeLink": (w, step) => (step.timer !== undefined ? advanceClock(w, step) : w.server.currentProbe().answer(true)),
+  "xstate.error.actor.probeLink": (w) => w.server.currentProbe().fail(),
   "xstate.after.": advanceClock,
 };
 

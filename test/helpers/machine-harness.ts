@@ -4,7 +4,14 @@
  */
 import { createActor, fromPromise, SimulatedClock, type AnyActorRef } from "xstate";
 import { bridgeMachine, createBridgeDelays } from "../../machines/bridge.machine.js";
-import type { BridgeEmitted, ProjectEventsInput, StreamEvent, SyncProjectStateInput, SyncResult } from "../../machines/bridge.types.js";
+import type {
+  BridgeEmitted,
+  ProbeLinkInput,
+  ProjectEventsInput,
+  StreamEvent,
+  SyncProjectStateInput,
+  SyncResult,
+} from "../../machines/bridge.types.js";
 import { flattenConnection, heartbeatOf } from "../../src/bridge-status.js";
 import { ServerGoawayError, SyncDeadlineError } from "../../src/call-errors.js";
 import { BridgeError, type BridgeErrorCode } from "../../src/errors.js";
@@ -46,6 +53,12 @@ export interface HarnessOptions {
   random?: () => number;
   dedupCapacity?: number;
   drain?: () => Promise<void>;
+  /**
+   * What the link probe answers after a heartbeat deadline while streaming:
+   * false (the link is suspect, as without a probe) or true (a slow server).
+   * Defaults to false.
+   */
+  linkAnswers?: boolean;
 }
 
 export function createMachineHarness(options: HarnessOptions = {}) {
@@ -72,6 +85,7 @@ export function createMachineHarness(options: HarnessOptions = {}) {
       projectEvents: deferredActor<void, ProjectEventsInput>(streams, (input) => input.parent.send({ type: "stream.sent" })),
       syncProjectState: deferredActor<SyncResult, SyncProjectStateInput>(syncs),
       drainDispatch: fromPromise<void, void>(options.drain ?? (() => Promise.resolve())),
+      probeLink: fromPromise<boolean, ProbeLinkInput>(() => Promise.resolve(options.linkAnswers ?? false)),
     },
     delays: recorded,
   });
@@ -93,6 +107,7 @@ export function createMachineHarness(options: HarnessOptions = {}) {
     "syncFailed",
     "serverGoaway",
     "idsRefused",
+    "serverSlow",
   ] as const) {
     actor.on(type, (e) => emitted.push(e));
   }

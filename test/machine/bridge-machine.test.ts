@@ -620,4 +620,42 @@ machine("a server's pushback (grpc-retry-pushback-ms) is a floor under the backo
   assert.ok(h.delaysAsked.filter((d) => d.name === "heartbeatDelay").at(-1)!.ms >= 120_000);
 });
 
+machine(
+  "a heartbeat deadline on a connection that still answers is a slow server: the stream is kept and the heartbeat slows down (issue 21)",
+  async () => {
+    const h = createMachineHarness({ random: () => 0.5, linkAnswers: true });
+    h.actor.send({ type: "START" });
+    h.sendHeaders();
+    const stream = h.lastStream();
+    h.timeOutSync();
+    await flush();
+    await flush();
+    assert.not.ok(stream.signal.aborted, "the stream is not torn down");
+    assert.is(h.connection(), "streaming");
+    const ctx = h.actor.getSnapshot().context;
+    assert.is(ctx.counters.suspects, 0);
+    assert.is(ctx.counters.slowServer, 1);
+    assert.is(ctx.heartbeatSlowdown, 2);
+    assert.is(h.emitted.filter((e) => e.type === "serverSlow").length, 1);
+    const wait = h.delaysAsked.filter((d) => d.name === "heartbeatDelay").at(-1)!.ms;
+    assert.is(wait, 2 * 35_000, "twice the wait it would be (after a stream-open round: 35 s at random 0.5)");
+    // A round answered in time halves the slowdown again.
+    h.clock.increment(wait);
+    h.answerSync();
+    await flush();
+    assert.is(h.actor.getSnapshot().context.heartbeatSlowdown, 1);
+  },
+);
+
+machine("a heartbeat deadline on a connection that does not answer the probe makes the link suspect, as before", async () => {
+  const h = createMachineHarness({ linkAnswers: false });
+  h.actor.send({ type: "START" });
+  h.sendHeaders();
+  h.timeOutSync();
+  await flush();
+  await flush();
+  assert.is(h.connection(), "backoff");
+  assert.is(h.actor.getSnapshot().context.counters.suspects, 1);
+});
+
 machine.run();

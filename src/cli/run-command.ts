@@ -141,8 +141,7 @@ export const runCommand: CliCommand = {
     const clientId = values["client-id"];
     if (clientId !== undefined && clientId.trim() === "") throw usageError("--client-id must not be empty");
     if (clientId !== undefined && projectIdProblem(clientId) !== undefined) throw usageError(`--client-id: ${projectIdProblem(clientId)}`);
-    const healthPort = intFlag(values["health-port"], "health-port");
-    if (healthPort !== undefined && healthPort > 65535) throw usageError("--health-port must be at most 65535");
+    const healthPort = intFlag(values["health-port"], "health-port", 0, 65535);
     if (values["health-host"] !== undefined && healthPort === undefined) throw usageError("--health-host needs --health-port");
     if (values["projects-file-no-follow"] && values["projects-file"] === undefined)
       throw usageError("--projects-file-no-follow needs --projects-file");

@@ -43,8 +43,8 @@ Options:
                          a newline; else the previous ids stay. Refused whole: not a regular file
                          of at most 4 MiB (a FIFO, device or directory, even behind a symlink), owned
                          by neither this user, its group nor root, writable by everyone, holding a
-                         PEM block or a KEY=VALUE line with a secret-looking key (TOKEN, SECRET,
-                         PASSWORD, KEY, AUTH, …). Lines that are not UTF-8 or not valid ids are
+                         PEM block, a KEY=VALUE line with a secret-looking key (TOKEN, SECRET,
+                         PASSWORD, KEY, AUTH, …), a URL with user info or ENGRAM_TOKEN. Lines that are not UTF-8 or not valid ids are
                          skipped; refusals are logged by count and line number, never echoed
   --projects-file-no-follow  refuse --projects-file when PATH is a symlink (O_NOFOLLOW)
   --client-id ID         this sidecar's id on the server (default: PID-STARTSECONDS; not empty)
@@ -167,6 +167,8 @@ export const runCommand: CliCommand = {
       fixedIds: values.project ?? [],
       path: values["projects-file"],
       noFollow: values["projects-file-no-follow"] === true,
+      // A line holding the token (a token file passed as --projects-file) is never sent as an id.
+      token: ctx.env.ENGRAM_TOKEN,
       logger,
     });
     // A --project id the server reported removed is not reported again.

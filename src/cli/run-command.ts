@@ -153,6 +153,8 @@ export const runCommand: CliCommand = {
     const timing = { ...flagTiming, stopTimeoutMs: stop.bridgeMs };
 
     const logger = createStderrLogger({ level, write: ctx.err });
+    // stderr is JSON lines only: main's own notices (a forced exit, …) too.
+    ctx.logNoticesWith(logger);
     let prometheus: PrometheusMetrics | undefined;
     if (healthPort !== undefined) {
       try {

@@ -133,16 +133,19 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
   });
   shutdown = stop;
   let flushedByCommand = false;
+  /** What the command's own flush found not written (run logs that count itself). */
+  let unflushedSeenByCommand = 0;
   /** Where the final stderr flush ends: the command's own deadline when it flushed (run's stop budget). */
   let stderrDeadline: number | undefined;
   const ctx: CliContext = {
     env: io.env ?? process.env,
     out: (text) => void output.write(text),
     outLine: (text) => output.write(text),
-    flushOut: (deadline) => {
+    flushOut: async (deadline) => {
       flushedByCommand = true;
       stderrDeadline = deadline;
-      return output.flush(deadline);
+      unflushedSeenByCommand = await output.flush(deadline);
+      return unflushedSeenByCommand;
     },
     err: (text) => logSink.write(text),
     stdin: io.stdin ?? process.stdin,
@@ -154,8 +157,8 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
     // Whatever the command printed last is on stdout before the exit; a command that
     // flushed itself (run, within its stop budget) is not given more time here.
     const notWritten = await output.flush(flushedByCommand ? 0 : performance.now() + exitFlushMs);
-    // A command that flushed itself (run) has already logged what it could not write.
-    if (notWritten > 0 && !output.failed && !flushedByCommand) {
+    // A command that flushed itself (run) has already logged what its flush could not write.
+    if (notWritten > unflushedSeenByCommand && !output.failed) {
       const msg = `${notWritten} stdout line(s) not written at exit`;
       if (noticeLogger !== undefined) noticeLogger.error({ notWritten }, msg);
       else logSink.write(`engram-serverevents ${command.name}: ${msg}\n`);

@@ -170,7 +170,8 @@ out(
       "warn",
     ]);
     sidecar.child.stdout.pause();
-    await waitUntil("the burst reached the pipe", () => (sidecar.child.stdout.readableLength ?? 0) > 0 || rssMiB(sidecar.pid) > 0, 5000);
+    // The sidecar is up and its lines reach the paused pipe (on a loaded machine its start alone can take seconds).
+    await waitUntil("the burst reached the pipe", () => (sidecar.child.stdout.readableLength ?? 0) > 0, 15000);
     await new Promise((r) => setTimeout(r, 1000));
     const t0 = performance.now();
     sidecar.child.kill("SIGTERM");

@@ -5,6 +5,7 @@
  */
 import type { CallCapacityOptions } from "../dev-server/call-capacity.js";
 import { intFlag, usageError } from "./cli-args.js";
+import { maxCommandInt } from "./command-numbers.js";
 
 export const capacityFlagOptions = {
   "max-calls-per-second": { type: "string" },
@@ -28,7 +29,8 @@ export interface CapacityFlagValues {
 /** The capacity the flags ask for, or undefined without --max-calls-per-second. */
 export function capacityFromFlags(values: CapacityFlagValues): CallCapacityOptions | undefined {
   const cps = intFlag(values["max-calls-per-second"], "max-calls-per-second", 1);
-  const queueS = intFlag(values["max-queue-seconds"], "max-queue-seconds", 1);
+  // In ms it must fit Node's timers (2^31 - 1 ms).
+  const queueS = intFlag(values["max-queue-seconds"], "max-queue-seconds", 1, Math.floor(maxCommandInt / 1000));
   if (cps === undefined) {
     if (queueS !== undefined || values.pushback || values["processor-sharing"])
       throw usageError("--max-queue-seconds, --pushback and --processor-sharing need --max-calls-per-second");

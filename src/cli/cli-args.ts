@@ -3,6 +3,7 @@
  * errors (exit code 2), integer flags, and splitting off `--exec CMD ARGS…`.
  */
 import { BridgeError } from "../errors.js";
+import { maxCommandInt, quoteValue, strictInt } from "./command-numbers.js";
 
 /** The exit codes of every command (README "CLI" lists them). */
 export const exitCodes = Object.freeze({
@@ -33,11 +34,17 @@ export function parseOrUsage<T>(parse: () => T): T {
   }
 }
 
-/** Parses a non-negative integer flag value (or undefined when the flag is absent). */
-export function intFlag(value: string | undefined, flag: string, min = 0): number | undefined {
+/**
+ * Parses an integer flag value in [min, max] (or undefined when the flag is
+ * absent) with the stdin commands' parser (command-numbers.ts): plain
+ * decimal digits only, never "1e3", "0x10", "8080.0" or " 7". `max` defaults
+ * to 2^31 - 1, Node's timer limit.
+ */
+export function intFlag(value: string | undefined, flag: string, min = 0, max = maxCommandInt): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isInteger(n) || n < min) throw usageError(`--${flag} must be an integer >= ${min}, got "${value}"`);
+  const n = strictInt(value);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw usageError(`--${flag} must be an integer >= ${min} and <= ${max}, got ${quoteValue(value)} (plain decimal digits)`);
   return n;
 }
 

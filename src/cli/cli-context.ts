@@ -1,4 +1,5 @@
 /** What every command gets from main(): the environment, output, stdin and the shutdown. */
+import type { Logger } from "../types.js";
 import type { Shutdown } from "./signals.js";
 
 export interface CliContext {
@@ -22,6 +23,12 @@ export interface CliContext {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   /** SIGINT/SIGTERM handling; commands await `shutdown.requested` and then stop. */
   shutdown: Shutdown;
+  /**
+   * Makes main()'s own stderr notices (a forced exit, stdout lines not
+   * written at exit, a crash) go through `logger` as JSON lines: `run`'s
+   * stderr is JSON lines only.
+   */
+  logNoticesWith: (logger: Logger) => void;
 }
 
 export interface CliCommand {

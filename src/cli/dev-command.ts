@@ -113,8 +113,7 @@ export const devCommand: CliCommand = {
     if (values.interactive && values.demo) throw usageError("--interactive and --demo exclude each other");
     if (values.inspect && values["no-inspect"]) throw usageError("--inspect and --no-inspect exclude each other");
     if (values.token === "") throw usageError("--token must not be empty");
-    const port = intFlag(values.port, "port") ?? 0;
-    if (port > 65535) throw usageError("--port must be at most 65535");
+    const port = intFlag(values.port, "port", 0, 65535) ?? 0;
     const stepMs = intFlag(values["step-ms"], "step-ms", 1) ?? 2000;
     const exitAfterMs = intFlag(values["exit-after-ms"], "exit-after-ms", 1);
     const timing = readTimingFlags(values, devTiming);

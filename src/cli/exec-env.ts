@@ -6,6 +6,8 @@
  * found here are also what `redactSecrets` removes from logged child output.
  */
 
+import { trimBearerToken } from "../bearer-token.js";
+
 /** The variable holding the bearer token. */
 const tokenVariable = "ENGRAM_TOKEN";
 
@@ -35,6 +37,9 @@ export function createExecEnvironment(options: ExecEnvironmentOptions): ExecEnvi
   const secrets = new Set<string>();
   const token = options.base[tokenVariable];
   if (token !== undefined && token !== "") secrets.add(token);
+  // The bridge trims the token (a token file's final newline): the child may print the trimmed form.
+  const trimmed = token === undefined ? "" : trimBearerToken(token);
+  if (trimmed !== "") secrets.add(trimmed);
   for (const url of options.extraUrls ?? []) if (url !== undefined) for (const s of userInfoOf(url)) secrets.add(s);
   for (const [name, value] of Object.entries(options.base)) {
     if (value === undefined) continue;

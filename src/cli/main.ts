@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createStderrLogger } from "../logger.js";
+import type { Logger } from "../types.js";
 import { exitCodes, isUsageError } from "./cli-args.js";
 import type { CliCommand, CliContext } from "./cli-context.js";
 import { createLineOutput, createLogSink } from "./line-output.js";
@@ -125,31 +126,43 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
     return finish(exitCodes.usage);
   }
   const command = await entry.load();
-  const stop = createShutdown({ write: (line) => logSink.write(line) });
+  /** Where main's own notices go once the command asked for JSON lines (run). */
+  let noticeLogger: Logger | undefined;
+  const stop = createShutdown({
+    write: (line) => (noticeLogger !== undefined ? noticeLogger.error({}, line.trimEnd()) : logSink.write(line)),
+  });
   shutdown = stop;
   let flushedByCommand = false;
+  /** What the command's own flush found not written (run logs that count itself). */
+  let unflushedSeenByCommand = 0;
   /** Where the final stderr flush ends: the command's own deadline when it flushed (run's stop budget). */
   let stderrDeadline: number | undefined;
   const ctx: CliContext = {
     env: io.env ?? process.env,
     out: (text) => void output.write(text),
     outLine: (text) => output.write(text),
-    flushOut: (deadline) => {
+    flushOut: async (deadline) => {
       flushedByCommand = true;
       stderrDeadline = deadline;
-      return output.flush(deadline);
+      unflushedSeenByCommand = await output.flush(deadline);
+      return unflushedSeenByCommand;
     },
     err: (text) => logSink.write(text),
     stdin: io.stdin ?? process.stdin,
     shutdown: stop,
+    logNoticesWith: (logger) => void (noticeLogger = logger),
   };
   try {
     const code = await command.run(rest, ctx);
     // Whatever the command printed last is on stdout before the exit; a command that
     // flushed itself (run, within its stop budget) is not given more time here.
     const notWritten = await output.flush(flushedByCommand ? 0 : performance.now() + exitFlushMs);
-    if (notWritten > 0 && !output.failed)
-      logSink.write(`engram-serverevents ${command.name}: ${notWritten} stdout line(s) not written at exit\n`);
+    // A command that flushed itself (run) has already logged what its flush could not write.
+    if (notWritten > unflushedSeenByCommand && !output.failed) {
+      const msg = `${notWritten} stdout line(s) not written at exit`;
+      if (noticeLogger !== undefined) noticeLogger.error({ notWritten }, msg);
+      else logSink.write(`engram-serverevents ${command.name}: ${msg}\n`);
+    }
     return (output.failed || notWritten > 0) && code === exitCodes.ok ? exitCodes.failure : code;
   } catch (err) {
     if (isUsageError(err)) {
@@ -158,7 +171,8 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
       );
       return exitCodes.usage;
     }
-    logSink.write(`engram-serverevents ${command.name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    if (noticeLogger !== undefined) noticeLogger.error({ err }, `engram-serverevents ${command.name} failed`);
+    else logSink.write(`engram-serverevents ${command.name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return exitCodes.failure;
   } finally {
     stop.dispose();

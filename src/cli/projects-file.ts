@@ -19,10 +19,14 @@
  * What the reader refuses (see docs/operations.md, "The projects file"):
  * - the whole file: not a regular file, larger than `maxBytes`, owned by
  *   neither the sidecar's user, its group nor root, writable by everyone, a
- *   symlink when `noFollow` is set, a PEM block anywhere, or any
- *   `KEY=VALUE` line whose key looks like a secret (TOKEN, SECRET,
- *   PASSWORD, KEY, AUTH, CREDENTIAL, …: an env file behind a symlink). Its
- *   ids are then dropped (only the --project ids count);
+ *   symlink when `noFollow` is set, a PEM block anywhere, or any secret
+ *   line: a `KEY=VALUE` or `key: value` line whose key (any run of
+ *   non-blank characters, quoted or not: `//registry.npmjs.org/:_authToken`,
+ *   `"access_token"`) looks like a secret (TOKEN, SECRET, PASSWORD, KEY,
+ *   AUTH, CREDENTIAL, …: an env file, .npmrc or JSON behind a symlink), a
+ *   URL with user info (`https://user:pass@host`), or a line that holds the
+ *   bridge's own token (`token`: a token file given as the projects file).
+ *   Its ids are then dropped (only the --project ids count);
  * - a line: not valid UTF-8 (decoded strictly, never with U+FFFD), or not a
  *   valid id (`projectIdProblem`). The file's other lines still count.
  * Refusals are counted and logged with line numbers, never with the line.
@@ -51,6 +55,10 @@ export interface ProjectsFileTrackerOptions {
   noFollow?: boolean;
   /** How long a file whose last line has no newline must be unchanged before that line counts, in ms. Defaults to DEFAULT_SETTLE_MS (1000). */
   settleMs?: number;
+  /** The clock that times how long one version of the file has been seen, in ms. Defaults to performance.now. */
+  now?: () => number;
+  /** The bridge's bearer token: a line that equals or contains it (trimmed) is a secret line. Defaults to none. */
+  token?: string | undefined;
   /** Receives a warning when the file cannot be read or holds bad lines. */
   logger: Logger;
 }
@@ -96,24 +104,30 @@ export interface ParsedProjectsFile {
 }
 
 /**
- * An env-style line (`KEY=VALUE`, `export KEY=VALUE`, `key: value`) whose
- * key looks like it names a secret.
+ * An assignment (`KEY=VALUE`, `export KEY=VALUE`, `key: value`,
+ * `"key": "value"`, `//host/:_authToken=…`) whose key, any run of non-blank
+ * characters, quoted or not, looks like it names a secret.
  */
 const secretAssignment =
-  /^(?:export\s+)?(?=[A-Za-z_])[A-Za-z0-9_.-]*(?:TOKEN|SECRET|PASSW(?:OR)?D|PASSPHRASE|PWD|KEY|AUTH|CREDENTIAL|PRIVATE|COOKIE|SESSION|BEARER)[A-Za-z0-9_.-]*\s*(?:=|:\s)/i;
+  /^(?:export\s+)?(["']?)[^\s"'=]*(?:TOKEN|SECRET|PASSW(?:OR)?D|PASSPHRASE|PWD|KEY|AUTH|CREDENTIAL|PRIVATE|COOKIE|SESSION|BEARER)[^\s"'=]*\1\s*(?:=|:(?:\s|$))/i;
 
-/** Whether a (trimmed) line looks like an assignment to a secret-looking key. */
+/** A URL with user info (`scheme://user:password@host`, `https://TOKEN@host`), anywhere on the line. */
+const urlWithUserInfo = /[a-z][a-z0-9+.-]*:\/\/[^\s/?#@]+@/i;
+
+/** Whether a (trimmed) line looks like an assignment to a secret-looking key, or holds a URL with user info. */
 export function isSecretAssignment(line: string): boolean {
-  return secretAssignment.test(line);
+  return secretAssignment.test(line) || urlWithUserInfo.test(line);
 }
 
 /**
  * Parses a projects file's bytes: lines split at "\n" (a "\r" before it is
  * dropped), each decoded as strict UTF-8, trimmed; blank and `#` lines are
- * ignored; a line that is not valid UTF-8, looks like a secret assignment
- * or is not a valid id is refused (by line number).
+ * ignored; a line that is not valid UTF-8, looks like a secret assignment,
+ * holds `token` (the bridge's bearer token, trimmed; ignored when empty) or
+ * is not a valid id is refused (by line number).
  */
-export function parseProjectsFileBytes(bytes: Uint8Array): ParsedProjectsFile {
+export function parseProjectsFileBytes(bytes: Uint8Array, token?: string): ParsedProjectsFile {
+  const secret = token?.trim() ?? "";
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
   const refused: ParsedProjectsFile["refused"] = { "invalid-utf8": [], "invalid-id": [], secret: [] };
   const ids: string[] = [];
@@ -136,7 +150,7 @@ export function parseProjectsFileBytes(bytes: Uint8Array): ParsedProjectsFile {
     }
     const line = text.trim();
     if (line === "" || line.startsWith("#")) continue;
-    if (isSecretAssignment(line)) refused.secret.push(lineNo);
+    if (isSecretAssignment(line) || (secret !== "" && line.includes(secret))) refused.secret.push(lineNo);
     else if (projectIdProblem(line) !== undefined) refused["invalid-id"].push(lineNo);
     else ids.push(line);
   }
@@ -175,6 +189,9 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
 
   const noFollow = options.noFollow ?? false;
   const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
+  const now = options.now ?? (() => performance.now());
+  /** The version of the file (with no final newline) first seen, and when. */
+  let seenVersion: { version: string; sinceMs: number } | undefined;
   const uid = process.getuid?.();
   const groups = new Set<number>([process.getgid?.() ?? -1, ...(process.getgroups?.() ?? [])]);
   let retryTimer: NodeJS.Timeout | undefined;
@@ -254,8 +271,14 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       if (!sameVersion(before, after) || length !== size) return { unstable: "changed while being read", retryMs: unstableRetryMs };
       if (length > 0 && buf[length - 1] !== 0x0a) {
         // A last line without a newline: a writer may be in the middle of it.
-        const ageMs = Date.now() - Number(after.mtimeMs);
-        if (ageMs < settleMs) return { unstable: "its last line has no newline yet", retryMs: Math.max(unstableRetryMs, settleMs - ageMs) };
+        // A future mtime (clock skew, touch -d, a restored backup) counts as "changed now",
+        // but one version seen unchanged for settleMs by our own clock is settled too; the
+        // delay stays within settleMs (a delay past 2^31 - 1 ms would fire after 1 ms).
+        const version = `${after.dev}:${after.ino}:${after.size}:${after.mtimeNs}:${after.ctimeNs}`;
+        if (seenVersion?.version !== version) seenVersion = { version, sinceMs: now() };
+        const ageMs = Math.max(0, Date.now() - Number(after.mtimeMs), now() - seenVersion.sinceMs);
+        if (ageMs < settleMs)
+          return { unstable: "its last line has no newline yet", retryMs: Math.min(settleMs, Math.max(unstableRetryMs, settleMs - ageMs)) };
       }
       const bytes = buf.subarray(0, length);
       if (/^-----BEGIN [A-Z0-9 ]+-----\s*$/m.test(bytes.toString("latin1"))) {
@@ -268,7 +291,7 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
             ),
         };
       }
-      const parsed = parseProjectsFileBytes(bytes);
+      const parsed = parseProjectsFileBytes(bytes, options.token);
       if (parsed.refused.secret.length > 0) {
         const lines = parsed.refused.secret;
         return {
@@ -276,7 +299,7 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
           log: () =>
             logger.error(
               { path: file, secretLines: lines.length, lineNumbers: lines.slice(0, maxLoggedLineNumbers) },
-              "the projects file has KEY=VALUE lines with secret-looking keys (an env file?): refusing it; its lines are never sent as ids",
+              "the projects file has secret lines (KEY=VALUE lines with secret-looking keys, URLs with user info, or the bridge's token: an env or token file?): refusing it; its lines are never sent as ids",
             ),
         };
       }

@@ -43,8 +43,8 @@ Options:
                          a newline; else the previous ids stay. Refused whole: not a regular file
                          of at most 4 MiB (a FIFO, device or directory, even behind a symlink), owned
                          by neither this user, its group nor root, writable by everyone, holding a
-                         PEM block or a KEY=VALUE line with a secret-looking key (TOKEN, SECRET,
-                         PASSWORD, KEY, AUTH, …). Lines that are not UTF-8 or not valid ids are
+                         PEM block, a KEY=VALUE line with a secret-looking key (TOKEN, SECRET,
+                         PASSWORD, KEY, AUTH, …), a URL with user info or ENGRAM_TOKEN. Lines that are not UTF-8 or not valid ids are
                          skipped; refusals are logged by count and line number, never echoed
   --projects-file-no-follow  refuse --projects-file when PATH is a symlink (O_NOFOLLOW)
   --client-id ID         this sidecar's id on the server (default: PID-STARTSECONDS; not empty)
@@ -141,8 +141,7 @@ export const runCommand: CliCommand = {
     const clientId = values["client-id"];
     if (clientId !== undefined && clientId.trim() === "") throw usageError("--client-id must not be empty");
     if (clientId !== undefined && projectIdProblem(clientId) !== undefined) throw usageError(`--client-id: ${projectIdProblem(clientId)}`);
-    const healthPort = intFlag(values["health-port"], "health-port");
-    if (healthPort !== undefined && healthPort > 65535) throw usageError("--health-port must be at most 65535");
+    const healthPort = intFlag(values["health-port"], "health-port", 0, 65535);
     if (values["health-host"] !== undefined && healthPort === undefined) throw usageError("--health-host needs --health-port");
     if (values["projects-file-no-follow"] && values["projects-file"] === undefined)
       throw usageError("--projects-file-no-follow needs --projects-file");
@@ -154,6 +153,8 @@ export const runCommand: CliCommand = {
     const timing = { ...flagTiming, stopTimeoutMs: stop.bridgeMs };
 
     const logger = createStderrLogger({ level, write: ctx.err });
+    // stderr is JSON lines only: main's own notices (a forced exit, …) too.
+    ctx.logNoticesWith(logger);
     let prometheus: PrometheusMetrics | undefined;
     if (healthPort !== undefined) {
       try {
@@ -168,6 +169,8 @@ export const runCommand: CliCommand = {
       fixedIds: values.project ?? [],
       path: values["projects-file"],
       noFollow: values["projects-file-no-follow"] === true,
+      // A line holding the token (a token file passed as --projects-file) is never sent as an id.
+      token: ctx.env.ENGRAM_TOKEN,
       logger,
     });
     // A --project id the server reported removed is not reported again.

@@ -75,8 +75,7 @@ export const serveCommand: CliCommand = {
       ctx.out(`${help}\n`);
       return exitCodes.ok;
     }
-    const port = intFlag(values.port, "port") ?? defaultHttpPort;
-    if (port > 65535) throw usageError("--port must be at most 65535");
+    const port = intFlag(values.port, "port", 0, 65535) ?? defaultHttpPort;
     const host = values.host ?? "127.0.0.1";
     if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
       throw usageError("--tls-cert and --tls-key go together");

@@ -4,6 +4,7 @@
  */
 import { timingBounds, type BridgeTiming } from "../timing.js";
 import { usageError } from "./cli-args.js";
+import { quoteValue, strictInt } from "./command-numbers.js";
 
 /** flag name → BridgeTiming field (all in ms). */
 const timingFlags = {
@@ -53,15 +54,15 @@ export function readTimingFlags(values: Partial<Record<string, unknown>>, base: 
 }
 
 /**
- * One timing flag as an integer within the library's own range for its
- * field (timingBounds). A range that depends on another field (jitter <=
+ * One timing flag as plain decimal digits within the library's own range
+ * for its field (timingBounds), at most 2^31 - 1. A range that depends on another field (jitter <=
  * period, backoff max >= min) is checked by validateBridgeOptions.
  */
 function timingFlag(raw: string, flag: TimingFlag, field: keyof BridgeTiming): number {
   const { min, max } = timingBounds[field];
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
-    throw usageError(`--${flag} must be an integer in [${min}, ${max}], got "${raw.slice(0, 40)}"`);
+  const n = strictInt(raw);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw usageError(`--${flag} must be an integer in [${min}, ${max}], got ${quoteValue(raw)} (plain decimal digits)`);
   }
   return n;
 }

@@ -44,6 +44,11 @@ export class BearerAuth {
     if (!timingSafeEqual(digest(token), this.expected)) throw this.fail("invalid bearer token");
   }
 
+  /** Whether calls need a token. */
+  get required(): boolean {
+    return this.expected !== undefined;
+  }
+
   get failures(): number {
     return this.failureCount;
   }

@@ -62,6 +62,13 @@ export interface DevServerOptions {
   /** HTTP/2 sessions held at once, all clients together. Defaults to 256. */
   maxSessions?: number | undefined;
   /**
+   * Request bytes one HTTP/2 session's unfinished calls may have sent (what
+   * the server buffers until each request message is whole), all its calls
+   * together; the call that goes over is reset with ENHANCE_YOUR_CALM.
+   * Defaults to 4 MiB + 64 KiB (one largest request message).
+   */
+  maxRequestBytesPerSession?: number | undefined;
+  /**
    * A finite capacity: every ProjectEvents open and SyncProjectState costs
    * one unit of work (as the engram server's bcrypt token check does);
    * see call-capacity.ts. Defaults to none: every call served at once.
@@ -140,6 +147,7 @@ function resolveLimits(options: DevServerOptions): ResolvedHttp2ListenerLimits {
       requestTimeoutMs: options.requestTimeoutMs,
       maxSessionsPerClient: options.maxSessionsPerClient,
       maxSessions: options.maxSessions,
+      maxRequestBytesPerSession: options.maxRequestBytesPerSession,
     });
   } catch (err) {
     throw invalid((err as Error).message);

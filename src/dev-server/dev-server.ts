@@ -18,6 +18,7 @@ import { FaultInjector } from "./fault-injection.js";
 import { listenHttp2, type ShutdownResult } from "./http2-listener.js";
 import { answerInvalidArgumentOnParseError } from "./invalid-message-status.js";
 import type { ProjectStore } from "./project-store.js";
+import { rejectUnauthenticatedEarly } from "./early-auth.js";
 import { guardRequests } from "./request-guard.js";
 import type { DevServerCode } from "./status-code-names.js";
 import { waitUntil } from "./wait-until.js";
@@ -77,6 +78,8 @@ export interface DevServerStats {
   streamsRefused: number;
   /** Calls reset because their request message did not arrive within requestTimeoutMs. */
   requestsTimedOut: number;
+  /** Calls reset because their session's unfinished requests went over maxRequestBytesPerSession. */
+  requestsOverBudget: number;
 }
 
 /** How DevServer.shutdown() ended. */
@@ -164,25 +167,32 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
   const stopping = new AbortController();
 
   const headers = earlyHeaders(resolved.headersOnOpen);
+  const capacity = resolved.capacity && createCallCapacity(resolved.capacity);
   const handler = guardRequests(
-    answerInvalidArgumentOnParseError(
-      headers.wrap(
-        connectNodeAdapter({
-          routes: engramRoutes({
-            options: resolved,
-            hub,
-            auth,
-            faults,
-            calls,
-            stopping: stopping.signal,
-            capacity: resolved.capacity && createCallCapacity(resolved.capacity),
+    // With a finite capacity, authentication is part of each call's unit of work (as upstream): no early answer.
+    rejectUnauthenticatedEarly(
+      capacity === undefined ? auth : undefined,
+      stopping.signal,
+    )(
+      answerInvalidArgumentOnParseError(
+        headers.wrap(
+          connectNodeAdapter({
+            routes: engramRoutes({
+              options: resolved,
+              hub,
+              auth,
+              faults,
+              calls,
+              stopping: stopping.signal,
+              capacity,
+            }),
+            grpc: true,
+            connect: false,
+            grpcWeb: false,
+            readMaxBytes,
+            contextValues: headers.contextValues,
           }),
-          grpc: true,
-          connect: false,
-          grpcWeb: false,
-          readMaxBytes,
-          contextValues: headers.contextValues,
-        }),
+        ),
       ),
     ),
   );

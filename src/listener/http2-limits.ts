@@ -11,6 +11,10 @@
  * session over a cap makes room by closing the oldest held session that has
  * no stream open (idle sockets never lock a client out); only when every
  * held one is busy does the newcomer get GOAWAY ENHANCE_YOUR_CALM at once.
+ * The request bytes a session's unfinished requests have sent (what the
+ * server buffers until a request message is whole) are capped at
+ * `maxRequestBytesPerSession`: the stream that goes over is reset with
+ * ENHANCE_YOUR_CALM, so 100 streams of one session cannot buffer 100 × 4 MiB.
  */
 import * as http2 from "node:http2";
 
@@ -24,7 +28,16 @@ export interface Http2ListenerLimits {
   maxSessionsPerClient?: number | undefined;
   /** Sessions held at once, all clients together. Defaults to 256. */
   maxSessions?: number | undefined;
+  /**
+   * Request bytes one session's unfinished requests may have sent, all its
+   * streams together; the stream that goes over is reset. Defaults to
+   * DEFAULT_MAX_REQUEST_BYTES_PER_SESSION (one 4 MiB message and its framing).
+   */
+  maxRequestBytesPerSession?: number | undefined;
 }
+
+/** A request of the largest message a gRPC server reads by default (4 MiB) and its framing, in bytes. */
+export const DEFAULT_MAX_REQUEST_BYTES_PER_SESSION = 4 * 1024 * 1024 + 64 * 1024;
 
 /** Http2ListenerLimits with every default filled in. */
 export interface ResolvedHttp2ListenerLimits {
@@ -32,6 +45,7 @@ export interface ResolvedHttp2ListenerLimits {
   requestTimeoutMs: number;
   maxSessionsPerClient: number;
   maxSessions: number;
+  maxRequestBytesPerSession: number;
 }
 
 /** What the limits did, plain JSON. */
@@ -46,6 +60,8 @@ export interface Http2ListenerStats {
   streamsRefused: number;
   /** Streams reset because their request did not arrive within requestTimeoutMs. */
   requestsTimedOut: number;
+  /** Streams reset because their session's unfinished requests went over maxRequestBytesPerSession. */
+  requestsOverBudget: number;
 }
 
 const maxTimerMs = 2 ** 31 - 1;
@@ -57,6 +73,7 @@ export function resolveHttp2ListenerLimits(limits: Http2ListenerLimits = {}): Re
     requestTimeoutMs: limits.requestTimeoutMs ?? 5000,
     maxSessionsPerClient: limits.maxSessionsPerClient ?? 64,
     maxSessions: limits.maxSessions ?? 256,
+    maxRequestBytesPerSession: limits.maxRequestBytesPerSession ?? DEFAULT_MAX_REQUEST_BYTES_PER_SESSION,
   };
   for (const [name, value] of Object.entries(resolved)) {
     if (!Number.isInteger(value) || value < 1 || value > maxTimerMs) {
@@ -77,11 +94,12 @@ export function enforceHttp2Limits(
   limits: ResolvedHttp2ListenerLimits,
 ): { stats(): Http2ListenerStats } {
   /** Held sessions, oldest first, with their client address and open streams. */
-  const held = new Map<http2.ServerHttp2Session, { client: string; openStreams: number }>();
+  const held = new Map<http2.ServerHttp2Session, { client: string; openStreams: number; requestBytes: number }>();
   let sessionsRefused = 0;
   let sessionsShed = 0;
   let streamsRefused = 0;
   let requestsTimedOut = 0;
+  let requestsOverBudget = 0;
 
   const heldBy = (client: string): number => {
     let n = 0;
@@ -111,7 +129,7 @@ export function enforceHttp2Limits(
       session.destroy();
       return;
     }
-    const state = { client, openStreams: 0 };
+    const state = { client, openStreams: 0, requestBytes: 0 };
     held.set(session, state);
     // A session that never opens a stream only holds a socket.
     const idleTimer = setTimeout(() => {
@@ -137,7 +155,26 @@ export function enforceHttp2Limits(
         requestsTimedOut++;
         stream.close(http2.constants.NGHTTP2_CANCEL);
       }, limits.requestTimeoutMs);
-      const requestEnded = (): void => clearTimeout(timer);
+      // The bytes of this request so far, counted against the session's budget until it ends.
+      let requestBytes = 0;
+      const onData = (chunk: Buffer): void => {
+        requestBytes += chunk.length;
+        state.requestBytes += chunk.length;
+        if (state.requestBytes <= limits.maxRequestBytesPerSession) return;
+        requestsOverBudget++;
+        requestEnded();
+        stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      };
+      // Only observes: the request handler's own "data" listener is attached in the same tick.
+      stream.on("data", onData);
+      let ended = false;
+      const requestEnded = (): void => {
+        clearTimeout(timer);
+        if (ended) return;
+        ended = true;
+        stream.off("data", onData);
+        state.requestBytes -= requestBytes;
+      };
       // The request side ends when its last frame (END_STREAM) arrives; a
       // stream that is closed or answered early needs no timer either.
       if (stream.readableEnded) requestEnded();
@@ -148,5 +185,7 @@ export function enforceHttp2Limits(
       });
     });
   });
-  return { stats: () => ({ openSessions: held.size, sessionsRefused, sessionsShed, streamsRefused, requestsTimedOut }) };
+  return {
+    stats: () => ({ openSessions: held.size, sessionsRefused, sessionsShed, streamsRefused, requestsTimedOut, requestsOverBudget }),
+  };
 }

@@ -74,6 +74,23 @@ fuzz("redactSecrets leaves no secret in any text, and the child environment neve
   );
 });
 
+fuzz(
+  "a token with a surrounding newline or blanks (a token file, which the bridge trims) is redacted in its trimmed form too (review item 3)",
+  () => {
+    const secret = fc.stringMatching(/^[A-Za-z0-9._~+/-]{8,40}$/);
+    fc.assert(
+      fc.property(secret, fc.constantFrom("\n", "\r\n", " ", "\t\n"), fc.constantFrom("", " ", "\n"), (token, after, before) => {
+        const env = createExecEnvironment({ base: { ENGRAM_TOKEN: `${before}${token}${after}`, PATH: "/bin" } });
+        const out = redactSecrets(`token is ${token}; again:${token}`, env.secrets);
+        assert.not.ok(out.includes(token), JSON.stringify({ token, out }));
+        assert.is(out, `token is ${redactedMark}; again:${redactedMark}`);
+        assert.not.ok(JSON.stringify(env.env).includes(token));
+      }),
+      { seed: 20, numRuns: 200 },
+    );
+  },
+);
+
 fuzz("parseProjectsFile never yields a newline, and only trimmed non-comment lines (a lone CR stays, and the id check refuses it)", () => {
   fc.assert(
     fc.property(fc.array(hostileString(80), { maxLength: 20 }), (lines) => {

@@ -148,11 +148,93 @@ rules("what counts as a secret assignment", () => {
     "api_key = z",
     "Authorization: Bearer q",
     "KEY=1",
+    // Review item 2: .npmrc, JSON, quoted keys, tabs, URLs with user info.
+    "//registry.npmjs.org/:_authToken=npm_SECRETSECRET",
+    '"access_token": "ya29.SECRET",',
+    '"auth": "dXNlcjpwYXNz"',
+    "'api-key': x",
+    "ENGRAM_TOKEN='abc'",
+    "DB_PASSWORD =x",
+    "api-key=SECRET",
+    "X_API_KEY\t=SECRET",
+    "token\t: abc",
+    "aws_secret_access_key = SECRET",
+    "https://user:ghp_SECRET@github.com",
+    "https://ghp_SECRET@github.com/org/repo",
+    "remote = https://u:p@h/x",
   ])
     assert.ok(isSecretAssignment(line), line);
-  for (const line of ["project-1", "org/key-rotation", "a=b", "ENGRAM_URL=http://h", "tokens-team", "monkey"])
+  for (const line of [
+    "project-1",
+    "org/key-rotation",
+    "a=b",
+    "ENGRAM_URL=http://h",
+    "tokens-team",
+    "monkey",
+    "https://github.com/org/repo",
+    "team@example.com",
+    '"project": "p1"',
+  ])
     assert.not.ok(isSecretAssignment(line), line);
 });
+
+rules(
+  "a token file passed as the projects file: the line holding the bridge's token is refused as a secret, the file dropped, never echoed (review item 1)",
+  async (ctx) => {
+    const token = "s3cr3t-Token_abcdefghijklmnop";
+    const file = join(ctx.dir, "engram_token");
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    const t = createProjectsFileTracker({ path: file, logger: ctx.logger, refreshMs: 0, fixedIds: ["flag"], token: `${token}\n` });
+    ctx.trackers.push(t);
+    await t.refresh();
+    assert.equal(ids(t), ["flag"]);
+    const err = ctx.logs.find((l) => l.level === "error");
+    assert.match(String(err?.msg), /secret lines/);
+    assert.is(err?.obj["secretLines"], 1);
+    assert.equal(err?.obj["lineNumbers"], [1]);
+    assert.not.match(JSON.stringify(ctx.logs), token);
+    // A line that only contains the token is a secret too; other lines are not.
+    const parsed = parseProjectsFileBytes(Buffer.from(`p1\nx-${token}-y\n${token}\np2\n`), ` ${token}\n`);
+    assert.equal(parsed.refused.secret, [2, 3]);
+    assert.equal(parsed.ids, ["p1", "p2"]);
+    // Without a token (none set), nothing changes.
+    assert.equal(parseProjectsFileBytes(Buffer.from("p1\n"), "").ids, ["p1"]);
+  },
+);
+
+rules(
+  "a file with a far-future mtime and no final newline: retries stay within settleMs (no 1 ms spin), and it settles by the reader's own clock (review item 4)",
+  async (ctx) => {
+    const file = join(ctx.dir, "projects.txt");
+    writeFileSync(file, "alpha\nbeta");
+    const future = new Date(Date.now() + 30 * 86_400_000);
+    utimesSync(file, future, future);
+    let clockMs = 0;
+    const delays: number[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    // Record the retry delays the reader asks for (and do not let them run: the test drives the reads).
+    globalThis.setTimeout = ((_fn: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return realSetTimeout(() => {}, 0);
+    }) as typeof setTimeout;
+    try {
+      const t = createProjectsFileTracker({ path: file, logger: ctx.logger, refreshMs: 0, settleMs: 1000, now: () => clockMs });
+      ctx.trackers.push(t);
+      await t.refresh();
+      assert.equal(ids(t), [], "a last line without a newline, changed 'now': not yet believed");
+      clockMs += 999;
+      await t.refresh();
+      assert.equal(ids(t), []);
+      clockMs += 1;
+      await t.refresh();
+      assert.equal(ids(t), ["alpha", "beta"], "unchanged for settleMs by the reader's clock: settled");
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+    assert.ok(delays.length > 0);
+    for (const ms of delays) assert.ok(ms >= 1 && ms <= 1000, `retry delay ${ms} ms`);
+  },
+);
 
 /** The trimmed lines of `bytes` that are valid UTF-8: what a whole line of this version can be. */
 function wholeLines(bytes: Uint8Array): Set<string> {

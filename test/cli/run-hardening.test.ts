@@ -330,4 +330,40 @@ hard("/healthz answers 503 while the server refuses the token, and --health-port
   assert.is(await bad.exited, 0);
 });
 
+hard(
+  "a second SIGTERM during a stop exits 143 at once, and even its notice is a JSON log line: run's stderr is JSON lines only (review item 7)",
+  async (ctx) => {
+    const stubborn = `process.on("SIGTERM", () => {}); console.log("child started"); setInterval(() => {}, 1000)`;
+    const sidecar = cli(
+      ctx,
+      [
+        "run",
+        "--url",
+        ctx.url,
+        ...fastOpen,
+        "--project",
+        "gone-forced",
+        "--stop-timeout-ms",
+        "20000",
+        "--handler-timeout-ms",
+        "60000",
+        "--exec",
+        process.execPath,
+        "-e",
+        stubborn,
+      ],
+      { env: env() },
+    );
+    await sidecar.waitForLine((l) => l.includes("child started"), { stream: "stderr" });
+    sidecar.child.kill("SIGTERM");
+    await logLine(sidecar, /^\{.*"msg":"stopping"/);
+    sidecar.child.kill("SIGTERM");
+    assert.is(await exitedWithin(sidecar, 5000), 143, sidecar.transcript());
+    const lines = sidecar.stderr.filter((l) => l !== "");
+    for (const line of lines) assert.ok(/^\{.*\}$/.test(line), `not a JSON line on stderr: ${line}`);
+    const notice = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => /again: exiting now/.test(String(l["msg"])));
+    assert.is(notice?.["msg"], "received SIGTERM again: exiting now");
+  },
+);
+
 hard.run();

@@ -11,7 +11,7 @@ usage("bad ids, an empty client id and misplaced health or exec flags are usage 
     { args: [...url, "--client-id", "a\u0007b"], says: /--client-id: contains a control character/ },
     { args: [...url, "--project", "bad\u001bid"], says: /--project bad\\u001bid: contains a control character/ },
     { args: [...url, "--project", "x".repeat(600)], says: /longer than 512 bytes/ },
-    { args: [...url, "--health-port", "70000"], says: /--health-port must be at most 65535/ },
+    { args: [...url, "--health-port", "70000"], says: /--health-port must be an integer >= 0 and <= 65535/ },
     { args: [...url, "--health-port=-1"], says: /--health-port must be an integer >= 0/ },
     { args: [...url, "--health-host", "0.0.0.0"], says: /--health-host needs --health-port/ },
     { args: [...url, "--exec-env-token"], says: /need --exec/ },

@@ -50,7 +50,7 @@ usage("usage errors exit 2 and say what is wrong", async () => {
     { args: ["run", "--url", "http://127.0.0.1:1", "--exec"], says: /--exec needs a command/ },
     { args: ["run", "--url", "http://127.0.0.1:1", "--project", ""], says: /--project must not be empty/ },
     { args: ["serve", "--tls-cert", "x.pem"], says: /--tls-cert and --tls-key go together/ },
-    { args: ["serve", "--port", "70000"], says: /--port must be at most 65535/ },
+    { args: ["serve", "--port", "70000"], says: /--port must be an integer >= 0 and <= 65535/ },
     { args: ["dev", "--inspect", "--no-inspect"], says: /exclude each other/ },
     { args: ["dev", "--interactive", "--demo"], says: /exclude each other/ },
   ];

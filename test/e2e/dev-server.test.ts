@@ -975,4 +975,87 @@ devServer(
   },
 );
 
+/** A call whose request message (announced `announcedBytes` long) is sent only in part, never ended. */
+function halfSentCall(
+  session: http2.ClientHttp2Session,
+  rpc: string,
+  announcedBytes: number,
+  sendBytes: number,
+  headers: http2.OutgoingHttpHeaders = {},
+): { req: http2.ClientHttp2Stream; answered: Promise<string | undefined>; closed: Promise<number> } {
+  const req = session.request({ ...grpcHeaders(rpc), ...headers }, { endStream: false });
+  req.on("error", () => {});
+  req.resume();
+  const answered = new Promise<string | undefined>((resolve) => {
+    req.on("response", (h) => h["grpc-status"] !== undefined && resolve(h["grpc-status"] as string));
+    req.on("trailers", (h) => resolve(h["grpc-status"] as string | undefined));
+  });
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(announcedBytes, 1);
+  req.write(prefix);
+  req.write(Buffer.alloc(sendBytes, 0x41));
+  return { req, answered, closed: new Promise((resolve) => req.once("close", () => resolve(req.rstCode ?? 0))) };
+}
+
+devServer(
+  "with a token, a call without a valid one is answered UNAUTHENTICATED from its headers, before its body has come (review item 6)",
+  async (ctx) => {
+    const server = await start(ctx, { token: "right", requestTimeoutMs: 10_000 });
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    try {
+      const t0 = performance.now();
+      // 1 MiB announced, 64 KiB sent, never ended: before, the answer waited for the whole body (or the 10 s reset).
+      const [none, wrong] = await within(
+        Promise.all([
+          halfSentCall(session, "SyncProjectState", 1 << 20, 64 * 1024).answered,
+          halfSentCall(session, "ProjectEvents", 1 << 20, 64 * 1024, { authorization: "Bearer wrong" }).answered,
+        ]),
+        3000,
+        "the early answers",
+      );
+      assert.is(none, String(Code.Unauthenticated));
+      assert.is(wrong, String(Code.Unauthenticated));
+      assert.ok(performance.now() - t0 < 3000);
+      assert.is(server.stats().authFailures, 2);
+      assert.equal(server.stats().tokensSeen.projectEvents, ["wrong"]);
+      // The right token still gets through to the RPC (which then wants a client_id).
+      const ok = await rawGrpcCall(server.url, "/engram.v1.EngramService/SyncProjectState", new Uint8Array(), {
+        authorization: "Bearer right",
+      });
+      assert.is(ok.status, String(Code.InvalidArgument));
+      assert.is(ok.message, "client_id is required");
+    } finally {
+      session.destroy();
+    }
+  },
+);
+
+devServer(
+  "a session's unfinished requests may buffer at most maxRequestBytesPerSession: the stream going over is reset, the session serves on (review item 6)",
+  async (ctx) => {
+    const server = await start(ctx, { maxRequestBytesPerSession: 256 * 1024, requestTimeoutMs: 10_000 });
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    try {
+      // Eight calls each sending 128 KiB of a 1 MiB message: 1 MiB in all, four times the budget.
+      const calls = Array.from({ length: 8 }, () => halfSentCall(session, "SyncProjectState", 1 << 20, 128 * 1024));
+      await eventually("streams reset over the budget", () => server.stats().requestsOverBudget >= 4, 3000);
+      const reset = await within(Promise.race(calls.map((c) => c.closed)), 3000, "a reset call");
+      assert.is(reset, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      // The session itself goes on: once the client gives up its other half-sent calls, a whole call on it is answered.
+      for (const c of calls) c.req.close(http2.constants.NGHTTP2_CANCEL);
+      await within(Promise.all(calls.map((c) => c.closed)), 3000, "the calls closed");
+      const ok = session.request(grpcHeaders("Ping"));
+      ok.on("error", () => {});
+      ok.resume();
+      ok.end(grpcFrame(new Uint8Array()));
+      const status = await within(new Promise<unknown>((resolve) => ok.once("trailers", (h) => resolve(h["grpc-status"]))), 3000, "ping");
+      assert.is(status, "0");
+    } finally {
+      session.destroy();
+    }
+  },
+);
+
 devServer.run();

@@ -136,8 +136,13 @@ function absentInWindow(absent: readonly string[], window: readonly string[]): s
   return kept.length === absent.length ? (absent as string[]) : kept;
 }
 
-/** The most a late heartbeat slows the heartbeat down: eight periods between rounds. */
-export const MAX_HEARTBEAT_SLOWDOWN = 8;
+/**
+ * The most a slow server slows the heartbeat down: four periods between
+ * rounds (a quarter of the load it puts on the server). It bounds how late
+ * the heartbeat catches up after a slow period: stream removals are not
+ * delayed by it.
+ */
+export const MAX_HEARTBEAT_SLOWDOWN = 4;
 /** Node's timer limit. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 

@@ -127,7 +127,7 @@ export interface BridgeContext {
   /** The server's pushback on the last failed heartbeat (ms, 0 for none): a floor under the next heartbeat wait. */
   syncRetryAfterMs: number;
   /**
-   * The heartbeat wait is multiplied by this (1 to 8): doubled when a round
+   * The heartbeat wait is multiplied by this (1 to 4): doubled when a round
    * answers late or a deadline passes on a connection that still answers (a
    * slow server), halved by a round answered in time.
    */

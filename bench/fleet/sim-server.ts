@@ -205,6 +205,16 @@ export class SimServer {
   clientFor(index: number): EventsClient {
     const server = this;
     return {
+      // The link probe: the server's transport answers a PING after a round trip while it is up, however saturated.
+      async checkConnection(opts) {
+        if (!server.up) return false;
+        try {
+          await server.wait(server.rttMs, opts.signal);
+        } catch {
+          return false;
+        }
+        return server.up;
+      },
       async *projectEvents(_req, opts) {
         const calledAt = server.clock.now();
         server.streamCalls.add(calledAt);

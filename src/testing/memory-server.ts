@@ -514,11 +514,26 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
       }
     }
 
+    /**
+     * The link probe: the server's transport answers a PING after a round
+     * trip while it is up, however slow its handlers (slowSyncs); a silent
+     * hang is a link that answers nothing, and a server that is down answers
+     * nothing either.
+     */
+    function checkConnection(opts: { signal: AbortSignal; timeoutMs: number }): Promise<boolean> {
+      if (down || hung) return new Promise<boolean>((resolve) => opts.signal.addEventListener("abort", () => resolve(false), { once: true }));
+      return wait(rttMs, opts.signal).then(
+        () => !down && !hung,
+        () => false,
+      );
+    }
+
     return {
       name,
       signalsSent: true,
       projectEvents,
       syncProjectState,
+      checkConnection,
       close() {
         closed = true;
       },

@@ -3,7 +3,8 @@
  * proxy's blackhole) while the bridge believes it is streaming. The bridge
  * must find out from the heartbeat deadline, reopen on a fresh HTTP/2
  * session, and recover the removal that was lost in the dead link, within
- * one heartbeat period plus syncTimeoutMs (65 s + 10 s with the defaults).
+ * one heartbeat period plus syncTimeoutMs plus the link probe (65 s + 10 s +
+ * 5 s with the defaults).
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -34,7 +35,7 @@ blackhole.after.each(async (ctx) => {
   await ctx.server.close();
 });
 
-blackhole("with the default timings, detection takes at most 65 s + 10 s of bridge time and the lost removal arrives", async (ctx) => {
+blackhole("with the default timings, detection takes at most 65 s + 10 s + 5 s (the link probe) of bridge time and the lost removal arrives", async (ctx) => {
   const clock = new SimulatedClock();
   const tracker = new SessionTracker();
   tracker.connect("bh");
@@ -75,11 +76,18 @@ blackhole("with the default timings, detection takes at most 65 s + 10 s of brid
   assert.is(bridge.status().heartbeat, "syncing");
   await step(defaultBridgeTiming.syncTimeoutMs - 1);
   assert.is(bridge.status().state, "streaming", "the sync deadline has not passed yet");
+  await step(1);
+  // The deadline passed: one HTTP/2 PING asks whether the link answers (a slow server would).
+  await eventually("the link probe runs", () => bridge.status().heartbeat === "probing");
+  const probeMs = defaultBridgeTiming.syncTimeoutMs / 2;
+  await step(probeMs - 1);
+  assert.is(bridge.status().state, "streaming", "the probe's deadline has not passed yet");
   clock.increment(1);
   await eventually("suspect", () => bridge.status().state === "backoff");
   const detectedMs = clock.now() - t0;
   assert.is(bridge.status().counters.suspects, 1);
-  assert.is(detectedMs, 75_000);
+  assert.is(bridge.status().counters.slowServer, 0, "a dead link is not taken for a slow server");
+  assert.is(detectedMs, 80_000);
   assert.ok(
     logger.at("warn").some((l) => /fresh HTTP\/2 session/.test(l.msg ?? "")),
     "logged as suspect",
@@ -95,7 +103,7 @@ blackhole("with the default timings, detection takes at most 65 s + 10 s of brid
   assert.is(handler.calls[0]!.info.source, "heartbeat");
   await eventually("old link released", () => ctx.proxy.stats().deadClosedByClient === 1);
   console.log(
-    `# blackhole, default timings (bridge clock): detected after ${detectedMs / 1000} s (bound 65 s + 10 s), stream reopened after ${(detectedMs + 1200) / 1000} s, removal recovered at ${recoveredMs / 1000} s incl. openConfirm`,
+    `# blackhole, default timings (bridge clock): detected after ${detectedMs / 1000} s (bound 65 s + 10 s + 5 s), stream reopened after ${(detectedMs + 1200) / 1000} s, removal recovered at ${recoveredMs / 1000} s incl. openConfirm`,
   );
 });
 

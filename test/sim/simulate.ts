@@ -5,6 +5,7 @@
  * drained between steps; the reference model (model.ts) watches everything
  * and the run ends with stop() and the after-stop checks.
  */
+import { MAX_HEARTBEAT_SLOWDOWN } from "../../machines/bridge.machine.js";
 import { createBridge, HandlerRegistry, SessionTracker, type BridgeTiming, type Clock, type Logger } from "../../src/index.js";
 import { createMemoryServer, settle, SimulatedClock, type MemoryServerTraceEntry } from "../../src/testing/index.js";
 import { seededRandom } from "../helpers/seeded-random.js";
@@ -34,8 +35,8 @@ export const simTiming: BridgeTiming = {
 export function deliveryBoundMs(t: BridgeTiming, rttMs: number): number {
   return (
     t.backoffMaxMs * (1 + t.backoffJitter) +
-    t.heartbeatMs +
-    t.heartbeatJitterMs +
+    // A slow period may have slowed the heartbeat down (at most this many periods between rounds).
+    MAX_HEARTBEAT_SLOWDOWN * (t.heartbeatMs + t.heartbeatJitterMs) +
     t.syncTimeoutMs +
     t.openConfirmMs +
     t.handlerTimeoutMs +

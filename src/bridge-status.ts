@@ -9,7 +9,7 @@ import type { DispatcherStats, DispatchPressure } from "./dispatcher.js";
 import type { ErrorSummary } from "./errors.js";
 
 export type ConnectionState = "idle" | "connecting" | "streaming" | "backoff" | "stopping" | "stopped";
-export type HeartbeatState = "waiting" | "syncing" | "stopped";
+export type HeartbeatState = "waiting" | "syncing" | "probing" | "stopped";
 
 export interface DispatchCounters {
   /** Removals fully dispatched to the handlers. */

@@ -35,77 +35,80 @@ blackhole.after.each(async (ctx) => {
   await ctx.server.close();
 });
 
-blackhole("with the default timings, detection takes at most 65 s + 10 s + 5 s (the link probe) of bridge time and the lost removal arrives", async (ctx) => {
-  const clock = new SimulatedClock();
-  const tracker = new SessionTracker();
-  tracker.connect("bh");
-  ctx.server.createProject("bh");
-  const registry = new HandlerRegistry();
-  const handler = recordingHandler();
-  registry.register(handler);
-  const logger = capturingLogger();
-  // random → 1: the longest heartbeat wait (65 s) and the longest backoff.
-  const bridge = createBridge({
-    registry,
-    tracker,
-    serverUrl: ctx.proxy.url,
-    env: {},
-    logger,
-    clock,
-    random: () => 0.999_999,
-    clientId: "sim",
-  });
-  ctx.bridges.push(bridge);
-  bridge.start();
-  await ctx.server.waitForStreams(1);
-  clock.increment(defaultBridgeTiming.openConfirmMs); // no headers before the first event (headersOnOpen: false)
-  assert.is(bridge.status().state, "streaming");
-  await eventually("first sync", () => bridge.status().counters.syncs === 1);
+blackhole(
+  "with the default timings, detection takes at most 65 s + 10 s + 5 s (the link probe) of bridge time and the lost removal arrives",
+  async (ctx) => {
+    const clock = new SimulatedClock();
+    const tracker = new SessionTracker();
+    tracker.connect("bh");
+    ctx.server.createProject("bh");
+    const registry = new HandlerRegistry();
+    const handler = recordingHandler();
+    registry.register(handler);
+    const logger = capturingLogger();
+    // random → 1: the longest heartbeat wait (65 s) and the longest backoff.
+    const bridge = createBridge({
+      registry,
+      tracker,
+      serverUrl: ctx.proxy.url,
+      env: {},
+      logger,
+      clock,
+      random: () => 0.999_999,
+      clientId: "sim",
+    });
+    ctx.bridges.push(bridge);
+    bridge.start();
+    await ctx.server.waitForStreams(1);
+    clock.increment(defaultBridgeTiming.openConfirmMs); // no headers before the first event (headersOnOpen: false)
+    assert.is(bridge.status().state, "streaming");
+    await eventually("first sync", () => bridge.status().counters.syncs === 1);
 
-  // The worst case: the link dies right after a heartbeat answered.
-  const t0 = clock.now();
-  assert.is(ctx.proxy.blackholeOpenLinks(), 1);
-  ctx.server.removeProject("bh", "lost in the dead link");
-  const step = async (ms: number) => {
-    clock.increment(ms);
-    await new Promise((r) => setTimeout(r, 20));
-  };
-  await step(defaultBridgeTiming.heartbeatMs + defaultBridgeTiming.heartbeatJitterMs - 1);
-  assert.is(bridge.status().heartbeat, "waiting", "no heartbeat before its longest wait");
-  await step(1);
-  assert.is(bridge.status().heartbeat, "syncing");
-  await step(defaultBridgeTiming.syncTimeoutMs - 1);
-  assert.is(bridge.status().state, "streaming", "the sync deadline has not passed yet");
-  await step(1);
-  // The deadline passed: one HTTP/2 PING asks whether the link answers (a slow server would).
-  await eventually("the link probe runs", () => bridge.status().heartbeat === "probing");
-  const probeMs = defaultBridgeTiming.syncTimeoutMs / 2;
-  await step(probeMs - 1);
-  assert.is(bridge.status().state, "streaming", "the probe's deadline has not passed yet");
-  clock.increment(1);
-  await eventually("suspect", () => bridge.status().state === "backoff");
-  const detectedMs = clock.now() - t0;
-  assert.is(bridge.status().counters.suspects, 1);
-  assert.is(bridge.status().counters.slowServer, 0, "a dead link is not taken for a slow server");
-  assert.is(detectedMs, 80_000);
-  assert.ok(
-    logger.at("warn").some((l) => /fresh HTTP\/2 session/.test(l.msg ?? "")),
-    "logged as suspect",
-  );
+    // The worst case: the link dies right after a heartbeat answered.
+    const t0 = clock.now();
+    assert.is(ctx.proxy.blackholeOpenLinks(), 1);
+    ctx.server.removeProject("bh", "lost in the dead link");
+    const step = async (ms: number) => {
+      clock.increment(ms);
+      await new Promise((r) => setTimeout(r, 20));
+    };
+    await step(defaultBridgeTiming.heartbeatMs + defaultBridgeTiming.heartbeatJitterMs - 1);
+    assert.is(bridge.status().heartbeat, "waiting", "no heartbeat before its longest wait");
+    await step(1);
+    assert.is(bridge.status().heartbeat, "syncing");
+    await step(defaultBridgeTiming.syncTimeoutMs - 1);
+    assert.is(bridge.status().state, "streaming", "the sync deadline has not passed yet");
+    await step(1);
+    // The deadline passed: one HTTP/2 PING asks whether the link answers (a slow server would).
+    await eventually("the link probe runs", () => bridge.status().heartbeat === "probing");
+    const probeMs = defaultBridgeTiming.syncTimeoutMs / 2;
+    await step(probeMs - 1);
+    assert.is(bridge.status().state, "streaming", "the probe's deadline has not passed yet");
+    clock.increment(1);
+    await eventually("suspect", () => bridge.status().state === "backoff");
+    const detectedMs = clock.now() - t0;
+    assert.is(bridge.status().counters.suspects, 1);
+    assert.is(bridge.status().counters.slowServer, 0, "a dead link is not taken for a slow server");
+    assert.is(detectedMs, 80_000);
+    assert.ok(
+      logger.at("warn").some((l) => /fresh HTTP\/2 session/.test(l.msg ?? "")),
+      "logged as suspect",
+    );
 
-  await step(1200); // backoff attempt 1 at its longest: 1 s × 1.2
-  // (The server still counts the old stream as open: nothing told it the link died.)
-  await eventually("the new stream reached the server", () => ctx.server.stats().streamsOpened === 2);
-  assert.is(ctx.proxy.stats().accepted, 2, "a new TCP connection: a fresh HTTP/2 session");
-  clock.increment(defaultBridgeTiming.openConfirmMs);
-  await eventually("lost removal recovered by the reopen sync", () => handler.ids().includes("bh"));
-  const recoveredMs = clock.now() - t0;
-  assert.is(handler.calls[0]!.info.source, "heartbeat");
-  await eventually("old link released", () => ctx.proxy.stats().deadClosedByClient === 1);
-  console.log(
-    `# blackhole, default timings (bridge clock): detected after ${detectedMs / 1000} s (bound 65 s + 10 s + 5 s), stream reopened after ${(detectedMs + 1200) / 1000} s, removal recovered at ${recoveredMs / 1000} s incl. openConfirm`,
-  );
-});
+    await step(1200); // backoff attempt 1 at its longest: 1 s × 1.2
+    // (The server still counts the old stream as open: nothing told it the link died.)
+    await eventually("the new stream reached the server", () => ctx.server.stats().streamsOpened === 2);
+    assert.is(ctx.proxy.stats().accepted, 2, "a new TCP connection: a fresh HTTP/2 session");
+    clock.increment(defaultBridgeTiming.openConfirmMs);
+    await eventually("lost removal recovered by the reopen sync", () => handler.ids().includes("bh"));
+    const recoveredMs = clock.now() - t0;
+    assert.is(handler.calls[0]!.info.source, "heartbeat");
+    await eventually("old link released", () => ctx.proxy.stats().deadClosedByClient === 1);
+    console.log(
+      `# blackhole, default timings (bridge clock): detected after ${detectedMs / 1000} s (bound 65 s + 10 s + 5 s), stream reopened after ${(detectedMs + 1200) / 1000} s, removal recovered at ${recoveredMs / 1000} s incl. openConfirm`,
+    );
+  },
+);
 
 blackhole("with short real timings the bridge recovers within heartbeat + syncTimeoutMs + backoff", async (ctx) => {
   const timing = {

@@ -1,0 +1,68 @@
+/**
+ * Issue 21 item 4 on real sockets: a server whose handlers are slow (each
+ * SyncProjectState answers past the bridge's deadline) but whose transport
+ * answers is a slow server, not a dead link. The bridge asks with one HTTP/2
+ * PING, keeps the healthy stream and slows its heartbeat down; removals
+ * still arrive by stream. Short real timings on loopback.
+ */
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { createBridge, HandlerRegistry, SessionTracker, startDevServer, type Bridge, type DevServer } from "../../src/index.js";
+import { capturingLogger, eventually, recordingHandler } from "../../src/testing/index.js";
+
+interface Ctx {
+  server: DevServer;
+  bridge: Bridge | undefined;
+}
+const slow = suite<Ctx>("a slow server is not a dead link (issue 21)");
+slow.before.each(async (ctx) => {
+  ctx.server = await startDevServer({ port: 0 });
+  ctx.bridge = undefined;
+});
+slow.after.each(async (ctx) => {
+  await ctx.bridge?.stop();
+  await ctx.server.close();
+});
+
+slow("heartbeats answered past their deadline keep the stream up: one PING answered, no suspect, the heartbeat slows down", async (ctx) => {
+  const { server } = ctx;
+  server.createProject("a");
+  server.createProject("b");
+  const tracker = new SessionTracker();
+  tracker.connect("a");
+  const handler = recordingHandler();
+  const registry = new HandlerRegistry();
+  registry.register(handler);
+  const bridge = createBridge({
+    registry,
+    tracker,
+    serverUrl: server.url,
+    logger: capturingLogger(),
+    env: {},
+    timing: { heartbeatMs: 200, heartbeatJitterMs: 0, syncTimeoutMs: 150, openConfirmMs: 50 },
+  });
+  ctx.bridge = bridge;
+  bridge.start();
+  await eventually(
+    "streaming with a completed sync",
+    () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1,
+    5000,
+  );
+  // The server's handlers slow down: every sync answers after 400 ms, past the 150 ms deadline.
+  server.setSyncDelayMs(400);
+  await eventually("a heartbeat missed its deadline and the link answered the probe", () => bridge.status().counters.slowServer >= 1, 5000);
+  const s = bridge.status();
+  assert.is(s.counters.suspects, 0, "no healthy stream torn down");
+  assert.is(s.counters.streamsOpened, 1, "the stream stayed up");
+  assert.is(s.state, "streaming");
+  assert.is(bridge.actor.getSnapshot().context.heartbeatSlowdown >= 2, true, "the heartbeat slowed down");
+  // The stream still delivers.
+  server.removeProject("b");
+  await eventually("removal by stream", () => handler.ids().includes("b"), 5000);
+  // Back to speed: rounds answered in time bring the heartbeat back to its period.
+  server.setSyncDelayMs(0);
+  await eventually("the heartbeat is back to its period", () => bridge.actor.getSnapshot().context.heartbeatSlowdown === 1, 8000);
+  assert.is(bridge.status().counters.suspects, 0);
+});
+
+slow.run();

@@ -133,6 +133,7 @@ Command: \`${c.command}\` (${num(c.totalS / 60, 1)} min in all on the shared 2-c
 
 ${table(["policy", "target", "measured", ""], targetsRows(c.results, n))}
 `);
+  parts.push(readingNote(c));
   if (c.realCheck && c.realCheck.length > 0) {
     const rows = c.realCheck.map((r) => {
       const diff =
@@ -178,4 +179,34 @@ ${table(
 ${plots}`);
   }
   return parts.join("\n");
+}
+
+/** What the figures say, from the figures: which targets the bridge of this checkout meets, and what the rest would take. */
+function readingNote(c: CapacityResults): string {
+  const get = (id: string, policy: string) => c.results.find((r) => r.id === id && r.policy === policy)?.figures;
+  const b = get("graceful-fifo-n20", "bridge");
+  const s = get("graceful-fifo-n20", "seed");
+  const bound = get("graceful-bound", "bridge");
+  const push = get("graceful-pushback", "bridge");
+  const tight = get("graceful-fifo-n50", "bridge");
+  if (!b || !s) return "";
+  const t = (x: number | undefined) => (x === undefined ? "never" : `${num(x)} s`);
+  const lines = [
+    `**Reading.** After a graceful restart at C = N/20 (2N/C = ${num((2 * c.bridges) / Math.round(c.bridges / 20))} s) the bridge of this checkout has 99 % of its fleet streaming after ${t(b.to99StreamingS)} with ${num(b.amplification, 1)}× the calls needed and ${num(b.streamsTornDown)} served streams torn down; the seed's policy after ${t(s.to99StreamingS)} with ${num(s.amplification, 2)}×.`,
+  ];
+  if (tight)
+    lines.push(
+      `At C = N/50 (1.2× the steady heartbeat load) the bridge ${tight.to99StreamingS === undefined ? `does not recover within ${num(c.postSeconds)} s (${num(tight.openAtEnd)} streams open at the end, ${num(tight.amplification, 1)}× the calls)` : `needs ${t(tight.to99StreamingS)}`}.`,
+    );
+  if (bound)
+    lines.push(
+      `A bound on the server's queue (5 s of work, refusals cheap) changes that to ${t(bound.to99StreamingS)}, ${num(bound.amplification, 2)}×, ${num(bound.streamsTornDown)} torn down${push ? `; with pushback as well (which this bridge ignores) ${t(push.to99StreamingS)}, ${num(push.amplification, 2)}×` : ""}: cheap early refusal is a signal the client acts on, a long queue is not.`,
+    );
+  lines.push(
+    "The seed policy runs on this checkout's statechart with the seed's reconnect policy (no jitter, no resync on open), so it shares the bridge's rule that a sync past its deadline marks the link suspect: its torn-down streams come from that rule, not from the Go daemon.",
+  );
+  lines.push(
+    "What drives the bridge's figures is the issue's account: reopens in step after the GOAWAY; an open still queued past `openConfirmMs` promoted to `streaming` and a resync queued behind it; the sync's own deadline marking the link suspect and aborting the queued open (the FIFO head is then always a call about to be abandoned: see *calls abandoned in the queue*); heartbeats that wait in the queue pulling recovered bridges back. The targets are the new bridge's to meet (issue 21 item 4, the statechart change: tell a slow server from a dead link before tearing a stream down, slow the heartbeat on a late answer instead of reopening, honour pushback, spread the reopens); this study measures it as *bridge* once it is on the branch, with today's bridge as *old bridge* (`--bridge-root`).",
+  );
+  return `${lines.join(" ")}\n`;
 }

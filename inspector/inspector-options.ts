@@ -4,6 +4,7 @@
 import type { AnyStateMachine } from "xstate";
 import { bridgeMachine } from "../machines/bridge.machine.js";
 import { BridgeError } from "../src/errors.js";
+import { hostName, loopbackHostNames } from "../src/listener/host-rule.js";
 import { isLoopbackHost } from "../src/server-url.js";
 
 /** Options of `startInspector()`. */
@@ -65,8 +66,8 @@ export interface ResolvedInspectorOptions {
   signal: AbortSignal | undefined;
 }
 
-/** Host names every inspector accepts in the Host header. */
-export const loopbackHostNames: readonly string[] = ["127.0.0.1", "localhost", "[::1]"];
+/** Host names every inspector accepts in the Host header (the shared listener Host rule's loopback names). */
+export { loopbackHostNames };
 
 /** Fills in the defaults of InspectorOptions and rejects values that cannot work or are unsafe. */
 export function validateInspectorOptions(options: InspectorOptions = {}): ResolvedInspectorOptions {
@@ -117,10 +118,7 @@ export function validateInspectorOptions(options: InspectorOptions = {}): Resolv
 }
 
 /** A host name as the Host header spells it: lower case, IPv6 literals in brackets. */
-export function hostName(host: string): string {
-  const h = host.trim().toLowerCase();
-  return h.includes(":") && !h.startsWith("[") ? `[${h}]` : h;
-}
+export { hostName };
 
 function invalid(message: string): BridgeError {
   return new BridgeError(`inspector: ${message}`, "invalid_config");

@@ -20,11 +20,12 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { WebSocket, WebSocketServer } from "ws";
 import { BridgeError } from "../src/errors.js";
+import { createHardenedHttpServer } from "../src/listener/http-limits.js";
 import { isAllowedHostHeader, isAllowedOrigin } from "./host-check.js";
 import type { InspectorMessage } from "./inspection-events.js";
 import type { ResolvedInspectorOptions } from "./inspector-options.js";
@@ -135,7 +136,9 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
     return slash < 0 ? "/" : path.slice(slash + 1);
   };
 
-  const server = createServer((req, res) => {
+  // The shared listener limits (src/listener/): headers within a second,
+  // idle and slow connections shed for new ones; a viewer's WebSocket is kept.
+  const hardened = createHardenedHttpServer((req, res) => {
     if (!hostOk(req)) {
       stats.refused++;
       send(
@@ -151,6 +154,7 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
       else res.destroy();
     });
   });
+  const { server } = hardened;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = keyedPath(req);
@@ -220,6 +224,7 @@ export async function startInspectorServer(options: ResolvedInspectorOptions): P
       refuse(socket, 503, "Service Unavailable");
       return;
     }
+    hardened.keep(socket as Socket);
     wss.handleUpgrade(req, socket, head, (socketWs) => addViewer(socketWs));
   });
 

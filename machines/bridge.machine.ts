@@ -14,8 +14,9 @@ import { summarizeError, type ErrorSummary } from "../src/errors.js";
 import type { RemovalInfo } from "../src/types.js";
 import { ServerGoawayError, SyncDeadlineError } from "../src/call-errors.js";
 import { backoffDelayMs, goawayReopenDelayMs, heartbeatDelayMs, heartbeatSpreadDelayMs, type BridgeTiming } from "../src/timing.js";
-import { admitRemovals } from "./dedup-window.js";
+import { admitRemovals, forgetRemovals, windowProjectIds } from "./dedup-window.js";
 import {
+  PROJECT_EVENT_TYPE_CREATED,
   PROJECT_EVENT_TYPE_REMOVED,
   type BridgeContext,
   type BridgeCounters,
@@ -46,6 +47,8 @@ const zeroCounters: BridgeCounters = {
   goaways: 0,
   refusedIds: 0,
   unreportedRemovals: 0,
+  newLives: 0,
+  removalsDeferred: 0,
 };
 
 /** What a delay sees: the context, the bridge actor it runs in, and that actor's system. */
@@ -102,6 +105,26 @@ function bump(counters: BridgeCounters, key: keyof BridgeCounters, by = 1): Brid
   return { ...counters, [key]: counters[key] + by };
 }
 
+/**
+ * The context patch that ends these projects' current lives: their dedup
+ * entries (and absent marks) go, so their next removal is delivered again.
+ */
+function forgetLives(context: BridgeContext, projectIds: readonly string[], counters: BridgeCounters): Partial<BridgeContext> {
+  const { keys, forgotten } = forgetRemovals(context.recentRemovals, projectIds);
+  if (forgotten.length === 0) return {};
+  counters.newLives += forgotten.length;
+  const gone = new Set(forgotten);
+  return { recentRemovals: keys, absentRemovals: context.absentRemovals.filter((id) => !gone.has(id)) };
+}
+
+/** The absent marks that still name an entry of the window (evicted entries lose theirs). */
+function absentInWindow(absent: readonly string[], window: readonly string[]): string[] {
+  if (absent.length === 0) return absent as string[];
+  const ids = new Set(windowProjectIds(window));
+  const kept = absent.filter((id) => ids.has(id));
+  return kept.length === absent.length ? (absent as string[]) : kept;
+}
+
 function notProvided(name: string) {
   return () => Promise.reject(new Error(`actor "${name}" is not provided: use bridgeMachine.provide()`));
 }
@@ -130,11 +153,13 @@ export const bridgeMachine = setup({
   delays: createBridgeDelays(() => Math.random()),
   guards: {
     /** The bridge's own per-call deadline ran out (not a DEADLINE_EXCEEDED the server sent). */
-    isOwnSyncDeadline: ({ event }) => "error" in event && event.error instanceof SyncDeadlineError,
+    isOwnSyncDeadline: ({ event }) => "error" in event && event.error instanceof SyncDeadlineError && event.error.sent,
     /** The client ended the stream because the server sent GOAWAY. */
     isServerGoaway: ({ event }) => "error" in event && event.error instanceof ServerGoawayError,
-    /** This open proved itself (headers before openConfirm, a message, or a completed sync). */
-    openProven: ({ context }) => context.openProven,
+    /** This open proved itself (headers, a message, or a completed sync) and has been streaming for stableAfterMs. */
+    openStable: ({ context }) => context.openProven && context.openStable,
+    /** The current call's request reached the wire. */
+    requestSent: ({ context }) => context.requestSent,
     /** syncNow() was called during the round that just ended. */
     followUpAsked: stateIn("#bridge.heartbeat.syncing.followUp"),
   },
@@ -149,8 +174,11 @@ export const bridgeMachine = setup({
     requestSync: raise({ type: "sync.request" }),
     noteSyncCause: assign({ lastSyncCause: (_, params: { cause: SyncCause }) => params.cause }),
     raiseSuspect: raise({ type: "connection.suspect" }),
-    /** Begins and ends an open: it has proved nothing yet. */
-    clearOpenProof: assign({ openProven: false, openStable: false }),
+    /** Begins and ends an open: it has proved nothing yet, and its request is not sent. */
+    clearOpenProof: assign({ openProven: false, openStable: false, requestSent: false }),
+    markRequestSent: assign({ requestSent: true }),
+    /** A follow-up round was asked for, and why (a stream open wins: its next wait is spread). */
+    noteFollowUp: assign({ followUpCause: (_, params: { cause: SyncCause }) => params.cause }),
     /** Headers before openConfirm: this open proved itself. */
     proveOpen: assign({ openProven: true }),
     /**
@@ -184,6 +212,8 @@ export const bridgeMachine = setup({
       enqueue.assign({ lastError: error, counters: bump(context.counters, "goaways") });
       enqueue.emit({ type: "serverGoaway", error });
     }),
+    /** A GOAWAY ended an open that was not stable yet: counted as a GOAWAY too (it backs off as a failure). */
+    countGoaway: assign({ counters: ({ context }) => bump(context.counters, "goaways") }),
     recordSuspect: enqueueActions(({ context, enqueue }) => {
       const attempt = context.attempt + 1;
       enqueue.assign({
@@ -197,15 +227,43 @@ export const bridgeMachine = setup({
     }),
     /**
      * The messages of one event-loop turn, in order: count them, drop what is
-     * not a removal, dedup the rest in one admit, emit. One context update
-     * (and one copy of the counters) per batch, not per message.
+     * not a removal, dedup the removals, emit. A CREATED event for a project
+     * in the window ends its current life (its next removal is new), in
+     * message order: removals before it are admitted first. One context
+     * update (and one copy of the counters) per batch, not per message.
      */
     acceptStreamEvents: enqueueActions(({ context, enqueue }, params: { events: readonly StreamEvent[] }) => {
       const counters = { ...context.counters };
       counters.eventsReceived += params.events.length;
-      const removals: StreamEvent[] = [];
+      let window = context.recentRemovals;
+      let absent = context.absentRemovals;
+      let run: StreamEvent[] = [];
+      const admitRun = () => {
+        if (run.length === 0) return;
+        const removals = run;
+        run = [];
+        const admitted = admitRemovals(
+          window,
+          removals.map((ev) => ev.projectId),
+          context.dedupCapacity,
+        );
+        window = admitted.keys;
+        counters.duplicatesSuppressed += admitted.duplicates.length;
+        counters.removalsFromStream += admitted.fresh.length;
+        // In message order; fresh ids are in the order they were admitted.
+        let next = 0;
+        for (const ev of removals) {
+          if (admitted.fresh[next] === ev.projectId) {
+            next += 1;
+            enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info: streamRemovalInfo(ev), receivedAtMs: ev.receivedAtMs });
+          } else {
+            enqueue.emit({ type: "duplicateSuppressed", projectId: ev.projectId, source: "stream" });
+          }
+        }
+      };
       for (const ev of params.events) {
         if (ev.refused !== undefined) {
+          admitRun();
           counters.refusedIds += 1;
           enqueue.emit({
             type: "idsRefused",
@@ -213,58 +271,62 @@ export const bridgeMachine = setup({
             refused: { why: ev.refused, count: 1, previews: [ev.projectId] },
             eventId: ev.eventId,
           });
-        } else if (ev.projectId === "" || ev.eventType !== PROJECT_EVENT_TYPE_REMOVED) {
+        } else if (ev.projectId !== "" && ev.eventType === PROJECT_EVENT_TYPE_REMOVED) {
+          run.push(ev);
+        } else {
+          // What came before is handed on first: everything in message order.
+          admitRun();
           counters.ignoredEvents += 1;
           const why = ev.projectId === "" ? "empty_project_id" : "not_removed";
           enqueue.emit({ type: "eventIgnored", eventId: ev.eventId, eventType: ev.eventType, projectId: ev.projectId, why });
-        } else {
-          removals.push(ev);
+          if (why === "not_removed" && ev.eventType === PROJECT_EVENT_TYPE_CREATED) {
+            const renewed = forgetLives({ ...context, recentRemovals: window, absentRemovals: absent }, [ev.projectId], counters);
+            window = renewed.recentRemovals ?? window;
+            absent = renewed.absentRemovals ?? absent;
+          }
         }
       }
+      admitRun();
       // A message proves this open: the attempt counter resets at once.
       const patch: Partial<BridgeContext> = { openProven: true, counters };
       if (context.attempt !== 0) {
         patch.attempt = 0;
         patch.errorStreak = 0;
       }
-      if (removals.length === 0) {
-        enqueue.assign(patch);
-        return;
+      if (window !== context.recentRemovals) {
+        patch.recentRemovals = window;
+        patch.absentRemovals = absentInWindow(absent, window);
       }
-      const admitted = admitRemovals(
-        context.recentRemovals,
-        removals.map((ev) => ev.projectId),
-        context.dedupCapacity,
-      );
-      counters.duplicatesSuppressed += admitted.duplicates.length;
-      counters.removalsFromStream += admitted.fresh.length;
-      patch.recentRemovals = admitted.keys;
       enqueue.assign(patch);
-      // In message order; fresh ids are in the order they were admitted.
-      let next = 0;
-      for (const ev of removals) {
-        if (admitted.fresh[next] === ev.projectId) {
-          next += 1;
-          enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info: streamRemovalInfo(ev), receivedAtMs: ev.receivedAtMs });
-        } else {
-          enqueue.emit({ type: "duplicateSuppressed", projectId: ev.projectId, source: "stream" });
-        }
-      }
     }),
     /** A batch of a heartbeat answer's removed ids: the same dedup step as the stream. */
     acceptHeartbeatRemovals: enqueueActions(
-      ({ context, enqueue }, params: { projectIds: readonly string[]; receivedAtMs: number; refused: readonly RefusedIds[] }) => {
-        const ids = params.projectIds.filter((id) => id !== "");
-        const admitted = admitRemovals(context.recentRemovals, ids, context.dedupCapacity);
+      (
+        { context, enqueue },
+        params: {
+          projectIds: readonly string[];
+          receivedAtMs: number;
+          refused: readonly RefusedIds[];
+          deferred: number;
+        },
+      ) => {
         const counters = { ...context.counters };
+        const window = context.recentRemovals;
+        const ids = params.projectIds.filter((id) => id !== "");
+        const admitted = admitRemovals(window, ids, context.dedupCapacity);
         counters.duplicatesSuppressed += admitted.duplicates.length;
         counters.removalsFromHeartbeat += admitted.fresh.length;
+        counters.removalsDeferred += params.deferred;
         counters.ignoredEvents += params.projectIds.length - ids.length;
         for (const r of params.refused) {
           if (r.why === "not_reported") counters.unreportedRemovals += r.count;
           else counters.refusedIds += r.count;
         }
-        enqueue.assign({ recentRemovals: admitted.keys, counters });
+        enqueue.assign({
+          recentRemovals: admitted.keys,
+          absentRemovals: absentInWindow(context.absentRemovals, admitted.keys),
+          counters,
+        });
         for (const r of params.refused) enqueue.emit({ type: "idsRefused", source: "heartbeat", refused: r });
         for (const projectId of admitted.duplicates) {
           enqueue.emit({ type: "duplicateSuppressed", projectId, source: "heartbeat" });
@@ -274,6 +336,27 @@ export const bridgeMachine = setup({
         }
       },
     ),
+    /**
+     * A round's listing of the window's ids: one the daemon lists again after
+     * a round without it was opened again and starts a new life; one it does
+     * not list is marked absent.
+     */
+    acceptListing: enqueueActions(({ context, enqueue }, params: { present: readonly string[]; absent: readonly string[] }) => {
+      const marked = new Set(context.absentRemovals);
+      const reopened = params.present.filter((id) => marked.has(id));
+      const counters = { ...context.counters };
+      const renewed = reopened.length > 0 ? forgetLives(context, reopened, counters) : {};
+      const window = renewed.recentRemovals ?? context.recentRemovals;
+      const absent = new Set(renewed.absentRemovals ?? context.absentRemovals);
+      for (const id of params.absent) absent.add(id);
+      enqueue.assign({ recentRemovals: window, absentRemovals: absentInWindow([...absent], window), counters });
+    }),
+    /** Ids the server answered live (reported, not removed): a new life each. */
+    acceptLive: enqueueActions(({ context, enqueue }, params: { projectIds: readonly string[] }) => {
+      const counters = { ...context.counters };
+      const renewed = forgetLives(context, params.projectIds, counters);
+      if (renewed.recentRemovals !== undefined) enqueue.assign({ ...renewed, counters });
+    }),
     /** A completed heartbeat round (its removals came before, as sync.removed). */
     acceptSyncResult: enqueueActions(({ context, enqueue }, params: { output: SyncResult }) => {
       // A completed sync proves the open it ran in (cleared when an open
@@ -307,6 +390,9 @@ export const bridgeMachine = setup({
     lastSyncErrorCode: null,
     lastSyncCause: "timer",
     recentRemovals: [],
+    absentRemovals: [],
+    requestSent: false,
+    followUpCause: "request",
     counters: zeroCounters,
   }),
   states: {
@@ -329,13 +415,20 @@ export const bridgeMachine = setup({
             input: ({ context, self }) => ({ clientId: context.clientId, sessionEpoch: context.sessionEpoch, parent: self }),
             onDone: { target: "backoff", actions: "recordStreamEnded" },
             onError: [
-              // A GOAWAY on an open that never proved itself counts as a
-              // failure: a server that answers every open with GOAWAY gets
-              // the growing backoff, not a reopen every backoffMinMs.
+              // A GOAWAY on an open that never proved itself stable (a
+              // message or headers, and stableAfterMs streaming) counts as a
+              // failure: a server that recycles connections faster than that
+              // (max_connection_age) gets the growing backoff, not a free
+              // reopen and resync each time.
               {
-                guard: and(["isServerGoaway", "openProven"]),
+                guard: and(["isServerGoaway", "openStable"]),
                 target: "reopening",
                 actions: { type: "recordGoaway", params: ({ event }) => ({ error: event.error }) },
+              },
+              {
+                guard: "isServerGoaway",
+                target: "backoff",
+                actions: [{ type: "recordStreamFailure", params: ({ event }) => ({ error: event.error }) }, "countGoaway"],
               },
               { target: "backoff", actions: { type: "recordStreamFailure", params: ({ event }) => ({ error: event.error }) } },
             ],
@@ -344,8 +437,12 @@ export const bridgeMachine = setup({
           initial: "connecting",
           states: {
             connecting: {
-              after: { openConfirm: "streaming" },
+              // Alive openConfirmMs after its request reached the wire counts
+              // as open; a call whose request is not sent (a token still
+              // being read) never does. stream.sent restarts the wait.
+              after: { openConfirm: { target: "streaming", guard: "requestSent" } },
               on: {
+                "stream.sent": { target: "connecting", reenter: true, actions: "markRequestSent" },
                 "stream.opened": { target: "streaming", actions: "proveOpen" },
                 "stream.events": {
                   target: "streaming",
@@ -397,15 +494,23 @@ export const bridgeMachine = setup({
           },
         },
         syncing: {
-          // One round. syncNow() during it does not restart it (that would
-          // restart its deadline, so a caller could starve the heartbeat):
-          // it asks for one follow-up round, started when this one ends.
+          // One round. syncNow() or a stream (re)open during it does not
+          // restart it (that would restart its deadline, so a caller or a
+          // server recycling connections could starve the heartbeat): each
+          // asks for one follow-up round, started when this one ends.
           initial: "round",
           states: {
             round: {
-              on: { "SYNC.NOW": "followUp" },
+              on: {
+                "SYNC.NOW": { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "request" } } },
+                "sync.request": { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
+              },
             },
-            followUp: {},
+            followUp: {
+              on: {
+                "sync.request": { actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
+              },
+            },
           },
           invoke: {
             id: "syncProjectState",
@@ -415,6 +520,7 @@ export const bridgeMachine = setup({
               sessionEpoch: context.sessionEpoch,
               timeoutMs: context.timing.syncTimeoutMs,
               parent: self,
+              windowIds: windowProjectIds(context.recentRemovals),
             }),
             onDone: [
               {
@@ -423,7 +529,7 @@ export const bridgeMachine = setup({
                 reenter: true,
                 actions: [
                   { type: "acceptSyncResult", params: ({ event }) => ({ output: event.output }) },
-                  { type: "noteSyncCause", params: { cause: "request" } },
+                  { type: "noteSyncCause", params: ({ context }) => ({ cause: context.followUpCause }) },
                 ],
               },
               { target: "waiting", actions: { type: "acceptSyncResult", params: ({ event }) => ({ output: event.output }) } },
@@ -441,7 +547,7 @@ export const bridgeMachine = setup({
                 reenter: true,
                 actions: [
                   { type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) },
-                  { type: "noteSyncCause", params: { cause: "request" } },
+                  { type: "noteSyncCause", params: ({ context }) => ({ cause: context.followUpCause }) },
                 ],
               },
               {
@@ -451,18 +557,20 @@ export const bridgeMachine = setup({
             ],
           },
           on: {
+            "sync.listed": {
+              actions: { type: "acceptListing", params: ({ event }) => ({ present: event.present, absent: event.absent }) },
+            },
+            "sync.live": { actions: { type: "acceptLive", params: ({ event }) => ({ projectIds: event.projectIds }) } },
             "sync.removed": {
               actions: {
                 type: "acceptHeartbeatRemovals",
-                params: ({ event }) => ({ projectIds: event.projectIds, receivedAtMs: event.receivedAtMs, refused: event.refused ?? [] }),
+                params: ({ event }) => ({
+                  projectIds: event.projectIds,
+                  receivedAtMs: event.receivedAtMs,
+                  refused: event.refused ?? [],
+                  deferred: event.deferred ?? 0,
+                }),
               },
-            },
-            // A fresh stream restarts the round, so its answer reflects the
-            // server after the open (stream opens are bounded by the backoff).
-            "sync.request": {
-              target: "syncing",
-              reenter: true,
-              actions: { type: "noteSyncCause", params: { cause: "stream-open" } },
             },
             STOP: "stopped",
           },

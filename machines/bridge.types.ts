@@ -1,4 +1,3 @@
-import type { AnyActorRef } from "xstate";
 import type { ErrorSummary } from "../src/errors.js";
 import type { BridgeTiming } from "../src/timing.js";
 import type { RemovalInfo, RemovalSource } from "../src/types.js";
@@ -10,6 +9,8 @@ import type { RefusedWhy } from "../src/server-data.js";
  * test/machine/bridge-machine.test.ts checks the two agree).
  */
 export const PROJECT_EVENT_TYPE_REMOVED = 1;
+/** The wire value of PROJECT_EVENT_TYPE_CREATED: a project id starts a new life. */
+export const PROJECT_EVENT_TYPE_CREATED = 2;
 
 /** One ProjectEvent as the machine sees it: plain JSON, int64 as number. */
 export interface StreamEvent {
@@ -77,6 +78,17 @@ export interface BridgeCounters {
   refusedIds: number;
   /** Heartbeat `removed` ids the bridge never reported in that call: dropped. */
   unreportedRemovals: number;
+  /**
+   * Dedup entries dropped because their project started a new life (a
+   * CREATED event, a heartbeat answer that calls it live, or the daemon
+   * listing it again after a round without it).
+   */
+  newLives: number;
+  /**
+   * Heartbeat removals not handed on because the dispatch queue had no room
+   * for them: the next round answers them again (the daemon still lists them).
+   */
+  removalsDeferred: number;
 }
 
 /** The machine's context: JSON-serialisable, never a token. */
@@ -106,6 +118,19 @@ export interface BridgeContext {
   lastSyncCause: SyncCause;
   /** The dedup window: keys of recent removals, oldest first. */
   recentRemovals: string[];
+  /**
+   * Project ids in the dedup window that a heartbeat round did not list
+   * after their removal: if a later round lists one again, the daemon opened
+   * it again and it starts a new life. Always a subset of the window's ids.
+   */
+  absentRemovals: string[];
+  /**
+   * Whether the current ProjectEvents call's request reached the wire. Only
+   * a sent call can be promoted to streaming by openConfirm.
+   */
+  requestSent: boolean;
+  /** What the follow-up round asked for during the current one will report as its cause. */
+  followUpCause: SyncCause;
   counters: BridgeCounters;
 }
 
@@ -122,6 +147,8 @@ export type BridgeEvent =
   | { type: "START" }
   | { type: "STOP" }
   | { type: "SYNC.NOW" }
+  /** The ProjectEvents call's request reached the wire (its token was read, its HTTP/2 stream exists). */
+  | { type: "stream.sent" }
   /** The ProjectEvents call received response headers. */
   | { type: "stream.opened" }
   /**
@@ -136,7 +163,26 @@ export type BridgeEvent =
    * answer never makes one step emit 100,000 events, and a round that fails
    * half-way loses nothing already answered.
    */
-  | { type: "sync.removed"; projectIds: string[]; receivedAtMs: number; refused?: RefusedIds[] }
+  | {
+      type: "sync.removed";
+      projectIds: string[];
+      receivedAtMs: number;
+      refused?: RefusedIds[];
+      /** Removed ids not forwarded (no room in the dispatch queue): the next round answers them again. */
+      deferred?: number;
+    }
+  /**
+   * Ids of the round's dedup snapshot that a chunk reported and the server
+   * did not answer removed: live on the server, so each starts a new life.
+   * Sent before that chunk's sync.removed.
+   */
+  | { type: "sync.live"; projectIds: string[] }
+  /**
+   * Sent once at the start of a round, before its first call: which of the
+   * dedup window's ids (as given in the round's input) the daemon lists now
+   * and which it does not.
+   */
+  | { type: "sync.listed"; present: string[]; absent: string[] }
   /** Raised by the connection region when a stream (re)opens: the heartbeat syncs at once. */
   | { type: "sync.request" }
   /** Raised by the heartbeat region when a sync timed out while streaming. */
@@ -156,11 +202,20 @@ export type BridgeEmitted =
   /** `streak`: failures in a row with this code, 1 for the first. */
   | { type: "syncFailed"; error: ErrorSummary; suspect: boolean; streak: number };
 
+/**
+ * The parent an I/O actor sends its events to (the bridge actor's `self`).
+ * Structural, so that these types (part of the package's root entry) do not
+ * import xstate's declarations.
+ */
+export interface BridgeParentRef {
+  send(event: BridgeEvent): void;
+}
+
 /** Input of the ProjectEvents actor. `parent` receives stream.opened / stream.events. */
 export interface ProjectEventsInput {
   clientId: string;
   sessionEpoch: number;
-  parent: AnyActorRef;
+  parent: BridgeParentRef;
 }
 
 /** Input of the SyncProjectState actor. `parent` receives sync.removed. */
@@ -168,7 +223,9 @@ export interface SyncProjectStateInput {
   clientId: string;
   sessionEpoch: number;
   timeoutMs: number;
-  parent: AnyActorRef;
+  parent: BridgeParentRef;
+  /** The project ids of the dedup window at the round's start (at most dedupCapacity). Defaults to none. */
+  windowIds?: string[];
 }
 
 /** The most removed ids one sync.removed event carries. */

@@ -1,8 +1,12 @@
 /**
  * The machine's dedup window. It lives in the JSON-serialisable context as a
  * plain array of keys (`removed:<projectId>`, oldest first) so that it shows
- * in the inspector and survives a persisted snapshot; a hit moves its key to
- * the end (LRU), a miss appends and evicts the oldest beyond capacity.
+ * in the inspector and survives a persisted snapshot. It is first in, first
+ * out: a miss appends and evicts the oldest beyond capacity; a hit (a
+ * suppressed duplicate) changes nothing, so a server that keeps repeating a
+ * removal can never keep its entry alive forever. An entry leaves early when
+ * the project starts a new life (`forgetRemovals`: docs/design.md "Delivery
+ * semantics").
  *
  * Lookups are O(1): each window array has a `Set` of its keys beside it, in a
  * WeakMap keyed by the array itself (never in context). Admitting hands the
@@ -11,7 +15,14 @@
  * admits into again) gets one built from its keys. Windows are never mutated.
  */
 export function removalKey(projectId: string): string {
-  return `removed:${projectId}`;
+  return `${KEY_PREFIX}${projectId}`;
+}
+
+const KEY_PREFIX = "removed:";
+
+/** The project ids of a window's keys, oldest first. */
+export function windowProjectIds(window: readonly string[]): string[] {
+  return window.map((key) => key.slice(KEY_PREFIX.length));
 }
 
 export interface AdmitResult {
@@ -72,7 +83,7 @@ function admitAllFresh(
   return { keys, fresh: projectIds.slice(), duplicates: [] };
 }
 
-/** Any batch: one copy of the window, then each id in order (a hit moves to the end). */
+/** Any batch: one copy of the window, then each id in order (a hit leaves the window as it is). */
 function admitWithDuplicates(window: readonly string[], projectIds: readonly string[], capacity: number, set: Set<string>): AdmitResult {
   const keys = window.slice();
   const fresh: string[] = [];
@@ -81,11 +92,6 @@ function admitWithDuplicates(window: readonly string[], projectIds: readonly str
     const key = removalKey(id);
     if (set.has(key)) {
       duplicates.push(id);
-      // LRU refresh: only a duplicate pays a scan, and only if it is not the newest.
-      if (keys[keys.length - 1] !== key) {
-        keys.splice(keys.lastIndexOf(key), 1);
-        keys.push(key);
-      }
       continue;
     }
     fresh.push(id);
@@ -94,4 +100,30 @@ function admitWithDuplicates(window: readonly string[], projectIds: readonly str
     while (keys.length > capacity) set.delete(keys.shift() as string);
   }
   return { keys, fresh, duplicates };
+}
+
+/**
+ * The window without the given projects' entries (each starts a new life);
+ * the same array when none of them is in it.
+ */
+export function forgetRemovals(window: readonly string[], projectIds: readonly string[]): { keys: string[]; forgotten: string[] } {
+  const set = keySetOf(window);
+  const forgotten: string[] = [];
+  const drop = new Set<string>();
+  for (const id of projectIds) {
+    const key = removalKey(id);
+    if (set.has(key) && !drop.has(key)) {
+      drop.add(key);
+      forgotten.push(id);
+    }
+  }
+  if (forgotten.length === 0) {
+    // Nothing changes: the set goes back to the window it came from.
+    keySets.set(window, set);
+    return { keys: window as string[], forgotten };
+  }
+  for (const key of drop) set.delete(key);
+  const keys = window.filter((k) => !drop.has(k));
+  keySets.set(keys, set);
+  return { keys, forgotten };
 }

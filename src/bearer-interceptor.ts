@@ -12,20 +12,50 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
 import { BridgeError } from "./errors.js";
+import type { Clock, TokenSource } from "./types.js";
 
-/** Where the token comes from: read fresh for every call. */
-export type TokenSource = () => Promise<string | undefined>;
+/** How long one read of the token may take before the call fails (a token function that never settles). */
+export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000;
+
+export interface BearerInterceptorOptions {
+  /** How long one read of the token may take, in ms. Defaults to DEFAULT_TOKEN_TIMEOUT_MS (10 s). */
+  timeoutMs?: number | undefined;
+  /** The clock of that timer. Defaults to Node's timers. */
+  clock?: Clock | undefined;
+}
+
+export type { TokenSource } from "./types.js";
+
+/**
+ * A connect interceptor, declared without connect's types (which need
+ * `DOM` in `lib` for `HeadersInit`): any connect `Interceptor` slot takes it,
+ * as the function's type parameter becomes connect's own call type.
+ */
+export type BearerInterceptor = <Next extends (req: never) => Promise<unknown>>(next: Next) => Next;
 
 /** The message of a call that failed because no valid token could be read. */
 export const tokenFunctionFailedMessage = "the token function failed";
 
-/** An interceptor that adds `authorization: Bearer <token>` to every call, unary and streaming. */
-export function createBearerInterceptor(token: TokenSource): Interceptor {
+/**
+ * An interceptor that adds `authorization: Bearer <token>` to every call,
+ * unary and streaming. A token read that does not settle within
+ * `timeoutMs`, or before the call is aborted, fails the call (the request
+ * is never sent), so a hanging token function never wedges a call.
+ */
+export function createBearerInterceptor(token: TokenSource, options: BearerInterceptorOptions = {}): BearerInterceptor {
+  return bearerInterceptor(token, options) as unknown as BearerInterceptor;
+}
+
+function bearerInterceptor(token: TokenSource, options: BearerInterceptorOptions): Interceptor {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS;
+  const clock = options.clock;
   return (next) => async (req) => {
     let value: unknown;
     try {
-      value = await token();
+      // A connect request always has its signal; a hand-made one (tests) may not.
+      value = await readBounded(token, timeoutMs, clock, (req as { signal?: AbortSignal }).signal);
     } catch (cause) {
+      if (cause instanceof TokenReadAborted) throw new ConnectError("the call was aborted while its token was being read", Code.Canceled);
       // Keep the code (connect would report a plain throw as UNKNOWN) but only
       // a message the bridge wrote itself: the function's own could carry the token.
       const own = cause instanceof BridgeError && cause.code === "unauthenticated" ? cause.rawMessage : tokenFunctionFailedMessage;
@@ -53,6 +83,57 @@ export function createBearerInterceptor(token: TokenSource): Interceptor {
     if (!res.stream) return res;
     return { ...res, message: messagesWithoutToken(res.message, sent) };
   };
+}
+
+class TokenReadAborted extends Error {}
+
+/** One read of the token, failed after `timeoutMs` or when `signal` aborts (the read itself is left to settle). */
+function readBounded(
+  token: TokenSource,
+  timeoutMs: number,
+  clock: Clock | undefined,
+  signal: AbortSignal | undefined,
+): Promise<string | undefined> {
+  if (signal?.aborted) return Promise.reject(new TokenReadAborted());
+  return new Promise<string | undefined>((resolve, reject) => {
+    const set = clock ? clock.setTimeout.bind(clock) : setTimeout;
+    const clear = clock ? clock.clearTimeout.bind(clock) : (id: unknown) => clearTimeout(id as ReturnType<typeof setTimeout>);
+    let done = false;
+    const finish = () => {
+      done = true;
+      clear(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      if (done) return;
+      finish();
+      reject(new TokenReadAborted());
+    };
+    const timer = set(() => {
+      if (done) return;
+      finish();
+      reject(new BridgeError(`the token function did not settle within ${timeoutMs} ms`, "unauthenticated"));
+    }, timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let read: Promise<string | undefined>;
+    try {
+      read = Promise.resolve(token());
+    } catch (reason) {
+      read = Promise.reject(reason);
+    }
+    read.then(
+      (value) => {
+        if (done) return;
+        finish();
+        resolve(value);
+      },
+      (reason: unknown) => {
+        if (done) return;
+        finish();
+        reject(reason);
+      },
+    );
+  });
 }
 
 /** The same messages; a failure of the stream goes through withoutToken. One `.catch` per message, no generator. */

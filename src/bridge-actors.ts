@@ -88,11 +88,30 @@ function resolveDeps<T extends object>(source: DepsSource<T>, system: ActorSyste
   return typeof source === "function" ? source(system) : source;
 }
 
+/**
+ * How much the dispatch queue can take: the stream stops reading (and HTTP/2
+ * flow control pushes back on the server) while its share is full; a
+ * heartbeat round forwards only what fits and leaves the rest to the next
+ * round. Defaults to no limit.
+ */
+export interface DispatchRoom {
+  /** How many more removals the stream may hand on now. */
+  streamRoom(): number;
+  /** How many more removals a heartbeat answer may hand on now. */
+  heartbeatRoom(): number;
+  /** Resolves when the stream has room again, or when `signal` aborts. */
+  streamRoomAvailable(signal: AbortSignal): Promise<void>;
+  /** Resolves when a heartbeat answer has room again, or when `signal` aborts. */
+  heartbeatRoomAvailable(signal: AbortSignal): Promise<void>;
+}
+
 export interface ActorDeps {
   /** The client, resolved when the bridge starts. */
   client: () => EventsClient;
   /** Monotonic time for latency stamps. */
   monotonicNow: () => number;
+  /** Room in the dispatch queue. Defaults to unbounded. */
+  room?: DispatchRoom | undefined;
 }
 
 /**
@@ -119,8 +138,15 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
       pending = [];
       input.parent.send({ type: "stream.events", events });
     };
+    let sent = false;
+    const markSent = () => {
+      if (sent || signal.aborted) return;
+      sent = true;
+      input.parent.send({ type: "stream.sent" });
+    };
     try {
-      const stream = deps.client().projectEvents(req, {
+      const client = deps.client();
+      const stream = client.projectEvents(req, {
         signal,
         sessionEpoch: input.sessionEpoch,
         onHeader: (headers) => {
@@ -129,7 +155,11 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
           opened = true;
           input.parent.send({ type: "stream.opened" });
         },
+        onSent: markSent,
       });
+      // A client that does not say when its request is on the wire: sent now.
+      if (client.signalsSent !== true) markSent();
+      const room = deps.room;
       for await (const ev of stream) {
         if (signal.aborted) return;
         if (!flushing) {
@@ -138,6 +168,14 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
           process.nextTick(flush);
         }
         pending.push(toStreamEvent(ev, turnReceivedAtMs));
+        // The dispatch queue's stream share is full: hand on what was read
+        // and read no more until there is room, so HTTP/2 flow control
+        // pushes back on the server instead of the heap growing.
+        if (room !== undefined && pending.length >= room.streamRoom()) {
+          flush();
+          while (!signal.aborted && room.streamRoom() <= 0) await room.streamRoomAvailable(signal);
+          if (signal.aborted) return;
+        }
       }
       // Everything received reaches the machine before the call's end does.
       flush();
@@ -156,11 +194,34 @@ export interface SyncActorDeps extends ActorDeps {
   wallNow: () => number;
 }
 
-/** Unique, non-empty local ids from the tracker, read at each tick. */
+/**
+ * The most ids one round reads from the tracker: a tracker whose iterable
+ * never ends fails the round instead of hanging the bridge.
+ */
+export const MAX_TRACKED_IDS = 1_000_000;
+
+/**
+ * Unique, non-empty local ids from the tracker, read at each tick. A tracker
+ * that throws, returns something that is not iterable, or yields more than
+ * MAX_TRACKED_IDS ids fails the round with a BridgeError (`internal`) that
+ * says so; the next round reads it again.
+ */
 export function collectProjectIds(tracker: ProjectTracker | undefined): string[] {
   if (!tracker) return [];
   const ids = new Set<string>();
-  for (const id of tracker.connectedProjectIds()) if (typeof id === "string" && id !== "") ids.add(id);
+  let seen = 0;
+  try {
+    for (const id of tracker.connectedProjectIds()) {
+      if (++seen > MAX_TRACKED_IDS) {
+        throw new BridgeError(`the tracker yielded more than ${MAX_TRACKED_IDS} project ids in one round`, "internal");
+      }
+      if (typeof id === "string" && id !== "") ids.add(id);
+    }
+  } catch (reason) {
+    if (reason instanceof BridgeError) throw reason;
+    const what = reason instanceof Error ? reason.name : typeof reason;
+    throw new BridgeError(`the tracker's connectedProjectIds() failed (${what}); this round is skipped`, "internal");
+  }
   return [...ids];
 }
 
@@ -177,6 +238,14 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
     const ids = collectProjectIds(deps.tracker);
     // What the bridge reports this round: a removal for any other id is dropped.
     const reported = new Set(ids);
+    // The dedup window's ids the daemon lists now and those it does not (new lives).
+    const windowIds = input.windowIds ?? [];
+    if (windowIds.length > 0) {
+      const present: string[] = [];
+      const absent: string[] = [];
+      for (const id of windowIds) (reported.has(id) ? present : absent).push(id);
+      input.parent.send({ type: "sync.listed", present, absent });
+    }
     const removed: string[] = [];
     const unknown = new Set<string>();
     let serverTimeUnixMs = 0;
@@ -184,24 +253,19 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
     for (let i = 0; i < chunks; i++) {
       const chunk = ids.slice(i * SYNC_CHUNK_SIZE, (i + 1) * SYNC_CHUNK_SIZE);
       const req = create(SyncProjectStateRequestSchema, { clientId: input.clientId, localProjectIds: chunk });
-      const res = await callWithDeadline(deps, input, signal, (callSignal) =>
-        deps.client().syncProjectState(req, { signal: callSignal, timeoutMs: input.timeoutMs, sessionEpoch: input.sessionEpoch }),
+      const res = await callWithDeadline(deps, input, signal, (callSignal, onSent) =>
+        deps.client().syncProjectState(req, { signal: callSignal, timeoutMs: input.timeoutMs, sessionEpoch: input.sessionEpoch, onSent }),
       );
-      const { accepted, refused } = screenRemovedIds(res.removed, reported);
-      for (let at = 0; at < Math.max(accepted.length, refused.length > 0 ? 1 : 0); at += SYNC_REMOVED_BATCH) {
-        // Let I/O and timers run between batches of a huge answer.
-        if (at > 0) await yieldToEventLoop();
-        if (signal.aborted) break;
-        const projectIds = accepted.slice(at, at + SYNC_REMOVED_BATCH);
-        // Each batch is its own machine step, handled before the next chunk is asked for.
-        input.parent.send({
-          type: "sync.removed",
-          projectIds,
-          receivedAtMs: deps.monotonicNow(),
-          ...(at === 0 && refused.length > 0 ? { refused } : {}),
-        });
-        for (const id of projectIds) removed.push(id);
-      }
+      const { accepted: answered, refused } = screenRemovedIds(res.removed, reported);
+      // The window's ids reported in this chunk and not answered removed: live on the server.
+      const live = liveWindowIds(windowIds, chunk, answered);
+      if (live.length > 0 && !signal.aborted) input.parent.send({ type: "sync.live", projectIds: live });
+      // Only what the dispatch queue has room for goes on. The round waits
+      // for room while the handlers make progress, up to its own deadline
+      // (timeoutMs) for the whole answer; what still does not fit then is
+      // left to the next round (the daemon still lists those ids), so hung
+      // handlers cannot hold the heartbeat.
+      for (const id of await forwardWithRoom(deps, input, signal, answered, refused)) removed.push(id);
       for (const id of res.unknown) if (id !== "" && refuseProjectId(id) === undefined) unknown.add(id);
       serverTimeUnixMs = Number(res.serverTimeUnixMs);
     }
@@ -217,22 +281,127 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
   });
 }
 
-/** One call under its own deadline on the bridge clock; the round's signal aborts it too. */
+/**
+ * Sends `answered` to the machine as sync.removed batches, each within the
+ * dispatch queue's room; waits for room up to `input.timeoutMs` in all.
+ * Returns the ids sent; the rest are counted in the last batch as deferred.
+ */
+async function forwardWithRoom(
+  deps: SyncActorDeps,
+  input: SyncProjectStateInput,
+  signal: AbortSignal,
+  answered: readonly string[],
+  refused: RefusedIds[],
+): Promise<string[]> {
+  const room = deps.room;
+  const sent: string[] = [];
+  let at = 0;
+  let first = true;
+  let waitUntil: number | undefined;
+  const send = (projectIds: string[], deferred: number) => {
+    input.parent.send({
+      type: "sync.removed",
+      projectIds,
+      receivedAtMs: deps.monotonicNow(),
+      ...(first && refused.length > 0 ? { refused } : {}),
+      ...(deferred > 0 ? { deferred } : {}),
+    });
+    first = false;
+    for (const id of projectIds) sent.push(id);
+  };
+  while (at < answered.length && !signal.aborted) {
+    // Let I/O and timers run between batches of a huge answer.
+    if (!first) await yieldToEventLoop();
+    if (signal.aborted) break;
+    let fits = room === undefined ? SYNC_REMOVED_BATCH : Math.min(SYNC_REMOVED_BATCH, room.heartbeatRoom());
+    if (fits <= 0 && room !== undefined) {
+      waitUntil ??= deps.monotonicNow() + input.timeoutMs;
+      if (!(await waitForRoom(deps, room, signal, waitUntil - deps.monotonicNow()))) break;
+      fits = Math.min(SYNC_REMOVED_BATCH, room.heartbeatRoom());
+      if (fits <= 0) continue;
+    }
+    send(answered.slice(at, at + fits), 0);
+    at += fits;
+  }
+  const deferred = signal.aborted ? 0 : answered.length - at;
+  // Refusals and deferrals are reported even when nothing went on.
+  if (!signal.aborted && (deferred > 0 || (first && refused.length > 0))) send([], deferred);
+  return sent;
+}
+
+/** Waits for heartbeat room up to `ms` on the bridge clock; false when the wait ran out or the round ended. */
+function waitForRoom(deps: SyncActorDeps, room: DispatchRoom, signal: AbortSignal, ms: number): Promise<boolean> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve(false);
+  const waiting = new AbortController();
+  const onAbort = () => waiting.abort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  let timedOut = false;
+  const timer = deps.clock.setTimeout(() => {
+    timedOut = true;
+    waiting.abort();
+  }, ms);
+  return room.heartbeatRoomAvailable(waiting.signal).then(() => {
+    deps.clock.clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+    return !timedOut && !signal.aborted;
+  });
+}
+
+/** The window's ids that this chunk reported and the server did not answer removed. */
+function liveWindowIds(windowIds: readonly string[], chunk: readonly string[], removed: readonly string[]): string[] {
+  if (windowIds.length === 0) return [];
+  const inChunk = new Set(chunk);
+  const gone = new Set(removed);
+  return windowIds.filter((id) => inChunk.has(id) && !gone.has(id));
+}
+
+/**
+ * One call under its own deadline on the bridge clock; the round's signal
+ * aborts it too. The deadline rejects the call whether or not the client
+ * honours the abort (a token function that never settles, a transport that
+ * ignores its signal), and says whether the request had reached the wire.
+ */
 async function callWithDeadline<T>(
   deps: SyncActorDeps,
   input: SyncProjectStateInput,
   signal: AbortSignal,
-  call: (signal: AbortSignal) => Promise<T>,
+  call: (signal: AbortSignal, onSent: () => void) => Promise<T>,
 ): Promise<T> {
   if (signal.aborted) throw BridgeError.from(signal.reason, "canceled");
-  const deadline = createDeadlineSignal(deps.clock, input.timeoutMs, () => new SyncDeadlineError(input.timeoutMs));
+  const client = deps.client();
+  // A client that does not say when its request is on the wire: sent at once.
+  let sent = client.signalsSent !== true;
+  const deadline = createDeadlineSignal(deps.clock, input.timeoutMs, () => new SyncDeadlineError(input.timeoutMs, { sent }));
   const linked = createLinkedAbortController(signal, deadline.signal);
+  let stopWaiting: (() => void) | undefined;
+  /** What the race rejects with when the deadline or the round's signal wins it. */
+  const abortedFirst = { reason: "aborted" };
+  const aborted = new Promise<never>((_, reject) => {
+    const onAbort = () => reject(abortedFirst);
+    linked.signal.addEventListener("abort", onAbort, { once: true });
+    stopWaiting = () => linked.signal.removeEventListener("abort", onAbort);
+  });
+  // The losing side of the race must not become an unhandled rejection.
+  aborted.catch(() => {});
+  /** Whether the call settled before the deadline ran out (a server's own DEADLINE_EXCEEDED stays the server's). */
+  let settledInTime = false;
   try {
-    return await call(linked.signal);
+    const pending = call(linked.signal, () => {
+      sent = true;
+    });
+    const noteSettled = () => {
+      if (!deadline.signal.aborted) settledInTime = true;
+    };
+    pending.then(noteSettled, noteSettled);
+    return await Promise.race([pending, aborted]);
   } catch (reason) {
-    if (deadline.signal.aborted && !signal.aborted) throw new SyncDeadlineError(input.timeoutMs, { cause: reason });
+    if (deadline.signal.aborted && !signal.aborted && !settledInTime) {
+      throw new SyncDeadlineError(input.timeoutMs, { sent, ...(reason === abortedFirst ? {} : { cause: reason }) });
+    }
+    if (reason === abortedFirst) throw BridgeError.from(signal.reason, "canceled");
     throw BridgeError.from(reason);
   } finally {
+    stopWaiting?.();
     deadline.cleanup();
     linked.cleanup();
   }

@@ -7,12 +7,15 @@
 import type { Actor } from "xstate";
 import type { BridgeMachine } from "../machines/bridge.machine.js";
 import type { BridgeEmitted } from "../machines/bridge.types.js";
-import type { ConnectionState } from "./bridge-status.js";
+import type { ConnectionChange } from "./bridge-connection-events.js";
 import { summarizeError, type ErrorSummary } from "./errors.js";
 import type { Logger } from "./types.js";
 
 /** Codes that are logged once per streak (at error) rather than on every failure. */
 export const LOUD_ONCE_CODES: readonly string[] = ["unauthenticated", "permission_denied", "unimplemented"];
+
+/** How many of the server's `unknown` ids a log line shows. */
+export const UNKNOWN_PREVIEW_IDS = 5;
 
 /** A clock difference with the server past this is warned about after a heartbeat. */
 export const CLOCK_SKEW_WARN_MS = 30_000;
@@ -25,8 +28,12 @@ export interface BridgeLogPolicyOptions {
 }
 
 export interface BridgeLogPolicy {
-  /** Logs a change of the flattened connection state (at debug). */
-  connectionState(state: ConnectionState): void;
+  /**
+   * Logs a change of the flattened connection state: one info line per
+   * change, `connection <state>` with the previous state, the attempt and,
+   * in backoff, the error and the wait.
+   */
+  connectionChanged(change: ConnectionChange): void;
   /** Logs the statechart's own failure. */
   statechartFailed(reason: unknown): void;
 }
@@ -55,10 +62,21 @@ export function attachBridgeLogPolicy(actor: Actor<BridgeMachine>, options: Brid
     ),
   );
   actor.on("idsRefused", (e) => logRefusedIds(log, e));
+  // The server's `unknown` answer (live projects without a heartbeat for
+  // 24 h) asks nothing of this bridge: once at info with a count and a few
+  // ids, then with every heartbeat at debug.
+  let unknownReported = false;
   actor.on("syncCompleted", ({ result }) => {
     log.debug({ reported: result.reported, removed: result.removed.length, unknown: result.unknown.length }, "heartbeat synced");
     if (result.unknown.length > 0) {
-      log.warn({ count: result.unknown.length }, "the server reports live projects without a heartbeat for 24 h (unknown)");
+      const fields = { count: result.unknown.length, preview: result.unknown.slice(0, UNKNOWN_PREVIEW_IDS) };
+      const msg = "the server reports live projects without a heartbeat for 24 h (unknown); nothing to do here";
+      if (unknownReported) {
+        log.debug(fields, msg);
+      } else {
+        unknownReported = true;
+        log.info(fields, `${msg} (later reports are logged at debug)`);
+      }
     }
     if (Math.abs(result.skewMs) > CLOCK_SKEW_WARN_MS) {
       log.warn({ skewMs: result.skewMs }, "clock skew between this machine and the engram server exceeds 30 s");
@@ -67,7 +85,11 @@ export function attachBridgeLogPolicy(actor: Actor<BridgeMachine>, options: Brid
   actor.on("syncFailed", (e) => logSyncFailure(log, e));
 
   return {
-    connectionState: (state) => log.debug({ state }, "connection state"),
+    connectionChanged: ({ state, previous, attempt, error, retryInMs: wait }) =>
+      log.info(
+        { state, previous, attempt, ...(error !== undefined ? { err: error } : {}), ...(wait !== undefined ? { retryInMs: wait } : {}) },
+        `connection ${state}`,
+      ),
     statechartFailed: (reason) => log.error({ err: summarizeError(reason) }, "the bridge statechart failed"),
   };
 }

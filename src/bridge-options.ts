@@ -3,19 +3,41 @@
  * options first, then the environment (ENGRAM_URL, the deprecated
  * ENGRAM_SERVER_URL, ENGRAM_TOKEN, ENGRAM_TLS_CA, ENGRAM_ALLOW_INSECURE).
  */
+import { resolveDispatchBounds, type DispatchBounds } from "./dispatch-bounds.js";
+import { safeInspect } from "./safe-inspect.js";
 import type { MeterProvider } from "@opentelemetry/api";
-import type { InspectionEvent, Observer } from "xstate";
 import { bearerTokenProblem, trimBearerToken } from "./bearer-token.js";
 import { BridgeError } from "./errors.js";
 import type { HandlerRegistry } from "./handler-registry.js";
 import { createStderrLogger, safeLogger } from "./logger.js";
 import { parseServerUrl, redactUrl, type ServerAddress } from "./server-url.js";
-import { defaultBridgeTiming, timingViolation, type BridgeTiming } from "./timing.js";
-import type { Clock, EventsClient, Logger, ProjectTracker } from "./types.js";
-import type { TokenSource } from "./bearer-interceptor.js";
+import { defaultBridgeTiming, resolveTiming, timingViolation, type BridgeTiming } from "./timing.js";
+import type { Clock, EventsClient, Logger, ProjectTracker, TokenSource } from "./types.js";
 
-/** An XState inspection observer, passed to the bridge actor. */
-export type InspectionObserver = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+/**
+ * One XState inspection event, as the bridge's inspect option passes it on
+ * (xstate's `InspectionEvent`; declared here so that the root entry's types
+ * do not import xstate's).
+ */
+export interface InspectionEventLike {
+  /** "@xstate.actor", "@xstate.event", "@xstate.snapshot", "@xstate.microstep" or "@xstate.action". */
+  type: string;
+  /** The session id of the root actor. */
+  rootId: string;
+}
+
+/**
+ * An XState inspection observer, passed to the bridge actor: a function or an
+ * observer object, as `createActor(…, { inspect })` takes it. Any xstate
+ * `Observer<InspectionEvent>` (the inspector's among them) fits.
+ */
+export type InspectionObserver =
+  | { bivariance(event: InspectionEventLike): void }["bivariance"]
+  | {
+      next?(event: InspectionEventLike): void;
+      error?(error: unknown): void;
+      complete?(): void;
+    };
 
 export interface BridgeOptions {
   /** Who hears removals. Required. */
@@ -44,10 +66,24 @@ export interface BridgeOptions {
   client?: EventsClient | undefined;
   /** pino-compatible logger. Defaults to warn and above to stderr as JSON lines. */
   logger?: Logger | undefined;
-  /** Timing overrides. Defaults to DESIGN.md's table (defaultBridgeTiming). */
+  /**
+   * Timing overrides. Defaults to DESIGN.md's table (defaultBridgeTiming); a
+   * field not set is derived from a related field that was, so it fits
+   * (heartbeatJitterMs = heartbeatMs/12, backoffMinMs <= backoffMaxMs: see resolveTiming).
+   */
   timing?: Partial<BridgeTiming> | undefined;
   /** Size of the dedup window. Defaults to DEFAULT_DEDUP_CAPACITY (256). */
   dedupCapacity?: number | undefined;
+  /**
+   * The most removals queued for the handlers or in flight. The stream may
+   * fill half of it: then the bridge stops reading the stream (HTTP/2 flow
+   * control pushes back on the server) until there is room; the other half
+   * is kept for removals of tracked projects. Defaults to
+   * DEFAULT_MAX_QUEUED_REMOVALS (1000).
+   */
+  maxQueuedRemovals?: number | undefined;
+  /** The most bytes (estimated heap) the queued removals may hold, split the same way. Defaults to DEFAULT_MAX_QUEUED_BYTES (1 MiB). */
+  maxQueuedBytes?: number | undefined;
   /** Identifies this daemon to the server. Defaults to `${pid}-${startUnixSeconds}`. */
   clientId?: string | undefined;
   /** Clock for every timer of the bridge. Defaults to the real clock; tests pass SimulatedClock. */
@@ -81,6 +117,7 @@ export interface ResolvedBridgeOptions {
   logger: Logger;
   timing: BridgeTiming;
   dedupCapacity: number;
+  dispatchBounds: DispatchBounds;
   clientId: string;
   clock: Clock;
   /** The bridge clock's wall time in ms: `clock.now()` when it has one (SimulatedClock), else Date.now. */
@@ -163,11 +200,12 @@ export function validateBridgeOptions(options: BridgeOptions): ResolvedBridgeOpt
     logger,
     timing,
     dedupCapacity,
+    dispatchBounds: resolveDispatchBounds(options),
     clientId: options.clientId ?? `${process.pid}-${processStartUnixSeconds}`,
     clock,
     now: wallNowOf(clock),
     random: options.random ?? Math.random,
-    inspect: options.inspect,
+    inspect: options.inspect === undefined ? undefined : safeInspect(options.inspect, logger),
     meterProvider: options.meterProvider,
   };
 }
@@ -223,13 +261,15 @@ function describeTokenError(cause: unknown): string {
 
 /**
  * Every timing option within its documented range (timingBounds): a value
- * outside it is a config error that names the field, the value and the range.
+ * outside it is a config error that names the field, the value and the range
+ * (and the related field only when the user set both). Unset fields are
+ * derived from the set ones so that defaults always fit (resolveTiming).
  */
 function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTiming {
   if (overrides !== undefined && (overrides === null || typeof overrides !== "object")) {
     throw new BridgeError("timing must be an object of timing options", "invalid_config");
   }
-  const timing: BridgeTiming = { ...defaultBridgeTiming };
+  const given = new Set<keyof BridgeTiming>();
   for (const [name, value] of Object.entries(overrides ?? {})) {
     if (!Object.hasOwn(defaultBridgeTiming, name)) {
       throw new BridgeError(
@@ -238,9 +278,11 @@ function validateTiming(overrides: Partial<BridgeTiming> | undefined): BridgeTim
       );
     }
     // An explicit undefined means "the default", as an absent field does.
-    if (value !== undefined) timing[name as keyof BridgeTiming] = value as number;
+    if (value !== undefined) given.add(name as keyof BridgeTiming);
   }
-  const violation = timingViolation(timing);
+  // A field not set is derived from the related fields that were (resolveTiming).
+  const timing = resolveTiming(overrides ?? {});
+  const violation = timingViolation(timing, given);
   if (violation) throw new BridgeError(violation.message, "invalid_config");
   return timing;
 }

@@ -3,10 +3,9 @@
  * state, the attempt counter, the last error, counters and timestamps. Plain
  * JSON, never a token.
  */
-import type { SnapshotFrom } from "xstate";
-import type { BridgeMachine } from "../machines/bridge.machine.js";
+import type { BridgeActorSnapshot } from "./bridge-api.js";
 import type { BridgeCounters } from "../machines/bridge.types.js";
-import type { DispatcherStats } from "./dispatcher.js";
+import type { DispatcherStats, DispatchPressure } from "./dispatcher.js";
 import type { ErrorSummary } from "./errors.js";
 
 export type ConnectionState = "idle" | "connecting" | "streaming" | "backoff" | "stopping" | "stopped";
@@ -21,6 +20,8 @@ export interface DispatchCounters {
   droppedOnStop: number;
   /** Removals queued or being dispatched now. */
   pendingDispatch: number;
+  /** Removals not queued again because the same project id was still queued or in flight. */
+  alreadyQueued: number;
 }
 
 export interface BridgeTimestamps {
@@ -58,6 +59,12 @@ export interface BridgeStatus {
   /** The server URL without user info, or "client" for an injected client. */
   server: string | null;
   counters: BridgeCounters & DispatchCounters;
+  /**
+   * The dispatch queue against its bounds (BridgeOptions.maxQueuedRemovals,
+   * maxQueuedBytes); `streamPaused` while the bridge has stopped reading the
+   * stream because the stream's share is full.
+   */
+  dispatch: DispatchPressure;
   timestamps: BridgeTimestamps;
 }
 
@@ -82,7 +89,7 @@ export function heartbeatOf(value: unknown): HeartbeatState {
 
 /** What status() is assembled from: the machine's snapshot and what the runtime around it keeps. */
 export interface BridgeStatusParts {
-  snapshot: SnapshotFrom<BridgeMachine>;
+  snapshot: Pick<BridgeActorSnapshot, "value" | "context">;
   /** stop() has finished (or the machine is done). */
   stopped: boolean;
   /** Why start() refused, if it did. */
@@ -91,6 +98,7 @@ export interface BridgeStatusParts {
   server: string | null;
   dispatch: DispatcherStats;
   pendingDispatch: number;
+  pressure: DispatchPressure;
   droppedOnStop: number;
   timestamps: BridgeTimestamps;
 }
@@ -114,7 +122,9 @@ export function assembleBridgeStatus(parts: BridgeStatusParts): BridgeStatus {
       handlerTimeouts: d.handlerTimeouts,
       droppedOnStop: parts.droppedOnStop,
       pendingDispatch: parts.pendingDispatch,
+      alreadyQueued: d.alreadyQueued,
     },
+    dispatch: parts.pressure,
     timestamps: parts.timestamps,
   };
 }

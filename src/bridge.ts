@@ -5,9 +5,9 @@
  * around it: the dispatcher (removals to handlers), the log policy, the
  * timestamp book, stop() and status().
  */
-import type { Actor } from "xstate";
-import type { bridgeMachine } from "../machines/bridge.machine.js";
 import { createBridgeActor, sharedBridgeMachine, type SharedBridgeMachine } from "./bridge-machine-shared.js";
+import type { Bridge } from "./bridge-api.js";
+import { createBridgeConnectionEvents } from "./bridge-connection-events.js";
 import { attachBridgeLogPolicy } from "./bridge-log-policy.js";
 import { validateBridgeOptions, type BridgeOptions } from "./bridge-options.js";
 import { assembleBridgeStatus, type BridgeStatus, type IdleReason } from "./bridge-status.js";
@@ -17,19 +17,14 @@ import { createBridgeTimestampBook } from "./bridge-timestamps.js";
 import { createDispatcher } from "./dispatcher.js";
 import { BridgeError, summarizeError, type ErrorSummary } from "./errors.js";
 import { createBridgeMetrics } from "./metrics/bridge-metrics.js";
-import type { EventsClient } from "./types.js";
+import type { EventsClient, ProjectTracker } from "./types.js";
 
-export interface Bridge {
-  /** Starts the bridge. Idempotent; without a URL or client it warns and stays idle. */
-  start(): void;
-  /** Stops the bridge. Idempotent; resolves within timing.stopTimeoutMs. */
-  stop(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
-  /** Asks for an immediate heartbeat. */
-  syncNow(): void;
-  status(): BridgeStatus;
-  /** The XState actor that drives the bridge (for inspection and tests). */
-  readonly actor: Actor<typeof bridgeMachine>;
+export type { Bridge } from "./bridge-api.js";
+
+/** The tracker's `has`, when it has one (it decides which lane a stream removal takes). */
+function trackedLookup(tracker: ProjectTracker | undefined): ((projectId: string) => boolean) | undefined {
+  const has = tracker?.has;
+  return has === undefined ? undefined : (projectId) => has.call(tracker, projectId);
 }
 
 export function createBridge(options: BridgeOptions): Bridge {
@@ -60,6 +55,9 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
     handlerTimeoutMs: timing.handlerTimeoutMs,
     onOutcome: metrics.recordDispatch,
     now: monotonicNow,
+    maxQueued: opts.dispatchBounds.maxQueuedRemovals,
+    maxQueuedBytes: opts.dispatchBounds.maxQueuedBytes,
+    isTracked: trackedLookup(opts.tracker),
   });
 
   const book = createBridgeTimestampBook(now);
@@ -82,6 +80,7 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       clock,
       wallNow: () => Date.now(),
       idle: () => dispatcher.idle(),
+      room: dispatcher,
       onError: (reason) => log.warn({ err: summarizeError(reason) }, "draining the handler queue failed; stopping anyway"),
       random: opts.random,
       // Computed before the machine's emitted events reach the listeners
@@ -92,6 +91,8 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
   metrics.observe(actor);
   book.attach(actor);
   const logPolicy = attachBridgeLogPolicy(actor, { logger: log, retryInMs: () => book.retryInMs });
+  const connection = createBridgeConnectionEvents({ now, logger: log, retryInMs: () => book.retryInMs });
+  connection.attach(actor);
   actor.on("projectRemoved", (e) => dispatcher.enqueue(e.projectId, e.info));
 
   const stopper = createBridgeStop({
@@ -105,6 +106,8 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       metrics.close();
       closeClient?.();
       book.stopped();
+      const last = connection.stopped();
+      if (last) logPolicy.connectionChanged(last);
     },
   });
   const stop = stopper.stop;
@@ -116,7 +119,7 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       // STOP sent to the exposed actor (not through stop()): finish the same
       // way, so the owned HTTP/2 session is closed now, not at its idle timeout.
       if (snapshot.status === "done" && !stopper.requested) queueMicrotask(() => void stop());
-      logPolicy.connectionState(state);
+      logPolicy.connectionChanged(connection.changed(state, snapshot.context));
     },
     error: (err) => logPolicy.statechartFailed(err),
   });
@@ -137,6 +140,7 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
     const opened = openBridgeTarget(opts);
     if (opened.kind === "idle") {
       ({ idleReason, configError } = opened);
+      connection.refused(opened.configError);
       return;
     }
     client = opened.client;
@@ -156,6 +160,7 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       server: opts.target.kind === "client" ? "client" : (opts.redactedUrl ?? null),
       dispatch: dispatcher.stats(),
       pendingDispatch: dispatcher.pending,
+      pressure: dispatcher.pressure(),
       droppedOnStop: stopper.droppedOnStop,
       timestamps: book.snapshot(),
     });
@@ -170,6 +175,9 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       if (started && client !== undefined && !stopper.requested) actor.send({ type: "SYNC.NOW" });
     },
     status,
+    on: connection.on,
+    changes: connection.changes,
+    ready: connection.ready,
     actor,
   };
 }

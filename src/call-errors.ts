@@ -15,8 +15,23 @@
 import { BridgeError } from "./errors.js";
 
 export class SyncDeadlineError extends BridgeError {
-  constructor(timeoutMs: number, options?: { cause?: unknown }) {
-    super(`SyncProjectState got no answer within ${timeoutMs} ms`, "deadline_exceeded", options);
+  /**
+   * Whether the call's request had reached the wire when the deadline ran
+   * out. One that never did (a token still being read, a stream slot the
+   * server did not grant) proves nothing about the link: it fails the round
+   * but does not make the connection suspect.
+   */
+  readonly sent: boolean;
+  constructor(timeoutMs: number, options?: { cause?: unknown; sent?: boolean }) {
+    const sent = options?.sent ?? true;
+    super(
+      sent
+        ? `SyncProjectState got no answer within ${timeoutMs} ms`
+        : `SyncProjectState was not sent within ${timeoutMs} ms (its request never reached the wire)`,
+      "deadline_exceeded",
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.sent = sent;
   }
 }
 

@@ -40,6 +40,22 @@ export interface DispatcherOptions {
    * it would slow every promise in the process.
    */
   trackAsyncContext?: boolean;
+  /**
+   * The most removals queued or in flight (validated by
+   * validateBridgeOptions, see BridgeOptions.maxQueuedRemovals). The stream
+   * may fill half of it; the rest is kept for removals of tracked projects
+   * (every heartbeat removal, and stream removals `isTracked` accepts).
+   * Defaults to unbounded.
+   */
+  maxQueued?: number;
+  /** The most bytes (estimated) the queued removals may hold, split the same way. Defaults to unbounded. */
+  maxQueuedBytes?: number;
+  /**
+   * Whether the daemon holds this project now: its stream removal goes in
+   * the tracked lane, ahead of removals of projects nobody holds. Defaults
+   * to none (every stream removal in the untracked lane).
+   */
+  isTracked?: ((projectId: string) => boolean) | undefined;
 }
 
 export interface DispatcherStats {
@@ -51,6 +67,22 @@ export interface DispatcherStats {
   handlerTimeouts: number;
   /** Queued removals that close() dropped before their dispatch started. */
   dropped: number;
+  /** Removals not queued because the same project id was already queued or in flight. */
+  alreadyQueued: number;
+}
+
+/** The dispatch queue's fill, for status() and metrics. */
+export interface DispatchPressure {
+  /** Removals queued or in flight. */
+  queued: number;
+  /** Their estimated bytes. */
+  queuedBytes: number;
+  /** Of the queued ones, those in the tracked lane. */
+  queuedTracked: number;
+  maxQueued: number;
+  maxQueuedBytes: number;
+  /** Whether the stream's share is full: the bridge has stopped reading the stream. */
+  streamPaused: boolean;
 }
 
 /**
@@ -66,6 +98,16 @@ export interface Dispatcher {
   enqueue(projectId: string, info: RemovalInfo): void;
   /** Removals queued plus the one in flight. */
   readonly pending: number;
+  /** How many more removals the stream may queue now (its share of the bounds). */
+  streamRoom(): number;
+  /** How many more removals a heartbeat answer may queue now (the whole bound). */
+  heartbeatRoom(): number;
+  /** Resolves when streamRoom() > 0 again, when the dispatcher closes, or when `signal` aborts. */
+  streamRoomAvailable(signal: AbortSignal): Promise<void>;
+  /** Resolves when heartbeatRoom() > 0 again, when the dispatcher closes, or when `signal` aborts. */
+  heartbeatRoomAvailable(signal: AbortSignal): Promise<void>;
+  /** The queue's fill against its bounds. */
+  pressure(): DispatchPressure;
   /** Whether close() was called. */
   readonly closed: boolean;
   /** Resolves once nothing is queued or in flight; at once if so already. */
@@ -119,6 +161,40 @@ interface Queued {
   projectId: string;
   info: RemovalInfo;
   queuedAtMs: number;
+  bytes: number;
+  tracked: boolean;
+}
+
+/** A queued removal's estimated heap: the object, its info and its strings (UTF-16). */
+function estimateBytes(projectId: string, info: RemovalInfo): number {
+  return 160 + 2 * (projectId.length + (info.eventId?.length ?? 0) + (info.reason?.length ?? 0));
+}
+
+/** A FIFO with a head index: Array.shift() copies the whole array, which turns a burst quadratic. */
+class Lane {
+  private items: Queued[] = [];
+  private head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(item: Queued): void {
+    this.items.push(item);
+  }
+  take(): Queued | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head++];
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  drainAll(): Queued[] {
+    const rest = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return rest;
+  }
 }
 
 /**
@@ -129,22 +205,45 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const { registry, clock, logger, handlerTimeoutMs, onOutcome } = options;
   const now = options.now ?? Date.now;
 
-  // A FIFO with a head index: Array.shift() copies the whole array, which
-  // turns a burst of 100,000 heartbeat removals quadratic.
-  let queue: Queued[] = [];
-  let head = 0;
-  const queued = (): number => queue.length - head;
-  const take = (): Queued | undefined => {
-    if (head >= queue.length) return undefined;
-    const item = queue[head++];
-    if (head >= 1024 && head * 2 >= queue.length) {
-      queue = queue.slice(head);
-      head = 0;
-    }
-    return item;
-  };
+  // Two lanes: removals of projects the daemon holds go first, so they never
+  // wait behind a backlog of stream removals for projects nobody holds.
+  const trackedLane = new Lane();
+  const untrackedLane = new Lane();
+  const queued = (): number => trackedLane.size + untrackedLane.size;
+  const take = (): Queued | undefined => trackedLane.take() ?? untrackedLane.take();
+  const maxQueued = options.maxQueued ?? Number.POSITIVE_INFINITY;
+  const maxQueuedBytes = options.maxQueuedBytes ?? Number.POSITIVE_INFINITY;
+  const isTracked = options.isTracked;
+  /** Ids queued or in flight: a removal already waiting is never queued twice. */
+  const queuedIds = new Set<string>();
+  let queuedBytes = 0;
+  let queuedTracked = 0;
+  const roomWaiters = new Set<() => void>();
+  const heartbeatWaiters = new Set<() => void>();
   const idleWaiters: Array<() => void> = [];
-  const counters: DispatcherStats = { dispatched: 0, handlerErrors: 0, handlerTimeouts: 0, dropped: 0 };
+  const counters: DispatcherStats = { dispatched: 0, handlerErrors: 0, handlerTimeouts: 0, dropped: 0, alreadyQueued: 0 };
+  const pendingCount = (): number => queued() + (inFlight === undefined ? 0 : 1);
+  const streamRoom = (): number => (queuedBytes >= maxQueuedBytes / 2 ? 0 : Math.max(0, Math.floor(maxQueued / 2) - pendingCount()));
+  const heartbeatRoom = (): number => (queuedBytes >= maxQueuedBytes ? 0 : Math.max(0, maxQueued - pendingCount()));
+  /** One removal left the queue for good: its bytes and id are free again. */
+  const release = (item: Queued): void => {
+    queuedIds.delete(item.projectId);
+    queuedBytes -= item.bytes;
+    if (item.tracked) queuedTracked -= 1;
+    if (roomWaiters.size > 0 && streamRoom() > 0) for (const wake of [...roomWaiters]) wake();
+    if (heartbeatWaiters.size > 0 && heartbeatRoom() > 0) for (const wake of [...heartbeatWaiters]) wake();
+  };
+  /** A promise that resolves when `wake` is called from `waiters`, or `signal` aborts. */
+  const waitIn = (waiters: Set<() => void>, signal: AbortSignal): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        waiters.delete(wake);
+        signal.removeEventListener("abort", wake);
+        resolve();
+      };
+      waiters.add(wake);
+      signal.addEventListener("abort", wake, { once: true });
+    });
   // One signal for the dispatcher's life: close() aborts whatever is in
   // flight, and nothing runs after close(), so no removal needs its own.
   const closing = new AbortController();
@@ -223,6 +322,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     if (item === undefined) return;
     inFlight = undefined;
     currentCall = undefined;
+    release(item);
     settled(item, inFlightStartedAtMs, outcome);
     if (inFanOut) doneInFanOut = true;
     else drain();
@@ -253,15 +353,57 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         logger.debug({ projectId }, "removal with an empty project id ignored");
         return;
       }
+      if (queuedIds.has(projectId)) {
+        // Still waiting or in flight: its handlers will hear it once.
+        counters.alreadyQueued += 1;
+        logger.debug({ projectId, source: info.source }, "removal already queued; not queued again");
+        return;
+      }
+      let tracked = info.source === "heartbeat";
+      if (!tracked && isTracked !== undefined) {
+        try {
+          tracked = isTracked(projectId) === true;
+        } catch {
+          tracked = false;
+        }
+      }
       // Frozen in place, not copied: the handlers get this very object.
-      queue.push({ projectId, info: Object.freeze(info), queuedAtMs: now() });
+      const item: Queued = { projectId, info: Object.freeze(info), queuedAtMs: now(), bytes: estimateBytes(projectId, info), tracked };
+      queuedIds.add(projectId);
+      queuedBytes += item.bytes;
+      if (tracked) {
+        queuedTracked += 1;
+        trackedLane.push(item);
+      } else {
+        untrackedLane.push(item);
+      }
       if (!draining) {
         draining = true;
         queueMicrotask(drain);
       }
     },
     get pending(): number {
-      return queued() + (inFlight === undefined ? 0 : 1);
+      return pendingCount();
+    },
+    streamRoom: () => (closed ? 0 : streamRoom()),
+    heartbeatRoom: () => (closed ? 0 : heartbeatRoom()),
+    streamRoomAvailable(signal: AbortSignal): Promise<void> {
+      if (closed || signal.aborted || streamRoom() > 0) return Promise.resolve();
+      return waitIn(roomWaiters, signal);
+    },
+    heartbeatRoomAvailable(signal: AbortSignal): Promise<void> {
+      if (closed || signal.aborted || heartbeatRoom() > 0) return Promise.resolve();
+      return waitIn(heartbeatWaiters, signal);
+    },
+    pressure(): DispatchPressure {
+      return {
+        queued: pendingCount(),
+        queuedBytes,
+        queuedTracked,
+        maxQueued,
+        maxQueuedBytes,
+        streamPaused: roomWaiters.size > 0,
+      };
     },
     get closed(): boolean {
       return closed;
@@ -273,10 +415,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     close(): { dropped: Array<{ projectId: string }>; interrupted?: { projectId: string; handler?: string } } {
       if (closed) return { dropped: [] };
       closed = true;
-      const dropped = queue.slice(head).map(({ projectId }) => ({ projectId }));
-      queue = [];
-      head = 0;
+      const rest = [...trackedLane.drainAll(), ...untrackedLane.drainAll()];
+      for (const item of rest) release(item);
+      const dropped = rest.map(({ projectId }) => ({ projectId }));
       counters.dropped += dropped.length;
+      for (const wake of [...roomWaiters, ...heartbeatWaiters]) wake();
       if (dropped.length > 0) logger.debug({ dropped: dropped.length }, "dispatcher closed; queued removals dropped");
       const running = currentCall?.running === true ? currentCall.name : undefined;
       const interrupted =

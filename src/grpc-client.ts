@@ -10,7 +10,8 @@ import type * as http2 from "node:http2";
 import { isIP } from "node:net";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
-import { createBearerInterceptor, type TokenSource } from "./bearer-interceptor.js";
+import { createBearerInterceptor } from "./bearer-interceptor.js";
+import type { TokenSource } from "./types.js";
 import { BridgeError } from "./errors.js";
 import { EngramService } from "./gen/engram/v1/engram_pb.js";
 import { GuardedSessionManager } from "./guarded-session-manager.js";
@@ -59,13 +60,58 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
   // Node sends an IPv6 address as `:authority` without brackets (`::1:443`),
   // which is no valid authority (RFC 3986 §3.2.2) and which strict servers refuse.
   const authority = isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : undefined;
-  const interceptors = options.token ? [createBearerInterceptor(options.token)] : [];
-  let current: { epoch: number; manager: Http2SessionManager; client: Client<typeof EngramService> } | undefined;
+  const interceptors = options.token ? [createBearerInterceptor(options.token, { clock: options.clock })] : [];
+  /**
+   * Per session epoch: the HTTP/2 session that carries the ProjectEvents
+   * stream, and a second one that carries unary calls only while the
+   * server grants the first no more than one concurrent stream
+   * (SETTINGS_MAX_CONCURRENT_STREAMS=1): a heartbeat must never queue
+   * behind the stream, where its deadline would look like a dead link.
+   * Otherwise the heartbeat shares the stream's session, so its deadline
+   * also proves that session alive (a NAT that silently dropped an idle
+   * stream's flow is found by the next heartbeat).
+   */
+  let current:
+    | { epoch: number; managers: Http2SessionManager[]; stream: Client<typeof EngramService>; unary: Client<typeof EngramService> }
+    | undefined;
   let closed = false;
   // The watch of the ProjectEvents call in flight (the bridge holds at most one).
   let streamWatch: StreamCloseWatch | undefined;
+  /** The onSent of the ProjectEvents call and of the SyncProjectState call in flight (one of each at most). */
+  let streamSent: (() => void) | undefined;
+  let syncSent: (() => void) | undefined;
+  /** The stream's session's SETTINGS_MAX_CONCURRENT_STREAMS as last seen (unknown until a stream was made). */
+  let streamSessionMaxStreams = Number.POSITIVE_INFINITY;
   const onRequest = (path: string, stream: http2.ClientHttp2Stream) => {
-    if (!path.endsWith("/ProjectEvents") || !streamWatch) return;
+    // The request is on the wire once its token was read and its HTTP/2
+    // stream has an id (a stream over the session's concurrency limit waits
+    // in Node's queue, "pending", until the server grants a slot).
+    const whenSent = (sent: (() => void) | undefined) => {
+      if (sent === undefined) return;
+      if (stream.pending) stream.once("ready", sent);
+      else sent();
+    };
+    if (path.endsWith("/SyncProjectState")) {
+      const sent = syncSent;
+      syncSent = undefined;
+      whenSent(sent);
+      return;
+    }
+    if (!path.endsWith("/ProjectEvents")) return;
+    const sent = streamSent;
+    streamSent = undefined;
+    whenSent(sent);
+    const streamSession = stream.session;
+    if (streamSession !== undefined) {
+      const note = () => {
+        const max = streamSession.remoteSettings?.maxConcurrentStreams;
+        if (typeof max === "number") streamSessionMaxStreams = max;
+      };
+      note();
+      streamSession.on("remoteSettings", note);
+      stream.once("close", () => streamSession.off("remoteSettings", note));
+    }
+    if (!streamWatch) return;
     const watch = streamWatch;
     watch.attach(stream);
     // GOAWAY on the stream's session: a graceful shutdown, which waits for
@@ -78,42 +124,54 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
     stream.once("close", () => session.off("goaway", onGoaway));
   };
 
-  function clientFor(epoch = 0): Client<typeof EngramService> {
+  function clientFor(epoch: number | undefined, kind: "stream" | "unary"): Client<typeof EngramService> {
     if (closed) throw new BridgeError("the gRPC client is closed", "canceled");
-    if (current && current.epoch === epoch) return current.client;
-    current?.manager.abort();
-    // No HTTP/2 PINGs: a default gRPC server allows one per 5 minutes and
-    // answers more with GOAWAY ENHANCE_YOUR_CALM. Half-open links are found by
-    // the heartbeat deadline instead (DESIGN.md "connection suspect").
-    const manager = new GuardedSessionManager(onRequest, authority, address.baseUrl, {}, sessionOptions);
-    const transport = createGrpcTransport({
-      baseUrl: address.baseUrl,
-      sessionManager: manager,
-      interceptors,
-      readMaxBytes: options.readMaxBytes ?? READ_MAX_BYTES,
-    });
-    current = { epoch, manager, client: createClient(EngramService, transport) };
-    return current.client;
+    const at = epoch ?? 0;
+    if (!current || current.epoch !== at) {
+      for (const m of current?.managers ?? []) m.abort();
+      // No HTTP/2 PINGs: a default gRPC server allows one per 5 minutes and
+      // answers more with GOAWAY ENHANCE_YOUR_CALM. Half-open links are found by
+      // the heartbeat deadline instead (DESIGN.md "connection suspect").
+      const managers = [0, 1].map(() => new GuardedSessionManager(onRequest, authority, address.baseUrl, {}, sessionOptions));
+      const [stream, unary] = managers.map((sessionManager) =>
+        createClient(
+          EngramService,
+          createGrpcTransport({
+            baseUrl: address.baseUrl,
+            sessionManager,
+            interceptors,
+            readMaxBytes: options.readMaxBytes ?? READ_MAX_BYTES,
+          }),
+        ),
+      ) as [Client<typeof EngramService>, Client<typeof EngramService>];
+      current = { epoch: at, managers, stream, unary };
+      streamSessionMaxStreams = Number.POSITIVE_INFINITY;
+    }
+    // A unary call shares the stream's session unless that session has room for the stream alone.
+    return kind === "stream" || streamSessionMaxStreams > 1 ? current.stream : current.unary;
   }
 
   return {
+    signalsSent: true,
     projectEvents(req, opts) {
       const watch = createStreamCloseWatch(opts.signal, { clock: options.clock });
       streamWatch = watch;
-      const messages = clientFor(opts.sessionEpoch).projectEvents(req, {
+      streamSent = opts.onSent;
+      const messages = clientFor(opts.sessionEpoch, "stream").projectEvents(req, {
         signal: watch.signal,
         ...(opts.onHeader ? { onHeader: opts.onHeader } : {}),
       });
       return watch.wrap(messages, explainTransportError);
     },
     syncProjectState(req, opts) {
-      return clientFor(opts.sessionEpoch)
+      syncSent = opts.onSent;
+      return clientFor(opts.sessionEpoch, "unary")
         .syncProjectState(req, { signal: opts.signal, timeoutMs: opts.timeoutMs + SERVER_DEADLINE_SLACK_MS })
         .catch((reason: unknown) => Promise.reject(explainTransportError(reason)));
     },
     close() {
       closed = true;
-      current?.manager.abort();
+      for (const m of current?.managers ?? []) m.abort();
       current = undefined;
     },
   };

@@ -1,4 +1,4 @@
-import { BridgeError } from "./errors.js";
+import { BridgeError, bridgeErrorCodes, type ErrorSummary } from "./errors.js";
 import type { Logger } from "./types.js";
 
 /** The levels a Logger writes at, plus "silent" to write nothing. */
@@ -81,6 +81,9 @@ export const noopLogger: Logger = markSafe(
 /**
  * Wraps a user-supplied logger so that logging never breaks the caller: a
  * method that throws, is missing or returns a rejected promise is ignored.
+ * An error summary under `err` (`{code, message}`, as the bridge keeps
+ * errors) reaches the logger as a real BridgeError (loggableError), which
+ * pino's `err` serialiser renders with its type, message and code.
  * Returns the argument unchanged when it is already safe.
  */
 export function safeLogger(logger: Logger): Logger {
@@ -92,7 +95,8 @@ export function safeLogger(logger: Logger): Logger {
       try {
         const fn: unknown = logger[method];
         if (typeof fn !== "function") return;
-        const result: unknown = msg === undefined ? fn.call(logger, obj) : fn.call(logger, obj, msg);
+        const fields = withLoggableErr(obj);
+        const result: unknown = msg === undefined ? fn.call(logger, fields) : fn.call(logger, fields, msg);
         if (result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function") {
           (result as PromiseLike<unknown>).then(undefined, () => {});
         }
@@ -107,6 +111,32 @@ export function safeLogger(logger: Logger): Logger {
     error: call("error"),
   });
   return markSafe(wrapped);
+}
+
+/**
+ * An ErrorSummary as a real BridgeError, for the `err` key of a log line:
+ * pino (and any logger with an Error serialiser) renders it as
+ * `{type: "BridgeError", message: "[code] message", code, stack}`. The stack
+ * is the one line `BridgeError: [code] message`: a summary keeps no stack,
+ * and the frames of the log call would mislead.
+ */
+export function loggableError(summary: ErrorSummary): BridgeError {
+  const error = new BridgeError(summary.message, summary.code);
+  error.stack = `${error.name}: ${error.message}`;
+  return error;
+}
+
+function isErrorSummary(value: unknown): value is ErrorSummary {
+  if (value === null || typeof value !== "object" || value instanceof Error) return false;
+  const { code, message } = value as { code?: unknown; message?: unknown };
+  return typeof code === "string" && (bridgeErrorCodes as readonly string[]).includes(code) && typeof message === "string";
+}
+
+/** `obj` with a summary under `err` replaced by loggableError(summary); `obj` itself otherwise. */
+function withLoggableErr(obj: object): object {
+  if (obj === null || typeof obj !== "object") return obj;
+  const err: unknown = (obj as { err?: unknown }).err;
+  return isErrorSummary(err) ? { ...obj, err: loggableError(err) } : obj;
 }
 
 /** The JSON form of an Error in a log line. */

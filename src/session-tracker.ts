@@ -25,6 +25,11 @@ export class SessionTracker implements ProjectTracker {
     else this.#sessions.set(projectId, count - 1);
   }
 
+  /** Whether the project has at least one session. */
+  has(projectId: string): boolean {
+    return this.#sessions.has(projectId);
+  }
+
   /** The ids with at least one session, each once, in first-connect order (a snapshot). */
   connectedProjectIds(): Iterable<string> {
     return [...this.#sessions.keys()];

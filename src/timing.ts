@@ -73,11 +73,20 @@ export const timingBounds: Readonly<Record<keyof BridgeTiming, TimingBound>> = O
   stopTimeoutMs: { min: 1, max: MAX_TIMER_MS },
 });
 
-/** "[1, 2147483647]", "[0, 1)", "[backoffMinMs = 5, 2147483647]": how an error names a range. */
-export function describeTimingRange(name: keyof BridgeTiming, timing: Partial<BridgeTiming> = {}): string {
+/**
+ * "[1, 2147483647]", "[0, 1)", "[backoffMinMs = 5, 2147483647]": how an error
+ * names a range. A bound read from another field is named only when that
+ * field is in `given` (the user set it); otherwise the unset field was derived
+ * to fit, and the range shown is the field's own.
+ */
+export function describeTimingRange(
+  name: keyof BridgeTiming,
+  timing: Partial<BridgeTiming> = {},
+  given: ReadonlySet<keyof BridgeTiming> = new Set(Object.keys(timing) as (keyof BridgeTiming)[]),
+): string {
   const b = timingBounds[name];
-  const lo = b.minField !== undefined ? `${b.minField} = ${String(timing[b.minField] ?? b.min)}` : String(b.min);
-  const hi = b.maxField !== undefined ? `${b.maxField} = ${String(timing[b.maxField] ?? b.max)}` : String(b.max);
+  const lo = b.minField !== undefined && given.has(b.minField) ? `${b.minField} = ${String(timing[b.minField] ?? b.min)}` : String(b.min);
+  const hi = b.maxField !== undefined && given.has(b.maxField) ? `${b.maxField} = ${String(timing[b.maxField] ?? b.max)}` : String(b.max);
   return `[${lo}, ${hi}${b.maxExclusive ? ")" : "]"}`;
 }
 
@@ -85,9 +94,14 @@ export function describeTimingRange(name: keyof BridgeTiming, timing: Partial<Br
  * The first timing field outside its range, with a message that names the
  * field, the value and the range; undefined when every field is in range.
  * Fields are checked in the order of `timingBounds` (so a bound read from
- * another field is only used once that field passed).
+ * another field is only used once that field passed). `given` is the set of
+ * fields the user set (defaults to all): the message names a second field
+ * only when the user set it too.
  */
-export function timingViolation(timing: BridgeTiming): { field: keyof BridgeTiming; message: string } | undefined {
+export function timingViolation(
+  timing: BridgeTiming,
+  given: ReadonlySet<keyof BridgeTiming> = new Set(Object.keys(timingBounds) as (keyof BridgeTiming)[]),
+): { field: keyof BridgeTiming; message: string } | undefined {
   for (const field of Object.keys(timingBounds) as (keyof BridgeTiming)[]) {
     const value: unknown = timing[field];
     const b = timingBounds[field];
@@ -97,10 +111,56 @@ export function timingViolation(timing: BridgeTiming): { field: keyof BridgeTimi
     if (!ok) {
       const shown =
         typeof value === "number" ? String(value) : `${(JSON.stringify(value) ?? String(value)).slice(0, 40)} (${typeof value})`;
-      return { field, message: `timing.${field} must be a number in ${describeTimingRange(field, timing)} (ms), got ${shown}` };
+      return { field, message: `timing.${field} must be a number in ${describeTimingRange(field, timing, given)} (ms), got ${shown}` };
     }
   }
   return undefined;
+}
+
+/** The default heartbeat jitter as a fraction of the period (5 s of 60 s). */
+export const HEARTBEAT_JITTER_RATIO = 1 / 12;
+
+/**
+ * The full timing from the fields a user set: each field not set takes its
+ * default, except where that default would not fit a field that was set
+ * (DESIGN "Timing defaults"):
+ *
+ * - `heartbeatJitterMs` not set, `heartbeatMs` set: heartbeatMs/12 (floored);
+ * - `heartbeatMs` not set, `heartbeatJitterMs` set: at least the jitter;
+ * - `backoffMaxMs` not set, `backoffMinMs` set: at least backoffMinMs;
+ * - `backoffMinMs` not set, `backoffMaxMs` set: at most backoffMaxMs.
+ *
+ * A derived value stays in its own field's range; a value that was set is
+ * never changed (validation reports it). Fields set to undefined count as
+ * not set.
+ */
+export function resolveTiming(overrides: Partial<BridgeTiming>): BridgeTiming {
+  const timing: BridgeTiming = { ...defaultBridgeTiming };
+  for (const [name, value] of Object.entries(overrides)) {
+    if (value !== undefined) timing[name as keyof BridgeTiming] = value;
+  }
+  const set = (field: keyof BridgeTiming): number | undefined => {
+    const v: unknown = overrides[field];
+    return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+  };
+  const within = (field: keyof BridgeTiming, v: number): number => Math.min(timingBounds[field].max, Math.max(timingBounds[field].min, v));
+  const heartbeatMs = set("heartbeatMs");
+  const jitterMs = set("heartbeatJitterMs");
+  if (overrides.heartbeatJitterMs === undefined && heartbeatMs !== undefined) {
+    timing.heartbeatJitterMs = within("heartbeatJitterMs", Math.floor(heartbeatMs * HEARTBEAT_JITTER_RATIO));
+  }
+  if (overrides.heartbeatMs === undefined && jitterMs !== undefined) {
+    timing.heartbeatMs = within("heartbeatMs", Math.max(defaultBridgeTiming.heartbeatMs, jitterMs));
+  }
+  const minMs = set("backoffMinMs");
+  const maxMs = set("backoffMaxMs");
+  if (overrides.backoffMaxMs === undefined && minMs !== undefined) {
+    timing.backoffMaxMs = within("backoffMaxMs", Math.max(defaultBridgeTiming.backoffMaxMs, minMs));
+  }
+  if (overrides.backoffMinMs === undefined && maxMs !== undefined) {
+    timing.backoffMinMs = within("backoffMinMs", Math.min(defaultBridgeTiming.backoffMinMs, maxMs));
+  }
+  return timing;
 }
 
 /** A computed delay as a timer may take it: an integer in [0, MAX_TIMER_MS]; NaN becomes 0. */

@@ -24,6 +24,12 @@ export interface ProjectRemovalAware {
 /** Tells the heartbeat which project ids the daemon holds live. */
 export interface ProjectTracker {
   connectedProjectIds(): Iterable<string>;
+  /**
+   * Whether the daemon holds this project now. Optional: when present, a
+   * stream removal of a held project is dispatched ahead of removals of
+   * projects nobody holds. Must be cheap and must not throw.
+   */
+  has?(projectId: string): boolean;
 }
 
 /** pino-compatible logger: `(obj, msg)` at each level. */
@@ -41,12 +47,21 @@ export interface Clock {
 }
 
 /** Options of one ProjectEvents call. */
+/** Where the bearer token comes from: read fresh for every call. */
+export type TokenSource = () => Promise<string | undefined>;
+
 export interface ProjectEventsCallOptions {
   signal: AbortSignal;
   /** Called once with the response headers, when the server sends them. */
   onHeader?: (headers: Headers) => void;
   /** Which HTTP/2 session generation to use; a new value asks for a fresh session. */
   sessionEpoch?: number;
+  /**
+   * Called once when the call's request reaches the wire (its token was
+   * read, its HTTP/2 stream exists), by a client whose `signalsSent` is
+   * true. Only a sent call can be confirmed open by `openConfirmMs`.
+   */
+  onSent?: () => void;
 }
 
 /** Options of one SyncProjectState call. */
@@ -54,6 +69,12 @@ export interface SyncProjectStateCallOptions {
   signal: AbortSignal;
   timeoutMs: number;
   sessionEpoch?: number;
+  /**
+   * Called once when the request reaches the wire, by a client whose
+   * `signalsSent` is true. A deadline that passes before it proves nothing
+   * about the link, so it does not make the connection suspect.
+   */
+  onSent?: () => void;
 }
 
 /**
@@ -65,4 +86,10 @@ export interface EventsClient {
   syncProjectState(req: SyncProjectStateRequest, opts: SyncProjectStateCallOptions): Promise<SyncProjectStateResponse>;
   /** Closes what the client owns (HTTP/2 sessions). Optional. */
   close?(): void;
+  /**
+   * True when the client calls each call's `onSent` once its request is on
+   * the wire. When false or absent, a call counts as sent as soon as it is
+   * made.
+   */
+  readonly signalsSent?: boolean;
 }

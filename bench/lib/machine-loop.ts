@@ -6,9 +6,9 @@
  * the machine's `projectRemoved`. No dispatcher, no transport wrappers, no
  * subscribers: the transport plus one machine step, nothing else.
  */
-import { createActor, fromPromise, type AnyActorRef } from "xstate";
+import { createActor, fromPromise } from "xstate";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
-import type { ProjectEventsInput, StreamEvent, SyncProjectStateInput, SyncResult } from "../../machines/bridge.types.js";
+import type { BridgeParentRef, ProjectEventsInput, StreamEvent, SyncProjectStateInput, SyncResult } from "../../machines/bridge.types.js";
 import { defaultBridgeTiming } from "../../src/index.js";
 import { connectNodeStream, type OnEvent, type StreamLoop } from "./raw-clients.js";
 
@@ -20,8 +20,8 @@ import { connectNodeStream, type OnEvent, type StreamLoop } from "./raw-clients.
  */
 export async function startStreamingMachine(
   onRemoved: (projectId: string, reason: string) => void = () => {},
-): Promise<{ parent: AnyActorRef; stop: () => void }> {
-  let parent: AnyActorRef | undefined;
+): Promise<{ parent: BridgeParentRef; stop: () => void }> {
+  let parent: BridgeParentRef | undefined;
   const machine = bridgeMachine.provide({
     actors: {
       projectEvents: fromPromise<void, ProjectEventsInput>(({ input }) => {

@@ -6,7 +6,17 @@ export interface CliContext {
   env: Record<string, string | undefined>;
   /** Writes to stdout (the command's data: removal lines, the server URL, dev output). */
   out: (text: string) => void;
-  /** Writes to stderr (logs, hints). */
+  /**
+   * Writes to stdout and resolves once the stream took the text without
+   * back-pressure (never rejects; a failed stdout stops the command).
+   */
+  outLine: (text: string) => Promise<void>;
+  /**
+   * Waits until everything written to stdout is written, or `deadline` (a
+   * performance.now() time) passed; resolves with the lines not written.
+   */
+  flushOut: (deadline: number) => Promise<number>;
+  /** Writes to stderr (logs, hints); never blocks, drops lines when stderr is behind, nothing once it failed. */
   err: (text: string) => void;
   /** Standard input (dev and serve commands read it). */
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };

@@ -3,8 +3,9 @@
  * on top of its own): a small tokenizer and the server-side commands.
  */
 import { Code } from "@connectrpc/connect";
-import type { DevServer } from "../dev-server/index.js";
+import { type DevServer, statusCodeName, toStatusCode } from "../dev-server/index.js";
 import { usageError } from "./cli-args.js";
+import { commandInt, maxCommandInt } from "./command-numbers.js";
 
 export interface CommandLine {
   name: string;
@@ -68,13 +69,13 @@ export function runServerCommand(server: DevServer, cmd: CommandLine): string | 
     case "end":
       return `ended ${server.endStreams()} stream(s)`;
     case "fail-sync": {
-      const n = intArg(args[0], "fail-sync N");
+      const n = commandInt(args[0], "fail-sync N", { min: 0, max: maxCommandInt });
       const code = args[1] === undefined ? Code.Unavailable : codeArg(args[1]);
       server.failNextSyncs(n, code);
       return `the next ${n} SyncProjectState call(s) fail with ${codeName(code)}`;
     }
     case "delay-sync": {
-      const ms = intArg(args[0], "delay-sync MS");
+      const ms = commandInt(args[0], "delay-sync MS", { min: 0, max: maxCommandInt });
       server.setSyncDelayMs(ms);
       return ms === 0 ? "SyncProjectState answers at once" : `SyncProjectState answers after ${ms} ms`;
     }
@@ -105,22 +106,13 @@ function nonEmptyId(id: string): string {
   return id;
 }
 
-function intArg(value: string | undefined, what: string): number {
-  const n = Number(value);
-  if (value === undefined || !Number.isInteger(n) || n < 0) throw usageError(`${what}: expected an integer >= 0`);
-  return n;
-}
-
 /** "unavailable", "PERMISSION_DENIED", "PermissionDenied" or 7 → Code. */
 export function codeArg(value: string): Code {
-  const wanted = value.replace(/[_\s-]/g, "").toLowerCase();
-  for (const [key, code] of Object.entries(Code)) {
-    if (typeof code !== "number") continue;
-    if (key.toLowerCase() === wanted || String(code) === value) return code;
-  }
-  throw usageError(`unknown gRPC code "${value}"`);
+  const code = toStatusCode(value);
+  if (code === undefined) throw usageError(`unknown gRPC code "${value}"`);
+  return code;
 }
 
 function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+  return statusCodeName(code);
 }

@@ -8,7 +8,13 @@ import { readFileSync } from "node:fs";
 import { createStderrLogger } from "../logger.js";
 import { exitCodes, isUsageError } from "./cli-args.js";
 import type { CliCommand, CliContext } from "./cli-context.js";
-import { createShutdown } from "./signals.js";
+import { createLineOutput, createLogSink } from "./line-output.js";
+import { createShutdown, type Shutdown } from "./signals.js";
+
+/** How long main() waits at the end for stdout and stderr to take what is left, in ms. */
+const exitFlushMs = 1000;
+/** How long main() waits at the end for stderr to take the last log lines, in ms. */
+const stderrExitFlushMs = 200;
 
 /** A command as the list knows it before its module is loaded. */
 export interface LazyCliCommand {
@@ -86,55 +92,77 @@ export async function main(argv: readonly string[], io: CliIo = {}): Promise<num
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
   const [name, ...rest] = argv;
+  // Dead stderr turns logging off, never the process; a slow one drops log lines (counted), never blocks.
+  const logSink = createLogSink(stderr);
+  let shutdown: Shutdown | undefined;
+  // A reader that went away (EPIPE) is a reason to stop, not to crash; a slow one slows the writer down.
+  const output = createLineOutput(stdout, {
+    onError: (err) => {
+      createStderrLogger({ level: "error", write: (line) => logSink.write(line) }).error(
+        { err },
+        "stdout failed (its reader went away?): stopping",
+      );
+      shutdown?.request("stdout closed");
+    },
+  });
+  const finish = async (code: number): Promise<number> => {
+    await output.flush(performance.now() + exitFlushMs);
+    output.dispose();
+    await logSink.flush(performance.now() + stderrExitFlushMs);
+    return code;
+  };
   if (name === "--help" || name === "-h" || name === "help") {
-    stdout.write(`${usage()}\n`);
-    return exitCodes.ok;
+    void output.write(`${usage()}\n`);
+    return finish(exitCodes.ok);
   }
   if (name === "--version" || name === "-v") {
-    stdout.write(`${version()}\n`);
-    return exitCodes.ok;
+    void output.write(`${version()}\n`);
+    return finish(exitCodes.ok);
   }
   const entry = commands.find((c) => c.name === name);
   if (entry === undefined) {
-    stderr.write(`${name === undefined ? "no command given" : `unknown command "${name}"`}\n\n${usage()}\n`);
-    return exitCodes.usage;
+    logSink.write(`${name === undefined ? "no command given" : `unknown command "${name}"`}\n\n${usage()}\n`);
+    return finish(exitCodes.usage);
   }
   const command = await entry.load();
-
-  const shutdown = createShutdown({ write: (line) => void stderr.write(line) });
-  let stdoutFailed = false;
-  // A reader that went away (EPIPE) is a reason to stop, not to crash.
-  const onStdoutError = (err: Error) => {
-    if (stdoutFailed) return;
-    stdoutFailed = true;
-    createStderrLogger({ level: "error", write: (line) => void stderr.write(line) }).error(
-      { err },
-      "stdout failed (its reader went away?): stopping",
-    );
-    shutdown.request("stdout closed");
-  };
-  stdout.on("error", onStdoutError);
+  const stop = createShutdown({ write: (line) => logSink.write(line) });
+  shutdown = stop;
+  let flushedByCommand = false;
+  /** Where the final stderr flush ends: the command's own deadline when it flushed (run's stop budget). */
+  let stderrDeadline: number | undefined;
   const ctx: CliContext = {
     env: io.env ?? process.env,
-    out: (text) => {
-      if (!stdoutFailed) stdout.write(text);
+    out: (text) => void output.write(text),
+    outLine: (text) => output.write(text),
+    flushOut: (deadline) => {
+      flushedByCommand = true;
+      stderrDeadline = deadline;
+      return output.flush(deadline);
     },
-    err: (text) => void stderr.write(text),
+    err: (text) => logSink.write(text),
     stdin: io.stdin ?? process.stdin,
-    shutdown,
+    shutdown: stop,
   };
   try {
     const code = await command.run(rest, ctx);
-    return stdoutFailed && code === exitCodes.ok ? exitCodes.failure : code;
+    // Whatever the command printed last is on stdout before the exit; a command that
+    // flushed itself (run, within its stop budget) is not given more time here.
+    const notWritten = await output.flush(flushedByCommand ? 0 : performance.now() + exitFlushMs);
+    if (notWritten > 0 && !output.failed)
+      logSink.write(`engram-serverevents ${command.name}: ${notWritten} stdout line(s) not written at exit\n`);
+    return (output.failed || notWritten > 0) && code === exitCodes.ok ? exitCodes.failure : code;
   } catch (err) {
     if (isUsageError(err)) {
-      stderr.write(`engram-serverevents ${command.name}: ${err.rawMessage}\nRun "engram-serverevents ${command.name} --help" for usage.\n`);
+      logSink.write(
+        `engram-serverevents ${command.name}: ${err.rawMessage}\nRun "engram-serverevents ${command.name} --help" for usage.\n`,
+      );
       return exitCodes.usage;
     }
-    stderr.write(`engram-serverevents ${command.name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    logSink.write(`engram-serverevents ${command.name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return exitCodes.failure;
   } finally {
-    shutdown.dispose();
-    stdout.off("error", onStdoutError);
+    stop.dispose();
+    output.dispose();
+    await logSink.flush(stderrDeadline ?? performance.now() + stderrExitFlushMs);
   }
 }

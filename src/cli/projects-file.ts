@@ -8,14 +8,29 @@
  * at most `maxBytes` is read: it is opened non-blocking and checked with
  * fstat on the open descriptor, so a FIFO, a device or a symlink to one
  * never blocks the event loop, and a symlink to something large is refused.
- * Every id is checked (`projectIdProblem`); refused lines are counted and
- * logged without being echoed whole. A file holding a PEM block (a symlink
- * to a key, say) is refused whole, so its lines never reach the server.
+ *
+ * A read is believed only when it saw one stable version of the file: fstat
+ * before and after the read agree (inode, size, mtime, ctime), the bytes
+ * read are the file's size, and the content ends with a newline (a last line
+ * without one counts only once the file has not changed for `settleMs`: a
+ * writer may be in the middle of it). Otherwise the previous ids stay in
+ * force, it is logged, and the file is read again shortly.
+ *
+ * What the reader refuses (see docs/operations.md, "The projects file"):
+ * - the whole file: not a regular file, larger than `maxBytes`, owned by
+ *   neither the sidecar's user, its group nor root, writable by everyone, a
+ *   symlink when `noFollow` is set, a PEM block anywhere, or any
+ *   `KEY=VALUE` line whose key looks like a secret (TOKEN, SECRET,
+ *   PASSWORD, KEY, AUTH, CREDENTIAL, …: an env file behind a symlink). Its
+ *   ids are then dropped (only the --project ids count);
+ * - a line: not valid UTF-8 (decoded strictly, never with U+FFFD), or not a
+ *   valid id (`projectIdProblem`). The file's other lines still count.
+ * Refusals are counted and logged with line numbers, never with the line.
  */
-import { constants } from "node:fs";
+import { constants, type BigIntStats } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import type { Logger, ProjectTracker } from "../types.js";
-import { previewOf, projectIdProblem } from "./id-rules.js";
+import { projectIdProblem } from "./id-rules.js";
 
 /** The largest projects file read, in bytes. */
 export const defaultProjectsFileMaxBytes = 4 * 1024 * 1024;
@@ -32,9 +47,20 @@ export interface ProjectsFileTrackerOptions {
   maxBytes?: number;
   /** How often the file is also read between heartbeats, in ms (0: only at heartbeats). Defaults to DEFAULT_REFRESH_MS (5000). */
   refreshMs?: number;
+  /** Refuse the file when its path is a symlink (O_NOFOLLOW on the last component; `--projects-file-no-follow`). Defaults to false. */
+  noFollow?: boolean;
+  /** How long a file whose last line has no newline must be unchanged before that line counts, in ms. Defaults to DEFAULT_SETTLE_MS (1000). */
+  settleMs?: number;
   /** Receives a warning when the file cannot be read or holds bad lines. */
   logger: Logger;
 }
+
+/** How long an unterminated last line must stay unchanged before it counts, in ms. */
+export const DEFAULT_SETTLE_MS = 1000;
+/** How soon a read that met a file being written is tried again, in ms. */
+const unstableRetryMs = 50;
+/** Line numbers logged per kind of refused line. */
+const maxLoggedLineNumbers = 20;
 
 export interface ProjectsFileTracker extends ProjectTracker {
   /** Reads the file; resolves when a read that started after this call is done (never rejects). */
@@ -60,8 +86,68 @@ export function parseProjectsFile(text: string): string[] {
   return ids;
 }
 
-/** A read that met a file being written: keep the last ids. */
-const changing = Symbol("changing");
+/** Why a line was refused (the line itself is never logged). */
+export type RefusedLineKind = "invalid-utf8" | "invalid-id" | "secret";
+
+export interface ParsedProjectsFile {
+  ids: string[];
+  /** 1-based line numbers of refused lines, by kind. */
+  refused: Record<RefusedLineKind, number[]>;
+}
+
+/**
+ * An env-style line (`KEY=VALUE`, `export KEY=VALUE`, `key: value`) whose
+ * key looks like it names a secret.
+ */
+const secretAssignment =
+  /^(?:export\s+)?(?=[A-Za-z_])[A-Za-z0-9_.-]*(?:TOKEN|SECRET|PASSW(?:OR)?D|PASSPHRASE|PWD|KEY|AUTH|CREDENTIAL|PRIVATE|COOKIE|SESSION|BEARER)[A-Za-z0-9_.-]*\s*(?:=|:\s)/i;
+
+/** Whether a (trimmed) line looks like an assignment to a secret-looking key. */
+export function isSecretAssignment(line: string): boolean {
+  return secretAssignment.test(line);
+}
+
+/**
+ * Parses a projects file's bytes: lines split at "\n" (a "\r" before it is
+ * dropped), each decoded as strict UTF-8, trimmed; blank and `#` lines are
+ * ignored; a line that is not valid UTF-8, looks like a secret assignment
+ * or is not a valid id is refused (by line number).
+ */
+export function parseProjectsFileBytes(bytes: Uint8Array): ParsedProjectsFile {
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+  const refused: ParsedProjectsFile["refused"] = { "invalid-utf8": [], "invalid-id": [], secret: [] };
+  const ids: string[] = [];
+  let start = 0;
+  let lineNo = 0;
+  while (start < bytes.length) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    lineNo++;
+    let stop = end;
+    if (stop > start && bytes[stop - 1] === 0x0d) stop--;
+    const raw = bytes.subarray(start, stop);
+    start = end + 1;
+    let text: string;
+    try {
+      text = decoder.decode(raw);
+    } catch {
+      refused["invalid-utf8"].push(lineNo);
+      continue;
+    }
+    const line = text.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    if (isSecretAssignment(line)) refused.secret.push(lineNo);
+    else if (projectIdProblem(line) !== undefined) refused["invalid-id"].push(lineNo);
+    else ids.push(line);
+  }
+  return { ids, refused };
+}
+
+/** A read that met a file being written: keep the last ids (and read again after `retryMs`). */
+interface Unstable {
+  unstable: string;
+  retryMs: number;
+}
 
 /** A problem reading the file: `key` decides whether it was already logged. */
 interface ReadProblem {
@@ -87,39 +173,75 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
   let reading: Promise<void> | undefined;
   let followUp: Promise<void> | undefined;
 
-  async function readOnce(file: string): Promise<string[] | ReadProblem | typeof changing> {
+  const noFollow = options.noFollow ?? false;
+  const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
+  const uid = process.getuid?.();
+  const groups = new Set<number>([process.getgid?.() ?? -1, ...(process.getgroups?.() ?? [])]);
+  let retryTimer: NodeJS.Timeout | undefined;
+  let unstableSince: string | undefined;
+  let closed = false;
+
+  const cannotRead = (file: string, err: unknown): ReadProblem => {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    if (noFollow && code === "ELOOP")
+      return {
+        key: "symlink",
+        log: () =>
+          logger.warn(
+            { path: file },
+            "the projects file is a symlink and --projects-file-no-follow is set: refusing it; reporting only the --project ids",
+          ),
+      };
+    return { key: code, log: () => logger.warn({ path: file, err }, "cannot read the projects file; reporting only the --project ids") };
+  };
+
+  const refuse = (key: string, msg: string, extra: Record<string, unknown> = {}): ReadProblem => ({
+    key,
+    log: () => logger.warn({ path, ...extra }, `${msg}: refusing it; reporting only the --project ids`),
+  });
+
+  /** Why the file's owner or mode rules it out, if they do. */
+  function ownerProblem(st: BigIntStats): ReadProblem | undefined {
+    const mode = Number(st.mode);
+    if ((mode & 0o002) !== 0)
+      return refuse("world-writable", "the projects file is writable by every user (anyone could make the sidecar report ids)", {
+        mode: (mode & 0o777).toString(8),
+      });
+    if (uid === undefined) return undefined;
+    const owner = Number(st.uid);
+    if (owner === uid || owner === 0 || groups.has(Number(st.gid))) return undefined;
+    return refuse(`owner:${owner}`, "the projects file is owned by neither the sidecar's user, its group nor root", {
+      uid: owner,
+      gid: Number(st.gid),
+    });
+  }
+
+  const sameVersion = (a: BigIntStats, b: BigIntStats): boolean =>
+    a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+
+  async function readOnce(file: string): Promise<ParsedProjectsFile | ReadProblem | Unstable> {
     let handle: FileHandle;
     try {
       // O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one.
-      handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+      handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (noFollow ? constants.O_NOFOLLOW : 0));
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      return { key: code, log: () => logger.warn({ path: file, err }, "cannot read the projects file; reporting only the --project ids") };
+      return cannotRead(file, err);
     }
     try {
-      const st = await handle.stat();
-      if (!st.isFile()) {
-        return {
-          key: "not-regular",
-          log: () =>
-            logger.warn(
-              { path: file },
-              "the projects file is not a regular file (a FIFO, device, socket or directory, perhaps through a symlink): refusing it; reporting only the --project ids",
-            ),
-        };
+      const before = await handle.stat({ bigint: true });
+      if (!before.isFile()) {
+        return refuse(
+          "not-regular",
+          "the projects file is not a regular file (a FIFO, device, socket or directory, perhaps through a symlink)",
+        );
       }
-      if (st.size > maxBytes) {
-        return {
-          key: `too-large:${st.size}`,
-          log: () =>
-            logger.warn(
-              { path: file, bytes: st.size, maxBytes },
-              `the projects file is larger than ${maxBytes} bytes: refusing it; reporting only the --project ids`,
-            ),
-        };
-      }
+      const size = Number(before.size);
+      if (size > maxBytes)
+        return refuse(`too-large:${size}`, `the projects file is larger than ${maxBytes} bytes`, { bytes: size, maxBytes });
+      const owned = ownerProblem(before);
+      if (owned !== undefined) return owned;
       // Read at most maxBytes + 1: a file that grew since fstat is still bounded.
-      const buf = Buffer.alloc(Math.min(maxBytes + 1, Math.max(st.size + 1, 64 * 1024)));
+      const buf = Buffer.alloc(Math.min(maxBytes + 1, Math.max(size + 1, 64 * 1024)));
       let length = 0;
       for (;;) {
         const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
@@ -127,20 +249,16 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
         length += bytesRead;
         if (length >= buf.length) break;
       }
-      if (length > maxBytes) {
-        return {
-          key: "grew-too-large",
-          log: () =>
-            logger.warn(
-              { path: file, maxBytes },
-              `the projects file grew past ${maxBytes} bytes while being read: refusing it; reporting only the --project ids`,
-            ),
-        };
+      const after = await handle.stat({ bigint: true });
+      // Changed while being read (or since fstat): not one version. Keep the last ids.
+      if (!sameVersion(before, after) || length !== size) return { unstable: "changed while being read", retryMs: unstableRetryMs };
+      if (length > 0 && buf[length - 1] !== 0x0a) {
+        // A last line without a newline: a writer may be in the middle of it.
+        const ageMs = Date.now() - Number(after.mtimeMs);
+        if (ageMs < settleMs) return { unstable: "its last line has no newline yet", retryMs: Math.max(unstableRetryMs, settleMs - ageMs) };
       }
-      // Filled the buffer: it grew while being read, and its last line may be cut. Keep the last ids.
-      if (length === buf.length) return changing;
-      const text = buf.toString("utf8", 0, length);
-      if (/^-----BEGIN [A-Z0-9 ]+-----\s*$/m.test(text)) {
+      const bytes = buf.subarray(0, length);
+      if (/^-----BEGIN [A-Z0-9 ]+-----\s*$/m.test(bytes.toString("latin1"))) {
         return {
           key: "pem",
           log: () =>
@@ -150,10 +268,21 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
             ),
         };
       }
-      return parseProjectsFile(text);
+      const parsed = parseProjectsFileBytes(bytes);
+      if (parsed.refused.secret.length > 0) {
+        const lines = parsed.refused.secret;
+        return {
+          key: `secret:${lines.join(",")}`,
+          log: () =>
+            logger.error(
+              { path: file, secretLines: lines.length, lineNumbers: lines.slice(0, maxLoggedLineNumbers) },
+              "the projects file has KEY=VALUE lines with secret-looking keys (an env file?): refusing it; its lines are never sent as ids",
+            ),
+        };
+      }
+      return parsed;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      return { key: code, log: () => logger.warn({ path: file, err }, "cannot read the projects file; reporting only the --project ids") };
+      return cannotRead(file, err);
     } finally {
       await handle.close().catch(() => {});
     }
@@ -161,41 +290,54 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
 
   async function read(file: string): Promise<void> {
     const result = await readOnce(file);
-    if (result === changing) {
-      logger.debug({ path: file }, "the projects file changed while being read; keeping the last ids until the next read");
+    if ("unstable" in result) {
+      // Logged once per run of unstable reads; the next read comes soon.
+      if (unstableSince === undefined)
+        logger.info(
+          { path: file, why: result.unstable },
+          "the projects file is being written; keeping the previous ids until a stable read",
+        );
+      unstableSince ??= result.unstable;
+      if (!closed && retryTimer === undefined) {
+        retryTimer = setTimeout(() => {
+          retryTimer = undefined;
+          void refresh();
+        }, result.retryMs);
+        retryTimer.unref();
+      }
       return;
     }
-    if (!Array.isArray(result)) {
-      // A PEM block, a FIFO, too large, unreadable: the file's ids are dropped.
+    unstableSince = undefined;
+    if (!("ids" in result)) {
+      // A PEM block, secrets, a FIFO, too large, unreadable: the file's ids are dropped.
       if (result.key !== lastProblem) result.log();
       lastProblem = result.key;
       lastCount = undefined;
       fromFile = [];
       return;
     }
-    const ids: string[] = [];
-    let refused = 0;
-    let example: { preview: string; problem: string } | undefined;
-    for (const id of result) {
-      const problem = projectIdProblem(id);
-      if (problem === undefined) ids.push(id);
-      else {
-        refused++;
-        example ??= { preview: previewOf(id), problem };
-      }
-    }
+    const invalidUtf8 = result.refused["invalid-utf8"];
+    const invalidId = result.refused["invalid-id"];
+    const refused = invalidUtf8.length + invalidId.length;
     if (refused > 0 && refused !== lastRefused) {
       logger.warn(
-        { path: file, refused, example },
-        "the projects file has lines that are not valid project ids (too long or with control characters): skipping them",
+        {
+          path: file,
+          refused,
+          ...(invalidUtf8.length > 0
+            ? { invalidUtf8: invalidUtf8.length, invalidUtf8Lines: invalidUtf8.slice(0, maxLoggedLineNumbers) }
+            : {}),
+          ...(invalidId.length > 0 ? { invalidId: invalidId.length, invalidIdLines: invalidId.slice(0, maxLoggedLineNumbers) } : {}),
+        },
+        "the projects file has lines that are not valid UTF-8 or not valid project ids (too long or with control characters): skipping them",
       );
     }
     lastRefused = refused;
     if (lastProblem !== undefined) logger.info({ path: file }, "projects file readable again");
     lastProblem = undefined;
-    if (ids.length !== lastCount) logger.debug({ path: file, ids: ids.length }, "projects file read");
-    lastCount = ids.length;
-    fromFile = ids;
+    if (result.ids.length !== lastCount) logger.debug({ path: file, ids: result.ids.length }, "projects file read");
+    lastCount = result.ids.length;
+    fromFile = result.ids;
   }
 
   /** A read that starts after the call: joins the queued follow-up when a read is in flight. */
@@ -228,7 +370,9 @@ export function createProjectsFileTracker(options: ProjectsFileTrackerOptions): 
       fixed.delete(projectId);
     },
     close() {
+      closed = true;
       if (timer !== undefined) clearInterval(timer);
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
     },
   };
 }

@@ -28,12 +28,19 @@ export function formatRemovalLine(projectId: string, info: RemovalInfo, now: Dat
   return `${JSON.stringify(line)}\n`;
 }
 
-/** A handler writing each removal as one JSON line through `write`. */
-export function createRemovalLineHandler(write: (line: string) => void, now: () => Date = () => new Date()): ProjectRemovalAware {
+/**
+ * A handler writing each removal as one JSON line through `write`. When
+ * `write` returns a promise (the CLI's back-pressured stdout), the handler
+ * resolves with it: a full pipe holds the dispatch of the next removal.
+ */
+export function createRemovalLineHandler(
+  write: (line: string) => void | Promise<void>,
+  now: () => Date = () => new Date(),
+): ProjectRemovalAware {
   return {
     name: "stdout",
     onProjectRemoved(projectId, info) {
-      write(formatRemovalLine(projectId, info, now()));
+      return write(formatRemovalLine(projectId, info, now()));
     },
   };
 }

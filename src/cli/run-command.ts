@@ -10,6 +10,7 @@ import { startHealthServer, type HealthServer } from "../health/health-server.js
 import { createPrometheusMetrics, type PrometheusMetrics } from "../health/prometheus-metrics.js";
 import { HandlerRegistry } from "../handler-registry.js";
 import { createStderrLogger, type LogLevel } from "../logger.js";
+import { defaultBridgeTiming } from "../timing.js";
 import { exitCodes, intFlag, parseOrUsage, splitExec, usageError } from "./cli-args.js";
 import type { CliCommand } from "./cli-context.js";
 import { createExecEnvironment } from "./exec-env.js";
@@ -37,9 +38,15 @@ Options:
                          no longer sent in heartbeats
   --projects-file PATH   more tracked ids, one per line (blank lines and lines starting with # are
                          ignored); read again in the background at every heartbeat and every 5 s, so
-                         the daemon may rewrite it any time. Only a regular file of at most 4 MiB is
-                         read (a FIFO, device or directory, even behind a symlink, or a file with
-                         a PEM block, is refused); lines that are not valid ids are skipped and logged
+                         the daemon may rewrite it any time (best: write a new file and rename it).
+                         A read counts only when it saw one unchanged version of the file ending in
+                         a newline; else the previous ids stay. Refused whole: not a regular file
+                         of at most 4 MiB (a FIFO, device or directory, even behind a symlink), owned
+                         by neither this user, its group nor root, writable by everyone, holding a
+                         PEM block or a KEY=VALUE line with a secret-looking key (TOKEN, SECRET,
+                         PASSWORD, KEY, AUTH, …). Lines that are not UTF-8 or not valid ids are
+                         skipped; refusals are logged by count and line number, never echoed
+  --projects-file-no-follow  refuse --projects-file when PATH is a symlink (O_NOFOLLOW)
   --client-id ID         this sidecar's id on the server (default: PID-STARTSECONDS; not empty)
   --log-level LEVEL      debug, info, warn, error or silent (default info)
   --health-port N        serve GET /healthz (200 while streaming, connecting or backing off from a
@@ -74,9 +81,15 @@ Environment: ENGRAM_URL, ENGRAM_TOKEN (bearer token; never pass it as a flag),
 ENGRAM_TLS_CA (PEM CA file for https), ENGRAM_ALLOW_INSECURE=1 (allow a token
 in plaintext to a non-loopback host).
 
+stdout is back-pressured: while its reader does not read, removals wait (the
+stdout handler holds dispatch). The whole stop, --exec kill sequence and the
+last stdout flush included, ends within --stop-timeout-ms.
+
 Exit codes: 0 stopped by the first SIGINT, SIGTERM or SIGHUP (after at most
---stop-timeout-ms); 1 the bridge refused its configuration (bad URL, token in
-plaintext), the health port could not be served, or stdout was closed; 2 usage
+--stop-timeout-ms) with every removal on stdout; 1 the bridge refused its
+configuration (bad URL, token in plaintext), the health port could not be
+served, stdout was closed, or the stop budget ran out with removal lines not
+written (a log line counts them); 2 usage
 error (no server URL, bad flag); 129/130/143 a second SIGHUP/SIGINT/SIGTERM
 (exits at once, --exec children killed).`;
 
@@ -100,6 +113,7 @@ export const runCommand: CliCommand = {
           url: { type: "string" },
           project: { type: "string", multiple: true },
           "projects-file": { type: "string" },
+          "projects-file-no-follow": { type: "boolean" },
           "client-id": { type: "string" },
           "log-level": { type: "string" },
           "health-port": { type: "string" },
@@ -130,9 +144,14 @@ export const runCommand: CliCommand = {
     const healthPort = intFlag(values["health-port"], "health-port");
     if (healthPort !== undefined && healthPort > 65535) throw usageError("--health-port must be at most 65535");
     if (values["health-host"] !== undefined && healthPort === undefined) throw usageError("--health-host needs --health-port");
+    if (values["projects-file-no-follow"] && values["projects-file"] === undefined)
+      throw usageError("--projects-file-no-follow needs --projects-file");
     if (exec === undefined && (values["exec-env-token"] || values["exec-allow-dash-ids"]))
       throw usageError("--exec-env-token and --exec-allow-dash-ids need --exec");
-    const timing = readTimingFlags(values);
+    const flagTiming = readTimingFlags(values);
+    // The bridge's stop gets the budget less a tail for the clean-up and the last stdout flush.
+    const stop = planStop(flagTiming.stopTimeoutMs ?? defaultBridgeTiming.stopTimeoutMs);
+    const timing = { ...flagTiming, stopTimeoutMs: stop.bridgeMs };
 
     const logger = createStderrLogger({ level, write: ctx.err });
     let prometheus: PrometheusMetrics | undefined;
@@ -145,11 +164,17 @@ export const runCommand: CliCommand = {
       }
     }
     const registry = new HandlerRegistry();
-    const tracker = createProjectsFileTracker({ fixedIds: values.project ?? [], path: values["projects-file"], logger });
+    const tracker = createProjectsFileTracker({
+      fixedIds: values.project ?? [],
+      path: values["projects-file"],
+      noFollow: values["projects-file-no-follow"] === true,
+      logger,
+    });
     // A --project id the server reported removed is not reported again.
     registry.register({ name: "project-flags", onProjectRemoved: (projectId) => tracker.forgetFixed(projectId) });
-    registry.register(createRemovalLineHandler(ctx.out));
+    registry.register(createRemovalLineHandler(ctx.outLine));
     let execHandler: ExecHandler | undefined;
+    const killExecOnExit = (): void => execHandler?.killNow();
     const bridge = createBridge({
       registry,
       tracker,
@@ -175,11 +200,14 @@ export const runCommand: CliCommand = {
       });
       registry.register(execHandler);
       ctx.shutdown.onForce(() => execHandler?.killNow());
+      // Whatever ends the process (a crash included), its --exec children go with it.
+      process.once("exit", killExecOnExit);
       if (prometheus !== undefined) observeExecStats(prometheus.meterProvider, execHandler);
     }
     const stopLogging = logConnectionStates(bridge, logger);
     let health: HealthServer | undefined;
     const cleanUp = async (): Promise<void> => {
+      process.off("exit", killExecOnExit);
       stopLogging();
       tracker.close();
       await health?.close();
@@ -193,8 +221,11 @@ export const runCommand: CliCommand = {
           host: values["health-host"],
           status: () => bridge.status(),
           metrics: prometheus?.collect,
+          logger,
         });
         logger.info({ url: health.url }, "health and metrics listening: GET /healthz, GET /metrics");
+        // /healthz works without the metrics SDK; /metrics answers 501 and this says why once.
+        if (prometheus?.unavailable !== undefined) logger.warn({ code: prometheus.unavailable.code }, prometheus.unavailable.rawMessage);
         if (!isLoopbackHost(values["health-host"] ?? "127.0.0.1")) {
           logger.warn(
             { url: health.url },
@@ -231,20 +262,66 @@ export const runCommand: CliCommand = {
       return exitCodes.failure;
     }
     const reason = await ctx.shutdown.requested;
-    const { stopTimeoutMs } = bridge.actor.getSnapshot().context.timing;
-    logger.info({ reason, stopTimeoutMs }, "stopping");
-    // Running --exec children get the stop budget too: SIGTERM two grace
-    // periods before its end, SIGKILL one before, so the exit stays within it.
-    const graceMs = Math.min(250, Math.floor(stopTimeoutMs / 4));
-    const killTimer = execHandler && setTimeout(() => void execHandler?.close(graceMs), stopTimeoutMs - 2 * graceMs);
+    // The whole stop is one deadline: the bridge's drain, the --exec kill
+    // sequence, the clean-up and the stdout flush all end by it.
+    const deadline = performance.now() + stop.totalMs;
+    logger.info({ reason, stopTimeoutMs: stop.totalMs }, "stopping");
+    // Running --exec children: SIGTERM two grace periods before the bridge's
+    // budget ends, SIGKILL one before, so the bridge's drain ends in time.
+    let killing: Promise<void> | undefined;
+    const killExec = (graceMs: number): Promise<void> => (killing ??= execHandler?.close(graceMs) ?? Promise.resolve());
+    const killTimer = execHandler && setTimeout(() => void killExec(stop.graceMs), stop.bridgeMs - 2 * stop.graceMs);
     await bridge.stop();
     clearTimeout(killTimer);
-    // close() has its own deadline: lingering background jobs cannot hold the exit.
-    await execHandler?.close(graceMs);
-    await cleanUp();
+    // Children (or groups) left: what remains of the budget, split into the two grace periods.
+    if (execHandler !== undefined) {
+      const graceMs = Math.floor((deadline - stop.tailMs / 2 - performance.now()) / 2);
+      if (graceMs > 0) await killExec(Math.min(stop.graceMs, graceMs));
+      // Nothing outlives the sidecar: SIGKILL to whatever is left, at once.
+      execHandler.killNow();
+    }
+    await beforeDeadline(cleanUp(), deadline);
+    const unflushed = await ctx.flushOut(deadline);
+    const { droppedOnStop } = bridge.status().counters;
+    const notWritten = unflushed + droppedOnStop;
+    if (notWritten > 0) {
+      logger.error(
+        { notWritten, unflushed, droppedOnStop, stopTimeoutMs: stop.totalMs },
+        `${notWritten} removal line(s) not written to stdout (the stop budget ran out, or stdout failed)`,
+      );
+      return exitCodes.failure;
+    }
     return exitCodes.ok;
   },
 };
+
+/** How a stop budget is shared out: the bridge's drain, then a tail for the kill, clean-up and flush. */
+export interface StopPlan {
+  /** The whole budget (--stop-timeout-ms), in ms. */
+  totalMs: number;
+  /** The bridge's own stop budget: totalMs less the tail, in ms. */
+  bridgeMs: number;
+  /** Kept after the bridge's budget for the clean-up and the last flush, in ms. */
+  tailMs: number;
+  /** From SIGTERM to SIGKILL of --exec children, in ms. */
+  graceMs: number;
+}
+
+export function planStop(stopTimeoutMs: number): StopPlan {
+  const tailMs = Math.min(100, Math.floor(stopTimeoutMs / 10));
+  const bridgeMs = Math.max(1, stopTimeoutMs - tailMs);
+  return { totalMs: stopTimeoutMs, bridgeMs, tailMs, graceMs: Math.min(250, Math.floor(bridgeMs / 4)) };
+}
+
+/** Waits for `work` or until `deadline` (performance.now()), whichever is first; `work` goes on in the background. */
+async function beforeDeadline(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => {}),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now())))),
+  ]);
+  clearTimeout(timer);
+}
 
 function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);

@@ -1,4 +1,5 @@
 import { BridgeError } from "../errors.js";
+import { type ResolvedHttp2ListenerLimits, resolveHttp2ListenerLimits } from "../listener/http2-limits.js";
 import type { CallCapacityOptions } from "./call-capacity.js";
 import { ProjectStore } from "./project-store.js";
 
@@ -35,6 +36,32 @@ export interface DevServerOptions {
   /** Wall clock in Unix milliseconds, for timestamps and heartbeats. Defaults to Date.now. */
   now?: (() => number) | undefined;
   /**
+   * Send a ProjectEvents call's response headers as soon as the stream is
+   * accepted, so a client sees it open at once. false sends them only with
+   * the first event (or the status), as grpc-go does: a bridge then waits
+   * its `openConfirmMs` before it calls the stream open. Defaults to true.
+   */
+  headersOnOpen?: boolean | undefined;
+  /**
+   * Streams (calls) one HTTP/2 session may have open at once: announced in
+   * SETTINGS, enforced with REFUSED_STREAM. Defaults to 100.
+   */
+  maxConcurrentStreams?: number | undefined;
+  /**
+   * A call whose request message has not fully arrived after this many ms
+   * (a half-open stream) is reset with CANCEL. Defaults to 5000.
+   */
+  requestTimeoutMs?: number | undefined;
+  /**
+   * HTTP/2 sessions one client address may hold. A new one over the cap
+   * closes the oldest idle one (no call open); when none is idle it gets
+   * GOAWAY at once. A session that opens no call within requestTimeoutMs
+   * is closed too. Defaults to 64.
+   */
+  maxSessionsPerClient?: number | undefined;
+  /** HTTP/2 sessions held at once, all clients together. Defaults to 256. */
+  maxSessions?: number | undefined;
+  /**
    * A finite capacity: every ProjectEvents open and SyncProjectState costs
    * one unit of work (as the engram server's bcrypt token check does);
    * see call-capacity.ts. Defaults to none: every call served at once.
@@ -53,6 +80,8 @@ export interface ResolvedDevServerOptions {
   maxSyncIds: number;
   unknownAfterMs: number;
   now: () => number;
+  headersOnOpen: boolean;
+  limits: ResolvedHttp2ListenerLimits;
   capacity: CallCapacityOptions | undefined;
 }
 
@@ -68,6 +97,8 @@ export function validateDevServerOptions(options: DevServerOptions = {}): Resolv
     maxSyncIds: options.maxSyncIds ?? 10_000,
     unknownAfterMs: options.unknownAfterMs ?? 24 * 60 * 60 * 1000,
     now: options.now ?? Date.now,
+    headersOnOpen: options.headersOnOpen ?? true,
+    limits: resolveLimits(options),
     capacity: options.capacity,
   };
   if (resolved.token === "") throw invalid("token must not be empty (omit it to disable authentication)");
@@ -100,6 +131,19 @@ export function validateDevServerShutdownOptions(options: DevServerShutdownOptio
   const timeoutMs = options.timeoutMs ?? 5000;
   if (!(timeoutMs >= 0 && timeoutMs <= maxTimerMs)) throw invalid(`shutdown timeoutMs must be in [0, ${maxTimerMs}], got ${timeoutMs}`);
   return { timeoutMs, signal: options.signal };
+}
+
+function resolveLimits(options: DevServerOptions): ResolvedHttp2ListenerLimits {
+  try {
+    return resolveHttp2ListenerLimits({
+      maxConcurrentStreams: options.maxConcurrentStreams,
+      requestTimeoutMs: options.requestTimeoutMs,
+      maxSessionsPerClient: options.maxSessionsPerClient,
+      maxSessions: options.maxSessions,
+    });
+  } catch (err) {
+    throw invalid((err as Error).message);
+  }
 }
 
 function isInt(value: number, min: number): boolean {

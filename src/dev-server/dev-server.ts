@@ -11,6 +11,7 @@ import {
   validateDevServerOptions,
   validateDevServerShutdownOptions,
 } from "./dev-server-options.js";
+import { earlyHeaders } from "./early-headers.js";
 import { engramRoutes } from "./engram-service.js";
 import { EventHub, type StreamClosedInfo, type StreamOpenedInfo } from "./event-hub.js";
 import { FaultInjector } from "./fault-injection.js";
@@ -18,6 +19,7 @@ import { listenHttp2, type ShutdownResult } from "./http2-listener.js";
 import { answerInvalidArgumentOnParseError } from "./invalid-message-status.js";
 import type { ProjectStore } from "./project-store.js";
 import { guardRequests } from "./request-guard.js";
+import type { DevServerCode } from "./status-code-names.js";
 import { waitUntil } from "./wait-until.js";
 
 /** Largest request the dev server reads, as a default gRPC server: 4 MiB. */
@@ -65,6 +67,16 @@ export interface DevServerStats {
   tokensSeen: TokensSeen;
   /** The last client_id each RPC presented. */
   lastClientIds: LastClientIds;
+  /** HTTP/2 sessions (connections) open now. */
+  openSessions: number;
+  /** New sessions closed at once because maxSessionsPerClient or maxSessions was reached and every held session had a call open. */
+  sessionsRefused: number;
+  /** Idle sessions closed: to make room for a new one under those caps, or because they opened no call within requestTimeoutMs. */
+  sessionsShed: number;
+  /** Streams refused because their session already had maxConcurrentStreams open. */
+  streamsRefused: number;
+  /** Calls reset because their request message did not arrive within requestTimeoutMs. */
+  requestsTimedOut: number;
 }
 
 /** How DevServer.shutdown() ended. */
@@ -93,13 +105,14 @@ export interface DevServer {
   endStreams(): number;
   /**
    * The next `n` authenticated SyncProjectState calls fail with `code`
-   * (default Unavailable); replaces any pending count, 0 clears it.
+   * (a Code or its name such as "permission_denied"; default Unavailable);
+   * replaces any pending count, 0 clears it.
    */
-  failNextSyncs(n: number, code?: Code): void;
-  /** SyncProjectState answers after this delay, or fails as soon as the call is cancelled. */
+  failNextSyncs(n: number, code?: DevServerCode): void;
+  /** SyncProjectState answers after this delay (0 to 2147483647 ms), or fails as soon as the call is cancelled. */
   setSyncDelayMs(ms: number): void;
-  /** While set, new ProjectEvents calls fail at once with `code`; undefined lifts it. */
-  rejectStreams(code: Code | undefined): void;
+  /** While set, new ProjectEvents calls fail at once with `code` (a Code or its name); undefined lifts it. */
+  rejectStreams(code: DevServerCode | undefined): void;
   /** Replaces the required bearer token (undefined: no authentication), e.g. to test rotation. */
   setToken(token: string | undefined): void;
   stats(): DevServerStats;
@@ -150,23 +163,27 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
   /** Aborts when a shutdown or close begins: new ProjectEvents calls are refused. */
   const stopping = new AbortController();
 
+  const headers = earlyHeaders(resolved.headersOnOpen);
   const handler = guardRequests(
     answerInvalidArgumentOnParseError(
-      connectNodeAdapter({
-        routes: engramRoutes({
-          options: resolved,
-          hub,
-          auth,
-          faults,
-          calls,
-          stopping: stopping.signal,
-          capacity: resolved.capacity && createCallCapacity(resolved.capacity),
+      headers.wrap(
+        connectNodeAdapter({
+          routes: engramRoutes({
+            options: resolved,
+            hub,
+            auth,
+            faults,
+            calls,
+            stopping: stopping.signal,
+            capacity: resolved.capacity && createCallCapacity(resolved.capacity),
+          }),
+          grpc: true,
+          connect: false,
+          grpcWeb: false,
+          readMaxBytes,
+          contextValues: headers.contextValues,
         }),
-        grpc: true,
-        connect: false,
-        grpcWeb: false,
-        readMaxBytes,
-      }),
+      ),
     ),
   );
   const listener = await listenHttp2(handler, resolved);
@@ -222,6 +239,7 @@ export async function startDevServer(options?: DevServerOptions): Promise<DevSer
       syncFailuresInjected: faults.syncFailuresInjected,
       authFailures: auth.failures,
       tokensSeen: auth.tokensSeen(),
+      ...listener.stats(),
     }),
     onStreamOpened: (cb) => hub.onStreamOpened(cb),
     waitForStreams: (n, timeoutMs = defaultWaitTimeoutMs) =>

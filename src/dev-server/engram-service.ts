@@ -5,6 +5,7 @@ import type { BearerAuth } from "./bearer-auth.js";
 import type { CallCapacity } from "./call-capacity.js";
 import type { CallLog } from "./call-log.js";
 import type { ResolvedDevServerOptions } from "./dev-server-options.js";
+import { sendHeadersNow } from "./early-headers.js";
 import type { EventHub } from "./event-hub.js";
 import type { FaultInjector } from "./fault-injection.js";
 
@@ -62,7 +63,7 @@ export function createEngramServiceImpl(deps: EngramServiceDeps): ServiceImpl<ty
         throw new ConnectError("resuming from since_event_id is not supported", Code.OutOfRange);
       }
       calls.streamAccepted(req.clientId);
-      yield* hub.subscribe(req.clientId, context.signal);
+      yield* hub.subscribe(req.clientId, context.signal, () => sendHeadersNow(context));
     },
 
     ping() {

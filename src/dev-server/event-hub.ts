@@ -1,4 +1,4 @@
-import type { ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import type { ProjectEvent } from "../gen/engram/v1/engram_pb.js";
 import { EventStream } from "./event-stream.js";
 
@@ -56,10 +56,12 @@ export class EventHub {
    * Ends every open stream after its buffered events, with `error` as status
    * or cleanly without. They stop counting as open at once. Returns how many.
    */
-  endAll(error?: ConnectError): number {
+  endAll(error?: Error): number {
+    // An Error, not connect's type, in this signature: the root entry's declarations reach it and must not need connect's.
+    const status = error === undefined ? undefined : ConnectError.from(error);
     const ended = [...this.streams];
     for (const stream of ended) {
-      stream.end(error);
+      stream.end(status);
       this.detach(stream);
     }
     return ended.length;
@@ -84,12 +86,14 @@ export class EventHub {
   /**
    * Opens a stream for `clientId` and yields its events until it is ended or
    * `signal` aborts; leaving the generator in any way unsubscribes it.
+   * `onOpen` runs once the stream is subscribed, before any listener hears of it.
    */
-  async *subscribe(clientId: string, signal: AbortSignal): AsyncGenerator<ProjectEvent, void, undefined> {
+  async *subscribe(clientId: string, signal: AbortSignal, onOpen: () => void = () => {}): AsyncGenerator<ProjectEvent, void, undefined> {
     const stream = new EventStream(clientId, this.bufferSize, () => this.eventsSent++);
     this.streams.add(stream);
     this.streamsOpened++;
     try {
+      onOpen();
       const info: StreamOpenedInfo = { clientId, openStreams: this.streams.size };
       for (const listener of [...this.openedListeners]) listener(info);
       yield* stream.drain(signal);

@@ -1,4 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { type DevServerCode, toStatusCode } from "./status-codes.js";
+
+/** Longest delay a Node timer keeps (2^31 - 1 ms); anything above fires after 1 ms. */
+const maxTimerMs = 2 ** 31 - 1;
 
 /**
  * Faults that tests switch on at run time: failing SyncProjectState calls,
@@ -12,10 +16,12 @@ export class FaultInjector {
   private injected = 0;
 
   /** The next `n` SyncProjectState calls fail with `code`; replaces any pending count, 0 clears it. */
-  failNextSyncs(n: number, code: Code = Code.Unavailable): void {
-    if (!Number.isInteger(n) || n < 0) throw new RangeError(`failNextSyncs: n must be a non-negative integer, got ${n}`);
+  failNextSyncs(n: number, code: DevServerCode = Code.Unavailable): void {
+    if (!Number.isInteger(n) || n < 0 || n > maxTimerMs)
+      throw new RangeError(`failNextSyncs: n must be an integer in [0, ${maxTimerMs}], got ${n}`);
+    const known = statusCode("failNextSyncs", code);
     this.syncFailuresLeft = n;
-    this.syncFailureCode = code;
+    this.syncFailureCode = known;
   }
 
   /** Consumes one pending sync failure and returns it, if any. */
@@ -28,7 +34,8 @@ export class FaultInjector {
 
   /** SyncProjectState answers only after `ms`; 0 answers at once. */
   setSyncDelayMs(ms: number): void {
-    if (!(ms >= 0)) throw new RangeError(`setSyncDelayMs: ms must be >= 0, got ${ms}`);
+    if (!(ms >= 0 && ms <= maxTimerMs))
+      throw new RangeError(`setSyncDelayMs: ms must be in [0, ${maxTimerMs}] (Node's timer limit), got ${ms}`);
     this.syncDelay = ms;
   }
 
@@ -38,8 +45,8 @@ export class FaultInjector {
   }
 
   /** While `code` is set, new ProjectEvents calls fail at once with it; undefined lifts it. */
-  rejectStreams(code: Code | undefined): void {
-    this.streamRejection = code;
+  rejectStreams(code: DevServerCode | undefined): void {
+    this.streamRejection = code === undefined ? undefined : statusCode("rejectStreams", code);
   }
 
   /** The error a new ProjectEvents call must fail with, if streams are being rejected. */
@@ -52,6 +59,13 @@ export class FaultInjector {
   get syncFailuresInjected(): number {
     return this.injected;
   }
+}
+
+function statusCode(what: string, code: DevServerCode): Code {
+  const known = toStatusCode(code);
+  if (known === undefined)
+    throw new RangeError(`${what}: unknown gRPC status code ${JSON.stringify(code)} (a name such as "unavailable", or 1 to 16)`);
+  return known;
 }
 
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,5 +1,11 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import {
+  enforceHttp2Limits,
+  type Http2ListenerStats,
+  http2LimitServerOptions,
+  type ResolvedHttp2ListenerLimits,
+} from "../listener/http2-limits.js";
 import type { DevServerTlsOptions } from "./dev-server-options.js";
 
 type RequestHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
@@ -20,6 +26,8 @@ export interface Http2Listener {
   readonly port: number;
   /** Base URL for clients: http://host:port, or https:// with TLS. */
   readonly url: string;
+  /** What the session and stream limits did. */
+  stats(): Http2ListenerStats;
   /**
    * Shuts down gracefully, bounded: stops listening and sends GOAWAY on every
    * session (no new streams on it); open streams go on until they end or
@@ -40,6 +48,8 @@ export interface ListenHttp2Options {
   host: string;
   port: number;
   tls: DevServerTlsOptions | undefined;
+  /** Session and stream limits (src/listener/http2-limits.ts). */
+  limits: ResolvedHttp2ListenerLimits;
 }
 
 /** A shutdown under way: its outcome, and the reset that ends its wait. */
@@ -51,10 +61,12 @@ interface Stopping {
 
 /** Serves `handler` over HTTP/2 (h2c, or h2 over TLS) and resolves once listening. */
 export async function listenHttp2(handler: RequestHandler, options: ListenHttp2Options): Promise<Http2Listener> {
+  const limitOptions = http2LimitServerOptions(options.limits);
   const server =
     options.tls === undefined
-      ? http2.createServer(handler)
-      : http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ["h2"] }, handler);
+      ? http2.createServer(limitOptions, handler)
+      : http2.createSecureServer({ ...limitOptions, cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ["h2"] }, handler);
+  const limits = enforceHttp2Limits(server, options.limits);
   const sessions = new Set<http2.ServerHttp2Session>();
   const streams = new Set<http2.ServerHttp2Stream>();
   let stopping: Stopping | undefined;
@@ -109,6 +121,7 @@ export async function listenHttp2(handler: RequestHandler, options: ListenHttp2O
     host: options.host,
     port,
     url: `${scheme}://${hostInUrl}:${port}`,
+    stats: () => limits.stats(),
     shutdown({ timeoutMs, signal }) {
       const stop = beginStop();
       if (signal?.aborted === true) stop.reset();

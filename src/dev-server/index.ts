@@ -7,3 +7,5 @@ export type { SyncOutcome } from "./project-store.js";
 export type { StreamClosedInfo, StreamOpenedInfo } from "./event-hub.js";
 export type { SyncCallInfo, LastClientIds } from "./call-log.js";
 export type { TokensSeen } from "./bearer-auth.js";
+export { statusCodeName, toStatusCode } from "./status-codes.js";
+export type { DevServerCode, DevServerCodeName } from "./status-code-names.js";

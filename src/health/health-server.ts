@@ -5,12 +5,22 @@
  * from an error that retrying does not cure (a bad token, a server without
  * the RPC); the body is `{ healthy, reason, status }` with the bridge's
  * status() as JSON. `GET /metrics` answers the Prometheus exposition when a
- * collector is given. Binds to loopback unless told otherwise.
+ * collector is given (501 when the metrics SDK is not installed). Binds to
+ * loopback unless told otherwise.
+ *
+ * Hardened as every listener (src/listener/): a request whose Host header
+ * names neither a loopback name, an IP literal (a probe to a pod IP) nor the
+ * bound host is refused with 403 (DNS rebinding); headers must arrive within
+ * a second; idle and slow connections are shed for new ones, so they never
+ * stall a probe.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BridgeStatus } from "../bridge-status.js";
 import { BridgeError } from "../errors.js";
+import { createHostRule } from "../listener/host-rule.js";
+import { createHardenedHttpServer, type HttpListenerLimits, type HttpListenerStats } from "../listener/http-limits.js";
+import type { Logger } from "../types.js";
 import { prometheusContentType } from "./prometheus-metrics.js";
 
 /** Errors the bridge keeps retrying but that only an operator can cure. */
@@ -54,14 +64,29 @@ export interface HealthServerOptions {
   host?: string | undefined;
   /** The bridge's status now. */
   status: () => BridgeStatus;
-  /** The Prometheus exposition now; without it /metrics answers 404. Defaults to none. */
+  /**
+   * The Prometheus exposition now; without it /metrics answers 404. When it
+   * rejects with a BridgeError "failed_precondition" (the metrics SDK is not
+   * installed) /metrics answers 501 with its message. Defaults to none.
+   */
   metrics?: (() => Promise<string>) | undefined;
+  /**
+   * Host names accepted in the Host header besides the loopback names, IP
+   * literals and `host` itself (a DNS name a scraper uses). Defaults to none.
+   */
+  allowedHosts?: readonly string[] | undefined;
+  /** Connection and timeout limits (see HttpListenerLimits). Defaults to its defaults. */
+  limits?: HttpListenerLimits | undefined;
+  /** Where a failing /metrics is reported (once per cause). Defaults to none. */
+  logger?: Logger | undefined;
 }
 
 export interface HealthServer {
   /** `http://host:port` as bound. */
   readonly url: string;
   readonly port: number;
+  /** Requests refused for their Host header, and what the connection limit did. */
+  stats(): HttpListenerStats & { hostRefused: number };
   /** Stops listening and closes every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -76,9 +101,24 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
     res.end(body);
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const hostRule = createHostRule({ names: [host, ...(options.allowedHosts ?? [])], allowIpLiterals: true });
+  let boundPort = 0;
+  let hostRefused = 0;
+  let metricsUnavailableLogged = false;
+
+  const { server, stats } = createHardenedHttpServer((req: IncomingMessage, res: ServerResponse) => {
     // Nothing here reads a body: drop whatever is sent.
     req.resume();
+    if (!hostRule.allows(req.headers.host, boundPort)) {
+      hostRefused++;
+      answer(
+        res,
+        403,
+        "text/plain; charset=utf-8",
+        "forbidden: this Host is not allowed (use an IP address, localhost or the --health-host name)\n",
+      );
+      return;
+    }
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
@@ -94,18 +134,20 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
     if (path === "/metrics" && metrics !== undefined) {
       metrics().then(
         (text) => answer(res, 200, prometheusContentType, text),
-        () => answer(res, 500, "text/plain; charset=utf-8", "metrics collection failed\n"),
+        (err: unknown) => {
+          if (err instanceof BridgeError && err.code === "failed_precondition") {
+            if (!metricsUnavailableLogged) options.logger?.warn({ code: err.code }, err.rawMessage);
+            metricsUnavailableLogged = true;
+            answer(res, 501, "text/plain; charset=utf-8", `${err.rawMessage}\n`);
+            return;
+          }
+          answer(res, 500, "text/plain; charset=utf-8", "metrics collection failed\n");
+        },
       );
       return;
     }
     answer(res, 404, "text/plain; charset=utf-8", "not found: try /healthz or /metrics\n");
-  });
-  // Bounded: a probe or a scraper needs few connections and short headers.
-  server.maxConnections = 64;
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
-  server.maxHeadersCount = 50;
+  }, options.limits);
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
@@ -122,11 +164,13 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
     });
   });
   const { port, address, family } = server.address() as AddressInfo;
+  boundPort = port;
   const shown = family === "IPv6" ? `[${address}]` : address;
   let closing: Promise<void> | undefined;
   return {
     url: `http://${shown}:${port}`,
     port,
+    stats: () => ({ ...stats(), hostRefused }),
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

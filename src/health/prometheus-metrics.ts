@@ -4,11 +4,19 @@
  * `@opentelemetry/sdk-metrics` collects on each scrape and a small
  * serialiser writes the text.
  *
- * The SDK is an optional peer dependency, loaded here on demand: the library
- * needs only `@opentelemetry/api` (its instruments are no-ops without an
- * SDK), so installing engram-serverevents does not pull the SDK in.
+ * The SDK is an optional peer dependency (2.x or 3.x), loaded here on
+ * demand: the library needs only `@opentelemetry/api` (its instruments are
+ * no-ops without an SDK), so installing engram-serverevents does not pull
+ * the SDK in. Without the SDK only /metrics is lost: the meter provider is a
+ * no-op one and collect() rejects with a BridgeError "failed_precondition"
+ * naming the package, which the health server answers with 501; /healthz
+ * does not need it.
+ *
+ * `@opentelemetry/exporter-prometheus` is not used for the text: it is a 0.x
+ * package that pins its own exact sdk-metrics (3.x only, Node >= 22.15), so
+ * it would load a second SDK beside a 2.x one the host installed.
  */
-import type { MeterProvider } from "@opentelemetry/api";
+import { createNoopMeter, type MeterProvider } from "@opentelemetry/api";
 import type * as SdkMetrics from "@opentelemetry/sdk-metrics";
 import { BridgeError } from "../errors.js";
 
@@ -22,6 +30,8 @@ export interface PrometheusMetrics {
   collect(): Promise<string>;
   /** Shuts the provider down. Idempotent. */
   shutdown(): Promise<void>;
+  /** Why /metrics cannot be served (the SDK is not installed), or undefined when it can. */
+  readonly unavailable: BridgeError | undefined;
 }
 
 export interface PrometheusMetricsOptions {
@@ -33,9 +43,10 @@ export interface PrometheusMetricsOptions {
 export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 /**
- * Loads the SDK and creates a meter provider with a pull reader. Rejects
- * with a BridgeError "failed_precondition" naming the package to install
- * when the SDK is absent.
+ * Loads the SDK and creates a meter provider with a pull reader. When the
+ * SDK is absent (or is not the metrics SDK) it resolves all the same, with a
+ * no-op provider, `unavailable` set, and a collect() that rejects with that
+ * BridgeError "failed_precondition" naming the package to install.
  */
 export async function createPrometheusMetrics(options: PrometheusMetricsOptions = {}): Promise<PrometheusMetrics> {
   const load = options.load ?? (() => import(sdkMetricsPackage));
@@ -45,11 +56,18 @@ export async function createPrometheusMetrics(options: PrometheusMetricsOptions 
     if (typeof sdk.MetricReader !== "function" || typeof sdk.MeterProvider !== "function")
       throw new Error("not the OpenTelemetry metrics SDK");
   } catch (err) {
-    throw new BridgeError(
-      `--health-port needs the optional package ${sdkMetricsPackage} for /metrics; install it next to engram-serverevents (npm install ${sdkMetricsPackage}@^2)`,
+    const unavailable = new BridgeError(
+      `/metrics needs the optional package ${sdkMetricsPackage}; install it next to engram-serverevents (npm install ${sdkMetricsPackage}) and restart`,
       "failed_precondition",
       { cause: err },
     );
+    const meter = createNoopMeter();
+    return {
+      meterProvider: { getMeter: () => meter },
+      collect: () => Promise.reject(unavailable),
+      shutdown: () => Promise.resolve(),
+      unavailable,
+    };
   }
   class PullReader extends sdk.MetricReader {
     protected override async onForceFlush(): Promise<void> {}
@@ -68,6 +86,7 @@ export async function createPrometheusMetrics(options: PrometheusMetricsOptions 
       shut ??= provider.shutdown().catch(() => {});
       return shut;
     },
+    unavailable: undefined,
   };
 }
 

@@ -66,6 +66,8 @@ dev("the prompt drives every path: create, remove, connect, sync, fail-sync, dro
   proc.send("sync");
   await proc.waitForLine(/REMOVED\s+nowhere via heartbeat/);
 
+  proc.send("delay-sync 3000000000");
+  await proc.waitForLine(/delay-sync MS: expected an integer in \[0, 2147483647\], got "3000000000"/);
   proc.send("fail-sync 1");
   await proc.waitForLine(/server\s+the next 1 SyncProjectState call\(s\) fail with unavailable/);
   proc.send("sync");

@@ -69,6 +69,13 @@ serve("serves HTTPS with --tls-cert/--tls-key and a token; stdin commands drive 
   await server.waitForLine(/^the next 2 SyncProjectState call\(s\) fail with internal$/);
   server.send("nonsense");
   await server.waitForLine(/^error: unknown command "nonsense"/);
+  // A number out of range is refused, never coerced (3000000000 ms used to become 1 ms).
+  server.send("delay-sync 3000000000");
+  await server.waitForLine(/^error: delay-sync MS: expected an integer in \[0, 2147483647\], got "3000000000"/);
+  server.send("fail-sync 1e300");
+  await server.waitForLine(/^error: fail-sync N: expected an integer in \[0, 2147483647\], got "1e300"/);
+  server.send("reject 99");
+  await server.waitForLine(/^error: unknown gRPC code "99"/);
   server.send("stats");
   const stats = JSON.parse(await server.waitForLine(/^\{"openStreams"/)) as {
     streamsOpened: number;

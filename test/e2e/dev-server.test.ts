@@ -21,7 +21,7 @@ import {
 } from "../../src/gen/engram/v1/engram_pb.js";
 import { type DevServer, type DevServerOptions, startDevServer } from "../../src/dev-server/index.js";
 import { SessionTracker } from "../../src/session-tracker.js";
-import { createBridgeFixture, eventually } from "../helpers/e2e.js";
+import { createBridgeFixture, eventually, fastTiming } from "../helpers/e2e.js";
 import { killAll, startCli } from "../cli/cli-process.js";
 
 type EngramClient = Client<typeof EngramService>;
@@ -815,5 +815,164 @@ devServer("waitForStreams() rejects with a clear message when no stream opens in
   const server = await start(ctx);
   await rejects(() => server.waitForStreams(1, 20), /waitForStreams\(1\): timed out after 20 ms \(0 open\)/);
 });
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** A ProjectEvents call on `session` whose request is sent at once: resolves with its response headers when they come. */
+function headersOf(session: http2.ClientHttp2Session, clientId: string): Promise<http2.IncomingHttpHeaders> {
+  const req = session.request(grpcHeaders("ProjectEvents"));
+  req.on("error", () => {});
+  req.on("data", () => {});
+  req.end(grpcFrame(toBinary(ProjectEventsRequestSchema, create(ProjectEventsRequestSchema, { clientId }))));
+  return new Promise((resolve) => req.once("response", resolve));
+}
+
+devServer(
+  "sends a ProjectEvents call's response headers as soon as it accepts the stream; headersOnOpen: false waits for the first event, as grpc-go",
+  async (ctx) => {
+    for (const headersOnOpen of [true, false]) {
+      const server = await start(ctx, { headersOnOpen });
+      const session = http2.connect(server.url);
+      session.on("error", () => {});
+      try {
+        const headers = headersOf(session, "early");
+        await server.waitForStreams(1);
+        await rawPing(session);
+        if (headersOnOpen) {
+          const h = await within(headers, 2000, "response headers");
+          assert.is(h[":status"], 200);
+          assert.is(h["content-type"], "application/grpc+proto");
+          assert.is(h["grpc-status"], undefined, "not a trailers-only answer");
+        } else {
+          assert.not.ok(await settled(headers), "no headers before the first event");
+          server.removeProject("first");
+          assert.is((await within(headers, 2000, "response headers"))[":status"], 200);
+        }
+      } finally {
+        session.destroy();
+      }
+    }
+    const refusing = await start(ctx, { token: "t" });
+    const answer = await rawGrpcCall(refusing.url, "/engram.v1.EngramService/ProjectEvents", new Uint8Array());
+    assert.is(answer.status, String(Code.Unauthenticated), "a refused stream is still a trailers-only answer");
+  },
+);
+
+devServer("a bridge streams against the dev server without waiting openConfirmMs", async (ctx) => {
+  const server = await start(ctx);
+  const { bridge } = bridges.make({ serverUrl: server.url, clientId: "quick", timing: { ...fastTiming, openConfirmMs: 60_000 } });
+  const t0 = performance.now();
+  bridge.start();
+  await eventually("streaming long before openConfirmMs", () => bridge.status().state === "streaming", 3000);
+  assert.ok(performance.now() - t0 < 3000);
+});
+
+devServer(
+  "caps a session's concurrent streams (SETTINGS maxConcurrentStreams) and resets a stream whose request never arrives",
+  async (ctx) => {
+    const server = await start(ctx, { maxConcurrentStreams: 4, requestTimeoutMs: 200 });
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    try {
+      await new Promise<void>((resolve) => session.once("remoteSettings", () => resolve()));
+      assert.is(session.remoteSettings.maxConcurrentStreams, 4);
+      // Ten half-open calls: headers sent, request message never.
+      const halfOpen = Array.from({ length: 10 }, () => rawProjectEvents(session));
+      const first = await within(Promise.all(halfOpen.slice(0, 4).map((call) => call.ended)), 3000, "reset of the half-open calls");
+      for (const ended of first) assert.is(ended.rstCode, http2.constants.NGHTTP2_CANCEL, "reset with CANCEL");
+      await within(Promise.all(halfOpen.slice(4).map((call) => call.ended)), 5000, "reset of the queued half-open calls");
+      const stats = server.stats();
+      assert.is(stats.requestsTimedOut, 10, "each one after requestTimeoutMs, at most 4 at a time");
+      assert.is(stats.streamsOpened, 0, "none became a stream");
+      // A call whose request does arrive is served as before on the same session.
+      const ok = rawProjectEvents(session);
+      ok.send("whole");
+      await server.waitForStreams(1);
+      server.removeProject("p");
+      await eventually("the event", () => ok.projectIds.includes("p"));
+      ok.cancel();
+    } finally {
+      session.destroy();
+    }
+  },
+);
+
+devServer(
+  "beyond maxSessionsPerClient a new session sheds an idle one; when every held session has a call open it gets GOAWAY",
+  async (ctx) => {
+    const server = await start(ctx, { maxSessionsPerClient: 2 });
+    const opened: http2.ClientHttp2Session[] = [];
+    const open = (): http2.ClientHttp2Session => {
+      const session = http2.connect(server.url);
+      session.on("error", () => {});
+      opened.push(session);
+      return session;
+    };
+    try {
+      // Two idle connections, then a fresh client: it is served, an idle one made room.
+      const idle = [open(), open()];
+      await Promise.all(idle.map((session) => new Promise((resolve) => session.once("remoteSettings", resolve))));
+      const t0 = performance.now();
+      await rawPing(open());
+      assert.ok(performance.now() - t0 < 1000);
+      assert.is(server.stats().sessionsShed, 1);
+      assert.is(server.stats().sessionsRefused, 0);
+
+      // Two sessions that each hold a stream: a third gets GOAWAY ENHANCE_YOUR_CALM.
+      for (const session of opened) session.destroy();
+      await eventually("no session held", () => server.stats().openSessions === 0);
+      const busy = [open(), open()];
+      const streams = busy.map((session, i) => {
+        const call = rawProjectEvents(session);
+        call.send(`busy-${i}`);
+        return call;
+      });
+      await server.waitForStreams(2);
+      const third = open();
+      const goaway = await within(
+        new Promise<number | string>((resolve) => {
+          third.once("goaway", (code) => resolve(code));
+          third.once("close", () => resolve("closed"));
+        }),
+        2000,
+        "GOAWAY on the third session",
+      );
+      assert.is(goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      assert.is(server.stats().sessionsRefused, 1);
+      assert.is(server.stats().openStreams, 2, "the busy sessions are untouched");
+      for (const call of streams) call.cancel();
+    } finally {
+      for (const session of opened) session.destroy();
+    }
+  },
+);
+
+devServer(
+  "failNextSyncs() and rejectStreams() take status code names as well as numbers, and refuse unknown codes and delays Node cannot keep",
+  async (ctx) => {
+    const server = await start(ctx);
+    const client = connect(ctx, server.url);
+    server.failNextSyncs(1, "permission_denied");
+    assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }))), "PermissionDenied");
+    server.failNextSyncs(1, Code.DataLoss);
+    assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }))), "DataLoss");
+    server.rejectStreams("resource_exhausted");
+    assert.is(codeName((await drain(client.projectEvents({ clientId: "c" }))).error?.code ?? Code.Unknown), "ResourceExhausted");
+    server.rejectStreams(undefined);
+    for (const bad of ["nope", "ok", 0, 17, 1.5] as const) {
+      assert.throws(() => server.failNextSyncs(1, bad as never), /unknown gRPC status code/, String(bad));
+      assert.throws(() => server.rejectStreams(bad as never), /unknown gRPC status code/, String(bad));
+    }
+    for (const ms of [-1, Number.NaN, 2 ** 31, 1e300, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => server.setSyncDelayMs(ms), /setSyncDelayMs: ms must be in \[0, 2147483647\]/, String(ms));
+    }
+    assert.is(codeName(await outcome(client.syncProjectState({ clientId: "c" }))), "ok", "nothing refused took effect");
+  },
+);
 
 devServer.run();

@@ -137,6 +137,9 @@ async function streamingWithSync(t: TestBridge): Promise<void> {
     () => t.bridge.status().state === "streaming" && t.bridge.status().counters.syncs >= 1,
     5000,
   );
+  // A GOAWAY is a reopen, not a failure, once the open proved itself and
+  // stayed up stableAfterMs (one that ends sooner counts toward the backoff).
+  await eventually("stable", () => t.bridge.actor.getSnapshot().context.openStable, 5000);
 }
 
 /**

@@ -90,6 +90,25 @@ function inRange(t: Record<string, unknown>, field: keyof BridgeTiming): boolean
   }
 }
 
+/**
+ * DESIGN "Timing defaults", written out: a field not set is derived from a
+ * related one that was set to a finite number (issue 22 item 5), within its
+ * own range.
+ */
+function deriveUnset(t: Record<string, unknown>, set: Partial<Record<keyof BridgeTiming, unknown>>): void {
+  const given = (k: keyof BridgeTiming) => (typeof set[k] === "number" && Number.isFinite(set[k]) ? (set[k] as number) : undefined);
+  const clamp = (k: keyof BridgeTiming, v: number) => Math.min(MAX_TIMER_MS, Math.max(timingBounds[k].min, v));
+  const heartbeat = given("heartbeatMs");
+  const jitter = given("heartbeatJitterMs");
+  const min = given("backoffMinMs");
+  const max = given("backoffMaxMs");
+  if (set.heartbeatJitterMs === undefined && heartbeat !== undefined)
+    t["heartbeatJitterMs"] = clamp("heartbeatJitterMs", Math.floor(heartbeat / 12));
+  if (set.heartbeatMs === undefined && jitter !== undefined) t["heartbeatMs"] = clamp("heartbeatMs", Math.max(60_000, jitter));
+  if (set.backoffMaxMs === undefined && min !== undefined) t["backoffMaxMs"] = clamp("backoffMaxMs", Math.max(60_000, min));
+  if (set.backoffMinMs === undefined && max !== undefined) t["backoffMinMs"] = clamp("backoffMinMs", Math.min(1000, max));
+}
+
 /** The longest timer the bridge may arm with `t`, by DESIGN's formulas, clamped to Node's limit. */
 function longestTimerMs(t: BridgeTiming): number {
   return Math.min(
@@ -115,6 +134,7 @@ options("every timing field: a clear config error, or every armed timer within t
     fc.asyncProperty(timingArb, fc.integer({ min: 0, max: 2 ** 31 - 1 }), async (overrides, jitterSeed) => {
       const resolved: Record<string, unknown> = { ...defaultBridgeTiming };
       for (const [k, v] of Object.entries(overrides)) if (v !== undefined) resolved[k] = v;
+      deriveUnset(resolved, overrides);
       const firstBad = fields.find((f) => !inRange(resolved, f));
 
       const { clock, sim, nextDue } = createCountingClock();

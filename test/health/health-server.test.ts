@@ -1,6 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { request } from "node:http";
+import { connect, type Socket } from "node:net";
 import type { BridgeStatus, ConnectionState } from "../../src/bridge-status.js";
 import { healthOf, startHealthServer, type HealthServer } from "../../src/health/health-server.js";
 import { createPrometheusMetrics, prometheusName } from "../../src/health/prometheus-metrics.js";
@@ -29,13 +30,14 @@ function statusOf(state: ConnectionState, lastErrorCode?: string, idleReason: Br
     clientId: "c",
     server: "http://127.0.0.1:1",
     counters: {} as BridgeStatus["counters"],
+    dispatch: {} as BridgeStatus["dispatch"],
     timestamps: {},
   };
 }
 
-function call(url: string, method = "GET"): Promise<{ status: number; body: string; type: string }> {
+function call(url: string, method = "GET", host?: string): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent: false }, (res) => {
+    const req = request(url, { method, agent: false, ...(host === undefined ? {} : { headers: { host } }) }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));
@@ -101,13 +103,107 @@ health("a port in use is a BridgeError that names it", async (ctx) => {
   assert.match((err as Error).message, /EADDRINUSE/);
 });
 
-health("without @opentelemetry/sdk-metrics the error says which package to install", async () => {
-  const err = await createPrometheusMetrics({ load: () => import("@opentelemetry/no-such-sdk" as string) }).catch((e: Error) => e);
-  assert.instance(err, Error);
-  assert.match((err as Error).message, /failed_precondition/);
-  assert.match((err as Error).message, "npm install @opentelemetry/sdk-metrics");
-  const wrong = await createPrometheusMetrics({ load: async () => ({}) }).catch((e: Error) => e);
-  assert.match((wrong as Error).message, "@opentelemetry/sdk-metrics");
+health(
+  "without @opentelemetry/sdk-metrics /healthz still answers and /metrics answers 501 naming the package, logged once",
+  async (ctx) => {
+    const metrics = await createPrometheusMetrics({ load: () => import("@opentelemetry/no-such-sdk" as string) });
+    assert.match(String(metrics.unavailable?.message), /failed_precondition/);
+    assert.match(String(metrics.unavailable?.message), "npm install @opentelemetry/sdk-metrics");
+    metrics.meterProvider.getMeter("m").createCounter("c").add(1);
+    const warned: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (_: object, msg?: string) => warned.push(String(msg)), error() {} };
+    const server = await startHealthServer({ port: 0, status: () => statusOf("streaming"), metrics: metrics.collect, logger });
+    ctx.servers.push(server);
+    assert.is((await call(`${server.url}/healthz`)).status, 200);
+    const scraped = await call(`${server.url}/metrics`);
+    assert.is(scraped.status, 501);
+    assert.match(scraped.body, "npm install @opentelemetry/sdk-metrics");
+    assert.is((await call(`${server.url}/metrics`)).status, 501);
+    assert.is(warned.length, 1);
+    assert.match(warned[0]!, "@opentelemetry/sdk-metrics");
+    const wrong = await createPrometheusMetrics({ load: async () => ({}) });
+    assert.match(String(wrong.unavailable?.message), "@opentelemetry/sdk-metrics");
+    await metrics.shutdown();
+  },
+);
+
+health("refuses a Host header that is not loopback, an IP literal or the bound host with 403 (DNS rebinding)", async (ctx) => {
+  const server = await startHealthServer({ port: 0, status: () => statusOf("streaming"), allowedHosts: ["sidecar.internal"] });
+  ctx.servers.push(server);
+  const p = server.port;
+  for (const host of [
+    `127.0.0.1:${p}`,
+    `localhost:${p}`,
+    `LOCALHOST:${p}`,
+    `[::1]:${p}`,
+    `10.1.2.3:${p}`,
+    `[fd00::1]:${p}`,
+    `sidecar.internal:${p}`,
+  ]) {
+    assert.is((await call(`${server.url}/healthz`, "GET", host)).status, 200, host);
+  }
+  for (const host of [
+    `evil.example:${p}`,
+    `localhost.evil.example:${p}`,
+    `127.0.0.1.nip.io:${p}`,
+    `localhost:${p + 1}`,
+    "localhost",
+    `10.1.2:${p}`,
+    `[fd00::zz]:${p}`,
+  ]) {
+    const answer = await call(`${server.url}/metrics`, "GET", host);
+    assert.is(answer.status, 403, host);
+    assert.not.match(answer.body, "clientId");
+  }
+  assert.is(server.stats().hostRefused, 7);
+});
+
+/** Opens a raw TCP connection and resolves once connected. */
+function rawSocket(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: "127.0.0.1" }, () => resolve(socket));
+    socket.on("error", reject);
+  });
+}
+
+health("closes a connection whose headers trickle in (slowloris) within about a second", async (ctx) => {
+  const server = await startHealthServer({ port: 0, status: () => statusOf("streaming") });
+  ctx.servers.push(server);
+  const socket = await rawSocket(server.port);
+  socket.on("error", () => {});
+  const startedMs = performance.now();
+  socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n`);
+  const trickle = setInterval(() => socket.write("x-slow: 1\r\n"), 100);
+  const closed = await new Promise<boolean>((resolve) => {
+    const giveUp = setTimeout(() => resolve(false), 3000);
+    socket.once("close", () => {
+      clearTimeout(giveUp);
+      resolve(true);
+    });
+  });
+  clearInterval(trickle);
+  socket.destroy();
+  assert.ok(closed, "still open after 3 s");
+  assert.ok(performance.now() - startedMs < 2000, `closed after ${Math.round(performance.now() - startedMs)} ms`);
+});
+
+health("64 idle connections do not stall /healthz: a fresh probe answers within a second and idle sockets are shed", async (ctx) => {
+  const server = await startHealthServer({ port: 0, status: () => statusOf("streaming") });
+  ctx.servers.push(server);
+  const idle = await Promise.all(Array.from({ length: 64 }, () => rawSocket(server.port)));
+  for (const socket of idle) socket.on("error", () => {});
+  try {
+    for (let probe = 0; probe < 3; probe++) {
+      const startedMs = performance.now();
+      const answer = await call(`${server.url}/healthz`);
+      assert.is(answer.status, 200);
+      assert.ok(performance.now() - startedMs < 1000, `probe ${probe} took ${Math.round(performance.now() - startedMs)} ms`);
+    }
+    assert.ok(server.stats().connectionsShed >= 1, "an idle connection made room");
+    assert.ok(server.stats().openConnections <= 64);
+  } finally {
+    for (const socket of idle) socket.destroy();
+  }
 });
 
 health("writes counters, gauges and histograms in the Prometheus text format, with escaped labels", async (ctx) => {

@@ -7,6 +7,7 @@
 import type { AnyActorLogic, AnyEventObject, AnyMachineSnapshot, AnyStateMachine, AnyStateNode, AnyTransitionDefinition } from "xstate";
 import { __unsafe_getAllOwnEventDescriptors } from "xstate";
 import { getAdjacencyMap, getShortestPaths, getSimplePaths, getStateNodes } from "@xstate/graph";
+import { bridgeMachine } from "../../machines/bridge.machine.js";
 import type { StreamEvent, SyncResult } from "../../machines/bridge.types.js";
 import { ServerGoawayError, SyncDeadlineError } from "../../src/call-errors.js";
 import { BridgeError } from "../../src/errors.js";
@@ -90,6 +91,8 @@ export const graphEvents = {
 
 const payloadVariants: Record<string, AnyEventObject[]> = {
   "sync.removed": [graphEvents.syncRemoved],
+  "sync.listed": [{ type: "sync.listed", present: [], absent: [] }],
+  "sync.live": [{ type: "sync.live", projectIds: [] }],
   "stream.events": [graphEvents.removedEvent, graphEvents.createdEvent],
   "xstate.done.actor.projectEvents": [graphEvents.streamEnded],
   "xstate.error.actor.projectEvents": [graphEvents.streamUnavailable, graphEvents.streamCanceled, graphEvents.streamGoaway],
@@ -103,16 +106,35 @@ const payloadVariants: Record<string, AnyEventObject[]> = {
  * sync actor sends sync.removed right before it resolves with those ids. The
  * world causes what leads to them.
  */
-const raisedOnly = new Set(["sync.request", "connection.suspect", "sync.removed"]);
+const raisedOnly = new Set(["sync.request", "connection.suspect", "sync.removed", "sync.listed", "sync.live", "stream.sent"]);
 
 /**
- * The machine events one world step delivers: a sync answer with removed ids
- * arrives as sync.removed (the actor forwards them) and then the done event.
+ * The machine the graph is walked on: the bridge's, with the request of
+ * every call sent. In the world the actor sends stream.sent as soon as the
+ * call is made (the in-process client does not say when its request is on
+ * the wire), in the same simulated instant as the step that opened it, so
+ * openConfirm always counts from the open; the real bridge still takes
+ * connecting --stream.sent--> and the coverage gate sees it.
  */
-export function withSyncRemovals(event: AnyEventObject): AnyEventObject[] {
+export const graphMachine = bridgeMachine.provide({ guards: { requestSent: () => true } });
+
+/**
+ * The machine events one world step delivers: a sync answer arrives as
+ * sync.live (tracked ids of the dedup window that it did not answer
+ * removed: live again, a new life; only when `before`, the snapshot the
+ * answer arrives in, has such ids), sync.removed with the removed ids (the
+ * actor forwards them), and then the done event.
+ */
+export function withSyncRemovals(event: AnyEventObject, before?: AnyMachineSnapshot): AnyEventObject[] {
   if (event.type !== "xstate.done.actor.syncProjectState") return [event];
   const removed = (event.output as SyncResult).removed;
-  return removed.length === 0 ? [event] : [{ type: "sync.removed", projectIds: removed, receivedAtMs: 0 }, event];
+  const out: AnyEventObject[] = [];
+  const window = (before?.context as { recentRemovals?: string[] } | undefined)?.recentRemovals ?? [];
+  const live = trackedIds.filter((id) => window.includes(`removed:${id}`) && !removed.includes(id));
+  if (live.length > 0) out.push({ type: "sync.live", projectIds: live });
+  if (removed.length > 0) out.push({ type: "sync.removed", projectIds: removed, receivedAtMs: 0 });
+  out.push(event);
+  return out;
 }
 
 /** Every event the machine handles in `snapshot`, with payload variants (for the structural checks). */
@@ -133,11 +155,22 @@ export function allEvents(snapshot: AnyMachineSnapshot): AnyEventObject[] {
 export function worldEvents(snapshot: AnyMachineSnapshot): AnyEventObject[] {
   const connection = (snapshot.value as { connection: unknown }).connection;
   if (connection === "idle") return [graphEvents.start, graphEvents.stop];
-  return allEvents(snapshot).filter((e) => !raisedOnly.has(e.type));
+  // Once the open is stable its stableAfter timer has fired: it is not pending again until the next open.
+  const stable = (snapshot.context as { openStable?: boolean }).openStable === true;
+  return allEvents(snapshot).filter((e) => !raisedOnly.has(e.type) && !(stable && e.type.startsWith("xstate.after.stableAfter")));
 }
 
-/** A graph vertex is the state value: context (counters, dedup window) would make the graph infinite. */
-export const serializeState = (snapshot: AnyMachineSnapshot): string => JSON.stringify(snapshot.value);
+/**
+ * A graph vertex is the state value, plus whether the open is stable (proven
+ * and streaming for stableAfterMs: a GOAWAY then reopens instead of backing
+ * off). The rest of the context (counters, dedup window) would make the
+ * graph infinite.
+ */
+export const serializeState = (snapshot: AnyMachineSnapshot): string => {
+  const ctx = snapshot.context as { openProven?: boolean; openStable?: boolean } | undefined;
+  const stable = ctx?.openProven === true && ctx.openStable === true;
+  return stable ? `${JSON.stringify(snapshot.value)}#stable` : JSON.stringify(snapshot.value);
+};
 
 /** What a traversal is told: the vocabulary, and optionally a target and the input. */
 export interface Traversal {

@@ -18,7 +18,16 @@
  */
 import type { AnyEventObject, AnyMachineSnapshot } from "xstate";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
-import { adjacencyOf, graphEvents, graphInput, serializeState, shortestPaths, worldEvents, type Traversal } from "./graph-model.js";
+import {
+  adjacencyOf,
+  graphEvents,
+  graphInput,
+  graphMachine,
+  serializeState,
+  shortestPaths,
+  worldEvents,
+  type Traversal,
+} from "./graph-model.js";
 import { planPath, type Plan } from "./graph-planner.js";
 import { ServerGoawayError, SyncDeadlineError } from "../../src/call-errors.js";
 
@@ -41,6 +50,8 @@ export interface GeneratedPaths {
 
 /** How many simple paths a search for a prefix or a long path looks at. */
 const SIMPLE_PATHS_CAP = 4000;
+/** How many edges one such search may walk: the number of simple paths grows exponentially with the graph. */
+const SIMPLE_PATHS_WALK_CAP = 20_000;
 
 const traversal = (extra: Partial<Traversal> = {}): Traversal => ({ input: graphInput, events: worldEvents, ...extra });
 
@@ -53,9 +64,9 @@ function stopSuffix(snapshot: AnyMachineSnapshot): AnyEventObject[] {
 }
 
 export function generatePaths(options: { longPaths?: number; pairs?: boolean } = {}): GeneratedPaths {
-  const adjacency = adjacencyOf(bridgeMachine, traversal());
+  const adjacency = adjacencyOf(graphMachine, traversal());
   const shortest = new Map<string, AnyEventObject[]>();
-  for (const p of shortestPaths(bridgeMachine, traversal())) shortest.set(serializeState(p.state), p.events);
+  for (const p of shortestPaths(graphMachine, traversal())) shortest.set(serializeState(p.state), p.events);
 
   const simpleTo = new Map<string, AnyEventObject[][]>();
   const simplePathsTo = (vertex: string): AnyEventObject[][] => {
@@ -84,9 +95,10 @@ export function generatePaths(options: { longPaths?: number; pairs?: boolean } =
     const out: AnyEventObject[][] = [];
     const onPath = new Set<string>([initialVertex]);
     const events: AnyEventObject[] = [];
+    let walked = 0;
     const walk = (vertex: string): void => {
       for (const { event, state } of adjacency.get(vertex)?.transitions ?? []) {
-        if (out.length >= SIMPLE_PATHS_CAP) return;
+        if (out.length >= SIMPLE_PATHS_CAP || ++walked > SIMPLE_PATHS_WALK_CAP) return;
         const next = serializeState(state);
         if (onPath.has(next)) continue;
         events.push(event);
@@ -174,18 +186,76 @@ export function generatePaths(options: { longPaths?: number; pairs?: boolean } =
 
   // Every edge, then every pair of consecutive edges (each way into a state
   // followed by each way out of it).
+  const lateEdges: Array<{ vertex: string; steps: AnyEventObject[]; why: string; label: string }> = [];
   for (const [vertex, { transitions }] of adjacency) {
     for (const { event: edge, state: target } of transitions) {
       edges += 1;
-      const why = planFrom(vertex, [edge, ...stopSuffix(target)], "edge");
-      if (why !== undefined) infeasible.push(`${vertex} --${edge.type}--> : ${why}`);
+      const steps = [edge, ...stopSuffix(target)];
+      const why = planFrom(vertex, steps, "edge");
+      if (why !== undefined) lateEdges.push({ vertex, steps, why, label: `${vertex} --${edge.type}-->` });
     }
+  }
+  // An edge no prefix above reaches in an order the timing allows: from a
+  // state some played path passed through (a waypoint the timing allows),
+  // the shortest way on to the edge's state.
+  const shortestFrom = (from: string, to: string): AnyEventObject[] | undefined => {
+    const back = new Map<string, { prev: string; event: AnyEventObject }>();
+    const queue = [from];
+    const seenHere = new Set([from]);
+    while (queue.length > 0) {
+      const v = queue.shift() as string;
+      if (v === to) break;
+      for (const { event, state } of adjacency.get(v)?.transitions ?? []) {
+        const next = serializeState(state);
+        if (seenHere.has(next)) continue;
+        seenHere.add(next);
+        back.set(next, { prev: v, event });
+        queue.push(next);
+      }
+    }
+    if (from !== to && !back.has(to)) return undefined;
+    const out: AnyEventObject[] = [];
+    for (let v = to; v !== from; v = back.get(v)!.prev) out.unshift(back.get(v)!.event);
+    return out;
+  };
+  /** How many prefixes per waypoint state the retries below try (the shortest first). */
+  const WAYPOINT_PREFIXES = 3;
+  /** Plays `steps` from `vertex` after a waypoint prefix; whether one worked. */
+  const playViaWaypoint = (vertex: string, steps: AnyEventObject[], origin: GraphPath["origin"]): boolean => {
+    const waypoints = new Map<string, AnyEventObject[][]>();
+    for (const p of paths) {
+      for (const [k, step] of p.plan.steps.entries()) {
+        const at = serializeState(step.after);
+        const list = waypoints.get(at) ?? [];
+        if (list.length < WAYPOINT_PREFIXES) list.push(p.events.slice(0, k + 1));
+        waypoints.set(at, list);
+      }
+    }
+    for (const [at, prefixes] of waypoints) {
+      const on = shortestFrom(at, vertex);
+      if (on === undefined) continue;
+      for (const prefix of prefixes) {
+        const events = [...prefix, ...on, ...steps];
+        const result = planPath(events, graphInput);
+        if (result.ok) {
+          add(events, result.plan, origin);
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+  for (const late of lateEdges) {
+    if (!playViaWaypoint(late.vertex, late.steps, "edge")) infeasible.push(`${late.label} : ${late.why}`);
   }
   if (options.pairs ?? true) {
     for (const [vertex, { transitions }] of adjacency) {
       for (const { event: first, state: middle } of transitions) {
         for (const { event: second, state: target } of adjacency.get(serializeState(middle))?.transitions ?? []) {
-          const why = planFrom(vertex, [first, second, ...stopSuffix(target)], "pair");
+          const steps = [first, second, ...stopSuffix(target)];
+          let why = planFrom(vertex, steps, "pair");
+          // A stop budget needs a removal in flight, which some played path may have left.
+          if (why?.includes("stop budget") && playViaWaypoint(vertex, steps, "pair")) why = undefined;
           if (why !== undefined) pairsInfeasible.push(`${vertex} --${first.type}--> --${second.type}--> : ${why}`);
         }
       }

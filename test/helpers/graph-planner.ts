@@ -16,7 +16,7 @@
 import { initialTransition, transition, type AnyEventObject, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
 import { bridgeMachine, createBridgeDelays } from "../../machines/bridge.machine.js";
 import type { BridgeContext, BridgeEmitted, BridgeInput } from "../../machines/bridge.types.js";
-import { withSyncRemovals } from "./graph-model.js";
+import { graphMachine, withSyncRemovals } from "./graph-model.js";
 import { SyncDeadlineError } from "../../src/call-errors.js";
 
 export const SYNC_DEADLINE = "sync-deadline";
@@ -80,7 +80,7 @@ function createModel() {
   };
   const delays = createBridgeDelays(random);
   // Typed as any machine: the graph's events include xstate.after/done/error ones.
-  const machine: AnyStateMachine = bridgeMachine.provide({
+  const machine: AnyStateMachine = graphMachine.provide({
     delays: {
       ...delays,
       backoffDelay: (args) => {
@@ -154,7 +154,7 @@ const isStopBudget = (event: AnyEventObject) => event.type.startsWith("xstate.af
 function stepTransition(snapshot: AnyMachineSnapshot, event: AnyEventObject): [AnyMachineSnapshot, Action[]] {
   let current = snapshot;
   const all: Action[] = [];
-  for (const e of withSyncRemovals(event)) {
+  for (const e of withSyncRemovals(event, snapshot)) {
     const [next, actions] = transition(model.machine, current, e) as [AnyMachineSnapshot, Action[]];
     current = next;
     all.push(...actions);

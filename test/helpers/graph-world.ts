@@ -163,9 +163,11 @@ export function createWorld(path: GraphPath, coverage: CoverageRecorder): World 
     clientId: "graph-client",
     logger: capturingLogger(),
     env: {},
-    inspect: (event) => {
+    inspect: (event: InspectionEvent) => {
       coverage.observe(event);
-      if (event.type === "@xstate.event" && event.actorRef === root && event.event.type !== "xstate.init") {
+      // stream.sent and sync.listed come with the step that opened the call
+      // or started the round (the actor sends them itself): not listed.
+      if (event.type === "@xstate.event" && event.actorRef === root && !automaticEvents.has(event.event.type)) {
         received.push(event.event.type);
       }
     },
@@ -202,6 +204,9 @@ const advanceClock: Executor = async (world, step) => {
   }
   world.sim.increment(Math.min(1, step.advanceMs));
 };
+
+/** Events the machine receives with a step, never as one of their own. */
+const automaticEvents = new Set(["xstate.init", "stream.sent", "sync.listed", "sync.live"]);
 
 /**
  * How each step is caused in the world, by event type (delayed events by

@@ -18,10 +18,11 @@ export interface FakeCall<TInput, TOutput> {
   reject(error: unknown): void;
 }
 
-function deferredActor<TOutput, TInput>(calls: FakeCall<TInput, TOutput>[]) {
+function deferredActor<TOutput, TInput>(calls: FakeCall<TInput, TOutput>[], onStart?: (input: TInput) => void) {
   return fromPromise<TOutput, TInput>(
     ({ input, signal }) =>
       new Promise<TOutput>((resolve, reject) => {
+        onStart?.(input);
         const call: FakeCall<TInput, TOutput> = {
           input,
           signal,
@@ -67,7 +68,8 @@ export function createMachineHarness(options: HarnessOptions = {}) {
   ) as typeof delays;
   const machine = bridgeMachine.provide({
     actors: {
-      projectEvents: deferredActor<void, ProjectEventsInput>(streams),
+      // A fake call's request is on the wire as soon as it is made (as with an injected client).
+      projectEvents: deferredActor<void, ProjectEventsInput>(streams, (input) => input.parent.send({ type: "stream.sent" })),
       syncProjectState: deferredActor<SyncResult, SyncProjectStateInput>(syncs),
       drainDispatch: fromPromise<void, void>(options.drain ?? (() => Promise.resolve())),
     },

@@ -199,12 +199,12 @@ machine("drops empty project ids and event types other than REMOVED", () => {
   assert.is(h.actor.getSnapshot().context.counters.ignoredEvents, 3);
 });
 
-machine("the dedup window evicts the least recently used key at capacity", () => {
+machine("the dedup window evicts the oldest key at capacity, however often a duplicate repeated it", () => {
   const h = createMachineHarness({ dedupCapacity: 2 });
   h.actor.send({ type: "START" });
   for (const id of ["a", "b", "a", "c", "a", "b"]) h.sendEvent({ projectId: id });
-  // a, b admitted; a touched; c evicts b; a duplicate; b is new again.
-  assert.equal(h.removals(), ["stream:a", "stream:b", "stream:c", "stream:b"]);
+  // a, b admitted; a suppressed (no refresh); c evicts a; a new again (evicts b); b new again.
+  assert.equal(h.removals(), ["stream:a", "stream:b", "stream:c", "stream:a", "stream:b"]);
 });
 
 machine("a heartbeat deadline while streaming marks the connection suspect", async () => {
@@ -432,6 +432,8 @@ machine("a GOAWAY ends the stream and reopens after a short jittered wait withou
   const h = createMachineHarness({ random: () => 0.5 });
   h.actor.send({ type: "START" });
   h.sendEvent({ projectId: "a" });
+  // The open proved itself (a message) and stayed up stableAfterMs.
+  h.clock.increment(h.actor.getSnapshot().context.timing.stableAfterMs);
   h.goawayStream();
   await flush();
   assert.is(h.connection(), "reopening");
@@ -448,10 +450,17 @@ machine("a GOAWAY ends the stream and reopens after a short jittered wait withou
   assert.is(h.connection(), "connecting");
   assert.is(h.streams.length, 2);
   assert.is(h.emitted.filter((e) => e.type === "serverGoaway").length, 1);
-  // A failure streak that was running keeps its count through a GOAWAY.
+  // A GOAWAY on this open, which has not been up stableAfterMs: a failure (issue 19 item 5).
+  h.sendEvent({ projectId: "b" });
+  h.goawayStream();
+  await flush();
+  assert.is(h.connection(), "backoff", "GOAWAY churn is not free");
+  assert.is(h.actor.getSnapshot().context.attempt, 1);
+  h.clock.increment(h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms);
+  // The streak goes on: a failure now is attempt 2.
   h.failStream();
   await flush();
-  assert.is(h.actor.getSnapshot().context.attempt, 1);
+  assert.is(h.actor.getSnapshot().context.attempt, 2);
 });
 
 machine(
@@ -519,6 +528,7 @@ machine("refused ids are counted, never deduplicated or handed on (issue 11 item
 const ev = (eventId: string, projectId: string, eventType = 1): StreamEvent => streamEvent(eventType, projectId, eventId);
 
 machine("a batch of stream messages is one step: removals, duplicates and ignored events in message order, counted once", () => {
+  // (p2's CREATED finds no p2 in the window: it changes nothing there.)
   const h = createMachineHarness();
   h.actor.send({ type: "START" });
   h.sendHeaders();
@@ -534,10 +544,10 @@ machine("a batch of stream messages is one step: removals, duplicates and ignore
     e.type === "projectRemoved" || e.type === "duplicateSuppressed" ? `${e.type}:${e.projectId}` : e.type,
   );
   assert.equal(order, [
-    "eventIgnored",
-    "eventIgnored",
     "projectRemoved:p1",
     "duplicateSuppressed:p1",
+    "eventIgnored",
+    "eventIgnored",
     "projectRemoved:p3",
     "duplicateSuppressed:p1",
   ]);
@@ -546,7 +556,7 @@ machine("a batch of stream messages is one step: removals, duplicates and ignore
   assert.is(c.counters.ignoredEvents, 2);
   assert.is(c.counters.removalsFromStream, 2);
   assert.is(c.counters.duplicatesSuppressed, 2);
-  assert.equal(c.recentRemovals, [removalKey("p3"), removalKey("p1")], "the LRU window, oldest first, as JSON");
+  assert.equal(c.recentRemovals, [removalKey("p1"), removalKey("p3")], "the FIFO window, oldest first, as JSON");
 });
 
 machine("the machine's REMOVED wire value is the generated ProjectEventType.REMOVED", () => {

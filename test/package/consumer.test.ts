@@ -126,8 +126,6 @@ console.log(JSON.stringify({ main: Object.keys(main).sort(), machines: Object.ke
     "HandlerRegistry",
     "SessionTracker",
     "BridgeError",
-    "bridgeMachine",
-    "createBridgeDelays",
     "defaultBridgeTiming",
     "startDevServer",
     "createGrpcEventsClient",
@@ -135,9 +133,13 @@ console.log(JSON.stringify({ main: Object.keys(main).sort(), machines: Object.ke
     "SyncDeadlineError",
     "DEFAULT_DEDUP_CAPACITY",
     "timingBounds",
+    "parseServerUrl",
+    "CONNECTION_CHANGES_BUFFER",
   ]) {
     assert.ok(got.main.includes(name), `"engram-serverevents" exports ${name}`);
   }
+  // The machine's values carry xstate's types: they are in ./machines, not the root (issue 22 item 6).
+  for (const name of ["bridgeMachine", "createBridgeDelays"]) assert.not.ok(got.main.includes(name), `the root does not export ${name}`);
   assert.equal(
     got.machines,
     ["bridgeMachine", "createBridgeDelays"],
@@ -171,6 +173,34 @@ export async function watch(): Promise<InspectorHandle> {
     await typecheck(ctx, "bundler", ["uses-inspector.ts"]);
   },
 );
+
+pkgSuite("./testing drives a bridge on the in-memory server and a SimulatedClock, and typechecks (no xstate import)", async (ctx) => {
+  const imports = `import { createBridge, HandlerRegistry, SessionTracker } from "engram-serverevents";
+import { capturingLogger, createMemoryServer, recordingHandler, runUntil, SimulatedClock } from "engram-serverevents/testing";
+`;
+  const body = `const clock = new SimulatedClock();
+const server = createMemoryServer({ clock, projects: ["alpha"] });
+const tracker = new SessionTracker();
+tracker.connect("alpha");
+const handler = recordingHandler("h", () => clock.now());
+const registry = new HandlerRegistry();
+registry.register(handler);
+const bridge = createBridge({ registry, tracker, client: server.client(), clock, logger: capturingLogger(), env: {} });
+bridge.start();
+await runUntil(clock, () => bridge.status().state === "streaming");
+server.removeProject("alpha");
+const call = await runUntil(clock, () => handler.calls[0]);
+const stopped = bridge.stop();
+await runUntil(clock, () => bridge.status().state === "stopped");
+await stopped;
+console.log(JSON.stringify({ id: call.projectId, source: call.info.source, epochMs: call.atMs >= Date.UTC(2026, 0, 1) }));
+`;
+  const out = await runModule(ctx, "uses-testing.mjs", imports + body);
+  assert.equal(JSON.parse(out), { id: "alpha", source: "stream", epochMs: true });
+  writeFileSync(join(ctx.project.consumerDir, "uses-testing.ts"), `${imports}export async function main(): Promise<void> {\n${body}}\n`);
+  await typecheck(ctx, "node16", ["uses-testing.ts"]);
+  await typecheck(ctx, "bundler", ["uses-testing.ts"]);
+});
 
 pkgSuite("a consumer typechecks under node16 and bundler resolution with skipLibCheck off", async (ctx) => {
   writeFileSync(
@@ -207,6 +237,88 @@ export async function cleanUp(context?: BridgeContext): Promise<unknown> {
   await typecheck(ctx, "node16", ["uses-bridge.ts"]);
   await typecheck(ctx, "bundler", ["uses-bridge.ts"]);
 });
+
+/**
+ * A strict consumer (issue 22 item 6): nodenext, strict,
+ * exactOptionalPropertyTypes, `lib` without DOM, skipLibCheck off. It uses
+ * every function of the root entry it can and names each type they return,
+ * so a return type the root does not export fails to compile.
+ */
+const strictConsumer = `import {
+  BridgeError, CONNECTION_CHANGES_BUFFER, createBearerInterceptor, createBridge, createGrpcEventsClient, createStderrLogger,
+  defaultBridgeTiming, HandlerRegistry, parseServerUrl, SessionTracker, timingBounds,
+  type BearerInterceptor, type Bridge, type BridgeActor, type BridgeActorSnapshot, type BridgeContext, type BridgeOptions,
+  type BridgeStatus, type BridgeSubscription, type ConnectionChange, type EventsClient, type Logger, type RegisteredHandler,
+  type ServerAddress, type TimingBound,
+} from "engram-serverevents";
+
+const registry = new HandlerRegistry();
+const unregister: () => void = registry.register({ name: "cleanup", onProjectRemoved(projectId) { void projectId; } });
+const handlers: readonly RegisteredHandler[] = registry.handlers();
+const tracker = new SessionTracker();
+tracker.connect("p1");
+const logger: Logger = createStderrLogger({ level: "info" });
+const options: BridgeOptions = { registry, tracker, logger, timing: { heartbeatMs: 3000 }, env: {}, inspect: (e) => void e.type };
+const bridge: Bridge = createBridge(options);
+const status: BridgeStatus = bridge.status();
+const actor: BridgeActor = bridge.actor;
+const snapshot: BridgeActorSnapshot = actor.getSnapshot();
+const context: BridgeContext = snapshot.context;
+const sub: BridgeSubscription = actor.on("syncCompleted", (e) => void e.result.unknown.length);
+const off: () => void = bridge.on("connection", (c: ConnectionChange) => void (c.error?.code ?? c.retryInMs ?? c.atMs));
+const changes: AsyncIterableIterator<ConnectionChange> = bridge.changes(AbortSignal.timeout(1000));
+const ready: Promise<void> = bridge.ready();
+const address: ServerAddress = parseServerUrl("http://127.0.0.1:37777");
+const client: EventsClient & { close(): void } = createGrpcEventsClient({ address });
+const interceptor: BearerInterceptor = createBearerInterceptor(async () => "t0ken");
+const bound: TimingBound = timingBounds.heartbeatMs;
+export async function cleanUp(): Promise<unknown> {
+  bridge.start();
+  try {
+    await bridge.stop();
+  } catch (err) {
+    if (err instanceof BridgeError) return err.code;
+  }
+  sub.unsubscribe();
+  off();
+  unregister();
+  client.close();
+  await changes.return?.();
+  return [status, context.timing.heartbeatJitterMs, ready, handlers, interceptor, bound, CONNECTION_CHANGES_BUFFER, defaultBridgeTiming];
+}
+`;
+
+pkgSuite(
+  "the root entry typechecks in a strict nodenext project: exactOptionalPropertyTypes, no DOM in lib, skipLibCheck off",
+  async (ctx) => {
+    const dir = ctx.project.consumerDir;
+    writeFileSync(join(dir, "uses-root-strictly.ts"), strictConsumer);
+    const compilerOptions = {
+      strict: true,
+      exactOptionalPropertyTypes: true,
+      noUncheckedIndexedAccess: true,
+      noEmit: true,
+      skipLibCheck: false,
+      target: "ES2022",
+      lib: ["ES2023", "ESNext.Disposable"],
+      module: "nodenext",
+      moduleResolution: "nodenext",
+      types: ["node"],
+      typeRoots: [join(repoRoot, "node_modules/@types")],
+    };
+    writeFileSync(join(dir, "tsconfig.strict.json"), JSON.stringify({ compilerOptions, files: ["uses-root-strictly.ts"] }, null, 2));
+    let output = "";
+    try {
+      await runCommand(process.execPath, [tsc, "-p", "tsconfig.strict.json"], { cwd: dir, timeoutMs: 90_000 });
+    } catch (err) {
+      output = String(err);
+    }
+    const errors = output.split("\n").filter((l) => /error TS\d+/.test(l));
+    // No error at all: not xstate's (exactOptionalPropertyTypes), not connect's (HeadersInit without DOM).
+    assert.equal(errors, [], `the strict consumer does not compile:\n${output}`);
+    assert.not.match(output, "node_modules/xstate", "no error from xstate's declarations");
+  },
+);
 
 /** Wall time of one run of this Node with `args`, in ms. */
 async function timeMs(args: string[], cwd: string): Promise<number> {
@@ -323,6 +435,74 @@ pkgSuite("the installed bin: serve and run round trip a removal", async (ctx) =>
     serve.child.kill("SIGKILL");
     await serve.exited;
   }
+});
+
+pkgSuite(
+  "the README's supervisor script: an exec'd installed bin is the process $! names, and kill $! stops it gracefully",
+  async (ctx) => {
+    // Issue 22 item 10: no npx (which stays the parent); the README's wrapper exec's the installed bin.
+    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+    const execLine = readme.split("\n").find((l) => l.startsWith("exec node_modules/.bin/engram-serverevents run "));
+    assert.ok(execLine !== undefined, "the README's supervisor script exec's node_modules/.bin/engram-serverevents");
+    assert.not.match(readme, /npx engram-serverevents run/, "the README never runs the sidecar through npx");
+    const dir = ctx.project.consumerDir;
+    writeFileSync(
+      join(dir, "sidecar.sh"),
+      `#!/bin/sh\nexec node_modules/.bin/engram-serverevents run --url "$1" --project p1 --open-confirm-ms 200 --log-level info\n`,
+    );
+    const serve = startBin(ctx, ["serve", "--port", "0", "--create", "p1"]);
+    try {
+      const url = (await serve.waitFor("stdout", /^https?:\/\//)).trim();
+      const shell = spawn("sh", ["-c", 'sh ./sidecar.sh "$0" & echo "pid $!"; wait $!; echo "exit $?"', url], {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? "", NO_COLOR: "1" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      shell.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+      shell.stderr.setEncoding("utf8").on("data", (c: string) => (err += c));
+      const exited = new Promise<void>((resolve) => shell.on("exit", () => resolve()));
+      let pid: number | undefined;
+      try {
+        const until = async (what: string, check: () => boolean) => {
+          for (let i = 0; i < 300 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+          assert.ok(check(), `${what}\n--- stdout\n${out}\n--- stderr\n${err}`);
+        };
+        await until("the sidecar streams", () => err.includes('"msg":"connection streaming"'));
+        pid = Number(/pid (\d+)/.exec(out)?.[1]);
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+        assert.ok(
+          cmdline.some((a) => /engram-serverevents(\.js)?$/.test(a)) && cmdline.includes("run"),
+          `$! is the sidecar itself: ${cmdline.join(" ")}`,
+        );
+        process.kill(pid, "SIGTERM");
+        await until("the sidecar exits", () => /exit \d+/.test(out));
+        assert.match(out, "exit 0", `kill $! stopped the sidecar gracefully\n${err}`);
+        assert.match(err, '"msg":"bridge stopped"');
+      } finally {
+        // The sidecar too: a failed assertion leaves it running, holding the pipes.
+        for (const p of [pid, shell.pid]) {
+          try {
+            if (p !== undefined && p > 0) process.kill(p, "SIGKILL");
+          } catch {
+            // Already gone.
+          }
+        }
+        await exited;
+      }
+    } finally {
+      serve.child.kill("SIGKILL");
+      await serve.exited;
+    }
+  },
+);
+
+pkgSuite("the README says that stream removals of untracked projects reach every handler and --exec", () => {
+  // Issue 22 item 9: today's behaviour, documented (test/unit/connection-events.test.ts shows it for handlers).
+  const readme = readFileSync(join(repoRoot, "README.md"), "utf8").replace(/\s+/g, " ");
+  assert.match(readme, "A stream removal reaches every handler whether or not this daemon tracks the project");
+  assert.match(readme, "Every stream removal is printed and exec'd, tracked or not.");
 });
 
 pkgSuite(`the consumer install weighs at most ${maxPackages} packages and ${maxBytes / 1e6} MB`, (ctx) => {

@@ -32,7 +32,7 @@ export function watchedBridge(options: Partial<BridgeOptions>): WatchedBridge {
     env: {},
     logger,
     ...options,
-    inspect: (event) => inspection.push(event),
+    inspect: (event: InspectionEvent) => inspection.push(event),
   });
   return {
     bridge,

@@ -96,7 +96,7 @@ fuzz("the interceptor sets exactly `Bearer <token>` for a valid token and fails 
     fc.asyncProperty(tokens, fc.boolean(), async (token, stream) => {
       const header = new Headers();
       let authorization: string | null = null;
-      const call = createBearerInterceptor(async () => token)(async (req) => {
+      const call = createBearerInterceptor(async () => token)(async (req: { header: Headers }) => {
         authorization = req.header.get("authorization");
         return { stream } as never;
       });

@@ -19,11 +19,15 @@ import type { EventsClient } from "../../src/types.js";
 const actors = suite("bridge actors");
 
 /** A parent that records what the actor sends it. */
+/** A parent that records what the actor sends it; stream.sent is recorded apart, in `sent`. */
 function recordingParent() {
   const got: AnyEventObject[] = [];
-  const parent = createActor(createMachine({ on: { "*": { actions: ({ event }) => got.push(event) } } }));
+  const sent: AnyEventObject[] = [];
+  const parent = createActor(
+    createMachine({ on: { "*": { actions: ({ event }) => (event.type === "stream.sent" ? sent : got).push(event) } } }),
+  );
   parent.start();
-  return { parent, got };
+  return { parent, got, sent };
 }
 
 function streamClient(run: (opts: { signal: AbortSignal; onHeader?: (h: Headers) => void }) => AsyncIterable<ProjectEvent>): EventsClient {

@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
-import { admitRemovals, removalKey } from "../../machines/dedup-window.js";
+import { admitRemovals, forgetRemovals, removalKey } from "../../machines/dedup-window.js";
 
 const dedup = suite("dedup window");
 
@@ -21,15 +21,24 @@ dedup("at capacity 256 evicts the least recently seen key first", () => {
   assert.equal(admitRemovals(r.keys, ["k0"], 256).fresh, ["k0"], "the evicted key is new again");
 });
 
-dedup("a hit moves the key to most recent so it outlives older keys", () => {
+dedup("a suppressed duplicate never keeps its entry alive: the oldest entry ages out however often it repeats", () => {
   let keys: string[] = [];
   for (let i = 0; i < 256; i++) keys = admitRemovals(keys, [`k${i}`], 256).keys;
-  keys = admitRemovals(keys, ["k0"], 256).keys;
-  assert.is(keys.at(-1), removalKey("k0"));
-  keys = admitRemovals(keys, ["n1", "n2"], 256).keys;
-  assert.ok(keys.includes(removalKey("k0")));
-  assert.not.ok(keys.includes(removalKey("k1")));
-  assert.is(keys[0], removalKey("k3"));
+  const hit = admitRemovals(keys, ["k0"], 256);
+  assert.equal(hit.duplicates, ["k0"]);
+  assert.is(hit.keys[0], removalKey("k0"), "a hit leaves the window as it was");
+  keys = admitRemovals(hit.keys, ["n1"], 256).keys;
+  assert.not.ok(keys.includes(removalKey("k0")), "k0 is evicted first although it was the last hit");
+});
+
+dedup("forgetting a project takes its entry out, so its next removal is new (a new life)", () => {
+  const w = admitRemovals([], ["a", "b", "c"], 8).keys;
+  const f = forgetRemovals(w, ["b", "x", "b"]);
+  assert.equal(f.forgotten, ["b"]);
+  assert.equal(f.keys, [removalKey("a"), removalKey("c")]);
+  assert.equal(w, [removalKey("a"), removalKey("b"), removalKey("c")], "the old window is not mutated");
+  assert.equal(admitRemovals(f.keys, ["b", "a"], 8).fresh, ["b"]);
+  assert.is(forgetRemovals(f.keys, ["zz"]).keys, f.keys, "nothing to forget: the same window");
 });
 
 dedup("never mutates the window it is given", () => {
@@ -45,22 +54,25 @@ dedup("keys are per project id, so ids that look alike stay apart", () => {
   assert.equal(r.fresh, ["a", "A", "a ", ""]);
 });
 
-/** The reference: an LRU of keys in a Map, oldest first, one id at a time. */
+/** The reference: a FIFO of keys in a Map, oldest first, one id at a time; a hit changes nothing. */
 function referenceAdmit(window: readonly string[], ids: readonly string[], capacity: number) {
-  const lru = new Map(window.map((k) => [k, true] as const));
+  const fifo = new Map(window.map((k) => [k, true] as const));
   const fresh: string[] = [];
   const duplicates: string[] = [];
   for (const id of ids) {
     const key = removalKey(id);
-    if (lru.delete(key)) duplicates.push(id);
-    else fresh.push(id);
-    lru.set(key, true);
-    while (lru.size > capacity) lru.delete(lru.keys().next().value as string);
+    if (fifo.has(key)) {
+      duplicates.push(id);
+      continue;
+    }
+    fresh.push(id);
+    fifo.set(key, true);
+    while (fifo.size > capacity) fifo.delete(fifo.keys().next().value as string);
   }
-  return { keys: [...lru.keys()], fresh, duplicates };
+  return { keys: [...fifo.keys()], fresh, duplicates };
 }
 
-dedup("matches a reference LRU for any batches, including a window admitted into twice", () => {
+dedup("matches a reference FIFO for any batches and forgets, including a window admitted into twice", () => {
   const id = fc.constantFrom("a", "b", "c", "d", "e", "f", "g", "h", "i", "j");
   fc.assert(
     fc.property(
@@ -72,6 +84,16 @@ dedup("matches a reference LRU for any batches, including a window admitted into
         let older: readonly string[] | undefined;
         batches.forEach((batch, i) => {
           if (i === reuseAt) older = window;
+          if (i % 3 === 2) {
+            // Every third batch is forgotten instead (new lives) and must keep the set in step.
+            const got = forgetRemovals(window, batch);
+            assert.equal(
+              got.keys,
+              window.filter((k) => !batch.some((id) => removalKey(id) === k)),
+            );
+            window = got.keys;
+            return;
+          }
           const expected = referenceAdmit(window, batch, capacity);
           const got = admitRemovals(window, batch, capacity);
           assert.equal(got, expected);

@@ -110,7 +110,7 @@ dispatcher("a second removal starts only after the first one settled", async (ct
       ["p2", { queuedAtMs: 0, startedAtMs: 300, settledAtMs: 500 }],
     ],
   );
-  assert.equal(ctx.dispatcher.stats(), { dispatched: 2, handlerErrors: 0, handlerTimeouts: 0, dropped: 0 });
+  assert.equal(ctx.dispatcher.stats(), { dispatched: 2, handlerErrors: 0, handlerTimeouts: 0, dropped: 0, alreadyQueued: 0 });
 });
 
 dispatcher("a hung handler holds the queue for exactly handlerTimeoutMs", async (ctx) => {
@@ -137,7 +137,7 @@ dispatcher("a hung handler holds the queue for exactly handlerTimeoutMs", async 
   assert.equal(calls, ["hanger:p1", "hanger:p2"]);
   ctx.clock.increment(1000);
   await ctx.dispatcher.idle();
-  assert.equal(ctx.dispatcher.stats(), { dispatched: 2, handlerErrors: 2, handlerTimeouts: 2, dropped: 0 });
+  assert.equal(ctx.dispatcher.stats(), { dispatched: 2, handlerErrors: 2, handlerTimeouts: 2, dropped: 0, alreadyQueued: 0 });
   assert.equal(
     ctx.settled.map((s) => s.outcome.failed.map((f) => `${f.name}:${f.code}`)),
     [
@@ -174,7 +174,7 @@ dispatcher("close() during a hung handler drops queued removals and calls no mor
   assert.equal(calls, ["hanger:p1"]);
   assert.is(ctx.dispatcher.pending, 0);
   assert.ok(ctx.logs.some((l) => l.level === "debug" && l.obj["projectId"] === "p4"));
-  assert.equal(ctx.dispatcher.stats(), { dispatched: 1, handlerErrors: 0, handlerTimeouts: 0, dropped: 2 });
+  assert.equal(ctx.dispatcher.stats(), { dispatched: 1, handlerErrors: 0, handlerTimeouts: 0, dropped: 2, alreadyQueued: 0 });
   assert.equal(
     ctx.settled.map((s) => [s.projectId, s.outcome]),
     [["p1", { delivered: 0, failed: [], skipped: 2 }]],
@@ -347,7 +347,7 @@ dispatcher("sync throw, async rejection and timeout in one removal: each counted
   ctx.clock.increment(1000);
   await ctx.dispatcher.idle();
   assert.equal(calls, ["p1"]);
-  assert.equal(ctx.dispatcher.stats(), { dispatched: 1, handlerErrors: 2, handlerTimeouts: 1, dropped: 0 });
+  assert.equal(ctx.dispatcher.stats(), { dispatched: 1, handlerErrors: 2, handlerTimeouts: 1, dropped: 0, alreadyQueued: 0 });
   assert.equal(
     ctx.settled[0]?.outcome.failed.map((f) => `${f.name}:${f.code}`),
     ["throws:handler_failed", "rejects:handler_failed", "hangs:handler_timeout"],

@@ -54,12 +54,15 @@ const answered = () => Promise.resolve(create(SyncProjectStateResponseSchema, { 
 
 injected("a stream that throws the exported ServerGoawayError is reopened without counting a failure", async (ctx) => {
   let opens = 0;
+  let goaway: (() => void) | undefined;
   const bridge = make(ctx, {
     projectEvents(_req, opts) {
       opens += 1;
       if (opens === 1) {
         return (async function* () {
           opts.onHeader?.(new Headers());
+          // The GOAWAY comes once the open proved itself and stayed up stableAfterMs.
+          await new Promise<void>((resolve) => (goaway = resolve));
           yield* [];
           throw new ServerGoawayError();
         })();
@@ -69,6 +72,10 @@ injected("a stream that throws the exported ServerGoawayError is reopened withou
     syncProjectState: answered,
   });
   bridge.start();
+  await eventually("streaming", () => bridge.status().state === "streaming");
+  ctx.clock.increment(10_000);
+  // The server's GOAWAY: the client's stream ends with the exported error.
+  goaway?.();
   await eventually("the GOAWAY is seen", () => bridge.status().counters.goaways === 1);
   assert.is(bridge.status().state, "backoff", "a short wait before reopening");
   ctx.clock.increment(100);

@@ -1,0 +1,383 @@
+/**
+ * Runs one scenario: a real createBridge (BridgeOptions.client = the memory
+ * server's client, clock = SimulatedClock, random = seeded) through the
+ * scenario's faults, time moving from timer to timer with the event loop
+ * drained between steps; the reference model (model.ts) watches everything
+ * and the run ends with stop() and the after-stop checks.
+ */
+import { createBridge, HandlerRegistry, SessionTracker, type BridgeTiming, type Clock, type Logger } from "../../src/index.js";
+import { createMemoryServer, settle, SimulatedClock, type MemoryServerTraceEntry } from "../../src/testing/index.js";
+import { seededRandom } from "../helpers/seeded-random.js";
+import { DeliveryModel, type Violation } from "./model.js";
+import { describeFault, type Fault, type HandlerMode, type Scenario } from "./schedule.js";
+
+/** Short timings, so a run covers many heartbeats and backoffs. */
+export const simTiming: BridgeTiming = {
+  backoffMinMs: 100,
+  backoffMaxMs: 2000,
+  backoffJitter: 0.2,
+  openConfirmMs: 500,
+  stableAfterMs: 2000,
+  heartbeatMs: 5000,
+  heartbeatJitterMs: 500,
+  syncTimeoutMs: 1000,
+  handlerTimeoutMs: 500,
+  stopTimeoutMs: 2000,
+};
+
+/**
+ * How long after the server is healthy a tracked removal may take:
+ * a backoff at its cap, a heartbeat period with its jitter, a sync deadline
+ * (a round caught by the chaos), an open confirmation, one handler's budget
+ * (a call in flight at the heal), and a few round trips.
+ */
+export function deliveryBoundMs(t: BridgeTiming, rttMs: number): number {
+  return (
+    t.backoffMaxMs * (1 + t.backoffJitter) +
+    t.heartbeatMs +
+    t.heartbeatJitterMs +
+    t.syncTimeoutMs +
+    t.openConfirmMs +
+    t.handlerTimeoutMs +
+    5 * rttMs
+  );
+}
+
+/** Runs past this many timer steps are a busy loop. */
+const MAX_STEPS = 200_000;
+const CLIENT = "daemon";
+
+export interface SimResult {
+  scenario: Scenario;
+  violations: Violation[];
+  /** What happened, one line per step (filled with `trace: true`). */
+  trace: string[];
+  steps: number;
+  simMs: number;
+  deliveries: number;
+}
+
+export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {}): Promise<SimResult> {
+  const keepTrace = opts.trace === true;
+  const trace: string[] = [];
+  const clock = new SimulatedClock();
+  const t0 = clock.now();
+  const rel = () => clock.now() - t0;
+  const line = (s: string) => {
+    if (keepTrace) trace.push(`+${rel()} ${s}`);
+  };
+  const timing = simTiming;
+  const boundMs = deliveryBoundMs(timing, scenario.rttMs);
+  const model = new DeliveryModel({
+    client: CLIENT,
+    healAtMs: scenario.chaosMs,
+    boundMs,
+    streamingSlackMs: timing.openConfirmMs + 2 * scenario.rttMs,
+    syncTimeoutMs: timing.syncTimeoutMs,
+  });
+  const violations = model.violations;
+  const violate = (kind: string, detail: string) => violations.push({ kind, atMs: rel(), detail });
+
+  const server = createMemoryServer({
+    clock,
+    rttMs: scenario.rttMs,
+    headers: scenario.headers,
+    projects: scenario.projects,
+    onTrace: (e: MemoryServerTraceEntry) => {
+      const relEntry = { ...e, atMs: e.atMs - t0 } as MemoryServerTraceEntry;
+      model.serverTrace(relEntry);
+      const flood = "projectId" in e && e.projectId.startsWith("flood-");
+      if (keepTrace && e.type !== "event.sent" && !flood) line(`server ${JSON.stringify(relEntry).slice(0, 300)}`);
+    },
+  });
+
+  // The daemon: a SessionTracker read through a wrapper (every read is a round), and one handler.
+  const tracker = new SessionTracker();
+  for (const id of scenario.tracked) tracker.connect(id);
+  const observedTracker = {
+    connectedProjectIds(): Iterable<string> {
+      const ids = [...tracker.connectedProjectIds()];
+      model.trackerRead(ids);
+      line(`tracker read [${ids.join(",")}]`);
+      return ids;
+    },
+  };
+  let handlerMode: HandlerMode | undefined;
+  let deliveries = 0;
+  let stopAtMs: number | undefined;
+  let stopResolvedAtMs: number | undefined;
+  let stopPromise: Promise<void> | undefined;
+  const registry = new HandlerRegistry();
+  // Forward reference: the handler may stop the bridge.
+  let bridgeRef: { stop(): Promise<void> } | undefined;
+  const startStop = (why: string): Promise<void> => {
+    if (stopPromise === undefined && bridgeRef !== undefined) {
+      stopAtMs = rel();
+      line(`stop() (${why})`);
+      model.stopped();
+      stopPromise = bridgeRef.stop();
+      stopPromise.then(
+        () => (stopResolvedAtMs = rel()),
+        (err: unknown) => violate("stop-rejected", String(err)),
+      );
+    }
+    return stopPromise ?? Promise.resolve();
+  };
+  registry.register({
+    name: "daemon",
+    onProjectRemoved(projectId, info) {
+      deliveries++;
+      if (!projectId.startsWith("flood-"))
+        line(`handler ${projectId} ${info.source}${info.eventId ? ` event ${info.eventId}` : ""} (mode ${handlerMode ?? "ok"})`);
+      model.delivered(projectId, info, rel());
+      // A well-behaved daemon closes the project's sessions.
+      while (tracker.sessionCount(projectId) > 0) tracker.disconnect(projectId);
+      switch (handlerMode) {
+        case "throw":
+          throw new Error("handler failed (simulated)");
+        case "hang":
+          return new Promise<void>(() => {});
+        case "slow":
+          return new Promise<void>((resolve) => clock.setTimeout(() => resolve(), timing.handlerTimeoutMs * 2));
+        case "stop":
+          return startStop("from a handler");
+        default:
+          return undefined;
+      }
+    },
+  });
+
+  // The bridge's own timers, to check that stop() leaves none.
+  const bridgeTimers = new Set<unknown>();
+  const bridgeClock: Clock & { now(): number } = {
+    now: () => clock.now(),
+    setTimeout(fn, ms) {
+      const id = clock.setTimeout(() => {
+        bridgeTimers.delete(id);
+        fn();
+      }, ms);
+      bridgeTimers.add(id);
+      return id;
+    },
+    clearTimeout(id) {
+      bridgeTimers.delete(id);
+      clock.clearTimeout(id);
+    },
+  };
+  const logger: Logger = {
+    debug() {},
+    info() {},
+    warn: (obj, msg) => line(`log warn ${msg ?? ""} ${JSON.stringify(obj).slice(0, 200)}`),
+    error: (obj, msg) => line(`log error ${msg ?? ""} ${JSON.stringify(obj).slice(0, 200)}`),
+  };
+  const client = server.client({ name: CLIENT });
+  // An inspect observer that throws while the fault is on.
+  let inspectThrows = false;
+  const inspect = () => {
+    if (inspectThrows) throw new Error("inspect observer failed (simulated)");
+  };
+  // Small dispatch bounds (options of the bounded queue; ignored by a bridge without them).
+  const bounds: Record<string, number> = { maxQueuedRemovals: 200 };
+  const bridge = createBridge({
+    ...bounds,
+    inspect,
+    registry,
+    tracker: observedTracker,
+    client,
+    clock: bridgeClock,
+    random: seededRandom(scenario.seed * 7919 + 17),
+    logger,
+    env: {},
+    clientId: "sim",
+    timing,
+  });
+  bridgeRef = bridge;
+
+  // The schedule, on the same clock.
+  const at = (ms: number, fn: () => void) => clock.setTimeout(fn, ms);
+  for (const f of scenario.faults) at(f.at, () => apply(f));
+  at(scenario.chaosMs, () => {
+    line("heal: every fault lifted");
+    server.heal();
+    handlerMode = undefined;
+  });
+
+  function apply(f: Fault): void {
+    line(`fault ${describeFault(f)}`);
+    const until = (forMs: number, fn: () => void) => at(Math.min(forMs, Math.max(0, scenario.chaosMs - rel())), fn);
+    switch (f.kind) {
+      case "create":
+        if (server.createProject(f.id)) model.release(f.id);
+        break;
+      case "remove":
+        if (server.removeProject(f.id) && tracker.sessionCount(f.id) > 0) model.trackedRemoval(f.id, rel());
+        break;
+      case "recreate": {
+        const tracked = tracker.sessionCount(f.id) > 0;
+        server.recreateProject(f.id);
+        model.release(f.id);
+        if (tracked) line(`(${f.id} re-created: its removal is not owed)`);
+        break;
+      }
+      case "connect":
+        tracker.connect(f.id);
+        break;
+      case "disconnect":
+        tracker.disconnect(f.id);
+        if (tracker.sessionCount(f.id) === 0) model.release(f.id);
+        break;
+      case "drop":
+        server.dropStreams(f.code);
+        break;
+      case "churn": {
+        // grpc max_connection_age: GOAWAY on every stream, again and again.
+        const stopAt = rel() + Math.min(f.forMs, Math.max(0, scenario.chaosMs - rel()));
+        const tick = () => {
+          if (rel() >= stopAt) return;
+          server.goaway();
+          at(f.everyMs, tick);
+        };
+        tick();
+        break;
+      }
+      case "inspectThrows":
+        inspectThrows = true;
+        until(f.forMs, () => (inspectThrows = false));
+        break;
+      case "reset":
+        server.resetStreams();
+        break;
+      case "end":
+        server.endStreams();
+        break;
+      case "goaway":
+        server.goaway({ midMessage: f.midMessage });
+        break;
+      case "hang":
+        server.hang({ ignoreAbort: f.ignoreAbort });
+        until(f.forMs, () => server.unhang());
+        break;
+      case "slow":
+        server.slowSyncs(f.ms);
+        until(f.forMs, () => server.slowSyncs(0));
+        break;
+      case "failSyncs":
+        server.failNextSyncs(f.n, f.code);
+        break;
+      case "rejectStreams":
+        server.rejectNextStreams(f.n, f.code);
+        break;
+      case "down":
+        server.goDown();
+        until(f.forMs, () => server.comeBack());
+        break;
+      case "duplicate":
+        server.duplicateNext(f.n);
+        break;
+      case "reorder":
+        server.reorderNext(f.n);
+        break;
+      case "flood":
+        server.flood(f.n);
+        break;
+      case "limit":
+        server.setMaxConcurrentStreams(f.max);
+        until(f.forMs, () => server.setMaxConcurrentStreams(Number.POSITIVE_INFINITY));
+        break;
+      case "handler": {
+        const mode = f.mode;
+        handlerMode = mode;
+        until(f.forMs, () => {
+          if (handlerMode === mode) handlerMode = undefined;
+        });
+        break;
+      }
+      case "syncNow":
+        for (let i = 0; i < f.n; i++) bridge.syncNow();
+        break;
+      case "stop":
+        void startStop("scheduled");
+        break;
+    }
+  }
+
+  const onUnhandled = (reason: unknown) =>
+    violate("unhandled-rejection", String(reason instanceof Error ? reason.stack : reason).slice(0, 300));
+  process.on("unhandledRejection", onUnhandled);
+  const onUncaught = (err: unknown) => violate("uncaught-exception", String(err instanceof Error ? err.stack : err).slice(0, 300));
+  process.on("uncaughtException", onUncaught);
+  const lastFaultMs = scenario.faults.reduce((m, f) => Math.max(m, f.at), 0);
+  const endMs = t0 + Math.max(scenario.chaosMs, lastFaultMs) + boundMs + 1000;
+  let steps = 0;
+  let lastState = "";
+  const sample = () => {
+    const s = bridge.status();
+    if (s.state !== lastState) {
+      line(`status ${s.state} (heartbeat ${s.heartbeat}, attempt ${s.attempt})`);
+      lastState = s.state;
+    }
+    const d = (s as { dispatch?: Partial<Record<"queued" | "maxQueued" | "queuedBytes" | "maxQueuedBytes", unknown>> }).dispatch;
+    if (d && typeof d.queued === "number" && typeof d.maxQueued === "number")
+      model.queue(d.queued, d.maxQueued, Number(d.queuedBytes ?? 0), Number(d.maxQueuedBytes ?? Number.POSITIVE_INFINITY), rel());
+    if (stopPromise === undefined) model.status(s.state, server.openStreamsOf(CLIENT), rel(), s.counters.suspects);
+  };
+  try {
+    bridge.start();
+    await settle();
+    sample();
+    // A timer callback that throws would be an uncaught exception under real timers.
+    const fire = (limit: number): boolean => {
+      try {
+        return clock.fireNext(limit);
+      } catch (err) {
+        onUncaught(err);
+        return true;
+      }
+    };
+    while (stopPromise === undefined) {
+      if (!fire(endMs)) break;
+      await settle();
+      sample();
+      if (++steps > MAX_STEPS) {
+        violate("busy-loop", `more than ${MAX_STEPS} timer steps`);
+        break;
+      }
+    }
+    if (stopPromise === undefined) {
+      while (fire(endMs)) await settle();
+      clock.set(Math.max(clock.now(), endMs));
+      await settle();
+      model.finish(rel());
+      void startStop("end of the run");
+    } else {
+      model.finish(rel());
+    }
+    // Let stop() finish: on the clock, up to its budget (and a little past, to see it late).
+    const stopBy = t0 + (stopAtMs ?? rel()) + timing.stopTimeoutMs;
+    await settle();
+    while (stopResolvedAtMs === undefined && fire(stopBy + 1)) {
+      await settle();
+      if (++steps > MAX_STEPS) break;
+    }
+    await settle(10);
+    if (stopResolvedAtMs === undefined) {
+      violate("stop-unresolved", `stop() at +${stopAtMs} had not resolved at +${rel()} (stopTimeoutMs ${timing.stopTimeoutMs})`);
+    } else {
+      if (stopResolvedAtMs - (stopAtMs ?? 0) > timing.stopTimeoutMs)
+        violate("stop-late", `stop() at +${stopAtMs} resolved at +${stopResolvedAtMs}`);
+      if (bridgeTimers.size > 0) violate("timer-after-stop", `${bridgeTimers.size} bridge timer(s) still pending after stop() resolved`);
+      if (server.openStreamsOf(CLIENT) > 0)
+        violate("stream-after-stop", "the server still holds a stream of the bridge after stop() resolved");
+    }
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+    process.off("uncaughtException", onUncaught);
+    server.heal();
+  }
+  return { scenario, violations, trace, steps, simMs: rel(), deliveries };
+}
+
+/** The violation classes of a result, sorted and unique. */
+export function violationKinds(r: SimResult): string[] {
+  return [...new Set(r.violations.map((v) => v.kind))].sort();
+}

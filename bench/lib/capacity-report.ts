@@ -184,29 +184,34 @@ ${plots}`);
 /** What the figures say, from the figures: which targets the bridge of this checkout meets, and what the rest would take. */
 function readingNote(c: CapacityResults): string {
   const get = (id: string, policy: string) => c.results.find((r) => r.id === id && r.policy === policy)?.figures;
-  const b = get("graceful-fifo-n20", "bridge");
-  const s = get("graceful-fifo-n20", "seed");
-  const bound = get("graceful-bound", "bridge");
-  const push = get("graceful-pushback", "bridge");
-  const tight = get("graceful-fifo-n50", "bridge");
-  if (!b || !s) return "";
+  const policies = c.policies.map((p) => p.name);
+  const bridges = policies.filter((p) => p !== "seed");
   const t = (x: number | undefined) => (x === undefined ? "never" : `${num(x)} s`);
-  const lines = [
-    `**Reading.** After a graceful restart at C = N/20 (2N/C = ${num((2 * c.bridges) / Math.round(c.bridges / 20))} s) the bridge of this checkout has 99 % of its fleet streaming after ${t(b.to99StreamingS)} with ${num(b.amplification, 1)}× the calls needed and ${num(b.streamsTornDown)} served streams torn down; the seed's policy after ${t(s.to99StreamingS)} with ${num(s.amplification, 2)}×.`,
-  ];
-  if (tight)
-    lines.push(
-      `At C = N/50 (1.2× the steady heartbeat load) the bridge ${tight.to99StreamingS === undefined ? `does not recover within ${num(c.postSeconds)} s (${num(tight.openAtEnd)} streams open at the end, ${num(tight.amplification, 1)}× the calls)` : `needs ${t(tight.to99StreamingS)}`}.`,
+  const lines: string[] = [];
+  const g = policies
+    .map((p) => [p, get("graceful-fifo-n20", p)] as const)
+    .filter(([, f]) => f !== undefined)
+    .map(
+      ([p, f]) =>
+        `*${p}* ${t(f?.to99StreamingS)} to 99 % streaming, ${num(f?.amplification, 2)}× the calls needed, ${num(f?.streamsTornDown)} served streams torn down`,
     );
-  if (bound)
-    lines.push(
-      `A bound on the server's queue (5 s of work, refusals cheap) changes that to ${t(bound.to99StreamingS)}, ${num(bound.amplification, 2)}×, ${num(bound.streamsTornDown)} torn down${push ? `; with pushback as well (which this bridge ignores) ${t(push.to99StreamingS)}, ${num(push.amplification, 2)}×` : ""}: cheap early refusal is a signal the client acts on, a long queue is not.`,
-    );
+  if (g.length === 0) return "";
   lines.push(
-    "The seed policy runs on this checkout's statechart with the seed's reconnect policy (no jitter, no resync on open), so it shares the bridge's rule that a sync past its deadline marks the link suspect: its torn-down streams come from that rule, not from the Go daemon.",
+    `**Reading.** After a graceful restart at C = N/20 (2N/C = ${num((2 * c.bridges) / Math.round(c.bridges / 20))} s): ${g.join("; ")}.`,
+  );
+  for (const p of bridges) {
+    const tight = get("graceful-fifo-n50", p);
+    const bound = get("graceful-bound", p);
+    if (tight)
+      lines.push(
+        `At C = N/50 (1.2× the steady heartbeat load) *${p}* ${tight.to99StreamingS === undefined ? `does not recover within ${num(c.postSeconds)} s (${num(tight.openAtEnd)} streams open at the end, ${num(tight.amplification, 1)}× the calls)` : `needs ${t(tight.to99StreamingS)} (${num(tight.amplification, 1)}×)`}${bound ? `; with a bound on the server's queue (5 s of work, refusals cheap) at C = N/20 it needs ${t(bound.to99StreamingS)}, ${num(bound.amplification, 2)}× (refusals included), ${num(bound.streamsTornDown)} torn down` : ""}.`,
+      );
+  }
+  lines.push(
+    "Cheap early refusal is a signal a client acts on; a long queue is not. The seed policy runs on this checkout's statechart with the seed's reconnect policy (no jitter, no resync on open), so it shares the bridge's rule that a sync past its deadline marks the link suspect: its torn-down streams come from that rule, not from the Go daemon.",
   );
   lines.push(
-    "What drives the bridge's figures is the issue's account: reopens in step after the GOAWAY; an open still queued past `openConfirmMs` promoted to `streaming` and a resync queued behind it; the sync's own deadline marking the link suspect and aborting the queued open (the FIFO head is then always a call about to be abandoned: see *calls abandoned in the queue*); heartbeats that wait in the queue pulling recovered bridges back. The targets are the new bridge's to meet (issue 21 item 4, the statechart change: tell a slow server from a dead link before tearing a stream down, slow the heartbeat on a late answer instead of reopening, honour pushback, spread the reopens); this study measures it as *bridge* once it is on the branch, with today's bridge as *old bridge* (`--bridge-root`).",
+    "What drives the bridges' figures is the issue's account: reopens in step after the GOAWAY; an open still queued past `openConfirmMs` promoted to `streaming` and a resync queued behind it; the sync's own deadline marking the link suspect and aborting the queued open (the FIFO head is then always a call about to be abandoned: see *calls abandoned in the queue*); heartbeats that wait in the queue pulling recovered bridges back. Under processor sharing every call is late together and an abandoned call still costs its work, so the backlog only grows. The targets are for the bridge of issue 21 item 4 (tell a slow server from a dead link before tearing a stream down, slow the heartbeat on a late answer instead of reopening, honour pushback, spread the reopens): this study measures it as *bridge* once it is on the branch, against *old bridge* (`--bridge-root`).",
   );
   return `${lines.join(" ")}\n`;
 }

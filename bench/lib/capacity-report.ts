@@ -156,7 +156,7 @@ ${table(["policy", "target", "measured", ""], targetsRows(c.results, n))}
     });
     parts.push(`### The simulation against real sockets (graceful restart, FIFO, small scale)
 
-\`npm run bench:fleet -- --capacity --real-check\` (\`bench/fleet/real-check.ts\`): N real bridges (\`createBridge\`, connect-node over loopback, in one process) start over 60 s against the dev server; then a graceful restart (\`shutdown()\`: GOAWAY to every stream) into a dev server on the same port with the capacity model on real timers (\`startDevServer({ capacity })\`, as \`serve --max-calls-per-second\`), at once; the server's open streams are sampled each second. The simulation runs the same N, C, policy and timeline (capacity on 30 s before the restart). Target: recovery time within ±25 %.
+\`npm run bench:fleet -- --capacity --real-check --real-watch-seconds=${num(Math.max(...c.realCheck.map((r) => r.watchS)))}\` (\`bench/fleet/real-check.ts\`): N real bridges (\`createBridge\`, connect-node over loopback, in one process) start over 60 s against the dev server; then a graceful restart (\`shutdown()\`: GOAWAY to every stream) into a dev server on the same port with the capacity model on real timers (\`startDevServer({ capacity })\`, as \`serve --max-calls-per-second\`), at once; the server's open streams are sampled each second. The dev server's per-client session cap is lifted (every bridge comes from 127.0.0.1; at its default of 64 the fleet cannot recover at all). The simulation runs the same N, C, policy and timeline (capacity on 30 s before the restart). Target: recovery time within ±25 %.
 
 ${table(["policy", "bridges", "C (calls/s)", "real sockets: 99 % streaming", "simulation", "difference", ""], rows)}
 `);

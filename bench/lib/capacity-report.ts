@@ -133,6 +133,7 @@ Command: \`${c.command}\` (${num(c.totalS / 60, 1)} min in all on the shared 2-c
 
 ${table(["policy", "target", "measured", ""], targetsRows(c.results, n))}
 `);
+  parts.push(readingNote(c));
   if (c.realCheck && c.realCheck.length > 0) {
     const rows = c.realCheck.map((r) => {
       const diff =
@@ -155,7 +156,7 @@ ${table(["policy", "target", "measured", ""], targetsRows(c.results, n))}
     });
     parts.push(`### The simulation against real sockets (graceful restart, FIFO, small scale)
 
-\`npm run bench:fleet -- --capacity --real-check\` (\`bench/fleet/real-check.ts\`): N real bridges (\`createBridge\`, connect-node over loopback, in one process) start over 60 s against the dev server; then a graceful restart (\`shutdown()\`: GOAWAY to every stream) into a dev server on the same port with the capacity model on real timers (\`startDevServer({ capacity })\`, as \`serve --max-calls-per-second\`), at once; the server's open streams are sampled each second. The simulation runs the same N, C, policy and timeline (capacity on 30 s before the restart). Target: recovery time within ±25 %.
+\`npm run bench:fleet -- --capacity --real-check --real-watch-seconds=${num(Math.max(...c.realCheck.map((r) => r.watchS)))}\` (\`bench/fleet/real-check.ts\`): N real bridges (\`createBridge\`, connect-node over loopback, in one process) start over 60 s against the dev server; then a graceful restart (\`shutdown()\`: GOAWAY to every stream) into a dev server on the same port with the capacity model on real timers (\`startDevServer({ capacity })\`, as \`serve --max-calls-per-second\`), at once; the server's open streams are sampled each second. The dev server's per-client session cap is lifted (every bridge comes from 127.0.0.1; at its default of 64 the fleet cannot recover at all). The simulation runs the same N, C, policy and timeline (capacity on 30 s before the restart). Target: recovery time within ±25 %.
 
 ${table(["policy", "bridges", "C (calls/s)", "real sockets: 99 % streaming", "simulation", "difference", ""], rows)}
 `);
@@ -178,4 +179,39 @@ ${table(
 ${plots}`);
   }
   return parts.join("\n");
+}
+
+/** What the figures say, from the figures: which targets the bridge of this checkout meets, and what the rest would take. */
+function readingNote(c: CapacityResults): string {
+  const get = (id: string, policy: string) => c.results.find((r) => r.id === id && r.policy === policy)?.figures;
+  const policies = c.policies.map((p) => p.name);
+  const bridges = policies.filter((p) => p !== "seed");
+  const t = (x: number | undefined) => (x === undefined ? "never" : `${num(x)} s`);
+  const lines: string[] = [];
+  const g = policies
+    .map((p) => [p, get("graceful-fifo-n20", p)] as const)
+    .filter(([, f]) => f !== undefined)
+    .map(
+      ([p, f]) =>
+        `*${p}* ${t(f?.to99StreamingS)} to 99 % streaming, ${num(f?.amplification, 2)}× the calls needed, ${num(f?.streamsTornDown)} served streams torn down`,
+    );
+  if (g.length === 0) return "";
+  lines.push(
+    `**Reading.** After a graceful restart at C = N/20 (2N/C = ${num((2 * c.bridges) / Math.round(c.bridges / 20))} s): ${g.join("; ")}.`,
+  );
+  for (const p of bridges) {
+    const tight = get("graceful-fifo-n50", p);
+    const bound = get("graceful-bound", p);
+    if (tight)
+      lines.push(
+        `At C = N/50 (1.2× the steady heartbeat load) *${p}* ${tight.to99StreamingS === undefined ? `does not recover within ${num(c.postSeconds)} s (${num(tight.openAtEnd)} streams open at the end, ${num(tight.amplification, 1)}× the calls)` : `needs ${t(tight.to99StreamingS)} (${num(tight.amplification, 1)}×)`}${bound ? `; with a bound on the server's queue (5 s of work, refusals cheap) at C = N/20 it needs ${t(bound.to99StreamingS)}, ${num(bound.amplification, 2)}× (refusals included), ${num(bound.streamsTornDown)} torn down` : ""}.`,
+      );
+  }
+  lines.push(
+    "Cheap early refusal is a signal a client acts on; a long queue is not. The seed policy runs on this checkout's statechart with the seed's reconnect policy (no jitter, no resync on open), so it shares the bridge's rule that a sync past its deadline marks the link suspect: its torn-down streams come from that rule, not from the Go daemon.",
+  );
+  lines.push(
+    "What drives the bridges' figures is the issue's account: reopens in step after the GOAWAY; an open still queued past `openConfirmMs` promoted to `streaming` and a resync queued behind it; the sync's own deadline marking the link suspect and aborting the queued open (the FIFO head is then always a call about to be abandoned: see *calls abandoned in the queue*); heartbeats that wait in the queue pulling recovered bridges back. Under processor sharing every call is late together and an abandoned call still costs its work, so the backlog only grows. The targets are for the bridge of issue 21 item 4 (tell a slow server from a dead link before tearing a stream down, slow the heartbeat on a late answer instead of reopening, honour pushback, spread the reopens): this study measures it as *bridge* once it is on the branch, against *old bridge* (`--bridge-root`).",
+  );
+  return `${lines.join(" ")}\n`;
 }

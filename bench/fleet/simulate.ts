@@ -7,6 +7,8 @@
  */
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { fromPromise } from "xstate";
+import type { ProbeLinkInput } from "../../machines/bridge.types.js";
 import * as localBridge from "../../src/bridge.js";
 import * as localShared from "../../src/bridge-machine-shared.js";
 import * as localErrors from "../../src/call-errors.js";
@@ -65,8 +67,10 @@ export async function loadBridgeImpl(root: string): Promise<BridgeImpl> {
  *   first message or after 10 s streaming, immediate resync on every open);
  * - seed: the seed's policy: no jitter (timing.backoffJitter 0), 1 s → 60 s,
  *   attempt counter reset as soon as the stream is open (timing.stableAfterMs
- *   0), and no resync on (re)connect (the machine's `requestSync` action
- *   provided as a no-op on the shared machine, once).
+ *   0), no resync on (re)connect (the machine's `requestSync` action
+ *   provided as a no-op on the shared machine, once), and no link probe (a
+ *   heartbeat past its deadline makes the link suspect at once, as before
+ *   issue 21).
  */
 export type FleetPolicy = "bridge" | "seed";
 
@@ -154,7 +158,11 @@ function pct(sorted: number[], p: number): number {
 export const seedTiming: Partial<BridgeTiming> = { backoffJitter: 0, stableAfterMs: 0 };
 
 /** The seed's policy always runs on this checkout's machine. */
-export const seedMachine = localShared.sharedBridgeMachine.provide({ actions: { requestSync: () => {} } });
+export const seedMachine = localShared.sharedBridgeMachine.provide({
+  actions: { requestSync: () => {} },
+  // The seed has no link probe: a heartbeat past its deadline makes the link suspect at once.
+  actors: { probeLink: fromPromise<boolean, ProbeLinkInput>(() => Promise.resolve(false)) },
+});
 
 export async function simulateFleet(
   scenario: FleetScenario,

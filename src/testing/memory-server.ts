@@ -521,7 +521,8 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
      * nothing either.
      */
     function checkConnection(opts: { signal: AbortSignal; timeoutMs: number }): Promise<boolean> {
-      if (down || hung) return new Promise<boolean>((resolve) => opts.signal.addEventListener("abort", () => resolve(false), { once: true }));
+      if (down || hung)
+        return new Promise<boolean>((resolve) => opts.signal.addEventListener("abort", () => resolve(false), { once: true }));
       return wait(rttMs, opts.signal).then(
         () => !down && !hung,
         () => false,

@@ -104,19 +104,27 @@ export interface ParsedProjectsFile {
 }
 
 /**
- * An assignment (`KEY=VALUE`, `export KEY=VALUE`, `key: value`,
- * `"key": "value"`, `//host/:_authToken=…`) whose key, any run of non-blank
- * characters, quoted or not, looks like it names a secret.
+ * An assignment (`KEY=VALUE`, `export KEY=VALUE`, `- KEY=VALUE` in YAML,
+ * `key: value`, `key:value`, `"key": "value"`, `{"key":"value"}`,
+ * `//host/:_authToken=…`) whose key, any run of non-blank characters,
+ * quoted or not, at the start of the line or after a blank, `{`, `,`, `[` or
+ * `-`, looks like it names a secret.
  */
 const secretAssignment =
-  /^(?:export\s+)?(["']?)[^\s"'=]*(?:TOKEN|SECRET|PASSW(?:OR)?D|PASSPHRASE|PWD|KEY|AUTH|CREDENTIAL|PRIVATE|COOKIE|SESSION|BEARER)[^\s"'=]*\1\s*(?:=|:(?:\s|$))/i;
+  /(?:^|[\s{,[-])(?:export\s+)?(["']?)[^\s"'={},[\]]*(?:TOKEN|SECRET|PASSW(?:OR)?D|PASSPHRASE|PWD|KEY|AUTH|CREDENTIAL|PRIVATE|COOKIE|SESSION|BEARER)[^\s"'={},[\]]*\1\s*(?:=|:)/i;
+
+/**
+ * A secret-looking key, then blanks and a value (`ENGRAM_TOKEN abc`, netrc's
+ * `password hunter2`): a key-value pair without `=` or `:`.
+ */
+const secretKeyValue = /(?:^|\s)[A-Za-z0-9_.-]*(?:TOKEN|SECRET|PASSW(?:OR)?D|PASSPHRASE|CREDENTIAL)[A-Za-z0-9_.-]*\s+\S/i;
 
 /** A URL with user info (`scheme://user:password@host`, `https://TOKEN@host`), anywhere on the line. */
 const urlWithUserInfo = /[a-z][a-z0-9+.-]*:\/\/[^\s/?#@]+@/i;
 
 /** Whether a (trimmed) line looks like an assignment to a secret-looking key, or holds a URL with user info. */
 export function isSecretAssignment(line: string): boolean {
-  return secretAssignment.test(line) || urlWithUserInfo.test(line);
+  return secretAssignment.test(line) || secretKeyValue.test(line) || urlWithUserInfo.test(line);
 }
 
 /**

@@ -9,8 +9,11 @@
  * the same BearerAuth.
  */
 import type * as http2 from "node:http2";
+import { constants } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticatedRpc, BearerAuth } from "./bearer-auth.js";
+
+const { NGHTTP2_NO_ERROR } = constants;
 
 export type RequestHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 
@@ -60,4 +63,8 @@ function answerUnauthenticated(req: http2.Http2ServerRequest, res: http2.Http2Se
     },
     { endStream: true },
   );
+  // The answer is complete: RST_STREAM(NO_ERROR) tells the client to stop
+  // sending (RFC 9113 §8.1), so a stream whose request never ends is not
+  // held open (and never counts toward the session's busy streams).
+  res.stream.close(NGHTTP2_NO_ERROR);
 }

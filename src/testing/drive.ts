@@ -10,6 +10,9 @@ import type { SimulatedClock } from "./simulated-clock.js";
 /** Turns of the event loop `settle()` waits by default. */
 export const SETTLE_TURNS = 3;
 
+/** The most simulated time one advance or runUntil may cover: Node's timer limit (about 24.8 days). */
+export const MAX_STEP_MS = 2 ** 31 - 1;
+
 /**
  * Lets promise callbacks, `process.nextTick` callbacks and `setImmediate`
  * hops run: `turns` turns of the event loop (no timer of any clock).
@@ -24,7 +27,8 @@ export async function settle(turns = SETTLE_TURNS): Promise<void> {
  * timer fires. Resolves at `clock.now()` = start + ms.
  */
 export async function advance(clock: SimulatedClock, ms: number): Promise<void> {
-  if (!Number.isFinite(ms)) throw new RangeError(`advance: ms must be a finite number, got ${String(ms)}`);
+  if (!Number.isFinite(ms) || ms > MAX_STEP_MS)
+    throw new RangeError(`advance: ms must be a number in [0, ${MAX_STEP_MS}], got ${String(ms)}`);
   const until = clock.now() + Math.max(0, ms);
   await settle();
   while (clock.fireNext(until)) await settle();
@@ -47,7 +51,9 @@ export interface RunUntilOptions {
  */
 export async function runUntil<T>(clock: SimulatedClock, check: () => T | undefined | false, options: RunUntilOptions = {}): Promise<T> {
   const { what = "condition", timeoutMs = 60_000 } = options;
-  if (!Number.isFinite(timeoutMs)) throw new RangeError(`runUntil: timeoutMs must be a finite number, got ${String(timeoutMs)}`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs > MAX_STEP_MS) {
+    throw new RangeError(`runUntil: timeoutMs must be a number up to ${MAX_STEP_MS}, got ${String(timeoutMs)}`);
+  }
   const deadline = clock.now() + timeoutMs;
   await settle();
   for (;;) {

@@ -182,10 +182,14 @@ const canceled = () => new ConnectError("the operation was aborted", Code.Cancel
 /** The most faults one call may queue: a count is a number of calls, not a size to allocate blindly. */
 const MAX_FAULT_COUNT = 1_000_000;
 
-function checkFaultCount(method: string, count: number, code: GrpcCodeName): void {
+function checkCount(method: string, count: number): void {
   if (!Number.isInteger(count) || count < 0 || count > MAX_FAULT_COUNT) {
     throw new RangeError(`${method}: count must be an integer in [0, ${MAX_FAULT_COUNT}], got ${String(count)}`);
   }
+}
+
+function checkFaultCount(method: string, count: number, code: GrpcCodeName): void {
+  checkCount(method, count);
   if (!grpcCodeNames.includes(code)) throw new TypeError(`${method}: not a gRPC code name: ${String(code)}`);
 }
 
@@ -562,6 +566,7 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
     isLive: (projectId) => live.has(projectId),
     liveProjects: () => [...live],
     flood(count, prefix = "flood") {
+      checkCount("flood", count);
       const ids: string[] = [];
       for (let i = 0; i < count; i++) {
         const id = `${prefix}-${++floodSeq}`;
@@ -594,7 +599,9 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
       hangIgnoresAbort = false;
     },
     slowSyncs(ms) {
-      slowSyncMs = Math.max(0, ms);
+      if (!Number.isFinite(ms) || ms < 0 || ms > 2 ** 31 - 1)
+        throw new RangeError(`slowSyncs: ms must be in [0, 2^31-1], got ${String(ms)}`);
+      slowSyncMs = ms;
     },
     failNextSyncs(count, code) {
       checkFaultCount("failNextSyncs", count, code);
@@ -613,13 +620,17 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
       down = false;
     },
     duplicateNext(count) {
-      duplicates += Math.max(0, count);
+      checkCount("duplicateNext", count);
+      duplicates += count;
     },
     reorderNext(count) {
-      reorder = Math.max(reorder, held.length + Math.max(0, count));
+      checkCount("reorderNext", count);
+      reorder = Math.max(reorder, held.length + count);
       if (reorder === 0 && held.length > 0) flushHeld();
     },
     setMaxConcurrentStreams(limit) {
+      if (limit !== Number.POSITIVE_INFINITY) checkCount("setMaxConcurrentStreams", limit);
+      if (limit === 0) throw new RangeError("setMaxConcurrentStreams: the limit must be at least 1 (Infinity for none)");
       maxConcurrent = limit;
       grantWaiting();
     },

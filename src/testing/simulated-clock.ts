@@ -74,6 +74,7 @@ export class SimulatedClock implements Clock {
    * (moving `now()` to its due time first); returns whether one fired.
    */
   fireNext(limitMs = Number.POSITIVE_INFINITY): boolean {
+    if (Number.isNaN(limitMs)) throw new RangeError("fireNext: the limit must be a number, got NaN");
     this.#dropDead();
     const top = this.#heap[0];
     if (top === undefined || top.due > limitMs) return false;
@@ -86,6 +87,7 @@ export class SimulatedClock implements Clock {
 
   /** Moves to `timeMs`, firing every timer due by then, in order (no promise callback runs in between). */
   set(timeMs: number): void {
+    if (!Number.isFinite(timeMs)) throw new RangeError(`set: the time must be a finite number, got ${String(timeMs)}`);
     if (timeMs < this.#now) throw new Error("Unable to travel back in time");
     while (this.fireNext(timeMs)) {}
     this.#now = timeMs;

@@ -162,6 +162,14 @@ rules("what counts as a secret assignment", () => {
     "https://user:ghp_SECRET@github.com",
     "https://ghp_SECRET@github.com/org/repo",
     "remote = https://u:p@h/x",
+    // Second review: JSON on one line, YAML lists, no blank after the colon, key and value, netrc.
+    '{"access_token":"ya29.SUPERSECRET","token_type":"Bearer"}',
+    "- ENGRAM_TOKEN=tok-SECRET-2",
+    '"token":"abc"',
+    "token:abc",
+    "- TOKEN=abc",
+    "ENGRAM_TOKEN abc",
+    "machine h login u password pw",
   ])
     assert.ok(isSecretAssignment(line), line);
   for (const line of [
@@ -174,6 +182,9 @@ rules("what counts as a secret assignment", () => {
     "https://github.com/org/repo",
     "team@example.com",
     '"project": "p1"',
+    "keyboard-team",
+    "monkey-island",
+    "tokens",
   ])
     assert.not.ok(isSecretAssignment(line), line);
 });

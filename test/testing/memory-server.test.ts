@@ -236,4 +236,25 @@ test("an aborted stream is closed on the server at once", async () => {
   assert.ok(s.seen.done);
 });
 
+test("fault switches, the clock and the drive helpers refuse numbers a test cannot mean (NaN, Infinity, negative, huge)", async () => {
+  const clock = new SimulatedClock();
+  const server = createMemoryServer({ clock });
+  for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -1, 1.5, 1e300]) {
+    assert.throws(() => server.flood(bad), RangeError, `flood(${bad})`);
+    assert.throws(() => server.duplicateNext(bad), RangeError, `duplicateNext(${bad})`);
+    assert.throws(() => server.reorderNext(bad), RangeError, `reorderNext(${bad})`);
+    assert.throws(() => server.failNextSyncs(bad, "unavailable"), RangeError, `failNextSyncs(${bad})`);
+    if (bad !== 1.5) assert.throws(() => server.slowSyncs(bad), RangeError, `slowSyncs(${bad})`);
+  }
+  assert.throws(() => server.setMaxConcurrentStreams(-1), RangeError);
+  assert.throws(() => server.setMaxConcurrentStreams(0), RangeError);
+  server.setMaxConcurrentStreams(Number.POSITIVE_INFINITY);
+  assert.throws(() => clock.increment(Number.NaN), RangeError);
+  assert.throws(() => clock.fireNext(Number.NaN), RangeError);
+  assert.ok(Number.isFinite(clock.now()), "the clock was left as it was");
+  let threw = false;
+  await advance(clock, 1e300).catch(() => (threw = true));
+  assert.ok(threw, "advance refuses a step past Node's timer limit");
+});
+
 test.run();

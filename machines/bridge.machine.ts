@@ -71,7 +71,11 @@ export function createBridgeDelays(random: (args: BridgeDelayArgs) => number) {
   return {
     // A server's pushback (grpc-retry-pushback-ms on the failed call) is a floor under the backoff.
     backoffDelay: (args: BridgeDelayArgs) =>
-      Math.max(backoffDelayMs(args.context.attempt, args.context.timing, random(args)), args.context.lastError?.retryAfterMs ?? 0),
+      Math.max(
+        backoffDelayMs(args.context.attempt, args.context.timing, random(args)),
+        // Never longer than the longest backoff: a pushback cannot stop the bridge.
+        Math.min(args.context.lastError?.retryAfterMs ?? 0, args.context.timing.backoffMaxMs),
+      ),
     heartbeatDelay: (args: BridgeDelayArgs) =>
       Math.min(
         MAX_TIMER_MS,
@@ -80,7 +84,8 @@ export function createBridgeDelays(random: (args: BridgeDelayArgs) => number) {
             (args.context.lastSyncCause === "stream-open"
               ? heartbeatSpreadDelayMs(args.context.timing, random(args))
               : heartbeatDelayMs(args.context.timing, random(args))),
-          args.context.syncRetryAfterMs,
+          // Never longer than the slowest heartbeat: a pushback cannot stop it (half-open detection).
+          Math.min(args.context.syncRetryAfterMs, MAX_HEARTBEAT_SLOWDOWN * args.context.timing.heartbeatMs),
         ),
       ),
     reopenDelay: (args: BridgeDelayArgs) => goawayReopenDelayMs(args.context.timing, random(args)),
@@ -125,10 +130,14 @@ function forgetLives(context: BridgeContext, projectIds: readonly string[], coun
   if (forgotten.length === 0) return {};
   counters.newLives += forgotten.length;
   const gone = new Set(forgotten);
-  return { recentRemovals: keys, absentRemovals: context.absentRemovals.filter((id) => !gone.has(id)) };
+  return {
+    recentRemovals: keys,
+    absentRemovals: context.absentRemovals.filter((id) => !gone.has(id)),
+    unheldRemovals: context.unheldRemovals.filter((id) => !gone.has(id)),
+  };
 }
 
-/** The absent marks that still name an entry of the window (evicted entries lose theirs). */
+/** The marks (absent, unheld) that still name an entry of the window (evicted entries lose theirs). */
 function absentInWindow(absent: readonly string[], window: readonly string[]): string[] {
   if (absent.length === 0) return absent as string[];
   const ids = new Set(windowProjectIds(window));
@@ -274,6 +283,7 @@ export const bridgeMachine = setup({
       counters.eventsReceived += params.events.length;
       let window = context.recentRemovals;
       let absent = context.absentRemovals;
+      let unheld = context.unheldRemovals;
       let run: StreamEvent[] = [];
       const admitRun = () => {
         if (run.length === 0) return;
@@ -282,7 +292,7 @@ export const bridgeMachine = setup({
         // Entries of projects the daemon does not hold go first when the window is full.
         let notHeld: Set<string> | undefined;
         if (window.length + removals.length > context.dedupCapacity) {
-          notHeld = new Set(absent);
+          notHeld = new Set(unheld);
           for (const ev of removals) if (ev.untracked === true) notHeld.add(ev.projectId);
         }
         const admitted = admitRemovals(
@@ -300,7 +310,10 @@ export const bridgeMachine = setup({
           if (admitted.fresh[next] === ev.projectId) {
             next += 1;
             // Removed while the daemon did not hold it: listing it later is opening it again.
-            if (ev.untracked === true) absent = [...absent, ev.projectId];
+            if (ev.untracked === true) {
+              absent = [...absent, ev.projectId];
+              unheld = [...unheld, ev.projectId];
+            }
             enqueue.emit({ type: "projectRemoved", projectId: ev.projectId, info: streamRemovalInfo(ev), receivedAtMs: ev.receivedAtMs });
           } else {
             enqueue.emit({ type: "duplicateSuppressed", projectId: ev.projectId, source: "stream" });
@@ -326,9 +339,14 @@ export const bridgeMachine = setup({
           const why = ev.projectId === "" ? "empty_project_id" : "not_removed";
           enqueue.emit({ type: "eventIgnored", eventId: ev.eventId, eventType: ev.eventType, projectId: ev.projectId, why });
           if (why === "not_removed" && ev.eventType === PROJECT_EVENT_TYPE_CREATED) {
-            const renewed = forgetLives({ ...context, recentRemovals: window, absentRemovals: absent }, [ev.projectId], counters);
+            const renewed = forgetLives(
+              { ...context, recentRemovals: window, absentRemovals: absent, unheldRemovals: unheld },
+              [ev.projectId],
+              counters,
+            );
             window = renewed.recentRemovals ?? window;
             absent = renewed.absentRemovals ?? absent;
+            unheld = renewed.unheldRemovals ?? unheld;
           }
         }
       }
@@ -339,9 +357,10 @@ export const bridgeMachine = setup({
         patch.attempt = 0;
         patch.errorStreak = 0;
       }
-      if (window !== context.recentRemovals || absent !== context.absentRemovals) {
+      if (window !== context.recentRemovals || absent !== context.absentRemovals || unheld !== context.unheldRemovals) {
         patch.recentRemovals = window;
         patch.absentRemovals = absentInWindow(absent, window);
+        patch.unheldRemovals = absentInWindow(unheld, window);
       }
       enqueue.assign(patch);
     }),
@@ -360,7 +379,7 @@ export const bridgeMachine = setup({
         const window = context.recentRemovals;
         const ids = params.projectIds.filter((id) => id !== "");
         const full = window.length + ids.length > context.dedupCapacity;
-        const admitted = admitRemovals(window, ids, context.dedupCapacity, full ? new Set(context.absentRemovals) : undefined);
+        const admitted = admitRemovals(window, ids, context.dedupCapacity, full ? new Set(context.unheldRemovals) : undefined);
         counters.duplicatesSuppressed += admitted.duplicates.length;
         counters.removalsFromHeartbeat += admitted.fresh.length;
         counters.removalsDeferred += params.deferred;
@@ -372,6 +391,7 @@ export const bridgeMachine = setup({
         enqueue.assign({
           recentRemovals: admitted.keys,
           absentRemovals: absentInWindow(context.absentRemovals, admitted.keys),
+          unheldRemovals: absentInWindow(context.unheldRemovals, admitted.keys),
           counters,
         });
         for (const r of params.refused) enqueue.emit({ type: "idsRefused", source: "heartbeat", refused: r });
@@ -396,7 +416,12 @@ export const bridgeMachine = setup({
       const window = renewed.recentRemovals ?? context.recentRemovals;
       const absent = new Set(renewed.absentRemovals ?? context.absentRemovals);
       for (const id of params.absent) absent.add(id);
-      enqueue.assign({ recentRemovals: window, absentRemovals: absentInWindow([...absent], window), counters });
+      enqueue.assign({
+        recentRemovals: window,
+        absentRemovals: absentInWindow([...absent], window),
+        unheldRemovals: absentInWindow(renewed.unheldRemovals ?? context.unheldRemovals, window),
+        counters,
+      });
     }),
     /**
      * A removal's handlers settled and the daemon no longer holds the
@@ -467,6 +492,7 @@ export const bridgeMachine = setup({
     heartbeatSlowdown: 1,
     recentRemovals: [],
     absentRemovals: [],
+    unheldRemovals: [],
     requestSent: false,
     followUpCause: "request",
     counters: zeroCounters,

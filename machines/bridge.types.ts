@@ -63,7 +63,7 @@ export interface SyncResult {
   /** How many ids were reported. */
   reported: number;
   receivedAtMs: number;
-  /** How long the round took, from its start to its last answer (ms). Absent: unknown. */
+  /** How long the round's slowest call took to answer (ms; each chunk is one call). Absent: unknown. */
   roundMs?: number;
 }
 
@@ -144,6 +144,13 @@ export interface BridgeContext {
    * the window's ids.
    */
   absentRemovals: string[];
+  /**
+   * Project ids in the dedup window whose removal arrived while the daemon
+   * did not hold them (the tracker's `has`): a full window evicts these
+   * first, so a flood of removals nobody holds never pushes out the entry
+   * of a project the daemon held. Always a subset of the window's ids.
+   */
+  unheldRemovals: string[];
   /**
    * Whether the current ProjectEvents call's request reached the wire. Only
    * a sent call can be promoted to streaming by openConfirm.

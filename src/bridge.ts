@@ -111,7 +111,9 @@ export function createBridgeOn(machine: SharedBridgeMachine, options: BridgeOpti
       idle: () => dispatcher.idle(),
       room: dispatcher,
       clockNow: now,
-      isTracked,
+      // Only the tracker's own `has` says the daemon did not hold a project
+      // (the last round's report misses one opened since): it marks new lives.
+      isTracked: hasTracker,
       onReported: (ids) => {
         lastReported = ids;
       },

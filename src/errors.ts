@@ -108,9 +108,10 @@ export function pushbackMsOf(reason: unknown): number | undefined {
     seen.add(e);
     const metadata = (e as { metadata?: unknown }).metadata;
     if (!(metadata instanceof Headers)) continue;
-    const raw = metadata.get("grpc-retry-pushback-ms");
-    if (raw === null || !/^\d{1,10}$/.test(raw.trim())) continue;
-    const ms = Number(raw.trim());
+    // Sent in headers and trailers alike, connect joins the two: "3000, 3000". The first counts.
+    const raw = metadata.get("grpc-retry-pushback-ms")?.split(",")[0]?.trim();
+    if (raw === undefined || !/^\d{1,10}$/.test(raw)) continue;
+    const ms = Number(raw);
     if (ms <= MAX_PUSHBACK_MS) return ms;
   }
   return undefined;

@@ -59,35 +59,50 @@ export const SERVER_DEADLINE_SLACK_MS = 1000;
 export const MIN_PING_INTERVAL_MS = 5 * 60 * 1000;
 
 const lastPings = new WeakMap<http2.Http2Session, { atMs: number; answered: boolean }>();
+/** When each session last showed a sign of life: response headers or trailers of a call on it, or a PING answer. */
+const lastActivity = new WeakMap<http2.Http2Session, number>();
+
+/** Notes a sign of life on `session` (performance.now() time). */
+export function noteSessionActivity(session: http2.Http2Session | undefined): void {
+  if (session !== undefined) lastActivity.set(session, performance.now());
+}
 
 /**
  * Whether `session` answers an HTTP/2 PING within `timeoutMs` (on the
  * bridge clock when given). Within MIN_PING_INTERVAL_MS of the last PING on
- * this session, that one's answer stands and no PING is sent.
+ * this session no PING is sent: its "answered" stands only if the session
+ * showed a sign of life since (a call's headers or trailers), else the
+ * answer is false (a link that died after that PING is not taken for a
+ * slow server). A check that was abandoned (its signal aborted) is not
+ * remembered.
  */
 function pingOnce(session: http2.Http2Session, timeoutMs: number, signal: AbortSignal, clock: Clock | undefined): Promise<boolean> {
   const nowMs = performance.now();
   const last = lastPings.get(session);
-  if (last !== undefined && nowMs - last.atMs < MIN_PING_INTERVAL_MS) return Promise.resolve(last.answered);
+  if (last !== undefined && nowMs - last.atMs < MIN_PING_INTERVAL_MS) {
+    return Promise.resolve(last.answered && (lastActivity.get(session) ?? Number.NEGATIVE_INFINITY) > last.atMs);
+  }
   return new Promise<boolean>((resolve) => {
     let done = false;
-    const finish = (answered: boolean) => {
+    const finish = (answered: boolean, remember: boolean) => {
       if (done) return;
       done = true;
       if (clock) clock.clearTimeout(timer);
       else clearTimeout(timer as ReturnType<typeof setTimeout>);
       signal.removeEventListener("abort", onAbort);
-      lastPings.set(session, { atMs: nowMs, answered });
+      if (remember) lastPings.set(session, { atMs: nowMs, answered });
       resolve(answered);
     };
-    const onAbort = () => finish(false);
-    const timer: unknown = clock ? clock.setTimeout(() => finish(false), timeoutMs) : setTimeout(() => finish(false), timeoutMs);
+    const onAbort = () => finish(false, false);
+    const timer: unknown = clock
+      ? clock.setTimeout(() => finish(false, true), timeoutMs)
+      : setTimeout(() => finish(false, true), timeoutMs);
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const sent = session.ping((err) => finish(err === null || err === undefined));
-      if (!sent) finish(false);
+      const sent = session.ping((err) => finish(err === null || err === undefined, true));
+      if (!sent) finish(false, false);
     } catch {
-      finish(false);
+      finish(false, false);
     }
   });
 }
@@ -139,6 +154,9 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
     // The request is on the wire once its token was read and its HTTP/2
     // stream has an id (a stream over the session's concurrency limit waits
     // in Node's queue, "pending", until the server grants a slot).
+    // A call's response headers or trailers are a sign of life of its session (see pingOnce).
+    stream.once("response", () => noteSessionActivity(stream.session));
+    stream.once("trailers", () => noteSessionActivity(stream.session));
     const whenSent = (sent: (() => void) | undefined) => {
       if (sent === undefined) return;
       if (stream.pending) stream.once("ready", sent);

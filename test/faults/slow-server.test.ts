@@ -9,6 +9,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createBridge, HandlerRegistry, SessionTracker, startDevServer, type Bridge, type DevServer } from "../../src/index.js";
 import { capturingLogger, eventually, recordingHandler } from "../../src/testing/index.js";
+import { startFaultProxy } from "../helpers/fault-proxy.js";
 
 interface Ctx {
   server: DevServer;
@@ -64,5 +65,40 @@ slow("heartbeats answered past their deadline keep the stream up: one PING answe
   await eventually("the heartbeat is back to its period", () => bridge.actor.getSnapshot().context.heartbeatSlowdown === 1, 8000);
   assert.is(bridge.status().counters.suspects, 0);
 });
+
+slow(
+  "a link that dies after a PING answered is not taken for a slow server: within the PING interval, no sign of life since means suspect (second review)",
+  async (ctx) => {
+    const { server } = ctx;
+    const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
+    try {
+      server.createProject("a");
+      const tracker = new SessionTracker();
+      tracker.connect("a");
+      const bridge = createBridge({
+        registry: new HandlerRegistry(),
+        tracker,
+        serverUrl: proxy.url,
+        logger: capturingLogger(),
+        env: {},
+        timing: { heartbeatMs: 300, heartbeatJitterMs: 0, syncTimeoutMs: 200, openConfirmMs: 50, backoffMinMs: 50, backoffMaxMs: 100 },
+      });
+      ctx.bridge = bridge;
+      bridge.start();
+      await eventually("streaming with a sync", () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1, 5000);
+      server.setSyncDelayMs(400);
+      await eventually("a slow server seen (one PING answered)", () => bridge.status().counters.slowServer >= 1, 5000);
+      server.setSyncDelayMs(0);
+      // The link dies: no PING may be sent for five minutes, so the last answer must not stand.
+      assert.is(proxy.blackholeOpenLinks(), 1);
+      await eventually("the dead link is suspect", () => bridge.status().counters.suspects >= 1, 8000);
+      assert.is(proxy.stats().http2.clientPings, 1, "one PING on that connection, no more");
+    } finally {
+      await ctx.bridge?.stop();
+      ctx.bridge = undefined;
+      await proxy.close();
+    }
+  },
+);
 
 slow.run();

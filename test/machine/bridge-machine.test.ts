@@ -6,6 +6,7 @@ import { PROJECT_EVENT_TYPE_REMOVED, type StreamEvent } from "../../machines/bri
 import { admitRemovals, removalKey } from "../../machines/dedup-window.js";
 import { ProjectEventType } from "../../src/gen/engram/v1/engram_pb.js";
 import { defaultBridgeTiming } from "../../src/timing.js";
+import { pushbackMsOf } from "../../src/errors.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { streamEvent } from "../helpers/graph-model.js";
 
@@ -618,6 +619,39 @@ machine("a server's pushback (grpc-retry-pushback-ms) is a floor under the backo
   h.lastSync().reject(pushback("120000"));
   await flush();
   assert.ok(h.delaysAsked.filter((d) => d.name === "heartbeatDelay").at(-1)!.ms >= 120_000);
+});
+
+machine("a pushback is capped: never past the longest backoff, nor the slowest heartbeat (second review)", async () => {
+  const h = createMachineHarness({ random: () => 0.5 });
+  h.actor.send({ type: "START" });
+  const pushback = (ms: string) => new ConnectError("overloaded", Code.ResourceExhausted, new Headers({ "grpc-retry-pushback-ms": ms }));
+  h.lastStream().reject(pushback("2147483647"));
+  await flush();
+  const timing = h.actor.getSnapshot().context.timing;
+  assert.is(h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms, timing.backoffMaxMs);
+  h.clock.increment(timing.backoffMaxMs);
+  h.sendHeaders();
+  h.lastSync().reject(pushback("2147483647"));
+  await flush();
+  assert.ok(h.delaysAsked.filter((d) => d.name === "heartbeatDelay").at(-1)!.ms <= 4 * timing.heartbeatMs);
+});
+
+machine('a pushback sent in headers and trailers alike (connect joins them: "3000, 3000") is read (second review)', () => {
+  assert.is(
+    pushbackMsOf(
+      new ConnectError(
+        "x",
+        Code.Unavailable,
+        new Headers([
+          ["grpc-retry-pushback-ms", "3000"],
+          ["grpc-retry-pushback-ms", "3000"],
+        ]),
+      ),
+    ),
+    3000,
+  );
+  assert.is(pushbackMsOf(new ConnectError("x", Code.Unavailable, new Headers({ "grpc-retry-pushback-ms": "-1" }))), undefined);
+  assert.is(pushbackMsOf(new ConnectError("x", Code.Unavailable, new Headers({ "grpc-retry-pushback-ms": "1e3" }))), undefined);
 });
 
 machine(

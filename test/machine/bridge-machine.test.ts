@@ -692,4 +692,27 @@ machine("a heartbeat deadline on a connection that does not answer the probe mak
   assert.is(h.actor.getSnapshot().context.counters.suspects, 1);
 });
 
+machine(
+  "a full window evicts removals that came for projects nobody held, never those the daemon held and let go (second review)",
+  async () => {
+    const h = createMachineHarness({ dedupCapacity: 4 });
+    h.actor.send({ type: "START" });
+    h.sendHeaders();
+    // The heartbeat delivers two held projects; the daemon lets them go (has() false when their handlers settle).
+    h.answerSync(["h1", "h2"]);
+    await flush();
+    for (const projectId of ["h1", "h2"]) h.actor.send({ type: "removal.released", projectId });
+    // A flood of removals for projects nobody holds fills the window.
+    for (const id of ["u1", "u2", "u3", "u4", "u5"]) h.sendEvent({ projectId: id, untracked: true });
+    const window = h.actor.getSnapshot().context.recentRemovals;
+    assert.ok(window.includes(removalKey("h1")) && window.includes(removalKey("h2")), `held entries kept: ${window.join(",")}`);
+    // The stream's own copy of a held removal arrives late: still suppressed.
+    h.sendEvent({ projectId: "h1" });
+    assert.equal(
+      h.removals().filter((r) => r.endsWith(":h1")),
+      ["heartbeat:h1"],
+    );
+  },
+);
+
 machine.run();

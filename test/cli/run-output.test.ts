@@ -66,6 +66,20 @@ function rssMiB(pid: number): number {
   return m === null ? Number.NaN : Number(m[1]) / 1024;
 }
 
+/**
+ * Waits until the paused reader's buffer of the sidecar's stdout is full: the
+ * burst's lines reached the pipe and this side has stopped reading, so what
+ * follows piles up in the pipe and then in the sidecar.
+ */
+function burstFilledBuffer(sidecar: CliProcess): Promise<void> {
+  const stdout = sidecar.child.stdout;
+  return waitUntil(
+    "the burst filled the paused reader's buffer",
+    () => stdout.readableLength >= stdout.readableHighWaterMark || sidecar.exitCode() !== undefined,
+    20_000,
+  );
+}
+
 /** A projects file of `n` ids the server does not know: its first heartbeat reports all of them removed. */
 function burstFile(dir: string, n: number): { path: string; ids: string[] } {
   const ids = Array.from({ length: n }, (_, i) => `burst-${String(i).padStart(5, "0")}`);
@@ -127,7 +141,9 @@ out(
     // Node and the bridge are loaded when the first log line comes; the burst follows the connection.
     await sidecar.waitForLine(() => true, { stream: "stderr" });
     const rssBefore = rssMiB(sidecar.pid);
-    // The burst meets the full pipe: give it time to pile up where it would.
+    // Wait for the burst itself (not a time: a loaded machine may take longer than a second to
+    // connect and sync), then give it time to pile up where it would against the full pipe.
+    await burstFilledBuffer(sidecar);
     await new Promise((r) => setTimeout(r, 1000));
     const rssPaused = rssMiB(sidecar.pid);
     sidecar.child.kill("SIGTERM");
@@ -170,7 +186,10 @@ out(
       "warn",
     ]);
     sidecar.child.stdout.pause();
-    await waitUntil("the burst reached the pipe", () => (sidecar.child.stdout.readableLength ?? 0) > 0 || rssMiB(sidecar.pid) > 0, 5000);
+    // The burst is in the pipe (a wait for the condition: "rss > 0" held at once, and the
+    // second after it was not always enough for a loaded machine to connect and sync, so
+    // the stop sometimes came before any line and exited 0); then let it pile up.
+    await burstFilledBuffer(sidecar);
     await new Promise((r) => setTimeout(r, 1000));
     const t0 = performance.now();
     sidecar.child.kill("SIGTERM");

@@ -266,18 +266,22 @@ exec("past the timeout the whole group is killed, the leader's children included
 });
 
 exec("close() resolves by its deadline even when a child ignores SIGTERM, and refuses new commands", async (ctx) => {
+  const readyFile = join(ctx.dir, "ready");
   const handler = createExecHandler({
     command: process.execPath,
-    args: ["-e", `process.on("SIGTERM", () => {}); setInterval(() => {}, 1000)`],
+    args: ["-e", `process.on("SIGTERM", () => {}); require("fs").writeFileSync(process.env.READY_FILE, "1"); setInterval(() => {}, 1000)`],
     timeoutMs: 60_000,
     drainMs: 50,
     logger: ctx.logger,
-    env: { PATH: process.env.PATH ?? "" },
+    env: { PATH: process.env.PATH ?? "", READY_FILE: readyFile },
   });
   ctx.handlers.push(handler);
   const running = handler.onProjectRemoved("p1", { source: "heartbeat" }).catch((e: Error) => e);
   await waitUntil("the child runs", () => handler.running === 1);
-  await new Promise((r) => setTimeout(r, 100)); // let node install its SIGTERM handler
+  // The child says when its SIGTERM handler is in (a fixed 100 ms was not always enough for
+  // node to start on a loaded machine, and then SIGTERM alone ended it: the test passed
+  // without the child ever ignoring SIGTERM).
+  await waitUntil("the child ignores SIGTERM", () => existsSync(readyFile), 10_000);
   const t0 = performance.now();
   await handler.close(100);
   assert.ok(performance.now() - t0 < 100 * 2 + 50 + 300);

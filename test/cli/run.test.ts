@@ -134,7 +134,8 @@ run("--exec past the handler timeout is killed and counted as a timed-out handle
   const pidFile = join(ctx.dir, "child.pid");
   const script = `require("fs").writeFileSync(process.env.PID_FILE, String(process.pid)); setInterval(() => {}, 1000)`;
   const sidecar = startCli(
-    [...sidecarArgs(ctx.url, "never-existed", { handlerTimeoutMs: 500 }), "--exec", process.execPath, "-e", script],
+    // 3 s: long enough for the child (a node process) to start and say so on a loaded machine, then it runs past it.
+    [...sidecarArgs(ctx.url, "never-existed", { handlerTimeoutMs: 3000 }), "--exec", process.execPath, "-e", script],
     { env: cleanEnv({ PID_FILE: pidFile }) },
   );
   await waitUntil("the exec child started", () => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "");

@@ -121,11 +121,15 @@ export class DeliveryModel {
   }
 
   /** status().dispatch, when the bridge has one: the queue within its bounds. */
-  queue(queued: number, maxQueued: number, queuedBytes: number, maxQueuedBytes: number, atMs: number): void {
-    if (queued > maxQueued) this.#violateOnce("queue-over-bound", atMs, `${queued} removals queued, bound ${maxQueued}`);
+  queue(queued: number, maxQueued: number, queuedBytes: number, maxQueuedBytes: number, atMs: number, note = ""): void {
+    if (queued > maxQueued) this.#violateOnce("queue-over-count-bound", atMs, `${queued} removals queued, bound ${maxQueued}${note}`);
     const slack = this.options.removalBytesSlack ?? 0;
     if (queuedBytes > maxQueuedBytes + slack)
-      this.#violateOnce("queue-over-bound", atMs, `${queuedBytes} bytes queued, bound ${maxQueuedBytes} (+ ${slack} for one removal)`);
+      this.#violateOnce(
+        "queue-over-byte-bound",
+        atMs,
+        `${queuedBytes} bytes queued, bound ${maxQueuedBytes} (+ ${slack} for one removal)${note}`,
+      );
   }
 
   /** status().dispatch shows other bounds than the options asked for. */
@@ -213,7 +217,11 @@ export class DeliveryModel {
       const lives = sources.map((s) => s.life).filter((l) => !consumed.has(l));
       if (sources.length === 0) {
         if (this.#unknownListed.has(id))
-          this.#violate("delivered-unknown", atMs, `${id}: heartbeat delivery of a project the server answered as unknown (live), never as removed`);
+          this.#violate(
+            "delivered-unknown",
+            atMs,
+            `${id}: heartbeat delivery of a project the server answered as unknown (live), never as removed`,
+          );
         else this.#violate("delivery-without-source", atMs, `${id}: heartbeat delivery but no heartbeat answer listed it as removed`);
         return;
       }

@@ -172,7 +172,8 @@ export function drawScenario(seed: number): Scenario {
   if (xchance(0.3)) {
     const burstAt = xint(0, Math.max(0, chaosMs - 2000));
     scenario.faults.push({ at: burstAt, kind: "flood", n: xpick([20, 100, 400]) });
-    if (xchance(0.6)) scenario.faults.push({ at: burstAt, kind: "handler", mode: xpick<HandlerMode>(["slow", "hang"]), forMs: xint(500, 4000) });
+    if (xchance(0.6))
+      scenario.faults.push({ at: burstAt, kind: "handler", mode: xpick<HandlerMode>(["slow", "hang"]), forMs: xint(500, 4000) });
     for (let i = xint(1, 3); i > 0; i--)
       scenario.faults.push({ at: burstAt + xint(0, 1500), kind: "remove", id: xpick(tracked.length > 0 ? tracked : projects) });
   }

@@ -140,7 +140,9 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
       const flood = "projectId" in e && e.projectId.startsWith("flood");
       if (keepTrace && e.type !== "event.sent" && !flood) {
         const shown = "projectId" in relEntry ? { ...relEntry, projectId: short(relEntry.projectId) } : relEntry;
-        line(`server ${JSON.stringify(shown, (k, v) => (Array.isArray(v) && k !== "" ? v.map((x) => (typeof x === "string" ? short(x) : x)) : v)).slice(0, 400)}`);
+        line(
+          `server ${JSON.stringify(shown, (k, v) => (Array.isArray(v) && k !== "" ? v.map((x) => (typeof x === "string" ? short(x) : x)) : v)).slice(0, 400)}`,
+        );
       }
     },
   });
@@ -178,7 +180,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
         // Garbage a JavaScript daemon could hand over: the bridge keeps only non-empty strings.
         const junk: unknown[] = [null, 5, {}, "", undefined, ["p0"], Symbol("x"), Number.NaN];
         const mixed: unknown[] = [];
-        ids.forEach((id, i) => mixed.push(junk[i % junk.length], id, id));
+        for (const [i, id] of ids.entries()) mixed.push(junk[i % junk.length], id, id);
         mixed.push(...junk);
         return mixed as string[];
       }
@@ -416,11 +418,21 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   /** The queue against its bounds: after every step and at every handler call. */
   function sampleQueue(s = bridge.status()): void {
     const d = s.dispatch;
-    model.queue(d.queued, d.maxQueued, d.queuedBytes, d.maxQueuedBytes, rel());
+    model.queue(
+      d.queued,
+      d.maxQueued,
+      d.queuedBytes,
+      d.maxQueuedBytes,
+      rel(),
+      ` (${d.queuedTracked} in the tracked lane, stream ${d.streamPaused ? "paused" : "read"})`,
+    );
     reach.peakQueuedFill = Math.max(reach.peakQueuedFill, d.queued / d.maxQueued);
     reach.peakBytesFill = Math.max(reach.peakBytesFill, d.queuedBytes / d.maxQueuedBytes);
     if (d.maxQueued !== scenario.maxQueuedRemovals || d.maxQueuedBytes !== scenario.maxQueuedBytes)
-      model.configMismatch(`status().dispatch shows bounds ${d.maxQueued}/${d.maxQueuedBytes} B, the options ${scenario.maxQueuedRemovals}/${scenario.maxQueuedBytes} B`, rel());
+      model.configMismatch(
+        `status().dispatch shows bounds ${d.maxQueued}/${d.maxQueuedBytes} B, the options ${scenario.maxQueuedRemovals}/${scenario.maxQueuedBytes} B`,
+        rel(),
+      );
   }
   const sample = () => {
     const s = bridge.status();

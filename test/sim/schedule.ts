@@ -11,11 +11,12 @@ export type HandlerMode = "throw" | "hang" | "slow" | "stop";
 
 /**
  * A tracker fault: connectedProjectIds() throws at the call ("throw") or
- * after yielding some ids ("throwMidway"), returns its ids mixed with
+ * after yielding some ids ("throwMidway"), returns something that is not
+ * iterable ("notIterable": null, a number), returns its ids mixed with
  * garbage (null, 5, {}, "", duplicates: "garbage"), or has() throws
  * ("hasThrows").
  */
-export type TrackerFaultMode = "throw" | "throwMidway" | "garbage" | "hasThrows";
+export type TrackerFaultMode = "throw" | "throwMidway" | "notIterable" | "garbage" | "hasThrows";
 /** One fault, at `at` ms after the start (simulated). */
 export type Fault = { at: number } & (
   | { kind: "create" | "remove" | "recreate" | "connect" | "disconnect"; id: string }
@@ -163,7 +164,7 @@ export function drawScenario(seed: number): Scenario {
     scenario.faults.push({
       at: xint(0, chaosMs - 1),
       kind: "tracker",
-      mode: xpick<TrackerFaultMode>(["throw", "throwMidway", "garbage", "hasThrows"]),
+      mode: xpick<TrackerFaultMode>(["throw", "throwMidway", "notIterable", "garbage", "hasThrows"]),
       forMs: xint(200, 12000),
     });
   }

@@ -155,7 +155,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   // moment its removal settled (without it, only a later round without the id
   // shows that, and an id opened again before that round is not recognised).
   // Tracker faults switched on now (a count per mode: windows may overlap).
-  const trackerFaults: Record<TrackerFaultMode, number> = { throw: 0, throwMidway: 0, garbage: 0, hasThrows: 0 };
+  const trackerFaults: Record<TrackerFaultMode, number> = { throw: 0, throwMidway: 0, notIterable: 0, garbage: 0, hasThrows: 0 };
   const observedTracker = {
     connectedProjectIds(): Iterable<string> {
       const ids = [...tracker.connectedProjectIds()];
@@ -172,6 +172,11 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
           yield* ids.slice(0, Math.ceil(ids.length / 2));
           throw new TypeError("connectedProjectIds failed midway (simulated)");
         })();
+      }
+      if (trackerFaults.notIterable > 0) {
+        reach.trackerThrows += 1;
+        line("tracker read returns no iterable");
+        return (ids.length % 2 === 0 ? null : 42) as unknown as string[];
       }
       model.trackerRead(ids);
       line(`tracker read [${ids.map(short).join(",")}]${trackerFaults.garbage > 0 ? " with garbage" : ""}`);
@@ -389,7 +394,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
         // Not capped at the chaos: the model moves a removal's deadline past a blind tracker.
         const mode = f.mode;
         trackerFaults[mode] += 1;
-        const blind = mode === "throw" || mode === "throwMidway";
+        const blind = mode === "throw" || mode === "throwMidway" || mode === "notIterable";
         if (blind) model.trackerBlind(rel(), rel() + f.forMs);
         at(f.forMs, () => {
           trackerFaults[mode] -= 1;

@@ -112,6 +112,14 @@ export function drawScenario(seed: number): Scenario {
   };
   const projects = Array.from({ length: int(3, 8) }, (_, i) => padId(`p${i}`));
   const tracked = projects.filter(() => chance(0.6));
+  // With long ids, more projects, mostly tracked: enough bytes for one heartbeat answer to fill the byte bound.
+  if (idPad > 0) {
+    for (let i = xint(0, 6); i > 0; i--) {
+      const id = padId(`q${i}`);
+      projects.push(id);
+      if (xchance(0.8)) tracked.push(id);
+    }
+  }
   const chaosMs = int(5, 40) * 1000;
   const scenario: Scenario = {
     seed,
@@ -177,6 +185,14 @@ export function drawScenario(seed: number): Scenario {
       scenario.faults.push({ at: burstAt, kind: "handler", mode: xpick<HandlerMode>(["slow", "hang"]), forMs: xint(500, 4000) });
     for (let i = xint(1, 3); i > 0; i--)
       scenario.faults.push({ at: burstAt + xint(0, 1500), kind: "remove", id: xpick(tracked.length > 0 ? tracked : projects) });
+  }
+  // A mass removal: most tracked projects at once, with slow handlers, so the
+  // heartbeat lane fills the whole bound (with long ids, the byte bound first).
+  if (tracked.length > 1 && xchance(0.3)) {
+    const massAt = xint(0, Math.max(0, chaosMs - 1000));
+    scenario.faults.push({ at: massAt, kind: "handler", mode: xpick<HandlerMode>(["slow", "hang"]), forMs: xint(1000, 6000) });
+    if (xchance(0.5)) scenario.faults.push({ at: massAt, kind: "down", forMs: xint(200, 3000) });
+    for (const id of tracked) if (xchance(0.8)) scenario.faults.push({ at: massAt + xint(0, 200), kind: "remove", id });
   }
   // Removals after the chaos, so every run also checks delivery on a healthy server.
   for (let i = int(0, 2); i > 0; i--) scenario.faults.push({ at: chaosMs + int(0, 3000), kind: "remove", id: id() });

@@ -22,6 +22,7 @@ const reached = {
   trackerGarbage: 0,
   hasThrows: 0,
   bytesHalfFull: 0,
+  bytesFull: 0,
   countFull: 0,
 };
 function addReach(r: SimReach): void {
@@ -32,6 +33,7 @@ function addReach(r: SimReach): void {
   reached.trackerGarbage += r.trackerGarbage;
   reached.hasThrows += r.hasThrows;
   if (r.peakBytesFill >= 0.5) reached.bytesHalfFull += 1;
+  if (r.peakBytesFill >= 0.9) reached.bytesFull += 1;
   if (r.peakQueuedFill >= 1) reached.countFull += 1;
 }
 
@@ -53,7 +55,7 @@ for (let from = 1; from <= SEEDS; from += CHUNK) {
 }
 
 sim(
-  "the fixed seeds reach every fault dimension: server drops (of tracked removals too), unknown answers, tracker faults, a half-full byte bound",
+  "the fixed seeds reach every fault dimension: server drops (of tracked removals too), unknown answers, tracker faults, a full byte bound",
   () => {
     // A dimension no seed reaches checks nothing: this fails if a schedule change stops drawing one.
     for (const [what, n] of Object.entries(reached)) assert.ok(n > 0, `no seed reached ${what}: ${JSON.stringify(reached)}`);

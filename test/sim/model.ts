@@ -197,7 +197,14 @@ export class DeliveryModel {
   /** A handler call. */
   delivered(id: string, info: RemovalInfo, atMs: number): void {
     const seq = ++this.#seq;
-    for (const o of this.#obligations) if (o.open && o.id === id && o.removedAtMs <= atMs) o.open = false;
+    for (const o of this.#obligations) {
+      if (!o.open || o.id !== id || o.removedAtMs > atMs) continue;
+      o.open = false;
+      // Delivered, but past its bound: as much a breach as never (finish() sees only those still open).
+      const due = this.#dueMs(o.removedAtMs);
+      if (atMs > due)
+        this.#violate("removal-late", atMs, `${id}: removed at +${o.removedAtMs} while tracked, delivered at +${atMs}, due by +${due}`);
+    }
     const sources = (this.#sources.get(id) ?? []).filter((s) => s.seq < seq && s.path === info.source);
     let consumed = this.#consumed.get(id);
     if (!consumed) this.#consumed.set(id, (consumed = new Set()));

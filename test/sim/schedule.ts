@@ -196,6 +196,24 @@ export function drawScenario(seed: number): Scenario {
   }
   // Removals after the chaos, so every run also checks delivery on a healthy server.
   for (let i = int(0, 2); i > 0; i--) scenario.faults.push({ at: chaosMs + int(0, 3000), kind: "remove", id: id() });
+  // A blind tracker across the heal: a removal of a tracked project while the
+  // server is down (no stream sees it) can reach the bridge only by a
+  // heartbeat round, and none runs until the tracker reads again; from then
+  // on it is owed. Its own id, held from the start, so no other fault touches it.
+  if (xchance(0.25)) {
+    const blindAt = Math.max(0, chaosMs - xint(500, 3000));
+    const id = padId("blind");
+    scenario.projects.push(id);
+    scenario.tracked.push(id);
+    scenario.faults.push({
+      at: blindAt,
+      kind: "tracker",
+      mode: xpick<TrackerFaultMode>(["throw", "throwMidway", "notIterable"]),
+      forMs: xint(2000, 12000),
+    });
+    scenario.faults.push({ at: blindAt, kind: "down", forMs: 4000 });
+    scenario.faults.push({ at: blindAt + xint(1, 400), kind: "remove", id });
+  }
   scenario.faults.sort((a, b) => a.at - b.at);
   return scenario;
 }

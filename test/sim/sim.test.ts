@@ -135,6 +135,11 @@ sim(
       blind.violations.map((v) => v.kind),
       ["removal-not-delivered"],
     );
+    // Delivered, but after the deadline: late.
+    const slow = new DeliveryModel(opts);
+    slow.trackedRemoval("z", 100);
+    slow.delivered("z", { source: "heartbeat" }, 1101);
+    assert.ok(slow.violations.some((v) => v.kind === "removal-late"));
     // A blind window after the deadline excuses nothing.
     const late = new DeliveryModel(opts);
     late.trackedRemoval("y", 100);

@@ -111,6 +111,22 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   });
   const violations = model.violations;
   const violate = (kind: string, detail: string) => violations.push({ kind, atMs: rel(), detail });
+  /**
+   * Anything the bridge did (an inspection event, a server step, a handler
+   * call, a log line): settling goes on until a settle sees none, because a
+   * bridge that works through a long answer yields to the event loop between
+   * batches, more turns than one settle() drains, and the run must not take
+   * a bridge that is still busy for one waiting on a timer.
+   */
+  let activity = 0;
+  const settleQuiet = async (): Promise<void> => {
+    for (let i = 0; i < 1000; i++) {
+      const before = activity;
+      await settle();
+      if (activity === before) return;
+    }
+    violate("busy-loop", "the bridge kept working for 1000 settles without a timer");
+  };
   const reach: SimReach = {
     eventsDropped: 0,
     trackedDropped: 0,
@@ -136,6 +152,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
       }
       if (e.type === "sync.answered" && e.client === CLIENT) reach.unknownAnswered += e.unknown.length;
       const relEntry = { ...e, atMs: e.atMs - t0 } as MemoryServerTraceEntry;
+      activity++;
       model.serverTrace(relEntry);
       const flood = "projectId" in e && e.projectId.startsWith("flood");
       if (keepTrace && e.type !== "event.sent" && !flood) {
@@ -224,6 +241,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     name: "daemon",
     onProjectRemoved(projectId, info) {
       deliveries++;
+      activity++;
       sampleQueue();
       if (!projectId.startsWith("flood"))
         line(`handler ${short(projectId)} ${info.source}${info.eventId ? ` event ${info.eventId}` : ""} (mode ${handlerMode ?? "ok"})`);
@@ -263,8 +281,8 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     },
   };
   const logger: Logger = {
-    debug() {},
-    info() {},
+    debug: () => void activity++,
+    info: () => void activity++,
     warn: (obj, msg) => line(`log warn ${msg ?? ""} ${JSON.stringify(obj).slice(0, 200)}`),
     error: (obj, msg) => line(`log error ${msg ?? ""} ${JSON.stringify(obj).slice(0, 200)}`),
   };
@@ -272,6 +290,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   // An inspect observer that throws while the fault is on.
   let inspectThrows = false;
   const inspect = () => {
+    activity++;
     if (inspectThrows) throw new Error("inspect observer failed (simulated)");
   };
   // Small dispatch bounds (options of the bounded queue; ignored by a bridge without them).
@@ -441,9 +460,10 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   }
   const sample = () => {
     const s = bridge.status();
-    if (s.state !== lastState) {
-      line(`status ${s.state} (heartbeat ${s.heartbeat}, attempt ${s.attempt})`);
-      lastState = s.state;
+    const shown = `${s.state} (heartbeat ${s.heartbeat}, attempt ${s.attempt})`;
+    if (shown !== lastState) {
+      line(`status ${shown}, queue ${s.dispatch.queued}${s.dispatch.streamPaused ? ", stream paused" : ""}`);
+      lastState = shown;
     }
     sampleQueue(s);
     if (stopPromise === undefined)
@@ -451,7 +471,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   };
   try {
     bridge.start();
-    await settle();
+    await settleQuiet();
     sample();
     // A timer callback that throws would be an uncaught exception under real timers.
     const fire = (limit: number): boolean => {
@@ -464,7 +484,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     };
     while (stopPromise === undefined) {
       if (!fire(endMs)) break;
-      await settle();
+      await settleQuiet();
       sample();
       if (++steps > MAX_STEPS) {
         violate("busy-loop", `more than ${MAX_STEPS} timer steps`);
@@ -472,9 +492,9 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
       }
     }
     if (stopPromise === undefined) {
-      while (fire(endMs)) await settle();
+      while (fire(endMs)) await settleQuiet();
       clock.set(Math.max(clock.now(), endMs));
-      await settle();
+      await settleQuiet();
       model.finish(rel());
       void startStop("end of the run");
     } else {
@@ -482,9 +502,9 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     }
     // Let stop() finish: on the clock, up to its budget (and a little past, to see it late).
     const stopBy = t0 + (stopAtMs ?? rel()) + timing.stopTimeoutMs;
-    await settle();
+    await settleQuiet();
     while (stopResolvedAtMs === undefined && fire(stopBy + 1)) {
-      await settle();
+      await settleQuiet();
       if (++steps > MAX_STEPS) break;
     }
     await settle(10);

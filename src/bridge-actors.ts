@@ -180,27 +180,30 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
       let pendingBytes = 0;
       const messages = stream[Symbol.asyncIterator]();
       try {
+        /**
+         * Whether a message of `bytes` fits in the stream's share of the
+         * dispatch queue beside what this turn has read: by count always; by
+         * bytes too, except that a lone message goes whenever there is any
+         * byte room (the bound is passed by less than one removal).
+         */
+        const fits = (bytes: number): boolean =>
+          room === undefined ||
+          (room.streamRoom() - pending.length > 0 &&
+            (pending.length === 0 ? room.streamBytesRoom() > 0 : pendingBytes + bytes <= room.streamBytesRoom()));
         for (let next = messages.next(); ; ) {
           const result = await next;
           if (signal.aborted) return;
           if (result.done) break;
-          if (!flushing) {
-            flushing = true;
-            turnReceivedAtMs = deps.monotonicNow();
-            process.nextTick(flush);
-          }
-          const ev = toStreamEvent(result.value, turnReceivedAtMs);
+          const ev = toStreamEvent(result.value, Number.NaN);
           if (isTracked !== undefined && ev.refused === undefined && !isTracked(ev.projectId)) ev.untracked = true;
-          if (pending.length === 0) pendingBytes = 0;
-          pending.push(ev);
-          pendingBytes += estimateRemovalBytes(ev.projectId, ev.eventId, ev.reason);
-          if (room !== undefined && (pending.length >= room.streamRoom() || pendingBytes >= room.streamBytesRoom())) {
+          const bytes = estimateRemovalBytes(ev.projectId, ev.eventId, ev.reason);
+          if (room !== undefined && !fits(bytes)) {
             // The dispatch queue's stream share is full: hand on what was
-            // read and read no more until there is room, so HTTP/2 flow
-            // control pushes back on the server instead of the heap growing.
+            // read, hold this message and read no more until it fits, so
+            // HTTP/2 flow control pushes back on the server instead of the
+            // heap growing.
             flush();
-            next = messages.next();
-            if ((await pausedUntilRoom(room, signal, next, closedSignal)) === "closed" && !signal.aborted) {
+            if ((await pausedUntilRoom(room, signal, () => fits(bytes), closedSignal)) === "closed" && !signal.aborted) {
               // Reset while this side was not reading: what was left unread is
               // given up (the bound holds; the reopen resyncs tracked projects).
               throw new BridgeError(
@@ -209,9 +212,17 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
               );
             }
             if (signal.aborted) return;
-          } else {
-            next = messages.next();
           }
+          if (!flushing) {
+            flushing = true;
+            turnReceivedAtMs = deps.monotonicNow();
+            process.nextTick(flush);
+          }
+          ev.receivedAtMs = turnReceivedAtMs;
+          if (pending.length === 0) pendingBytes = 0;
+          pending.push(ev);
+          pendingBytes += bytes;
+          next = messages.next();
         }
       } finally {
         // Aborted or failed: let the iterator release the call.
@@ -228,34 +239,25 @@ export function createProjectEventsActor(source: DepsSource<ActorDeps>) {
 }
 
 /**
- * Waits while the stream's share of the dispatch queue is full. At most one
- * more message is read meanwhile (`next`, already asked for), so an end or
- * a failure of the stream is seen at once instead of when room comes; and
- * when the transport stream is reset meanwhile (`closed`: the client's
- * onClosed), the wait ends with "closed", so status() never shows a
- * stream that is gone as streaming.
+ * Waits until the message in hand fits (`fits`) in the stream's share of the
+ * dispatch queue. When the transport stream is reset meanwhile (`closed`:
+ * the client's onClosed) the wait ends with "closed", so status() never
+ * shows a stream that is gone as streaming. Each wait for room is withdrawn
+ * when something else ends it, so status() shows only a live pause.
  */
 async function pausedUntilRoom(
   room: DispatchRoom,
   signal: AbortSignal,
-  next: Promise<IteratorResult<unknown>>,
+  fits: () => boolean,
   closed: Promise<"closed">,
-): Promise<"room" | "ended" | "closed"> {
-  let held = false;
-  const settled = next.then(
-    (r) => (r.done === true ? "ended" : "message"),
-    () => "ended",
-  );
-  while (!signal.aborted && room.streamRoom() <= 0) {
-    // One wait for room per turn, withdrawn when something else wins (status() shows only a live pause).
+): Promise<"room" | "closed"> {
+  while (!signal.aborted && !fits()) {
     const waiting = new AbortController();
     const onAbort = () => waiting.abort();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const room$ = room.streamRoomAvailable(waiting.signal).then(() => "room");
-      const winner = await Promise.race(held ? [room$, closed] : [room$, settled, closed]);
-      if (winner === "ended" || winner === "closed") return winner;
-      if (winner === "message") held = true;
+      const winner = await Promise.race([room.streamRoomAvailable(waiting.signal).then(() => "room" as const), closed]);
+      if (winner === "closed") return winner;
     } finally {
       waiting.abort();
       signal.removeEventListener("abort", onAbort);

@@ -6,9 +6,12 @@
  *
  * It implements docs/design.md "Wire contract": SyncProjectState answers
  * `removed` = the reported ids that are unknown to the server or removed,
- * `unknown` empty (it keeps no 24 h heartbeat book), `server_time_unix_ms`
- * from the clock; ProjectEvents streams every CREATED and REMOVED event to
- * every open stream, with increasing decimal event ids.
+ * `unknown` = live projects without a heartbeat for `unknownAfterMs` (empty
+ * unless that option is set; the engram server's is 24 h),
+ * `server_time_unix_ms` from the clock; ProjectEvents streams every CREATED
+ * and REMOVED event to every open stream, with increasing decimal event ids,
+ * and with `streamBufferSize` drops what a slow stream has no room for (the
+ * engram server keeps 64 per stream).
  *
  * A call takes half a round trip (`rttMs / 2`) to arrive and half to answer;
  * an event takes half a round trip from the server to the client. With
@@ -50,6 +53,20 @@ export interface MemoryServerOptions {
   maxConcurrentStreams?: number;
   /** Projects live from the start. Defaults to none. */
   projects?: Iterable<string>;
+  /**
+   * Events one stream may hold that its client has not read yet; a further
+   * event for that stream is dropped (traced as `event.dropped`), as the
+   * engram server does with a buffer of 64. Defaults to no bound.
+   */
+  streamBufferSize?: number;
+  /**
+   * Keep a heartbeat book: a sync answers as `unknown` every live project
+   * that nobody reported (nor created) for this long, computed before the
+   * answer's own reported ids get their heartbeat (so a reported id may be
+   * listed). The engram server's is 24 h. Defaults to no book: `unknown`
+   * is always empty.
+   */
+  unknownAfterMs?: number;
   /** Hears every step the server takes (for traces and models). Defaults to none. */
   onTrace?: (entry: MemoryServerTraceEntry) => void;
 }
@@ -62,9 +79,10 @@ export type MemoryServerTraceEntry = { atMs: number; client?: string } & (
   | { type: "stream.closed"; streamId: number; why: string }
   | { type: "event.sent"; eventId: string; eventType: "created" | "removed"; projectId: string }
   | { type: "event.delivered"; streamId: number; eventId: string; eventType: "created" | "removed"; projectId: string }
+  | { type: "event.dropped"; streamId: number; eventId: string; eventType: "created" | "removed"; projectId: string }
   | { type: "sync.called" }
   | { type: "sync.sent"; reported: string[] }
-  | { type: "sync.answered"; reported: string[]; removed: string[]; computedAtMs: number }
+  | { type: "sync.answered"; reported: string[]; removed: string[]; unknown: string[]; computedAtMs: number }
   | { type: "sync.failed"; code: string }
   | { type: "sync.aborted"; sent: boolean }
 );
@@ -79,6 +97,8 @@ export interface MemoryServerStats {
   syncsFailed: number;
   syncsHung: number;
   eventsSent: number;
+  /** Events dropped because a stream's buffer (streamBufferSize) was full, counted per stream. */
+  eventsDropped: number;
   /** Calls waiting now for a slot under maxConcurrentStreams. */
   callsQueued: number;
 }
@@ -118,8 +138,8 @@ export interface MemoryServer {
   recreateProject(projectId: string): void;
   isLive(projectId: string): boolean;
   liveProjects(): string[];
-  /** Streams REMOVED for `count` fresh ids nobody ever saw live; returns them. */
-  flood(count: number, prefix?: string): string[];
+  /** Streams REMOVED (with `reason`, default "flood") for `count` fresh ids `prefix-N` nobody ever saw live; returns them. */
+  flood(count: number, prefix?: string, reason?: string): string[];
   /** Ends every open stream with this gRPC code (after half a round trip); events in flight arrive first. */
   dropStreams(code?: GrpcCodeName): void;
   /** Resets every open stream mid-message: events in flight are lost, the call fails with INTERNAL. */
@@ -149,6 +169,8 @@ export interface MemoryServer {
   /** The next `count` REMOVED events are held and sent in reverse order (sooner if a CREATED event must go out). */
   reorderNext(count: number): void;
   setMaxConcurrentStreams(limit: number): void;
+  /** Changes the per-stream buffer bound (streamBufferSize); Infinity turns it off. */
+  setStreamBufferSize(size: number): void;
   /** Lifts every fault: unhang, no slow or failing syncs, no refused streams, up, nothing duplicated or held, the concurrency limit of the options. */
   heal(): void;
   setHeaders(mode: HeaderMode): void;
@@ -200,6 +222,11 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
   let maxConcurrent = options.maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
   const onTrace = options.onTrace;
   const live = new Set<string>(options.projects ?? []);
+  let streamBufferSize = options.streamBufferSize ?? Number.POSITIVE_INFINITY;
+  const unknownAfterMs = options.unknownAfterMs;
+  /** The heartbeat book (unknownAfterMs): when each live project was last reported or created. */
+  const lastHeartbeat = new Map<string, number>();
+  for (const id of live) lastHeartbeat.set(id, clock.now());
   const streams = new Set<MemStream>();
   const slots = new Map<string, Slots>();
   let clients = 0;
@@ -224,6 +251,7 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
     syncsFailed: 0,
     syncsHung: 0,
     eventsSent: 0,
+    eventsDropped: 0,
     callsQueued: 0,
   };
 
@@ -341,6 +369,19 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
       if (stream.silent) continue;
       later(rttMs / 2, () => {
         if (stream.cut || stream.end !== undefined) return;
+        if (stream.queue.length >= streamBufferSize) {
+          stats.eventsDropped += 1;
+          trace({
+            type: "event.dropped",
+            atMs: clock.now(),
+            client: stream.client,
+            streamId: stream.id,
+            eventId: ev.eventId,
+            eventType: eventTypeName(ev),
+            projectId: ev.projectId,
+          });
+          return;
+        }
         stream.queue.push(ev);
         stream.wake?.();
       });
@@ -507,11 +548,16 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
         }
         const computedAtMs = clock.now();
         const removed = reported.filter((id) => !live.has(id));
-        const answer = create(SyncProjectStateResponseSchema, { removed, unknown: [], serverTimeUnixMs: BigInt(Math.floor(computedAtMs)) });
+        const unknown: string[] = [];
+        if (unknownAfterMs !== undefined) {
+          for (const id of live) if (computedAtMs - (lastHeartbeat.get(id) ?? computedAtMs) >= unknownAfterMs) unknown.push(id);
+          for (const id of reported) if (live.has(id)) lastHeartbeat.set(id, computedAtMs);
+        }
+        const answer = create(SyncProjectStateResponseSchema, { removed, unknown, serverTimeUnixMs: BigInt(Math.floor(computedAtMs)) });
         await wait(rttMs / 2, signal);
         stats.syncsAnswered += 1;
         signal.removeEventListener("abort", onAbort);
-        trace({ type: "sync.answered", atMs: clock.now(), client: name, reported, removed, computedAtMs });
+        trace({ type: "sync.answered", atMs: clock.now(), client: name, reported, removed, unknown, computedAtMs });
         return answer;
       } finally {
         release();
@@ -551,11 +597,13 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
     createProject(projectId) {
       if (live.has(projectId)) return false;
       live.add(projectId);
+      lastHeartbeat.set(projectId, clock.now());
       emit(ProjectEventType.CREATED, projectId);
       return true;
     },
     removeProject(projectId, reason = "") {
       if (!live.delete(projectId)) return false;
+      lastHeartbeat.delete(projectId);
       emit(ProjectEventType.REMOVED, projectId, reason);
       return true;
     },
@@ -565,13 +613,13 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
     },
     isLive: (projectId) => live.has(projectId),
     liveProjects: () => [...live],
-    flood(count, prefix = "flood") {
+    flood(count, prefix = "flood", reason = "flood") {
       checkCount("flood", count);
       const ids: string[] = [];
       for (let i = 0; i < count; i++) {
         const id = `${prefix}-${++floodSeq}`;
         ids.push(id);
-        emit(ProjectEventType.REMOVED, id, "flood");
+        emit(ProjectEventType.REMOVED, id, reason);
       }
       return ids;
     },
@@ -633,6 +681,9 @@ export function createMemoryServer(options: MemoryServerOptions = {}): MemorySer
       if (limit === 0) throw new RangeError("setMaxConcurrentStreams: the limit must be at least 1 (Infinity for none)");
       maxConcurrent = limit;
       grantWaiting();
+    },
+    setStreamBufferSize(size) {
+      streamBufferSize = Math.max(0, size);
     },
     heal() {
       hung = false;

@@ -18,13 +18,22 @@
  * - At most one delivery per life (across both paths).
  * - Every removal of a project the tracker holds (at the removal, and until
  *   delivery) is delivered within `boundMs` of max(removal, heal), unless
- *   the project was created again or the daemon dropped it first.
+ *   the project was created again or the daemon dropped it first. While
+ *   the tracker cannot be read (connectedProjectIds() throws) no heartbeat
+ *   round can report the project, so a removal the stream lost is owed only
+ *   `boundMs` after the tracker reads again (a blind window that starts
+ *   before the deadline moves it). A REMOVED event the server dropped for a
+ *   slow stream (its buffer full) is owed all the same: by the heartbeat.
+ * - A project the server answered as `unknown` (live, nobody heartbeats it)
+ *   is never delivered on that answer's account.
  * - A heartbeat that never reached the wire (queued behind the stream
  *   under a concurrency limit) never makes the bridge call the link suspect.
  * - A reopen never cancels a heartbeat round in progress: a sync the
  *   bridge aborts before its deadline (and not for stop()) breaks this.
- * - The dispatch queue stays within the bounds status().dispatch shows
- *   (checked only when the bridge has status().dispatch).
+ * - The dispatch queue stays within the bounds status().dispatch shows: the
+ *   count within maxQueued, the bytes within maxQueuedBytes plus one
+ *   removal's estimate (`removalBytesSlack`), and the bounds are the ones
+ *   the options asked for.
  * - status() is never `streaming` for longer than openConfirmMs + 2 RTT
  *   while the server holds no stream for the bridge.
  * - After stop(): it resolved within stopTimeoutMs, no timer of the bridge
@@ -68,6 +77,8 @@ export interface ModelOptions {
    * entry was evicted). Defaults to 256.
    */
   dedupCapacity?: number;
+  /** How far the queue's bytes may pass maxQueuedBytes: one removal's estimate at its largest. Defaults to 0. */
+  removalBytesSlack?: number;
 }
 
 export class DeliveryModel {
@@ -91,6 +102,10 @@ export class DeliveryModel {
   #syncCalledAt = 0;
   #stopping = false;
   readonly #reported = new Set<string>();
+  /** Ids the server answered as unknown, and not removed, at least once. */
+  readonly #unknownListed = new Set<string>();
+  /** Windows [fromMs, untilMs) when the tracker could not be read. */
+  readonly #blind: Array<{ fromMs: number; untilMs: number }> = [];
 
   constructor(readonly options: ModelOptions) {}
 
@@ -106,9 +121,25 @@ export class DeliveryModel {
   }
 
   /** status().dispatch, when the bridge has one: the queue within its bounds. */
-  queue(queued: number, maxQueued: number, queuedBytes: number, maxQueuedBytes: number, atMs: number): void {
-    if (queued > maxQueued) this.#violateOnce("queue-over-bound", atMs, `${queued} removals queued, bound ${maxQueued}`);
-    if (queuedBytes > maxQueuedBytes) this.#violateOnce("queue-over-bound", atMs, `${queuedBytes} bytes queued, bound ${maxQueuedBytes}`);
+  queue(queued: number, maxQueued: number, queuedBytes: number, maxQueuedBytes: number, atMs: number, note = ""): void {
+    if (queued > maxQueued) this.#violateOnce("queue-over-count-bound", atMs, `${queued} removals queued, bound ${maxQueued}${note}`);
+    const slack = this.options.removalBytesSlack ?? 0;
+    if (queuedBytes > maxQueuedBytes + slack)
+      this.#violateOnce(
+        "queue-over-byte-bound",
+        atMs,
+        `${queuedBytes} bytes queued, bound ${maxQueuedBytes} (+ ${slack} for one removal)${note}`,
+      );
+  }
+
+  /** status().dispatch shows other bounds than the options asked for. */
+  configMismatch(detail: string, atMs: number): void {
+    this.#violateOnce("bounds-not-applied", atMs, detail);
+  }
+
+  /** The tracker throws when read from `fromMs` until `untilMs`. */
+  trackerBlind(fromMs: number, untilMs: number): void {
+    this.#blind.push({ fromMs, untilMs });
   }
 
   #newLife(id: string): void {
@@ -142,6 +173,7 @@ export class DeliveryModel {
       else this.#addSource(e.projectId, { path: "stream", eventId: e.eventId });
     } else if (e.type === "sync.answered") {
       const removed = new Set(e.removed);
+      for (const id of e.unknown) if (!removed.has(id)) this.#unknownListed.add(id);
       for (const id of e.reported) {
         if (removed.has(id)) this.#addSource(id, { path: "heartbeat" });
         else this.#newLife(id);
@@ -165,7 +197,14 @@ export class DeliveryModel {
   /** A handler call. */
   delivered(id: string, info: RemovalInfo, atMs: number): void {
     const seq = ++this.#seq;
-    for (const o of this.#obligations) if (o.open && o.id === id && o.removedAtMs <= atMs) o.open = false;
+    for (const o of this.#obligations) {
+      if (!o.open || o.id !== id || o.removedAtMs > atMs) continue;
+      o.open = false;
+      // Delivered, but past its bound: as much a breach as never (finish() sees only those still open).
+      const due = this.#dueMs(o.removedAtMs);
+      if (atMs > due)
+        this.#violate("removal-late", atMs, `${id}: removed at +${o.removedAtMs} while tracked, delivered at +${atMs}, due by +${due}`);
+    }
     const sources = (this.#sources.get(id) ?? []).filter((s) => s.seq < seq && s.path === info.source);
     let consumed = this.#consumed.get(id);
     if (!consumed) this.#consumed.set(id, (consumed = new Set()));
@@ -184,7 +223,13 @@ export class DeliveryModel {
     } else {
       const lives = sources.map((s) => s.life).filter((l) => !consumed.has(l));
       if (sources.length === 0) {
-        this.#violate("delivery-without-source", atMs, `${id}: heartbeat delivery but no heartbeat answer listed it as removed`);
+        if (this.#unknownListed.has(id))
+          this.#violate(
+            "delivered-unknown",
+            atMs,
+            `${id}: heartbeat delivery of a project the server answered as unknown (live), never as removed`,
+          );
+        else this.#violate("delivery-without-source", atMs, `${id}: heartbeat delivery but no heartbeat answer listed it as removed`);
         return;
       }
       life = lives.length > 0 ? Math.min(...lives) : sources.at(-1)?.life;
@@ -258,11 +303,20 @@ export class DeliveryModel {
     }
   }
 
+  /** When a removal at `removedAtMs` is owed: the bound after the heal, moved past every blind window of the tracker it meets. */
+  #dueMs(removedAtMs: number): number {
+    let due = Math.max(removedAtMs, this.options.healAtMs) + this.options.boundMs;
+    for (const w of [...this.#blind].sort((a, b) => a.fromMs - b.fromMs)) {
+      if (w.fromMs < due && w.untilMs > removedAtMs) due = Math.max(due, w.untilMs + this.options.boundMs);
+    }
+    return due;
+  }
+
   /** At the end of the run (the clock at `nowMs`): removals owed and not delivered in time. */
   finish(nowMs: number): void {
     for (const o of this.#obligations) {
       if (!o.open) continue;
-      const due = Math.max(o.removedAtMs, this.options.healAtMs) + this.options.boundMs;
+      const due = this.#dueMs(o.removedAtMs);
       if (due <= nowMs)
         this.#violate("removal-not-delivered", due, `${o.id}: removed at +${o.removedAtMs} while tracked, not delivered by +${due}`);
     }

@@ -10,7 +10,9 @@ import { createBridge, HandlerRegistry, SessionTracker, type BridgeTiming, type 
 import { createMemoryServer, settle, SimulatedClock, type MemoryServerTraceEntry } from "../../src/testing/index.js";
 import { seededRandom } from "../helpers/seeded-random.js";
 import { DeliveryModel, type Violation } from "./model.js";
-import { describeFault, type Fault, type HandlerMode, type Scenario } from "./schedule.js";
+import { estimateRemovalBytes } from "../../src/dispatcher.js";
+import { REASON_MAX_BYTES } from "../../src/server-data.js";
+import { describeFault, lastFaultEndMs, reasonOf, type Fault, type HandlerMode, type Scenario, type TrackerFaultMode } from "./schedule.js";
 
 /** Short timings, so a run covers many heartbeats and backoffs. */
 export const simTiming: BridgeTiming = {
@@ -56,6 +58,37 @@ export interface SimResult {
   steps: number;
   simMs: number;
   deliveries: number;
+  /** How far the run pushed what the new dimensions test (to check a seed set exercises them). */
+  reach: SimReach;
+}
+
+export interface SimReach {
+  /** Events the server dropped for a slow stream (streamBufferSize), and of them REMOVED events of tracked projects. */
+  eventsDropped: number;
+  trackedDropped: number;
+  /** Live ids the server answered as unknown. */
+  unknownAnswered: number;
+  /** Rounds whose tracker read threw, or returned garbage; has() calls that threw. */
+  trackerThrows: number;
+  trackerGarbage: number;
+  hasThrows: number;
+  /** The fullest the queue was, against its bounds (1 = at the bound). */
+  peakQueuedFill: number;
+  peakBytesFill: number;
+}
+
+/** An id for a trace line: long ones cut to their head and length. */
+const short = (id: string): string => (id.length > 24 ? `${id.slice(0, 16)}…(${id.length})` : id);
+
+/**
+ * One removal's estimate (estimateRemovalBytes) at its largest in this
+ * scenario: the longest id (a project or a flood id), a 7-digit event id,
+ * the longest reason the bridge keeps. Each byte bound may be passed by
+ * less than that (docs/design.md, "The dispatch queue is bounded").
+ */
+export function largestRemovalBytes(s: Scenario): number {
+  const longestId = Math.max(...s.projects.map((p) => p.length), s.floodPrefix.length + 8);
+  return estimateRemovalBytes("x".repeat(longestId), "9999999", "x".repeat(Math.min(s.reasonChars, REASON_MAX_BYTES)));
 }
 
 export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {}): Promise<SimResult> {
@@ -75,20 +108,60 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     boundMs,
     streamingSlackMs: timing.openConfirmMs + 2 * scenario.rttMs,
     syncTimeoutMs: timing.syncTimeoutMs,
+    removalBytesSlack: largestRemovalBytes(scenario),
   });
   const violations = model.violations;
   const violate = (kind: string, detail: string) => violations.push({ kind, atMs: rel(), detail });
+  /**
+   * Anything the bridge did (an inspection event, a server step, a handler
+   * call, a log line): settling goes on until a settle sees none, because a
+   * bridge that works through a long answer yields to the event loop between
+   * batches, more turns than one settle() drains, and the run must not take
+   * a bridge that is still busy for one waiting on a timer.
+   */
+  let activity = 0;
+  const settleQuiet = async (): Promise<void> => {
+    for (let i = 0; i < 1000; i++) {
+      const before = activity;
+      await settle();
+      if (activity === before) return;
+    }
+    violate("busy-loop", "the bridge kept working for 1000 settles without a timer");
+  };
+  const reach: SimReach = {
+    eventsDropped: 0,
+    trackedDropped: 0,
+    unknownAnswered: 0,
+    trackerThrows: 0,
+    trackerGarbage: 0,
+    hasThrows: 0,
+    peakQueuedFill: 0,
+    peakBytesFill: 0,
+  };
 
   const server = createMemoryServer({
     clock,
     rttMs: scenario.rttMs,
     headers: scenario.headers,
     projects: scenario.projects,
+    ...(scenario.streamBufferSize !== undefined ? { streamBufferSize: scenario.streamBufferSize } : {}),
+    ...(scenario.unknownAfterMs !== undefined ? { unknownAfterMs: scenario.unknownAfterMs } : {}),
     onTrace: (e: MemoryServerTraceEntry) => {
+      if (e.type === "event.dropped" && e.client === CLIENT) {
+        reach.eventsDropped += 1;
+        if (e.eventType === "removed" && tracker.sessionCount(e.projectId) > 0) reach.trackedDropped += 1;
+      }
+      if (e.type === "sync.answered" && e.client === CLIENT) reach.unknownAnswered += e.unknown.length;
       const relEntry = { ...e, atMs: e.atMs - t0 } as MemoryServerTraceEntry;
+      activity++;
       model.serverTrace(relEntry);
-      const flood = "projectId" in e && e.projectId.startsWith("flood-");
-      if (keepTrace && e.type !== "event.sent" && !flood) line(`server ${JSON.stringify(relEntry).slice(0, 300)}`);
+      const flood = "projectId" in e && e.projectId.startsWith("flood");
+      if (keepTrace && e.type !== "event.sent" && !flood) {
+        const shown = "projectId" in relEntry ? { ...relEntry, projectId: short(relEntry.projectId) } : relEntry;
+        line(
+          `server ${JSON.stringify(shown, (k, v) => (Array.isArray(v) && k !== "" ? v.map((x) => (typeof x === "string" ? short(x) : x)) : v)).slice(0, 400)}`,
+        );
+      }
     },
   });
 
@@ -99,14 +172,50 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   // observed; `has` lets the bridge see a project the daemon let go of the
   // moment its removal settled (without it, only a later round without the id
   // shows that, and an id opened again before that round is not recognised).
+  // Tracker faults switched on now (a count per mode: windows may overlap).
+  const trackerFaults: Record<TrackerFaultMode, number> = { throw: 0, throwMidway: 0, notIterable: 0, garbage: 0, hasThrows: 0 };
   const observedTracker = {
     connectedProjectIds(): Iterable<string> {
       const ids = [...tracker.connectedProjectIds()];
+      if (trackerFaults.throw > 0) {
+        reach.trackerThrows += 1;
+        line("tracker read throws");
+        throw new Error("connectedProjectIds failed (simulated)");
+      }
+      if (trackerFaults.throwMidway > 0) {
+        reach.trackerThrows += 1;
+        line("tracker read throws after yielding some ids");
+        // An iterable that fails part-way: the round must fail as a whole.
+        return (function* () {
+          yield* ids.slice(0, Math.ceil(ids.length / 2));
+          throw new TypeError("connectedProjectIds failed midway (simulated)");
+        })();
+      }
+      if (trackerFaults.notIterable > 0) {
+        reach.trackerThrows += 1;
+        line("tracker read returns no iterable");
+        return (ids.length % 2 === 0 ? null : 42) as unknown as string[];
+      }
       model.trackerRead(ids);
-      line(`tracker read [${ids.join(",")}]`);
+      line(`tracker read [${ids.map(short).join(",")}]${trackerFaults.garbage > 0 ? " with garbage" : ""}`);
+      if (trackerFaults.garbage > 0) {
+        reach.trackerGarbage += 1;
+        // Garbage a JavaScript daemon could hand over: the bridge keeps only non-empty strings.
+        const junk: unknown[] = [null, 5, {}, "", undefined, ["p0"], Symbol("x"), Number.NaN];
+        const mixed: unknown[] = [];
+        for (const [i, id] of ids.entries()) mixed.push(junk[i % junk.length], id, id);
+        mixed.push(...junk);
+        return mixed as string[];
+      }
       return ids;
     },
-    has: (projectId: string) => tracker.has(projectId),
+    has: (projectId: string): boolean => {
+      if (trackerFaults.hasThrows > 0) {
+        reach.hasThrows += 1;
+        throw new Error("has failed (simulated)");
+      }
+      return tracker.has(projectId);
+    },
   };
   let handlerMode: HandlerMode | undefined;
   let deliveries = 0;
@@ -133,8 +242,10 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     name: "daemon",
     onProjectRemoved(projectId, info) {
       deliveries++;
-      if (!projectId.startsWith("flood-"))
-        line(`handler ${projectId} ${info.source}${info.eventId ? ` event ${info.eventId}` : ""} (mode ${handlerMode ?? "ok"})`);
+      activity++;
+      sampleQueue();
+      if (!projectId.startsWith("flood"))
+        line(`handler ${short(projectId)} ${info.source}${info.eventId ? ` event ${info.eventId}` : ""} (mode ${handlerMode ?? "ok"})`);
       model.delivered(projectId, info, rel());
       // A well-behaved daemon closes the project's sessions.
       while (tracker.sessionCount(projectId) > 0) tracker.disconnect(projectId);
@@ -171,8 +282,8 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     },
   };
   const logger: Logger = {
-    debug() {},
-    info() {},
+    debug: () => void activity++,
+    info: () => void activity++,
     warn: (obj, msg) => line(`log warn ${msg ?? ""} ${JSON.stringify(obj).slice(0, 200)}`),
     error: (obj, msg) => line(`log error ${msg ?? ""} ${JSON.stringify(obj).slice(0, 200)}`),
   };
@@ -180,10 +291,11 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   // An inspect observer that throws while the fault is on.
   let inspectThrows = false;
   const inspect = () => {
+    activity++;
     if (inspectThrows) throw new Error("inspect observer failed (simulated)");
   };
   // Small dispatch bounds (options of the bounded queue; ignored by a bridge without them).
-  const bounds: Record<string, number> = { maxQueuedRemovals: 200 };
+  const bounds: Record<string, number> = { maxQueuedRemovals: scenario.maxQueuedRemovals, maxQueuedBytes: scenario.maxQueuedBytes };
   const bridge = createBridge({
     ...bounds,
     inspect,
@@ -216,7 +328,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
         if (server.createProject(f.id)) model.release(f.id);
         break;
       case "remove":
-        if (server.removeProject(f.id) && tracker.sessionCount(f.id) > 0) model.trackedRemoval(f.id, rel());
+        if (server.removeProject(f.id, reasonOf(scenario)) && tracker.sessionCount(f.id) > 0) model.trackedRemoval(f.id, rel());
         break;
       case "recreate": {
         const tracked = tracker.sessionCount(f.id) > 0;
@@ -284,7 +396,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
         server.reorderNext(f.n);
         break;
       case "flood":
-        server.flood(f.n);
+        server.flood(f.n, scenario.floodPrefix, reasonOf(scenario));
         break;
       case "limit":
         server.setMaxConcurrentStreams(f.max);
@@ -295,6 +407,18 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
         handlerMode = mode;
         until(f.forMs, () => {
           if (handlerMode === mode) handlerMode = undefined;
+        });
+        break;
+      }
+      case "tracker": {
+        // Not capped at the chaos: the model moves a removal's deadline past a blind tracker.
+        const mode = f.mode;
+        trackerFaults[mode] += 1;
+        const blind = mode === "throw" || mode === "throwMidway" || mode === "notIterable";
+        if (blind) model.trackerBlind(rel(), rel() + f.forMs);
+        at(f.forMs, () => {
+          trackerFaults[mode] -= 1;
+          line(`tracker fault ${mode} lifted`);
         });
         break;
       }
@@ -312,25 +436,43 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
   process.on("unhandledRejection", onUnhandled);
   const onUncaught = (err: unknown) => violate("uncaught-exception", String(err instanceof Error ? err.stack : err).slice(0, 300));
   process.on("uncaughtException", onUncaught);
-  const lastFaultMs = scenario.faults.reduce((m, f) => Math.max(m, f.at), 0);
+  const lastFaultMs = lastFaultEndMs(scenario);
   const endMs = t0 + Math.max(scenario.chaosMs, lastFaultMs) + boundMs + 1000;
   let steps = 0;
   let lastState = "";
+  /** The queue against its bounds: after every step and at every handler call. */
+  function sampleQueue(s = bridge.status()): void {
+    const d = s.dispatch;
+    model.queue(
+      d.queued,
+      d.maxQueued,
+      d.queuedBytes,
+      d.maxQueuedBytes,
+      rel(),
+      ` (${d.queuedTracked} in the tracked lane, stream ${d.streamPaused ? "paused" : "read"})`,
+    );
+    reach.peakQueuedFill = Math.max(reach.peakQueuedFill, d.queued / d.maxQueued);
+    reach.peakBytesFill = Math.max(reach.peakBytesFill, d.queuedBytes / d.maxQueuedBytes);
+    if (d.maxQueued !== scenario.maxQueuedRemovals || d.maxQueuedBytes !== scenario.maxQueuedBytes)
+      model.configMismatch(
+        `status().dispatch shows bounds ${d.maxQueued}/${d.maxQueuedBytes} B, the options ${scenario.maxQueuedRemovals}/${scenario.maxQueuedBytes} B`,
+        rel(),
+      );
+  }
   const sample = () => {
     const s = bridge.status();
-    if (s.state !== lastState) {
-      line(`status ${s.state} (heartbeat ${s.heartbeat}, attempt ${s.attempt})`);
-      lastState = s.state;
+    const shown = `${s.state} (heartbeat ${s.heartbeat}, attempt ${s.attempt})`;
+    if (shown !== lastState) {
+      line(`status ${shown}, queue ${s.dispatch.queued}${s.dispatch.streamPaused ? ", stream paused" : ""}`);
+      lastState = shown;
     }
-    const d = (s as { dispatch?: Partial<Record<"queued" | "maxQueued" | "queuedBytes" | "maxQueuedBytes", unknown>> }).dispatch;
-    if (d && typeof d.queued === "number" && typeof d.maxQueued === "number")
-      model.queue(d.queued, d.maxQueued, Number(d.queuedBytes ?? 0), Number(d.maxQueuedBytes ?? Number.POSITIVE_INFINITY), rel());
+    sampleQueue(s);
     if (stopPromise === undefined)
       model.status(s.state, server.openStreamsOf(CLIENT), rel(), s.counters.suspects, s.dispatch?.streamPaused === true);
   };
   try {
     bridge.start();
-    await settle();
+    await settleQuiet();
     sample();
     // A timer callback that throws would be an uncaught exception under real timers.
     const fire = (limit: number): boolean => {
@@ -343,7 +485,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     };
     while (stopPromise === undefined) {
       if (!fire(endMs)) break;
-      await settle();
+      await settleQuiet();
       sample();
       if (++steps > MAX_STEPS) {
         violate("busy-loop", `more than ${MAX_STEPS} timer steps`);
@@ -351,9 +493,9 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
       }
     }
     if (stopPromise === undefined) {
-      while (fire(endMs)) await settle();
+      while (fire(endMs)) await settleQuiet();
       clock.set(Math.max(clock.now(), endMs));
-      await settle();
+      await settleQuiet();
       model.finish(rel());
       void startStop("end of the run");
     } else {
@@ -361,9 +503,9 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     }
     // Let stop() finish: on the clock, up to its budget (and a little past, to see it late).
     const stopBy = t0 + (stopAtMs ?? rel()) + timing.stopTimeoutMs;
-    await settle();
+    await settleQuiet();
     while (stopResolvedAtMs === undefined && fire(stopBy + 1)) {
-      await settle();
+      await settleQuiet();
       if (++steps > MAX_STEPS) break;
     }
     await settle(10);
@@ -381,7 +523,7 @@ export async function simulate(scenario: Scenario, opts: { trace?: boolean } = {
     process.off("uncaughtException", onUncaught);
     server.heal();
   }
-  return { scenario, violations, trace, steps, simMs: rel(), deliveries };
+  return { scenario, violations, trace, steps, simMs: rel(), deliveries, reach };
 }
 
 /** The violation classes of a result, sorted and unique. */

@@ -15,6 +15,9 @@ import type { AuthenticatedRpc, BearerAuth } from "./bearer-auth.js";
 
 const { NGHTTP2_NO_ERROR } = constants;
 
+/** How long after its answer a refused call's stream is closed if the client has not ended it. */
+const REFUSED_STREAM_CLOSE_MS = 1000;
+
 export type RequestHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 
 /** The paths of the RPCs that need a token. */
@@ -65,6 +68,13 @@ function answerUnauthenticated(req: http2.Http2ServerRequest, res: http2.Http2Se
   );
   // The answer is complete: RST_STREAM(NO_ERROR) tells the client to stop
   // sending (RFC 9113 §8.1), so a stream whose request never ends is not
-  // held open (and never counts toward the session's busy streams).
-  res.stream.close(NGHTTP2_NO_ERROR);
+  // held open (and never counts toward the session's busy streams). Not at
+  // once: a close right after respond() can drop the answer's HEADERS frame
+  // (Node 22), and the client would see a reset instead of UNAUTHENTICATED.
+  const stream = res.stream;
+  const timer = setTimeout(() => {
+    if (!stream.destroyed && !stream.closed) stream.close(NGHTTP2_NO_ERROR);
+  }, REFUSED_STREAM_CLOSE_MS);
+  timer.unref();
+  stream.once("close", () => clearTimeout(timer));
 }

@@ -50,8 +50,10 @@ if (args.includes("--capacity")) {
   const { mergeCapacityResults, runCapacityStudy } = await import("./fleet/capacity-study.js");
   const file = join(dir, "results", "fleet-capacity.json");
   const earlier = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
-  const results = mergeCapacityResults(earlier, await runCapacityStudy(args, dir));
   mkdirSync(join(dir, "results"), { recursive: true });
+  const save = (partial: Parameters<typeof mergeCapacityResults>[1]) =>
+    writeFileSync(file, `${JSON.stringify(mergeCapacityResults(earlier, partial))}\n`);
+  const results = mergeCapacityResults(earlier, await runCapacityStudy(args, dir, save));
   writeFileSync(file, `${JSON.stringify(results)}\n`);
   console.log(`fleet capacity: done in ${results.totalS.toFixed(0)} s; report: ${writeReport(dir)}`);
   process.exit(0);

@@ -19,18 +19,24 @@
  * 100,000), N/50 is 1.2× the steady heartbeat load N/60.
  *
  *   --capacity [--bridges=N] [--only=ID-PREFIX,...] [--policies=seed,bridge,old bridge]
- *   [--post-seconds=S] [--bridge-root=/path/to/other/checkout] [--quick]
+ *   [--post-seconds=S] [--bridge-root=/path/to/other/checkout] [--reopen-window-ms=W] [--quick]
  *
  * --only picks cases by id prefix (graceful, graceful-fifo-n20, abrupt, slow,
  * steady80, …; see capacityCases); a run merges its results into the
  * existing bench/results/fleet-capacity.json (same N), so the study can be
- * run in pieces.
+ * run in pieces. --reopen-window-ms=W adds the policy "bridge, GOAWAY
+ * reopen over W/1000 s" (a candidate rule, bench only; "variant" in
+ * --policies).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { currentLoad, machineInfo } from "../lib/machine-info.js";
 import { lineChartSpec, renderSvg, type SeriesPoint } from "../lib/plot.js";
+import { createBridgeOn } from "../../src/bridge.js";
+import type { BridgeOptions } from "../../src/index.js";
+import { sharedBridgeMachine } from "../../src/bridge-machine-shared.js";
 import type { CallCapacityOptions } from "../../src/dev-server/call-capacity.js";
+import { seededRandom } from "../../test/helpers/seeded-random.js";
 import { analyzeCapacity, type CapacityFigures } from "./capacity-analyze.js";
 import type { RealCheckResult } from "./real-check.js";
 import { type BridgeImpl, type FleetRun, type FleetScenario, loadBridgeImpl, localBridgeImpl, simulateFleet } from "./simulate.js";
@@ -194,6 +200,38 @@ function argValue(args: string[], name: string): string | undefined {
   return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 }
 
+/** The variant's policy name, e.g. "bridge, GOAWAY reopen over 30 s". */
+export function variantName(reopenWindowMs: number, syncTimeoutMs?: number): string {
+  return `bridge, GOAWAY reopen over ${reopenWindowMs / 1000} s${syncTimeoutMs !== undefined ? `, sync deadline ${syncTimeoutMs / 1000} s` : ""}`;
+}
+
+/** How --policies names a policy: "variant" for the --reopen-window-ms one. */
+function policyKey(name: string): string {
+  return name.startsWith("bridge, ") ? "variant" : name;
+}
+
+/**
+ * A candidate next rule, bench only (--reopen-window-ms=W
+ * [--variant-sync-timeout-ms=S]): this checkout's bridge with the wait
+ * before reopening after a GOAWAY uniform in [0, W] instead of [0,
+ * backoffMinMs], provided on the shared machine (the variant's own seeded
+ * random source; its log lines do not announce the wait), and optionally a
+ * longer sync deadline (timing.syncTimeoutMs), which stands in for "let a
+ * sync the link probe found merely slow run on".
+ */
+function reopenWindowImpl(windowMs: number, syncTimeoutMs?: number): BridgeImpl {
+  const random = seededRandom(21);
+  const machine = sharedBridgeMachine.provide({ delays: { reopenDelay: () => Math.round(windowMs * random()) } });
+  const withTiming = (options: BridgeOptions): BridgeOptions =>
+    syncTimeoutMs === undefined ? options : { ...options, timing: { ...options.timing, syncTimeoutMs } };
+  return {
+    ...localBridgeImpl,
+    label: `this checkout, reopenDelay uniform in [0, ${windowMs / 1000} s]${syncTimeoutMs !== undefined ? `, timing.syncTimeoutMs ${syncTimeoutMs}` : ""} (bench variant)`,
+    createBridge: (options) => createBridgeOn(machine, withTiming(options)),
+    createBridgeOn: (_machine, options) => createBridgeOn(machine, withTiming(options)),
+  };
+}
+
 const kindTitle: Record<CapacityScenarioKind, string> = {
   graceful: "graceful restart (GOAWAY to every stream) at 120 s",
   abrupt: "abrupt restart: down from 120 s for 30 s",
@@ -201,7 +239,15 @@ const kindTitle: Record<CapacityScenarioKind, string> = {
   steady80: "steady state at 80 % of capacity",
 };
 
-export async function runCapacityStudy(args: string[], outDir: string): Promise<CapacityResults> {
+/**
+ * `save`, when given, is called with the results so far after each run (so
+ * that a long study interrupted keeps what it measured).
+ */
+export async function runCapacityStudy(
+  args: string[],
+  outDir: string,
+  save?: (partial: CapacityResults) => void,
+): Promise<CapacityResults> {
   const t0 = performance.now();
   const quick = args.includes("--quick");
   const n = Number(argValue(args, "bridges") ?? (quick ? 200 : 10_000));
@@ -209,11 +255,27 @@ export async function runCapacityStudy(args: string[], outDir: string): Promise<
   const only = argValue(args, "only")?.split(",");
   const root = argValue(args, "bridge-root");
   const onlyPolicies = argValue(args, "policies")?.split(",");
+  const windowArg = argValue(args, "reopen-window-ms");
+  const reopenWindowMs = windowArg === undefined ? undefined : Number(windowArg);
+  const variantSyncArg = argValue(args, "variant-sync-timeout-ms");
+  const variantSyncTimeoutMs = variantSyncArg === undefined ? undefined : Number(variantSyncArg);
   const policies: Array<{ name: string; policy: "bridge" | "seed"; impl: BridgeImpl }> = [
     { name: "seed", policy: "seed" as const, impl: localBridgeImpl },
     ...(root ? [{ name: "old bridge", policy: "bridge" as const, impl: await loadBridgeImpl(root) }] : []),
     { name: "bridge", policy: "bridge" as const, impl: localBridgeImpl },
-  ].filter((p) => !onlyPolicies || onlyPolicies.includes(p.name));
+    ...(reopenWindowMs !== undefined
+      ? [
+          {
+            name: variantName(reopenWindowMs, variantSyncTimeoutMs),
+            policy: "bridge" as const,
+            impl: reopenWindowImpl(reopenWindowMs, variantSyncTimeoutMs),
+          },
+        ]
+      : []),
+  ]
+    .filter((p) => !onlyPolicies || onlyPolicies.includes(policyKey(p.name)))
+    // In the order --policies gives them (the one that matters most first).
+    .sort((a, b) => (onlyPolicies ? onlyPolicies.indexOf(policyKey(a.name)) - onlyPolicies.indexOf(policyKey(b.name)) : 0));
   const machine = machineInfo();
   const results: CapacityResult[] = [];
   let realChecks: RealCheckResult[] | undefined;
@@ -258,6 +320,7 @@ export async function runCapacityStudy(args: string[], outDir: string): Promise<
         physicalLimitS: (2 * n) / c.callsPerSecond,
         figures,
       });
+      save?.(summary());
       if (c.plotted) {
         const m = plotted.get(c.kind) ?? new Map<string, FleetRun>();
         m.set(p.name, run);
@@ -324,17 +387,21 @@ export async function runCapacityStudy(args: string[], outDir: string): Promise<
       ),
     );
   }
-  return {
-    machine: { ...machine, loadAtEnd: currentLoad() },
-    bridges: n,
-    rttMs: 20,
-    postSeconds,
-    policies: policies.map((p) => ({ name: p.name, source: p.policy === "seed" ? "this checkout, seed policy" : p.impl.label })),
-    command: `npm run bench:fleet -- ${args.join(" ")}`,
-    results,
-    ...(realChecks ? { realCheck: realChecks } : {}),
-    totalS: (performance.now() - t0) / 1000,
-  };
+  return summary();
+
+  function summary(): CapacityResults {
+    return {
+      machine: { ...machine, loadAtEnd: currentLoad() },
+      bridges: n,
+      rttMs: 20,
+      postSeconds,
+      policies: policies.map((p) => ({ name: p.name, source: p.policy === "seed" ? "this checkout, seed policy" : p.impl.label })),
+      command: `npm run bench:fleet -- ${args.join(" ")}`,
+      results,
+      ...(realChecks ? { realCheck: realChecks } : {}),
+      totalS: (performance.now() - t0) / 1000,
+    };
+  }
 }
 
 /** Merges a run's results into earlier ones of the same fleet size (a case and policy run again replaces its entry). */
@@ -364,5 +431,5 @@ export function mergeCapacityResults(earlier: CapacityResults | undefined, now: 
 }
 
 function policyOrder(name: string): number {
-  return name === "seed" ? 0 : name === "old bridge" ? 1 : 2;
+  return name === "seed" ? 0 : name === "old bridge" ? 1 : name === "bridge" ? 2 : 3;
 }

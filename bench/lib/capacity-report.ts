@@ -1,4 +1,5 @@
 /** Section 10 of bench/REPORT.md: the fleet against a server of finite capacity (issue 21), from bench/results/fleet-capacity.json. */
+import type { CapacityFigures } from "../fleet/capacity-analyze.js";
 import type { CapacityResult, CapacityResults, CapacityScenarioKind } from "../fleet/capacity-study.js";
 
 function num(x: number | null | undefined, digits = 0): string {
@@ -50,10 +51,16 @@ function row(r: CapacityResult, kind: CapacityScenarioKind): string[] {
   ];
 }
 
+/** A bench-only variant of the bridge (--reopen-window-ms), named "bridge, …". */
+function isVariant(policy: string): boolean {
+  return policy.startsWith("bridge, ");
+}
+
 function targetsRows(results: CapacityResult[], n: number): string[][] {
   const get = (id: string, policy: string) => results.find((r) => r.id === id && r.policy === policy);
   const rows: string[][] = [];
-  const policies = [...new Set(results.map((r) => r.policy))];
+  // Bench-only variants (a candidate next rule, one case or two) are in the scenario tables, not here.
+  const policies = [...new Set(results.map((r) => r.policy))].filter((p) => !isVariant(p));
   for (const policy of policies) {
     const g = get("graceful-fifo-n20", policy);
     const gp = get("graceful-ps-n20", policy);
@@ -89,11 +96,25 @@ function targetsRows(results: CapacityResult[], n: number): string[][] {
     rows.push([
       policy,
       "slow period, then back: steady state again within 2 minutes",
-      slow
-        .map((r) => `${r.server.split(",")[0]}: ${r.figures.toSteadyS === undefined ? "never" : `${num(r.figures.toSteadyS)} s`}`)
-        .join("; ") || "–",
-      ok(slowOk),
+      [
+        ...slow.map((r) => `${r.server.split(",")[0]}: ${r.figures.toSteadyS === undefined ? "never" : `${num(r.figures.toSteadyS)} s`}`),
+        ...(slow.length > 0 && !slow.some((r) => r.id === "slow-ps") ? ["PS: not run"] : []),
+      ].join("; ") || "–",
+      slowOk && !slow.some((r) => r.id === "slow-ps") ? "met (FIFO only)" : ok(slowOk),
     ]);
+    // Abrupt restart: every policy's figures; the verdict (best on both) for this checkout's bridge.
+    const abrupt = get("abrupt-fifo-n20", policy);
+    if (abrupt) {
+      const others = results.filter((r) => r.id === "abrupt-fifo-n20" && r.policy !== policy && !isVariant(r.policy));
+      const rec = (r: CapacityResult) => r.figures.recoveredS ?? Number.POSITIVE_INFINITY;
+      const best = others.every((o) => rec(abrupt) <= rec(o) && abrupt.figures.amplification <= o.figures.amplification);
+      rows.push([
+        policy,
+        "abrupt restart after 30 s down, FIFO, C = N/20: recovery and amplification; the new bridge best on both",
+        `${recov(abrupt)}, ${num(abrupt.figures.amplification, 2)}×`,
+        policy === "bridge" ? (best ? "met" : "**missed**") : "",
+      ]);
+    }
   }
   void n;
   return rows;
@@ -185,15 +206,19 @@ ${plots}`);
 function readingNote(c: CapacityResults): string {
   const get = (id: string, policy: string) => c.results.find((r) => r.id === id && r.policy === policy)?.figures;
   const policies = c.policies.map((p) => p.name);
-  const bridges = policies.filter((p) => p !== "seed");
+  const bridges = policies.filter((p) => p !== "seed" && !isVariant(p));
   const t = (x: number | undefined) => (x === undefined ? "never" : `${num(x)} s`);
+  const delivered = (f: CapacityFigures) =>
+    f.toAllDeliveredS === undefined
+      ? `${num(f.expectedDeliveries - f.delivered)} of ${num(f.expectedDeliveries)} removal deliveries still missing after ${num(c.postSeconds)} s`
+      : `every removal delivered after ${num(f.toAllDeliveredS)} s`;
   const lines: string[] = [];
   const g = policies
     .map((p) => [p, get("graceful-fifo-n20", p)] as const)
-    .filter(([, f]) => f !== undefined)
+    .filter((e): e is readonly [string, CapacityFigures] => e[1] !== undefined)
     .map(
       ([p, f]) =>
-        `*${p}* ${t(f?.to99StreamingS)} to 99 % streaming, ${num(f?.amplification, 2)}× the calls needed, ${num(f?.streamsTornDown)} served streams torn down`,
+        `*${p}* ${t(f.to99StreamingS)} to 99 % streaming, ${delivered(f)}, ${num(f.amplification, 2)}× the calls needed, ${num(f.streamsTornDown)} served streams torn down`,
     );
   if (g.length === 0) return "";
   lines.push(
@@ -204,14 +229,44 @@ function readingNote(c: CapacityResults): string {
     const bound = get("graceful-bound", p);
     if (tight)
       lines.push(
-        `At C = N/50 (1.2× the steady heartbeat load) *${p}* ${tight.to99StreamingS === undefined ? `does not recover within ${num(c.postSeconds)} s (${num(tight.openAtEnd)} streams open at the end, ${num(tight.amplification, 1)}× the calls)` : `needs ${t(tight.to99StreamingS)} (${num(tight.amplification, 1)}×)`}${bound ? `; with a bound on the server's queue (5 s of work, refusals cheap) at C = N/20 it needs ${t(bound.to99StreamingS)}, ${num(bound.amplification, 2)}× (refusals included), ${num(bound.streamsTornDown)} torn down` : ""}.`,
+        `At C = N/50 (1.2× the steady heartbeat load) *${p}* ${tight.to99StreamingS === undefined ? `does not recover within ${num(c.postSeconds)} s (${num(tight.openAtEnd)} streams open at the end, ${num(tight.amplification, 1)}× the calls)` : `needs ${t(tight.to99StreamingS)} to 99 % streaming, ${delivered(tight)} (${num(tight.amplification, 1)}×)`}${bound ? `; with a bound on the server's queue (5 s of work, refusals cheap) at C = N/20 it needs ${t(bound.to99StreamingS)}, ${num(bound.amplification, 2)}× (refusals included), ${num(bound.streamsTornDown)} torn down` : ""}.`,
       );
   }
   lines.push(
-    "Cheap early refusal is a signal a client acts on; a long queue is not. The seed policy runs on this checkout's statechart with the seed's reconnect policy (no jitter, no resync on open), so it shares the bridge's rule that a sync past its deadline marks the link suspect: its torn-down streams come from that rule, not from the Go daemon.",
+    "Cheap early refusal is a signal a client acts on; a long queue is not. *old bridge* (before issue 19) shows the issue's account: reopens in step after the GOAWAY, an open still queued past `openConfirmMs` promoted to `streaming` with a resync queued behind it, the sync's own deadline marking the link suspect and aborting the queued open (the FIFO head is then always a call about to be abandoned: see *calls abandoned in the queue*).",
   );
+  const b = get("graceful-fifo-n20", "bridge");
+  if (b) {
+    const cps = Math.round(c.bridges / 20);
+    lines.push(
+      `\n\n**What still drives *bridge*'s misses** (its counters, graceful restart, FIFO, C = N/20). The probe keeps every served stream (${num(b.streamsTornDown)} torn down) and the streams come back within the limit (${t(b.to99StreamingS)}). But the reopens still arrive in step (the wait after a GOAWAY is uniform in [0, backoffMinMs] = [0, 1 s]): the queue peaks at ${num(b.peakQueue)} calls (${num(b.peakQueue / cps)} s of work), and each open's resync, asked once the open is confirmed, waits behind the other opens past \`syncTimeoutMs\` (10 s): ${num(b.abandonedQueued)} calls abandoned in the queue, nearly one per bridge. The PING answers, the heartbeat slows down, and the resync the open asked for is not made again until the next heartbeat, now slowed (2× the 5–65 s spread after an open, up to 4×): the removals made while the bridges were reconnecting reach those bridges only then (${delivered(b)}), and the amplification (${num(b.amplification, 2)}×) is mostly the fleet's regular heartbeats over that tail.`,
+    );
+    const tails = (["graceful-fifo-n50", "graceful-ps-n20", "abrupt-fifo-n20"] as const)
+      .map((id) => [id, get(id, "bridge")] as const)
+      .filter((e): e is readonly [(typeof e)[0], CapacityFigures] => e[1] !== undefined)
+      .map(([id, f]) => `${id}: 99 % streaming after ${t(f.to99StreamingS)}, ${delivered(f)}`);
+    if (tails.length > 0) lines.push(`The same tail is what misses elsewhere (${tails.join("; ")}).`);
+  }
+  const variants = policies.filter(isVariant);
+  const vs = variants
+    .map((p) => [p, get("graceful-fifo-n20", p)] as const)
+    .filter((e): e is readonly [string, CapacityFigures] => e[1] !== undefined)
+    .map(
+      ([p, f]) =>
+        `*${p}*: ${t(f.to99StreamingS)} to 99 % streaming, ${delivered(f)}, ${num(f.amplification, 2)}×, ${num(f.abandonedQueued)} abandoned in the queue, ${num(f.streamsTornDown)} torn down`,
+    );
   lines.push(
-    "What drives the bridges' figures is the issue's account: reopens in step after the GOAWAY; an open still queued past `openConfirmMs` promoted to `streaming` and a resync queued behind it; the sync's own deadline marking the link suspect and aborting the queued open (the FIFO head is then always a call about to be abandoned: see *calls abandoned in the queue*); heartbeats that wait in the queue pulling recovered bridges back. Under processor sharing every call is late together and an abandoned call still costs its work, so the backlog only grows. The targets are for the bridge of issue 21 item 4 (tell a slow server from a dead link before tearing a stream down, slow the heartbeat on a late answer instead of reopening, honour pushback, spread the reopens): this study measures it as *bridge* once it is on the branch, against *old bridge* (`--bridge-root`).",
+    `**The next rules** would be: (1) spread the reopens after a GOAWAY over a window long against a loaded server's service of one open (e.g. uniform in [0, 30 s], half a heartbeat period; a fast server pays up to the window in recovery time), and (2) once the PING has shown a sync's link alive, let the stream-open resync run on (or make it again soon, jittered) instead of leaving it to the slowed heartbeat: a slow server is still serving it, and the removals of the reconnect gap depend on it. Bench variants on the shared machine (\`--reopen-window-ms\`, \`--variant-sync-timeout-ms\`: \`createBridgeOn(sharedBridgeMachine.provide({ delays: { reopenDelay } }))\`, a longer \`syncTimeoutMs\` standing in for rule 2; not in src/), graceful restart at C = N/20: ${vs.length > 0 ? vs.join("; ") : "not run"}.`,
+  );
+  const v2 = variants.map((p) => get("graceful-fifo-n20", p)).find((f) => f?.recoveredS !== undefined && f.abandonedQueued === 0);
+  const slowest = variants.map((p) => get("graceful-fifo-n50", p)).find((f) => f !== undefined);
+  const fast = variants.map((p) => get("graceful-fifo-n10", p)).find((f) => f !== undefined);
+  if (v2?.recoveredS !== undefined)
+    lines.push(
+      `With both, the recovery ${v2.recoveredS <= 1.25 * 2 * 20 ? "is within" : "misses"} the target (${num(v2.recoveredS)} s against 1.25 × 40 s); what the amplification still has over 2N (${num(v2.amplification, 2)}×) is about what the fleet's regular heartbeats add over the ${num(v2.recoveredS)} s (N/60 × ${num(v2.recoveredS)} s = ${num(v2.recoveredS / 120, 2)} × 2N, less where a resync restarted a bridge's timer): reaching 1.1 would take holding a bridge's regular heartbeat while it waits to reopen (the reopen's resync replaces it). A fixed 30-s window is too long for a fast server (at C = N/10 the limit 2N/C is 20 s${fast?.recoveredS !== undefined ? `; the same variant there: ${num(fast.recoveredS)} s, ${num(fast.recoveredS / 20, 2)}× 2N/C, ${num(fast.amplification, 2)}×` : ""}${slowest?.abandonedQueued ? `; at C = N/50 a fixed 30-s deadline is still too short: ${num(slowest.abandonedQueued)} syncs abandoned in the queue, ${delivered(slowest)}, which is why rule 2 is "run on while the PING answers", not a longer deadline` : ""}): the window would better grow with what the bridge saw of the server (e.g. its last open's or sync's wait) than be a constant.`,
+    );
+  lines.push(
+    "Rows not run again for this checkout's *bridge* (after item 4: the heartbeat probe, pushback as a floor, open confirmed only once sent, GOAWAY on an unstable open a failure, reopen rounds coalesced) are left out (C = N/10, the bound without pushback), and so are the *seed*'s (the seed runs on this checkout's statechart); all *old bridge* rows are from the previous run. The plots show the policies of the run that drew them.",
   );
   return `${lines.join(" ")}\n`;
 }

@@ -179,6 +179,18 @@ const layeredOptions: Record<string, string> = {
   "elk.randomSeed": "1",
 };
 
+/** How many levels `path` lies below `ancestor` (1 for a child). */
+function depthBelow(path: string, ancestor: string): number {
+  const rest = ancestor === "" ? path : path.slice(ancestor.length + 1);
+  return rest === "" ? 0 : rest.split(".").length;
+}
+
+/** Whether an edge of `graph` has exactly one end inside the state at `path`. */
+function hasCrossingEdge(path: string, graph: StateGraph): boolean {
+  const inside = (p: string) => path === "" || p === path || p.startsWith(`${path}.`);
+  return graph.edges.some((e) => inside(e.source) !== inside(e.target));
+}
+
 /** Lays `graph` out with elkjs. Deterministic for a given graph. */
 export async function layoutStatechart(graph: StateGraph): Promise<StatechartLayout> {
   const byPath = new Map(graph.nodes.map((n) => [n.path, n]));
@@ -217,7 +229,11 @@ export async function layoutStatechart(graph: StateGraph): Promise<StatechartLay
     }
   }
 
-  const toElk = (node: StateGraphNode): ElkNode => {
+  const deepAt = (path: string) =>
+    graph.edges.some(
+      (e) => commonAncestor(e.source, e.target, byPath) === path && (depthBelow(e.source, path) > 1 || depthBelow(e.target, path) > 1),
+    );
+  const toElk = (node: StateGraphNode, inDeep = false): ElkNode => {
     const body = bodies.get(node.path) ?? [];
     if (isLeaf(node)) return { id: elkId(node.path), ...leafSize(node, body) };
     const children: ElkNode[] = [];
@@ -231,19 +247,26 @@ export async function layoutStatechart(graph: StateGraph): Promise<StatechartLay
     }
     for (const c of node.children) {
       const child = byPath.get(c);
-      if (child) children.push(toElk(child));
+      if (child) children.push(toElk(child, inDeep || deepAt(node.path)));
     }
     const top = headerHeight(body);
     const minWidth = Math.ceil(Math.max(textWidth(node.key, metrics.titleFontPx), bodyWidth(body)) + 2 * metrics.padXPx);
     const ownEdges = edgesIn.get(node.path) ?? [];
-    // Regions of a parallel state sit side by side, each laid out on its own.
-    const separate = node.type === "parallel" && ownEdges.length === 0;
+    // Regions of a parallel state sit side by side, each laid out on its
+    // own, unless an edge links them or leaves them (a nested parallel
+    // state whose region has a transition out of it).
+    const separate = node.type === "parallel" && ownEdges.length === 0 && !hasCrossingEdge(node.path, graph);
+    // elkjs fails ("reading 'a'") ordering by model order across levels: a
+    // state with an edge into a grandchild (a transition out of a nested
+    // parallel state's region), and what it contains, are laid out without it.
+    const deep = inDeep || deepAt(node.path);
+    const { "elk.layered.considerModelOrder.strategy": _modelOrder, ...withoutModelOrder } = layeredOptions;
     return {
       id: elkId(node.path),
       children,
       edges: ownEdges,
       layoutOptions: {
-        ...layeredOptions,
+        ...(deep ? withoutModelOrder : layeredOptions),
         "elk.hierarchyHandling": separate ? "SEPARATE_CHILDREN" : "INCLUDE_CHILDREN",
         ...(separate
           ? {

@@ -9,11 +9,19 @@
  * What it takes from src/: leaf modules only (errors.ts, call-errors.ts for
  * the two error classes its guards tell apart, timing.ts, and types).
  */
-import { and, assign, enqueueActions, fromPromise, not, raise, setup, stateIn, type AnyActorRef } from "xstate";
+import { and, assign, enqueueActions, fromPromise, or, raise, setup, stateIn, type AnyActorRef } from "xstate";
 import { summarizeError, type ErrorSummary } from "../src/errors.js";
 import type { RemovalInfo } from "../src/types.js";
-import { ServerGoawayError, SyncDeadlineError } from "../src/call-errors.js";
-import { backoffDelayMs, goawayReopenDelayMs, heartbeatDelayMs, heartbeatSpreadDelayMs, type BridgeTiming } from "../src/timing.js";
+import { ServerGoawayError } from "../src/call-errors.js";
+import {
+  backoffDelayMs,
+  goawayReopenDelayMs,
+  heartbeatDelayMs,
+  heartbeatSpreadDelayMs,
+  MAX_HEARTBEAT_SLOWDOWN,
+  syncRunOnMs,
+  type BridgeTiming,
+} from "../src/timing.js";
 import { admitRemovals, forgetRemovals, windowProjectIds } from "./dedup-window.js";
 import {
   PROJECT_EVENT_TYPE_CREATED,
@@ -81,7 +89,11 @@ export function createBridgeDelays(random: (args: BridgeDelayArgs) => number) {
         MAX_TIMER_MS,
         Math.max(
           args.context.heartbeatSlowdown *
-            (args.context.lastSyncCause === "stream-open"
+            // After a stream open, and while the server is slow, the wait is
+            // drawn over a whole period: a fleet that reconnected together,
+            // or whose late rounds a recovering server answered together,
+            // does not go on heartbeating together.
+            (args.context.lastSyncCause === "stream-open" || args.context.heartbeatSlowdown > 1
               ? heartbeatSpreadDelayMs(args.context.timing, random(args))
               : heartbeatDelayMs(args.context.timing, random(args))),
           // Never longer than the slowest heartbeat: a pushback cannot stop it (half-open detection).
@@ -145,13 +157,8 @@ function absentInWindow(absent: readonly string[], window: readonly string[]): s
   return kept.length === absent.length ? (absent as string[]) : kept;
 }
 
-/**
- * The most a slow server slows the heartbeat down: four periods between
- * rounds (a quarter of the load it puts on the server). It bounds how late
- * the heartbeat catches up after a slow period: stream removals are not
- * delayed by it.
- */
-export const MAX_HEARTBEAT_SLOWDOWN = 4;
+/** The most a slow server slows the heartbeat down (src/timing.ts; re-exported here, where it is used). */
+export { MAX_HEARTBEAT_SLOWDOWN };
 /** Node's timer limit. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -160,6 +167,20 @@ function notProvided(name: string) {
 }
 
 const streamEnded: ErrorSummary = { code: "stream_ended", message: "the server ended the ProjectEvents stream" };
+/** What a late round given up for a reopen's resync failed with. */
+function lateRoundReplaced(timeoutMs: number): ErrorSummary {
+  return {
+    code: "deadline_exceeded",
+    message: `SyncProjectState got no answer within ${timeoutMs} ms; given up for the resync of the stream that reopened`,
+  };
+}
+/** What a round past its deadline whose link did not answer the probe failed with. */
+function syncDeadlineError(timeoutMs: number): ErrorSummary {
+  return {
+    code: "deadline_exceeded",
+    message: `SyncProjectState got no answer within ${timeoutMs} ms and the connection did not answer a PING`,
+  };
+}
 const suspectError: ErrorSummary = {
   code: "deadline_exceeded",
   message: "heartbeat timed out while streaming: connection suspect, reopening on a fresh HTTP/2 session",
@@ -188,8 +209,6 @@ export const bridgeMachine = setup({
   },
   delays: createBridgeDelays(() => Math.random()),
   guards: {
-    /** The bridge's own per-call deadline ran out (not a DEADLINE_EXCEEDED the server sent). */
-    isOwnSyncDeadline: ({ event }) => "error" in event && event.error instanceof SyncDeadlineError && event.error.sent,
     /** The client ended the stream because the server sent GOAWAY. */
     isServerGoaway: ({ event }) => "error" in event && event.error instanceof ServerGoawayError,
     /** This open proved itself (headers, a message, or a completed sync) and has been streaming for stableAfterMs. */
@@ -199,7 +218,15 @@ export const bridgeMachine = setup({
     /** The link probe got an answer: the server is slow, the link alive. */
     linkAnswered: ({ event }) => "output" in event && event.output === true,
     /** syncNow() was called during the round that just ended. */
-    followUpAsked: stateIn("#bridge.heartbeat.syncing.followUp"),
+    followUpAsked: stateIn("#bridge.heartbeat.syncing.asked.followUp"),
+    /** The round is past its deadline (probing the link, or running on). */
+    roundLate: or([stateIn("#bridge.heartbeat.syncing.deadline.probing"), stateIn("#bridge.heartbeat.syncing.deadline.runningOn")]),
+    /** No stream, and the connection is about to (re)open one (its resync is coming). */
+    reconnecting: or([
+      stateIn("#bridge.connection.backoff"),
+      stateIn("#bridge.connection.reopening"),
+      stateIn("#bridge.connection.open.connecting"),
+    ]),
   },
   actions: {
     countStreamOpened: assign({
@@ -219,6 +246,26 @@ export const bridgeMachine = setup({
         counters: bump(context.counters, "slowServer"),
       });
       enqueue.emit({ type: "serverSlow", slowdown: Math.min(MAX_HEARTBEAT_SLOWDOWN, context.heartbeatSlowdown * 2) });
+    }),
+    /**
+     * A stream (re)opened while the round was late: the late round is given
+     * up (its call may be stuck on the old connection) and the reopen's
+     * resync starts at once, instead of waiting behind it as a follow-up.
+     */
+    restartLateRound: enqueueActions(({ context, enqueue }) => {
+      const error = lateRoundReplaced(context.timing.syncTimeoutMs);
+      enqueue.assign({
+        lastSyncCause: "stream-open",
+        syncErrorStreak: context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1,
+        lastSyncErrorCode: error.code,
+        counters: bump(context.counters, "syncFailures"),
+      });
+      enqueue.emit({
+        type: "syncFailed",
+        error,
+        suspect: false,
+        streak: context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1,
+      });
     }),
     /** Begins and ends an open: it has proved nothing yet, and its request is not sent. */
     clearOpenProof: assign({ openProven: false, openStable: false, requestSent: false }),
@@ -445,11 +492,17 @@ export const bridgeMachine = setup({
       // begins, so one that completed before it does not count); once the
       // open is also stable, the attempt counter resets.
       const proof = context.openStable ? { openProven: true, attempt: 0, errorStreak: 0 } : { openProven: true };
-      // A round answered within half its deadline halves the slowdown; a later one doubles it.
-      const late = params.output.roundMs !== undefined && params.output.roundMs > context.timing.syncTimeoutMs / 2;
+      // A round answered within half its deadline halves the slowdown; a
+      // later one doubles it, unless it ran past the deadline: the probe's
+      // answer slowed the heartbeat down already.
+      const roundMs = params.output.roundMs;
+      const late = roundMs !== undefined && roundMs > context.timing.syncTimeoutMs / 2 && roundMs < context.timing.syncTimeoutMs;
+      const ranOn = roundMs !== undefined && roundMs >= context.timing.syncTimeoutMs;
       const heartbeatSlowdown = late
         ? Math.min(MAX_HEARTBEAT_SLOWDOWN, context.heartbeatSlowdown * 2)
-        : Math.max(1, context.heartbeatSlowdown / 2);
+        : ranOn
+          ? context.heartbeatSlowdown
+          : Math.max(1, context.heartbeatSlowdown / 2);
       enqueue.assign({
         ...proof,
         heartbeatSlowdown,
@@ -470,6 +523,22 @@ export const bridgeMachine = setup({
         counters: bump(context.counters, "syncFailures"),
       });
       enqueue.emit({ type: "syncFailed", error, suspect: params.suspect, streak });
+    }),
+    /**
+     * A round past its deadline whose link did not answer the probe: a
+     * failure (raiseSuspect follows: a streaming connection is suspect and
+     * reopens, which the connection region reports).
+     */
+    recordSyncDeadline: enqueueActions(({ context, enqueue }) => {
+      const error = syncDeadlineError(context.timing.syncTimeoutMs);
+      const streak = context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1;
+      enqueue.assign({
+        syncErrorStreak: streak,
+        lastSyncErrorCode: error.code,
+        syncRetryAfterMs: 0,
+        counters: bump(context.counters, "syncFailures"),
+      });
+      enqueue.emit({ type: "syncFailed", error, suspect: false, streak });
     }),
   },
 }).createMachine({
@@ -591,6 +660,27 @@ export const bridgeMachine = setup({
       initial: "waiting",
       states: {
         waiting: {
+          after: {
+            heartbeatDelay: [
+              // No stream, and one is being (re)opened: its resync replaces this round.
+              { guard: "reconnecting", target: "held" },
+              { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "timer" } } },
+            ],
+          },
+          on: {
+            "SYNC.NOW": { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "request" } } },
+            "sync.request": { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "stream-open" } } },
+            STOP: "stopped",
+          },
+        },
+        /**
+         * A regular round came due while the connection was reconnecting:
+         * it waits for the reopen, whose resync replaces it, or for one more
+         * heartbeat wait (the fallback while no stream opens). A fleet in
+         * backoff thus does not feed a recovering server a heartbeat per
+         * bridge on top of the reopen's resync.
+         */
+        held: {
           after: { heartbeatDelay: { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "timer" } } } },
           on: {
             "SYNC.NOW": { target: "syncing", actions: { type: "noteSyncCause", params: { cause: "request" } } },
@@ -599,21 +689,65 @@ export const bridgeMachine = setup({
           },
         },
         syncing: {
-          // One round. syncNow() or a stream (re)open during it does not
-          // restart it (that would restart its deadline, so a caller or a
-          // server recycling connections could starve the heartbeat): each
-          // asks for one follow-up round, started when this one ends.
-          initial: "round",
+          // One round, in two regions: `asked` keeps whether a follow-up
+          // round was asked for during it; `deadline` follows the round's
+          // own deadline (syncTimeoutMs). A round past it whose request was
+          // sent asks the connection (one HTTP/2 PING) before anything else:
+          // a slow server is not a dead link, so the round runs on (up to
+          // the slowest heartbeat's period) instead of being abandoned and
+          // sent again at the back of the server's queue.
+          type: "parallel",
           states: {
-            round: {
-              on: {
-                "SYNC.NOW": { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "request" } } },
-                "sync.request": { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
+            asked: {
+              // syncNow() or a stream (re)open during a round does not
+              // restart it (that would restart its deadline, so a caller or
+              // a server recycling connections could starve the heartbeat):
+              // each asks for one follow-up round, started when this one ends.
+              initial: "round",
+              states: {
+                round: {
+                  on: {
+                    "SYNC.NOW": { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "request" } } },
+                    "sync.request": [
+                      { guard: "roundLate", target: "#bridge.heartbeat.syncing", reenter: true, actions: "restartLateRound" },
+                      { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
+                    ],
+                  },
+                },
+                followUp: {
+                  on: {
+                    "sync.request": [
+                      { guard: "roundLate", target: "#bridge.heartbeat.syncing", reenter: true, actions: "restartLateRound" },
+                      { actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
+                    ],
+                  },
+                },
               },
             },
-            followUp: {
-              on: {
-                "sync.request": { actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
+            deadline: {
+              initial: "inTime",
+              states: {
+                inTime: {
+                  on: { "sync.late": "probing" },
+                },
+                /** Past its deadline: does the connection answer? */
+                probing: {
+                  invoke: {
+                    id: "probeLink",
+                    src: "probeLink",
+                    input: ({ context }) => ({
+                      sessionEpoch: context.sessionEpoch,
+                      timeoutMs: Math.ceil(context.timing.syncTimeoutMs / 2),
+                    }),
+                    onDone: [
+                      { guard: "linkAnswered", target: "runningOn", actions: "slowHeartbeat" },
+                      { target: "#bridge.heartbeat.waiting", actions: ["recordSyncDeadline", "raiseSuspect"] },
+                    ],
+                    onError: { target: "#bridge.heartbeat.waiting", actions: ["recordSyncDeadline", "raiseSuspect"] },
+                  },
+                },
+                /** The link answered: the round waits on for the slow server (a late answer does not slow the heartbeat twice). */
+                runningOn: {},
               },
             },
           },
@@ -624,6 +758,7 @@ export const bridgeMachine = setup({
               clientId: context.clientId,
               sessionEpoch: context.sessionEpoch,
               timeoutMs: context.timing.syncTimeoutMs,
+              runOnMs: syncRunOnMs(context.timing),
               parent: self,
               windowIds: windowProjectIds(context.recentRemovals),
             }),
@@ -640,13 +775,6 @@ export const bridgeMachine = setup({
               { target: "waiting", actions: { type: "acceptSyncResult", params: ({ event }) => ({ output: event.output }) } },
             ],
             onError: [
-              {
-                // The reopened stream asks for a sync anyway: a follow-up is not needed.
-                // A slow server is not a dead link: ask the connection first.
-                guard: and(["isOwnSyncDeadline", stateIn("#bridge.connection.open.streaming")]),
-                target: "probing",
-                actions: [{ type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) }],
-              },
               {
                 guard: "followUpAsked",
                 target: "syncing",
@@ -680,22 +808,6 @@ export const bridgeMachine = setup({
             },
             STOP: "stopped",
           },
-        },
-        /** A heartbeat's own deadline passed while streaming: does the connection answer? */
-        probing: {
-          // The stream is gone meanwhile (failed, ended, reopening): nothing left to decide.
-          always: { guard: not(stateIn("#bridge.connection.open.streaming")), target: "waiting" },
-          invoke: {
-            id: "probeLink",
-            src: "probeLink",
-            input: ({ context }) => ({ sessionEpoch: context.sessionEpoch, timeoutMs: Math.ceil(context.timing.syncTimeoutMs / 2) }),
-            onDone: [
-              { guard: "linkAnswered", target: "waiting", actions: "slowHeartbeat" },
-              { target: "waiting", actions: "raiseSuspect" },
-            ],
-            onError: { target: "waiting", actions: "raiseSuspect" },
-          },
-          on: { STOP: "stopped" },
         },
         stopped: { type: "final" },
       },

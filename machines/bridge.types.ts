@@ -217,6 +217,12 @@ export type BridgeEvent =
   | { type: "sync.listed"; present: string[]; absent: string[] }
   /** Raised by the connection region when a stream (re)opens: the heartbeat syncs at once. */
   | { type: "sync.request" }
+  /**
+   * Sent by the SyncProjectState actor when a call whose request reached the
+   * wire passed its deadline (syncTimeoutMs): the call goes on while the
+   * machine asks the connection (probeLink) whether to wait on or give up.
+   */
+  | { type: "sync.late"; timeoutMs: number }
   /** Raised by the heartbeat region when a sync timed out while streaming. */
   | { type: "connection.suspect" };
 
@@ -256,7 +262,14 @@ export interface ProjectEventsInput {
 export interface SyncProjectStateInput {
   clientId: string;
   sessionEpoch: number;
+  /** The round's deadline per call: a sent call past it sends sync.late (when runOnMs is longer) or fails. */
   timeoutMs: number;
+  /**
+   * How long a sent call may run on after sync.late (from its start, ms)
+   * while the machine waits for the probe or has found the link alive; the
+   * call fails with SyncDeadlineError then. Defaults to timeoutMs: no run-on.
+   */
+  runOnMs?: number;
   parent: BridgeParentRef;
   /** The project ids of the dedup window at the round's start (at most dedupCapacity). Defaults to none. */
   windowIds?: string[];

@@ -22,7 +22,7 @@ import { SyncDeadlineError } from "./call-errors.js";
 import { estimateRemovalBytes } from "./dispatcher.js";
 import { BridgeError } from "./errors.js";
 import { boundText, EVENT_ID_MAX_BYTES, previewOf, REASON_MAX_BYTES, refuseProjectId } from "./server-data.js";
-import { createDeadlineSignal, createLinkedAbortController } from "./signals.js";
+import { createLinkedAbortController } from "./signals.js";
 import type { Clock, EventsClient, ProjectTracker } from "./types.js";
 
 /** The server's cap on ids in one SyncProjectState call. */
@@ -341,7 +341,13 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
       const req = create(SyncProjectStateRequestSchema, { clientId: input.clientId, localProjectIds: chunk });
       const callStartedAtMs = clockNow();
       const res = await callWithDeadline(deps, input, signal, (callSignal, onSent) =>
-        deps.client().syncProjectState(req, { signal: callSignal, timeoutMs: input.timeoutMs, sessionEpoch: input.sessionEpoch, onSent }),
+        deps.client().syncProjectState(req, {
+          signal: callSignal,
+          // The transport's own deadline (grpc-timeout) is the longest the call may run on.
+          timeoutMs: Math.max(input.timeoutMs, input.runOnMs ?? input.timeoutMs),
+          sessionEpoch: input.sessionEpoch,
+          onSent,
+        }),
       );
       // The slowest single call, not the round: a round of several chunks, or one that waited for dispatch room, is not late.
       slowestCallMs = Math.max(slowestCallMs, clockNow() - callStartedAtMs);
@@ -476,7 +482,12 @@ async function callWithDeadline<T>(
   const client = deps.client();
   // A client that does not say when its request is on the wire: sent at once.
   let sent = client.signalsSent !== true;
-  const deadline = createDeadlineSignal(deps.clock, input.timeoutMs, () => new SyncDeadlineError(input.timeoutMs, { sent }));
+  /** Whether the call settled before the deadline ran out (a server's own DEADLINE_EXCEEDED stays the server's). */
+  let settledInTime = false;
+  const deadline = createRunOnDeadline(deps, input, {
+    isSent: () => sent,
+    isSettled: () => settledInTime,
+  });
   const linked = createLinkedAbortController(signal, deadline.signal);
   let stopWaiting: (() => void) | undefined;
   /** What the race rejects with when the deadline or the round's signal wins it. */
@@ -488,8 +499,6 @@ async function callWithDeadline<T>(
   });
   // The losing side of the race must not become an unhandled rejection.
   aborted.catch(() => {});
-  /** Whether the call settled before the deadline ran out (a server's own DEADLINE_EXCEEDED stays the server's). */
-  let settledInTime = false;
   try {
     const pending = call(linked.signal, () => {
       sent = true;
@@ -501,7 +510,7 @@ async function callWithDeadline<T>(
     return await Promise.race([pending, aborted]);
   } catch (reason) {
     if (deadline.signal.aborted && !signal.aborted && !settledInTime) {
-      throw new SyncDeadlineError(input.timeoutMs, { sent, ...(reason === abortedFirst ? {} : { cause: reason }) });
+      throw new SyncDeadlineError(deadline.deadlineMs(), { sent, ...(reason === abortedFirst ? {} : { cause: reason }) });
     }
     if (reason === abortedFirst) throw BridgeError.from(signal.reason, "canceled");
     throw BridgeError.from(reason);
@@ -510,6 +519,46 @@ async function callWithDeadline<T>(
     deadline.cleanup();
     linked.cleanup();
   }
+}
+
+/**
+ * A call's deadline in two steps: at `timeoutMs` a call whose request is on
+ * the wire is late, not dead: the machine hears sync.late and asks the link
+ * (probeLink) while the call goes on, up to `runOnMs` from its start (the
+ * machine ends the round sooner when the link does not answer). A call not
+ * sent by then, or one without a longer `runOnMs`, fails at `timeoutMs`.
+ */
+function createRunOnDeadline(deps: SyncActorDeps, input: SyncProjectStateInput, call: { isSent: () => boolean; isSettled: () => boolean }) {
+  const controller = new AbortController();
+  const runOnMs = Math.max(input.timeoutMs, input.runOnMs ?? input.timeoutMs);
+  let deadlineMs = input.timeoutMs;
+  const isSent = call.isSent;
+  let timer: unknown = deps.clock.setTimeout(() => {
+    timer = undefined;
+    // The answer is already in (a clock that jumped past the deadline): not late.
+    if (call.isSettled()) return;
+    const sent = isSent();
+    if (sent && runOnMs > input.timeoutMs) {
+      deadlineMs = runOnMs;
+      input.parent.send({ type: "sync.late", timeoutMs: input.timeoutMs });
+      timer = deps.clock.setTimeout(() => {
+        timer = undefined;
+        if (call.isSettled()) return;
+        controller.abort(new SyncDeadlineError(runOnMs, { sent: isSent() }));
+      }, runOnMs - input.timeoutMs);
+      return;
+    }
+    controller.abort(new SyncDeadlineError(input.timeoutMs, { sent }));
+  }, input.timeoutMs);
+  return {
+    signal: controller.signal,
+    /** The deadline that ran out (or runs next). */
+    deadlineMs: () => deadlineMs,
+    cleanup() {
+      if (timer !== undefined) deps.clock.clearTimeout(timer);
+      timer = undefined;
+    },
+  };
 }
 
 /**

@@ -87,8 +87,14 @@ export function flattenConnection(value: unknown): ConnectionState {
 
 export function heartbeatOf(value: unknown): HeartbeatState {
   const hb = (value as { heartbeat?: unknown } | undefined)?.heartbeat;
-  // `syncing` is compound (a round, or a round with a follow-up asked).
-  if (hb && typeof hb === "object" && "syncing" in hb) return "syncing";
+  // `syncing` is parallel: a round (or one with a follow-up asked), and its
+  // deadline (in time, probing the link, running on).
+  if (hb && typeof hb === "object" && "syncing" in hb) {
+    const deadline = (hb as { syncing?: { deadline?: unknown } }).syncing?.deadline;
+    return deadline === "probing" ? "probing" : "syncing";
+  }
+  // A round held for the reopen's resync is still waiting to a reader.
+  if (hb === "held") return "waiting";
   return typeof hb === "string" ? (hb as HeartbeatState) : "waiting";
 }
 

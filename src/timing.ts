@@ -211,3 +211,27 @@ function clamp01(x: number): number {
 export function heartbeatSpreadDelayMs(timing: BridgeTiming, random: number): number {
   return clampTimerMs(timing.heartbeatJitterMs + timing.heartbeatMs * clamp01(random));
 }
+
+/**
+ * The most a slow server slows the heartbeat down: two periods between
+ * rounds (half the load it puts on the server). It bounds how late the
+ * heartbeat catches up once the server is fast again: a wait drawn while it
+ * was slow lasts at most two periods, so a fleet is back to its steady
+ * heartbeat within about two minutes of a slow period's end (with four
+ * periods it took over five). Stream removals are not delayed by it.
+ */
+export const MAX_HEARTBEAT_SLOWDOWN = 2;
+
+/**
+ * How long a sync call whose request reached the wire may run on past
+ * syncTimeoutMs once the connection answered a PING (a slow server, not a
+ * dead link): the slowest heartbeat's period, MAX_HEARTBEAT_SLOWDOWN ×
+ * heartbeatMs (2 minutes by default), and never less than syncTimeoutMs.
+ * Abandoning it earlier would only send it again at the back of the
+ * server's queue: on a saturated server every abandoned call is work wasted
+ * and a new call added, which is how retry storms feed on themselves. A
+ * stream that reopens meanwhile gives it up for its own resync.
+ */
+export function syncRunOnMs(timing: BridgeTiming): number {
+  return clampTimerMs(Math.max(timing.syncTimeoutMs, MAX_HEARTBEAT_SLOWDOWN * timing.heartbeatMs));
+}

@@ -21,7 +21,7 @@ paths("every edge of the graph has a path the world can play", () => {
   const origins = (o: string) => generated.paths.filter((p) => p.origin === o).length;
   console.log(
     `# graph: ${generated.vertices} states, ${generated.edges} edges; paths: ${origins("edge")} edge, ${origins("pair")} edge-pair, ` +
-      `${origins("simple")} long simple; ${generated.pairsInfeasible.length} edge pairs the timing cannot order`,
+      `${origins("walk")} long random walks; ${generated.pairsInfeasible.length} edge pairs the timing cannot order`,
   );
   assert.ok(generated.paths.length > 0, "paths were generated");
   assert.equal(generated.infeasible, [], `edges with no playable path:\n${generated.infeasible.join("\n")}`);

@@ -11,7 +11,8 @@ import { bridgeMachine } from "../../machines/bridge.machine.js";
 import type { StreamEvent, SyncResult } from "../../machines/bridge.types.js";
 import { ServerGoawayError, SyncDeadlineError } from "../../src/call-errors.js";
 import { BridgeError } from "../../src/errors.js";
-import type { BridgeTiming } from "../../src/timing.js";
+import { syncRunOnMs, type BridgeTiming } from "../../src/timing.js";
+import { heartbeatOf } from "../../src/bridge-status.js";
 
 /**
  * The world's timing. Every time-driven step is caused by advancing the
@@ -78,8 +79,10 @@ export const graphEvents = {
   // Sent by the sync actor just before it resolves with removed ids: the world
   // causes it only together with such an answer (see withSyncRemovals).
   syncRemoved: { type: "sync.removed", projectIds: ["hb-gone"], receivedAtMs: 0 },
-  // The bridge's own deadline (on its clock) runs out.
-  syncTimedOut: { type: "xstate.error.actor.syncProjectState", error: new SyncDeadlineError(graphTiming.syncTimeoutMs) },
+  // The round's deadline passes with its request on the wire: the actor says so and the call runs on.
+  syncLate: { type: "sync.late", timeoutMs: graphTiming.syncTimeoutMs },
+  // The bridge's own deadline (on its clock) runs out: the longest a call may run on.
+  syncTimedOut: { type: "xstate.error.actor.syncProjectState", error: new SyncDeadlineError(syncRunOnMs(graphTiming)) },
   // The server answers DEADLINE_EXCEEDED itself: the link is alive, not suspect.
   syncServerDeadline: {
     type: "xstate.error.actor.syncProjectState",
@@ -98,6 +101,7 @@ const payloadVariants: Record<string, AnyEventObject[]> = {
   "sync.removed": [graphEvents.syncRemoved],
   "sync.listed": [{ type: "sync.listed", present: [], absent: [] }],
   "sync.live": [{ type: "sync.live", projectIds: [] }],
+  "sync.late": [graphEvents.syncLate],
   "removal.released": [{ type: "removal.released", projectId: "s-gone" }],
   "stream.events": [graphEvents.removedEvent, graphEvents.createdEvent],
   "xstate.done.actor.projectEvents": [graphEvents.streamEnded],
@@ -177,10 +181,22 @@ export function worldEvents(snapshot: AnyMachineSnapshot): AnyEventObject[] {
   const stable = (snapshot.context as { openStable?: boolean }).openStable === true;
   // A link probe lasts half a sync deadline (750 ms in graphTiming), shorter
   // than openConfirm and stableAfter: neither fires while one runs.
-  const probing = (snapshot.value as { heartbeat?: unknown }).heartbeat === "probing";
+  const probing = heartbeatOf(snapshot.value) === "probing";
   const connectionTimer = (type: string) => type.startsWith("xstate.after.stableAfter") || type.startsWith("xstate.after.openConfirm");
+  // The runtime's sync actor fails with its own deadline only after the
+  // round was late (sync.late, at syncTimeoutMs) and the link answered:
+  // at runOnMs (two heartbeat periods, 10 s here), while the round runs on.
+  // The world plays it on a stable stream only: elsewhere a connection
+  // timer (openConfirm, stableAfter, a first backoff, a reopen) is due
+  // first, and every way out of the others is played already.
+  const runningOn =
+    stable && ((snapshot.value as { heartbeat?: { syncing?: { deadline?: unknown } } }).heartbeat?.syncing?.deadline ?? "") === "runningOn";
   return allEvents(snapshot).filter(
-    (e) => !raisedOnly.has(e.type) && !(stable && e.type.startsWith("xstate.after.stableAfter")) && !(probing && connectionTimer(e.type)),
+    (e) =>
+      !raisedOnly.has(e.type) &&
+      !(stable && e.type.startsWith("xstate.after.stableAfter")) &&
+      !(probing && connectionTimer(e.type)) &&
+      !(e === graphEvents.syncTimedOut && !runningOn),
   );
 }
 
@@ -302,6 +318,6 @@ export function machineTransitions(machine: AnyStateMachine): TransitionRef[] {
  * stops being true (it got covered, or the machine no longer has it).
  */
 export const runtimeUnreachable: Record<string, string> = {
-  "bridge.heartbeat.probing|xstate.error.actor.probeLink|0":
+  "bridge.heartbeat.syncing.deadline.probing|xstate.error.actor.probeLink|0":
     "the runtime's probe never rejects (a check that fails answers false); the transition is for a probe a user provides",
 };

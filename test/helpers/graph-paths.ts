@@ -8,15 +8,17 @@
  *   other prefixes are tried: the shortest path to a predecessor plus its
  *   edge in, then the simple paths to the source (getSimplePaths), shortest
  *   first;
- * - one path per pair of consecutive edges (each way into a state followed
- *   by each way out of it), the same way; a pair whose order the timing
+ * - one path per pair of consecutive machine transitions (each way into a
+ *   state followed by each way out of it, told apart by the transition
+ *   definitions they take and the event's payload, not by every product
+ *   state of the two regions), the same way; a pair whose order the timing
  *   forbids (e.g. stableAfter firing while the sync that the stream opening
  *   started is still in flight: its deadline always comes first) is
  *   reported, not played;
- * - a few long simple paths to the final state (getSimplePaths) that add
- *   runs of three consecutive steps no other path has.
+ * - a few long seeded random walks to the final state that add runs of
+ *   three consecutive steps no other path has.
  */
-import type { AnyEventObject, AnyMachineSnapshot } from "xstate";
+import type { AnyEventObject, AnyMachineSnapshot, AnyTransitionDefinition } from "xstate";
 import { bridgeMachine } from "../../machines/bridge.machine.js";
 import {
   adjacencyOf,
@@ -25,15 +27,17 @@ import {
   graphMachine,
   serializeState,
   shortestPaths,
+  transitionKey,
   worldEvents,
   type Traversal,
 } from "./graph-model.js";
 import { planPath, type Plan } from "./graph-planner.js";
+import { seededRandom } from "./seeded-random.js";
 import { ServerGoawayError, SyncDeadlineError } from "../../src/call-errors.js";
 
 export interface GraphPath {
   name: string;
-  origin: "edge" | "pair" | "simple";
+  origin: "edge" | "pair" | "walk";
   events: AnyEventObject[];
   plan: Plan;
 }
@@ -48,6 +52,8 @@ export interface GeneratedPaths {
   edges: number;
 }
 
+/** How many random walks are planned at most for the long paths (a failed plan searches every jitter draw). */
+const LONG_WALKS = 400;
 /** How many simple paths a search for a prefix or a long path looks at. */
 const SIMPLE_PATHS_CAP = 4000;
 /** How many edges one such search may walk: the number of simple paths grows exponentially with the graph. */
@@ -249,37 +255,59 @@ export function generatePaths(options: { longPaths?: number; pairs?: boolean } =
     if (!playViaWaypoint(late.vertex, late.steps, "edge")) infeasible.push(`${late.label} : ${late.why}`);
   }
   if (options.pairs ?? true) {
-    for (const [vertex, { transitions }] of adjacency) {
+    // One pair per two consecutive transitions of the machine (its
+    // definitions, with the event's payload variant), not per two
+    // consecutive graph edges: the two parallel regions multiply the edges
+    // (a round late, probing or running on beside every connection state)
+    // while a guard that reads the other region (in(...)) already makes a
+    // different definition fire. Kept: the first pair (in adjacency order)
+    // of each kind that the world can play.
+    const pairKinds = new Set<string>();
+    for (const [vertex, { state: source, transitions }] of adjacency) {
       for (const { event: first, state: middle } of transitions) {
         for (const { event: second, state: target } of adjacency.get(serializeState(middle))?.transitions ?? []) {
+          const kind = `${definitionsOf(source, first)}>${definitionsOf(middle, second)}`;
+          if (pairKinds.has(kind)) continue;
           const steps = [first, second, ...stopSuffix(target)];
           let why = planFrom(vertex, steps, "pair");
           // A stop budget needs a removal in flight, which some played path may have left.
           if (why?.includes("stop budget") && playViaWaypoint(vertex, steps, "pair")) why = undefined;
           if (why !== undefined) pairsInfeasible.push(`${vertex} --${first.type}--> --${second.type}--> : ${why}`);
+          else pairKinds.add(kind);
         }
       }
     }
   }
 
-  // Long simple paths to the final state, kept when they add runs of three
-  // consecutive steps that no other path has.
-  const pairs = new Set<string>();
-  const pairsOf = (events: AnyEventObject[]) =>
+  // Long seeded random walks through the graph to the final state, kept
+  // when the world can play them and they add runs of three consecutive
+  // steps that no other path has. (The longest simple paths, which this
+  // used to take, share one depth-first prefix that the timing forbids
+  // since a round can be late beside every connection state.)
+  const triples = new Set<string>();
+  const triplesOf = (events: AnyEventObject[]) =>
     events.slice(2).map((e, i) => `${JSON.stringify(events[i])}>${JSON.stringify(events[i + 1])}>${JSON.stringify(e)}`);
-  for (const p of paths) for (const pair of pairsOf(p.events)) pairs.add(pair);
-  const long = boundedSimplePaths((v) => isFinal(adjacency.get(v)!.state)).sort(
-    (a, b) => b.length - a.length || JSON.stringify(a).localeCompare(JSON.stringify(b)),
-  );
+  for (const p of paths) for (const triple of triplesOf(p.events)) triples.add(triple);
+  const random = seededRandom(21);
   let added = 0;
-  for (const events of long) {
-    if (added >= (options.longPaths ?? 12)) break;
-    const fresh = pairsOf(events).filter((pair) => !pairs.has(pair));
+  for (let walk = 0; walk < LONG_WALKS && added < (options.longPaths ?? 12); walk++) {
+    const events: AnyEventObject[] = [];
+    let vertex = initialVertex;
+    const length = 14 + Math.floor(random() * 12);
+    while (events.length < length) {
+      const out = (adjacency.get(vertex)?.transitions ?? []).filter((t) => t.event.type !== "STOP");
+      if (out.length === 0) break;
+      const step = out[Math.floor(random() * out.length)]!;
+      events.push(step.event);
+      vertex = serializeState(step.state);
+    }
+    events.push(...stopSuffix(adjacency.get(vertex)!.state));
+    const fresh = triplesOf(events).filter((triple) => !triples.has(triple));
     if (fresh.length === 0) continue;
     const result = planPath(events, graphInput);
     if (!result.ok) continue;
-    for (const pair of fresh) pairs.add(pair);
-    add(events, result.plan, "simple");
+    for (const triple of fresh) triples.add(triple);
+    add(events, result.plan, "walk");
     added += 1;
   }
   return { paths, infeasible, pairsInfeasible, vertices: adjacency.size, edges };
@@ -314,6 +342,8 @@ export function describeStep(event: AnyEventObject, advanceMs: number): string {
       return event.error instanceof SyncDeadlineError ? `sync times out (clock +${advanceMs} ms)` : `server fails the sync (${code})`;
     case "xstate.done.actor.drainDispatch":
       return "dispatch drains";
+    case "sync.late":
+      return `the sync is late (clock +${advanceMs} ms)`;
     case "xstate.done.actor.probeLink":
       return event.output === true ? "the connection answers the probe (slow server)" : `the probe times out (clock +${advanceMs} ms)`;
     case "xstate.error.actor.probeLink":
@@ -322,6 +352,15 @@ export function describeStep(event: AnyEventObject, advanceMs: number): string {
       if (delayName !== undefined) return `clock +${advanceMs} ms (${delayName})`;
       return event.type;
   }
+}
+
+/** The machine's transition definitions `event` takes in `snapshot`, with the event's payload variant. */
+function definitionsOf(snapshot: AnyMachineSnapshot, event: AnyEventObject): string {
+  const defs = (graphMachine as unknown as { getTransitionData(s: AnyMachineSnapshot, e: AnyEventObject): AnyTransitionDefinition[] })
+    .getTransitionData(snapshot, event)
+    .map((t) => transitionKey(t))
+    .sort();
+  return `${defs.join("+")}#${JSON.stringify(event, (_k, v: unknown) => (v instanceof Error ? `${v.name}:${(v as { code?: string }).code ?? ""}` : v))}`;
 }
 
 export function describePath(plan: Plan): string {

@@ -18,7 +18,11 @@ import { bridgeMachine, createBridgeDelays } from "../../machines/bridge.machine
 import type { BridgeContext, BridgeEmitted, BridgeInput } from "../../machines/bridge.types.js";
 import { graphMachine, withSyncRemovals } from "./graph-model.js";
 import { SyncDeadlineError } from "../../src/call-errors.js";
+import { syncRunOnMs } from "../../src/timing.js";
 
+/** The round's deadline (syncTimeoutMs): a sent call is late and the actor sends sync.late. */
+export const SYNC_LATE = "sync-late";
+/** The longest a late call runs on (syncRunOnMs from its start): armed when it is late. */
 export const SYNC_DEADLINE = "sync-deadline";
 /** The link probe's own deadline (half the sync deadline), on the bridge clock. */
 export const PROBE_DEADLINE = "probe-deadline";
@@ -128,11 +132,14 @@ function applyActions(actions: readonly Action[], timers: Map<string, number>, n
         if (p.sendId !== undefined) timers.delete(p.sendId);
         break;
       case "xstate.spawnChild":
-        if (p.id === "syncProjectState") timers.set(SYNC_DEADLINE, now + ctx.timing.syncTimeoutMs);
+        if (p.id === "syncProjectState") timers.set(SYNC_LATE, now + ctx.timing.syncTimeoutMs);
         if (p.id === "probeLink") timers.set(PROBE_DEADLINE, now + Math.ceil(ctx.timing.syncTimeoutMs / 2));
         break;
       case "xstate.stopChild":
-        if (p.id === "syncProjectState") timers.delete(SYNC_DEADLINE);
+        if (p.id === "syncProjectState") {
+          timers.delete(SYNC_LATE);
+          timers.delete(SYNC_DEADLINE);
+        }
         if (p.id === "probeLink") timers.delete(PROBE_DEADLINE);
         break;
       case "xstate.emit":
@@ -149,6 +156,7 @@ export function timerOf(event: AnyEventObject): string | undefined {
   if (event.type === "xstate.error.actor.syncProjectState" && event.error instanceof SyncDeadlineError) {
     return SYNC_DEADLINE;
   }
+  if (event.type === "sync.late") return SYNC_LATE;
   // The connection that does not answer: the probe's own deadline runs out.
   if (event.type === "xstate.done.actor.probeLink" && event.output === false) return PROBE_DEADLINE;
   return undefined;
@@ -207,13 +215,19 @@ export function planPath(events: readonly AnyEventObject[], input: BridgeInput):
     }
 
     // How many draws does this step take, and for which delays?
-    const dry = model.withDraws(Array(4).fill(0.5), () => stepTransition(s.snapshot, event));
+    const machineEvent = withRoundMs(event, timers, now, s.snapshot.context as BridgeContext);
+    const dry = model.withDraws(Array(4).fill(0.5), () => stepTransition(s.snapshot, machineEvent));
     // A wait that no later step fires only has to outlast the others: the longest draw does.
     const combos = drawCombos(dry.used.map((name) => (firesLater(i, name) ? DRAWS : DRAWS.slice(-1))));
     for (const draws of combos) {
       const stepTimers = new Map(timers);
-      const { result } = model.withDraws(draws, () => stepTransition(s.snapshot, event));
+      const { result } = model.withDraws(draws, () => stepTransition(s.snapshot, machineEvent));
       const [after, actions] = result as [AnyMachineSnapshot, Action[]];
+      // The late call runs on: its last deadline is armed now, counted from the call's start.
+      if (event.type === "sync.late") {
+        const timing = (after.context as BridgeContext).timing;
+        stepTimers.set(SYNC_DEADLINE, now + syncRunOnMs(timing) - timing.syncTimeoutMs);
+      }
       const emitted = applyActions(actions, stepTimers, now, after.context as BridgeContext);
       let released = s.released;
       const removals = [...s.removals];
@@ -266,6 +280,19 @@ export function planPath(events: readonly AnyEventObject[], input: BridgeInput):
     }
   }
   return { ok: false, why: deepestFailure.why };
+}
+
+/**
+ * The sync answer as the runtime's actor reports it: with `roundMs`, how
+ * long the call took (from the round's pending deadline), which a late
+ * round's slowdown reads.
+ */
+function withRoundMs(event: AnyEventObject, timers: ReadonlyMap<string, number>, now: number, ctx: BridgeContext): AnyEventObject {
+  if (event.type !== "xstate.done.actor.syncProjectState") return event;
+  const late = timers.get(SYNC_LATE);
+  const hard = timers.get(SYNC_DEADLINE);
+  const startedAt = late !== undefined ? late - ctx.timing.syncTimeoutMs : hard !== undefined ? hard - syncRunOnMs(ctx.timing) : now;
+  return { ...event, output: { ...(event.output as object), roundMs: now - startedAt } };
 }
 
 /** Index of the last removal emitted before STOP (draws do not change what is emitted). */

@@ -165,9 +165,18 @@ export function createMachineHarness(options: HarnessOptions = {}) {
     failSync(code: BridgeErrorCode = "unavailable"): void {
       lastSync().reject(new BridgeError("sync failed", code));
     },
-    /** The sync actor's own deadline ran out (what the runtime's actor throws). */
+    /**
+     * The round's deadline (timeoutMs) passed with its request on the wire:
+     * what the runtime's actor does then, sending sync.late while the call
+     * goes on (the machine probes the link, then waits on or gives up).
+     */
     timeOutSync(): void {
-      lastSync().reject(new SyncDeadlineError(lastSync().input.timeoutMs));
+      lastSync().input.parent.send({ type: "sync.late", timeoutMs: lastSync().input.timeoutMs });
+    },
+    /** The longest a late call may run on (runOnMs) passed: the runtime's actor throws. */
+    giveUpSync(): void {
+      const input = lastSync().input;
+      lastSync().reject(new SyncDeadlineError(input.runOnMs ?? input.timeoutMs));
     },
     /** The client ended the stream because the server sent GOAWAY. */
     goawayStream(): void {

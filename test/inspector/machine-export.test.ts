@@ -52,7 +52,7 @@ exported("the JSON is the machine definition with every key sorted", () => {
   assert.is(def.type, "parallel");
   // Guards survive as data rather than vanishing with the functions.
   assert.match(text, /"type": "xstate.and"/);
-  assert.match(text, /"stateValue": "#bridge.connection.open.streaming"/);
+  assert.match(text, /"guard": "reconnecting"/);
   // Stable: the same text twice, and JSON from toJSON() carries the same states.
   assert.is(machineDefinitionJson(bridgeMachine), text);
   const states = (j: unknown): string[] => Object.keys((j as { states: Record<string, unknown> }).states);
@@ -105,14 +105,20 @@ exported("the graph follows the machine: regions, initial states, internal and r
     reports,
   );
   assert.ok(syncing.filter((t) => !reports.includes(t.event)).every((t) => t.reenter));
-  // A heartbeat's own deadline while streaming asks the connection first (a slow server is not a dead link).
-  const toProbe = g.edges.find((e) => e.id === "heartbeat.syncing->heartbeat.probing")!;
-  assert.is(toProbe.transitions[0]!.guard, "isOwnSyncDeadline && in(open.streaming)");
-  assert.equal(toProbe.transitions[0]!.actions, ["recordSyncFailure"]);
-  const probed = g.edges.find((e) => e.id === "heartbeat.probing->heartbeat.waiting")!;
-  assert.is(probed.transitions[0]!.guard, "linkAnswered");
-  assert.equal(probed.transitions[0]!.actions, ["slowHeartbeat"]);
-  assert.equal(probed.transitions[1]!.actions, ["raiseSuspect"]);
+  // A round past its deadline asks the connection first (a slow server is
+  // not a dead link): it runs on when the link answers, else it ends and
+  // the connection is suspect.
+  const late = g.edges.find((e) => e.id === "heartbeat.syncing.deadline.inTime->heartbeat.syncing.deadline.probing")!;
+  assert.is(late.transitions[0]!.event, "sync.late");
+  const runOn = g.edges.find((e) => e.id === "heartbeat.syncing.deadline.probing->heartbeat.syncing.deadline.runningOn")!;
+  assert.is(runOn.transitions[0]!.guard, "linkAnswered");
+  assert.equal(runOn.transitions[0]!.actions, ["slowHeartbeat"]);
+  const giveUp = g.edges.find((e) => e.id === "heartbeat.syncing.deadline.probing->heartbeat.waiting")!;
+  assert.equal(giveUp.transitions[0]!.actions, ["recordSyncDeadline", "raiseSuspect"]);
+  // A regular round due while reconnecting waits for the reopen's resync.
+  const held = g.edges.find((e) => e.id === "heartbeat.waiting->heartbeat.held")!;
+  assert.is(held.transitions[0]!.guard, "reconnecting");
+  assert.ok(node("heartbeat.syncing").region === false && node("heartbeat.syncing.deadline").region);
 });
 
 exported("active paths list every active state of a parallel value", () => {

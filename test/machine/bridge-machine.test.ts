@@ -655,22 +655,37 @@ machine('a pushback sent in headers and trailers alike (connect joins them: "300
 });
 
 machine(
-  "a heartbeat deadline on a connection that still answers is a slow server: the stream is kept and the heartbeat slows down (issue 21)",
+  "a heartbeat deadline on a connection that still answers is a slow server: the stream is kept, the round runs on and the heartbeat slows down (issue 21)",
   async () => {
     const h = createMachineHarness({ random: () => 0.5, linkAnswers: true });
     h.actor.send({ type: "START" });
     h.sendHeaders();
     const stream = h.lastStream();
+    const sync = h.lastSync();
     h.timeOutSync();
     await flush();
     await flush();
     assert.not.ok(stream.signal.aborted, "the stream is not torn down");
+    assert.not.ok(sync.signal.aborted, "the late round is not abandoned: it runs on");
     assert.is(h.connection(), "streaming");
+    assert.is(h.heartbeat(), "syncing");
+    assert.equal(h.actor.getSnapshot().value, {
+      connection: { open: "streaming" },
+      heartbeat: { syncing: { asked: "round", deadline: "runningOn" } },
+    });
     const ctx = h.actor.getSnapshot().context;
     assert.is(ctx.counters.suspects, 0);
     assert.is(ctx.counters.slowServer, 1);
+    assert.is(ctx.counters.syncFailures, 0, "a round that runs on has not failed");
     assert.is(ctx.heartbeatSlowdown, 2);
     assert.is(h.emitted.filter((e) => e.type === "serverSlow").length, 1);
+    assert.is(sync.input.runOnMs, 2 * defaultBridgeTiming.heartbeatMs, "it may run on for two heartbeat periods (the slowest heartbeat)");
+    // The slow server answers at last (30 s): the answer does not slow the heartbeat down a second time.
+    h.clock.increment(20_000);
+    sync.resolve({ removed: [], unknown: [], serverTimeUnixMs: 0, skewMs: 0, reported: 0, receivedAtMs: 0, roundMs: 30_000 });
+    await flush();
+    assert.is(h.heartbeat(), "waiting");
+    assert.is(h.actor.getSnapshot().context.heartbeatSlowdown, 2);
     const wait = h.delaysAsked.filter((d) => d.name === "heartbeatDelay").at(-1)!.ms;
     assert.is(wait, 2 * 35_000, "twice the wait it would be (after a stream-open round: 35 s at random 0.5)");
     // A round answered in time halves the slowdown again.
@@ -680,6 +695,99 @@ machine(
     assert.is(h.actor.getSnapshot().context.heartbeatSlowdown, 1);
   },
 );
+
+machine("a late round that runs on past runOnMs fails, and the stream the probe found alive is kept", async () => {
+  const h = createMachineHarness({ linkAnswers: true });
+  h.actor.send({ type: "START" });
+  h.sendHeaders();
+  const stream = h.lastStream();
+  h.timeOutSync();
+  await flush();
+  await flush();
+  h.giveUpSync();
+  await flush();
+  assert.is(h.heartbeat(), "waiting");
+  assert.is(h.connection(), "streaming");
+  assert.not.ok(stream.signal.aborted);
+  const ctx = h.actor.getSnapshot().context;
+  assert.is(ctx.counters.syncFailures, 1);
+  assert.is(ctx.counters.suspects, 0);
+});
+
+machine("a stream that reopens while a round runs on gives the late round up and resyncs at once", async () => {
+  const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
+  h.actor.send({ type: "START" });
+  h.sendHeaders();
+  const late = h.lastSync();
+  h.timeOutSync();
+  await flush();
+  await flush();
+  assert.equal((h.actor.getSnapshot().value as { heartbeat: unknown }).heartbeat, { syncing: { asked: "round", deadline: "runningOn" } });
+  // The stream fails and reopens (a new connection) while the late call still hangs on the old one.
+  h.failStream();
+  await flush();
+  h.clock.increment(h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms);
+  await flush();
+  h.sendHeaders();
+  await flush();
+  assert.ok(late.signal.aborted, "the late round is given up");
+  assert.is(h.syncs.length, 2, "the reopen's resync started at once, not after the late round");
+  assert.equal((h.actor.getSnapshot().value as { heartbeat: unknown }).heartbeat, { syncing: { asked: "round", deadline: "inTime" } });
+  const ctx = h.actor.getSnapshot().context;
+  assert.is(ctx.lastSyncCause, "stream-open");
+  assert.is(ctx.counters.syncFailures, 1);
+  const failed = h.emitted.filter((e) => e.type === "syncFailed");
+  assert.match(failed.at(-1)!.type === "syncFailed" ? failed.at(-1)!.error.message : "", /given up for the resync/);
+});
+
+machine("a regular round due while the connection reconnects is held for the reopen's resync (issue 21)", async () => {
+  const h = createMachineHarness({ random: () => 0.5 });
+  h.actor.send({ type: "START" });
+  h.sendHeaders();
+  h.answerSync();
+  await flush();
+  assert.is(h.syncs.length, 1);
+  // The stream fails and backs off for long (a server that keeps failing): the heartbeat comes due meanwhile.
+  for (let i = 0; i < 6; i++) {
+    h.failStream();
+    await flush();
+    h.clock.increment(h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms - 1);
+    if (i < 5) {
+      h.clock.increment(1);
+      await flush();
+    }
+  }
+  assert.is(h.connection(), "backoff");
+  assert.equal((h.actor.getSnapshot().value as { heartbeat: unknown }).heartbeat, "held", "the round is held");
+  assert.is(h.heartbeat(), "waiting", "status() shows a held round as waiting");
+  assert.is(h.syncs.length, 1, "no regular round while reconnecting");
+  // The reopen's resync replaces the held round: one round, caused by the open.
+  h.clock.increment(1);
+  await flush();
+  h.sendHeaders();
+  await flush();
+  assert.is(h.syncs.length, 2);
+  assert.is(h.actor.getSnapshot().context.lastSyncCause, "stream-open");
+});
+
+machine("a held round goes out after one more heartbeat wait when no stream opens (the fallback)", async () => {
+  const h = createMachineHarness({ random: () => 0.5, timing: { backoffMinMs: 600_000, backoffMaxMs: 600_000 } });
+  h.actor.send({ type: "START" });
+  h.failStream();
+  await flush();
+  assert.is(h.connection(), "backoff");
+  // The first regular wait (60 s at random 0.5) comes due in backoff: held.
+  h.clock.increment(60_000);
+  await flush();
+  assert.equal((h.actor.getSnapshot().value as { heartbeat: unknown }).heartbeat, "held");
+  assert.is(h.syncs.length, 0);
+  // One more wait: the round goes out though no stream opened.
+  h.clock.increment(60_000);
+  await flush();
+  assert.is(h.heartbeat(), "syncing");
+  assert.is(h.syncs.length, 1);
+  assert.is(h.actor.getSnapshot().context.lastSyncCause, "timer");
+});
 
 machine("a heartbeat deadline on a connection that does not answer the probe makes the link suspect, as before", async () => {
   const h = createMachineHarness({ linkAnswers: false });

@@ -6,6 +6,7 @@
  * and the run ends with stop() and the after-stop checks.
  */
 import { MAX_HEARTBEAT_SLOWDOWN } from "../../machines/bridge.machine.js";
+import { syncRunOnMs } from "../../src/timing.js";
 import { createBridge, HandlerRegistry, SessionTracker, type BridgeTiming, type Clock, type Logger } from "../../src/index.js";
 import { createMemoryServer, settle, SimulatedClock, type MemoryServerTraceEntry } from "../../src/testing/index.js";
 import { seededRandom } from "../helpers/seeded-random.js";
@@ -30,16 +31,20 @@ export const simTiming: BridgeTiming = {
 
 /**
  * How long after the server is healthy a tracked removal may take:
- * a backoff at its cap, a heartbeat period with its jitter, a sync deadline
- * (a round caught by the chaos), an open confirmation, one handler's budget
- * (a call in flight at the heal), and a few round trips.
+ * a backoff at its cap, a heartbeat period with its jitter (slowed down by
+ * a slow period, and held once while reconnecting), a round caught by the
+ * chaos that the link probe found alive and that runs on (syncRunOnMs) or
+ * times out, an open confirmation, one handler's budget (a call in flight
+ * at the heal), and a few round trips.
  */
 export function deliveryBoundMs(t: BridgeTiming, rttMs: number): number {
   return (
     t.backoffMaxMs * (1 + t.backoffJitter) +
-    // A slow period may have slowed the heartbeat down (at most this many periods between rounds).
-    MAX_HEARTBEAT_SLOWDOWN * (t.heartbeatMs + t.heartbeatJitterMs) +
-    t.syncTimeoutMs +
+    // A slow period may have slowed the heartbeat down (at most this many
+    // periods between rounds), and a round due while reconnecting is held
+    // for one more wait when no stream opens.
+    (MAX_HEARTBEAT_SLOWDOWN + 1) * (t.heartbeatMs + t.heartbeatJitterMs) +
+    syncRunOnMs(t) +
     t.openConfirmMs +
     t.handlerTimeoutMs +
     5 * rttMs

@@ -86,24 +86,74 @@ injected("a stream that throws the exported ServerGoawayError is reopened withou
   assert.ok(ctx.logger.at("info").some((l) => /GOAWAY/.test(l.msg ?? "")));
 });
 
-injected("a heartbeat that rejects with the exported SyncDeadlineError marks the connection suspect", async (ctx) => {
-  let syncs = 0;
+injected(
+  "a heartbeat the client never answers passes the bridge's own deadline: no PING to ask, so the connection is suspect",
+  async (ctx) => {
+    let syncs = 0;
+    let opens = 0;
+    const bridge = make(ctx, {
+      projectEvents(_req, opts) {
+        opens += 1;
+        return openUntilAborted(opts);
+      },
+      syncProjectState(_req, opts) {
+        syncs += 1;
+        if (syncs > 1) return answered();
+        return new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(opts.signal.reason), { once: true }));
+      },
+    });
+    bridge.start();
+    await eventually("the first round in flight", () => syncs === 1 && bridge.status().state === "streaming");
+    ctx.clock.increment(10_000);
+    await eventually("the heartbeat failed", () => bridge.status().counters.syncFailures === 1);
+    assert.is(bridge.status().counters.suspects, 1, "its own deadline, and no way to ask the link, marks the connection suspect");
+    ctx.clock.increment(1000);
+    await eventually("a fresh stream after the suspect one", () => opens === 2);
+  },
+);
+
+injected("a late heartbeat on a connection that answers the PING runs on: the stream is kept", async (ctx) => {
   let opens = 0;
+  let answer: (() => void) | undefined;
   const bridge = make(ctx, {
     projectEvents(_req, opts) {
       opens += 1;
       return openUntilAborted(opts);
     },
     syncProjectState() {
-      syncs += 1;
-      return syncs === 1 ? Promise.reject(new SyncDeadlineError(2000)) : answered();
+      return new Promise((resolve) => (answer = () => resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n }))));
     },
+    checkConnection: () => Promise.resolve(true),
   });
   bridge.start();
-  await eventually("the heartbeat failed", () => bridge.status().counters.syncFailures === 1);
-  assert.is(bridge.status().counters.suspects, 1, "its own deadline marks the connection suspect");
-  ctx.clock.increment(1000);
-  await eventually("a fresh stream after the suspect one", () => opens === 2);
+  await eventually("the first round in flight", () => answer !== undefined && bridge.status().state === "streaming");
+  ctx.clock.increment(10_000);
+  await eventually("the server found slow", () => bridge.status().counters.slowServer === 1);
+  assert.is(bridge.status().heartbeat, "syncing", "the round runs on");
+  ctx.clock.increment(50_000);
+  answer?.();
+  await eventually("the late round completes", () => bridge.status().counters.syncs === 1);
+  assert.is(bridge.status().counters.syncFailures, 0);
+  assert.is(bridge.status().counters.suspects, 0);
+  assert.is(opens, 1, "the stream was kept");
 });
+
+injected(
+  "a heartbeat that rejects with the exported SyncDeadlineError fails the round: only the bridge's own deadline makes the link suspect",
+  async (ctx) => {
+    let syncs = 0;
+    const bridge = make(ctx, {
+      projectEvents: (_req, opts) => openUntilAborted(opts),
+      syncProjectState() {
+        syncs += 1;
+        return syncs === 1 ? Promise.reject(new SyncDeadlineError(2000)) : answered();
+      },
+    });
+    bridge.start();
+    await eventually("the heartbeat failed", () => bridge.status().counters.syncFailures === 1);
+    assert.is(bridge.status().counters.suspects, 0);
+    assert.is(bridge.status().state, "streaming");
+  },
+);
 
 injected.run();

@@ -9,10 +9,10 @@
  * What it takes from src/: leaf modules only (errors.ts, call-errors.ts for
  * the two error classes its guards tell apart, timing.ts, and types).
  */
-import { and, assign, enqueueActions, fromPromise, or, raise, setup, stateIn, type AnyActorRef } from "xstate";
+import { and, assign, enqueueActions, fromPromise, not, or, raise, setup, stateIn, type AnyActorRef } from "xstate";
 import { summarizeError, type ErrorSummary } from "../src/errors.js";
 import type { RemovalInfo } from "../src/types.js";
-import { ServerGoawayError } from "../src/call-errors.js";
+import { ServerGoawayError, SyncDeadlineError } from "../src/call-errors.js";
 import {
   backoffDelayMs,
   goawayReopenDelayMs,
@@ -88,14 +88,16 @@ export function createBridgeDelays(random: (args: BridgeDelayArgs) => number) {
       Math.min(
         MAX_TIMER_MS,
         Math.max(
-          args.context.heartbeatSlowdown *
-            // After a stream open, and while the server is slow, the wait is
-            // drawn over a whole period: a fleet that reconnected together,
-            // or whose late rounds a recovering server answered together,
-            // does not go on heartbeating together.
-            (args.context.lastSyncCause === "stream-open" || args.context.heartbeatSlowdown > 1
-              ? heartbeatSpreadDelayMs(args.context.timing, random(args))
-              : heartbeatDelayMs(args.context.timing, random(args))),
+          // After a stream open, and while the server is slow, the wait is
+          // drawn over a whole period: a fleet that reconnected together,
+          // or whose late rounds a recovering server answered together,
+          // does not go on heartbeating together. Slowed down s times, it
+          // is that period shifted by s - 1 periods (65-125 s at s = 2):
+          // never sooner than an unslowed wait.
+          args.context.lastSyncCause === "stream-open" || args.context.heartbeatSlowdown > 1
+            ? (args.context.heartbeatSlowdown - 1) * args.context.timing.heartbeatMs +
+                heartbeatSpreadDelayMs(args.context.timing, random(args))
+            : heartbeatDelayMs(args.context.timing, random(args)),
           // Never longer than the slowest heartbeat: a pushback cannot stop it (half-open detection).
           Math.min(args.context.syncRetryAfterMs, MAX_HEARTBEAT_SLOWDOWN * args.context.timing.heartbeatMs),
         ),
@@ -221,6 +223,12 @@ export const bridgeMachine = setup({
     followUpAsked: stateIn("#bridge.heartbeat.syncing.asked.followUp"),
     /** The round is past its deadline (probing the link, or running on). */
     roundLate: or([stateIn("#bridge.heartbeat.syncing.deadline.probing"), stateIn("#bridge.heartbeat.syncing.deadline.runningOn")]),
+    /** The connection reopens after a GOAWAY, not after a failure. */
+    reopenedAfterGoaway: ({ context }) => context.reopenAfterGoaway,
+    /** The round ran on for as long as it may (its own deadline, on a call that reached the wire). */
+    isOwnSyncDeadline: ({ event }) => "error" in event && event.error instanceof SyncDeadlineError && event.error.sent,
+    /** The round was running on when its deadline ran out. */
+    ranOn: stateIn("#bridge.heartbeat.syncing.deadline.runningOn"),
     /** No stream, and the connection is about to (re)open one (its resync is coming). */
     reconnecting: or([
       stateIn("#bridge.connection.backoff"),
@@ -285,7 +293,13 @@ export const bridgeMachine = setup({
       const error = summarizeError(params.error);
       const streak = streakAfter(context, error);
       const attempt = context.attempt + 1;
-      enqueue.assign({ attempt, lastError: error, errorStreak: streak, counters: bump(context.counters, "streamFailures") });
+      enqueue.assign({
+        attempt,
+        lastError: error,
+        errorStreak: streak,
+        reopenAfterGoaway: false,
+        counters: bump(context.counters, "streamFailures"),
+      });
       enqueue.emit({ type: "streamFailed", error, attempt, streak, suspect: false });
     }),
     /** The server ended the call: the same bookkeeping as a failure with code stream_ended. */
@@ -295,6 +309,7 @@ export const bridgeMachine = setup({
         attempt,
         lastError: streamEnded,
         errorStreak: streakAfter(context, streamEnded),
+        reopenAfterGoaway: false,
         counters: bump(context.counters, "streamEnds"),
       });
       enqueue.emit({ type: "streamEnded", attempt });
@@ -302,17 +317,18 @@ export const bridgeMachine = setup({
     /** GOAWAY: the stream ended on the server's request; not a failure, the attempt stays. */
     recordGoaway: enqueueActions(({ context, enqueue }, params: { error: unknown }) => {
       const error = summarizeError(params.error);
-      enqueue.assign({ lastError: error, counters: bump(context.counters, "goaways") });
+      enqueue.assign({ lastError: error, reopenAfterGoaway: true, counters: bump(context.counters, "goaways") });
       enqueue.emit({ type: "serverGoaway", error });
     }),
     /** A GOAWAY ended an open that was not stable yet: counted as a GOAWAY too (it backs off as a failure). */
-    countGoaway: assign({ counters: ({ context }) => bump(context.counters, "goaways") }),
+    countGoaway: assign({ reopenAfterGoaway: true, counters: ({ context }) => bump(context.counters, "goaways") }),
     recordSuspect: enqueueActions(({ context, enqueue }) => {
       const attempt = context.attempt + 1;
       enqueue.assign({
         attempt,
         lastError: suspectError,
         errorStreak: 1,
+        reopenAfterGoaway: false,
         sessionEpoch: context.sessionEpoch + 1,
         counters: bump(context.counters, "suspects"),
       });
@@ -563,6 +579,7 @@ export const bridgeMachine = setup({
     absentRemovals: [],
     unheldRemovals: [],
     requestSent: false,
+    reopenAfterGoaway: false,
     followUpCause: "request",
     counters: zeroCounters,
   }),
@@ -709,7 +726,13 @@ export const bridgeMachine = setup({
                   on: {
                     "SYNC.NOW": { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "request" } } },
                     "sync.request": [
-                      { guard: "roundLate", target: "#bridge.heartbeat.syncing", reenter: true, actions: "restartLateRound" },
+                      {
+                        // A GOAWAY'd session still carries the late call to its end: kept, with a follow-up.
+                        guard: and(["roundLate", not("reopenedAfterGoaway")]),
+                        target: "#bridge.heartbeat.syncing",
+                        reenter: true,
+                        actions: "restartLateRound",
+                      },
                       { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
                     ],
                   },
@@ -717,7 +740,13 @@ export const bridgeMachine = setup({
                 followUp: {
                   on: {
                     "sync.request": [
-                      { guard: "roundLate", target: "#bridge.heartbeat.syncing", reenter: true, actions: "restartLateRound" },
+                      {
+                        // A GOAWAY'd session still carries the late call to its end: kept, with a follow-up.
+                        guard: and(["roundLate", not("reopenedAfterGoaway")]),
+                        target: "#bridge.heartbeat.syncing",
+                        reenter: true,
+                        actions: "restartLateRound",
+                      },
                       { actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
                     ],
                   },
@@ -775,6 +804,14 @@ export const bridgeMachine = setup({
               { target: "waiting", actions: { type: "acceptSyncResult", params: ({ event }) => ({ output: event.output }) } },
             ],
             onError: [
+              {
+                // A round that ran on as long as it may: the link that
+                // answered its PING may have died since. A streaming
+                // connection is suspect (half-open detection).
+                guard: and(["isOwnSyncDeadline", "ranOn"]),
+                target: "waiting",
+                actions: [{ type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) }, "raiseSuspect"],
+              },
               {
                 guard: "followUpAsked",
                 target: "syncing",

@@ -156,6 +156,13 @@ export interface BridgeContext {
    * a sent call can be promoted to streaming by openConfirm.
    */
   requestSent: boolean;
+  /**
+   * The connection is reopening after a GOAWAY (not a failure): a round
+   * that is late then is kept (the drained session still carries it) and
+   * the reopen asks for a follow-up, so a server that recycles connections
+   * faster than it answers cannot starve the heartbeat.
+   */
+  reopenAfterGoaway: boolean;
   /** What the follow-up round asked for during the current one will report as its cause. */
   followUpCause: SyncCause;
   counters: BridgeCounters;

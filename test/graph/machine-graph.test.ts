@@ -162,10 +162,13 @@ graph("every delay, actor, guard and action is named in setup(), none inline", (
   assert.equal([...named.actors].sort(), ["drainDispatch", "probeLink", "projectEvents", "syncProjectState"]);
   assert.equal([...named.guards].sort(), [
     "followUpAsked",
+    "isOwnSyncDeadline",
     "isServerGoaway",
     "linkAnswered",
     "openStable",
+    "ranOn",
     "reconnecting",
+    "reopenedAfterGoaway",
     "requestSent",
     "roundLate",
   ]);

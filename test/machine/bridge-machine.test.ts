@@ -687,7 +687,7 @@ machine(
     assert.is(h.heartbeat(), "waiting");
     assert.is(h.actor.getSnapshot().context.heartbeatSlowdown, 2);
     const wait = h.delaysAsked.filter((d) => d.name === "heartbeatDelay").at(-1)!.ms;
-    assert.is(wait, 2 * 35_000, "twice the wait it would be (after a stream-open round: 35 s at random 0.5)");
+    assert.is(wait, 60_000 + 35_000, "one period later than the wait it would be (after a stream-open round: 35 s at random 0.5)");
     // A round answered in time halves the slowdown again.
     h.clock.increment(wait);
     h.answerSync();
@@ -696,23 +696,26 @@ machine(
   },
 );
 
-machine("a late round that runs on past runOnMs fails, and the stream the probe found alive is kept", async () => {
-  const h = createMachineHarness({ linkAnswers: true });
-  h.actor.send({ type: "START" });
-  h.sendHeaders();
-  const stream = h.lastStream();
-  h.timeOutSync();
-  await flush();
-  await flush();
-  h.giveUpSync();
-  await flush();
-  assert.is(h.heartbeat(), "waiting");
-  assert.is(h.connection(), "streaming");
-  assert.not.ok(stream.signal.aborted);
-  const ctx = h.actor.getSnapshot().context;
-  assert.is(ctx.counters.syncFailures, 1);
-  assert.is(ctx.counters.suspects, 0);
-});
+machine(
+  "a late round that runs on past runOnMs fails and makes the streaming connection suspect (the link may have died since its PING)",
+  async () => {
+    const h = createMachineHarness({ linkAnswers: true });
+    h.actor.send({ type: "START" });
+    h.sendHeaders();
+    const stream = h.lastStream();
+    h.timeOutSync();
+    await flush();
+    await flush();
+    h.giveUpSync();
+    await flush();
+    assert.is(h.heartbeat(), "waiting");
+    assert.is(h.connection(), "backoff");
+    assert.ok(stream.signal.aborted, "the stream is reopened on a fresh session");
+    const ctx = h.actor.getSnapshot().context;
+    assert.is(ctx.counters.syncFailures, 1);
+    assert.is(ctx.counters.suspects, 1);
+  },
+);
 
 machine("a stream that reopens while a round runs on gives the late round up and resyncs at once", async () => {
   const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
@@ -739,6 +742,37 @@ machine("a stream that reopens while a round runs on gives the late round up and
   const failed = h.emitted.filter((e) => e.type === "syncFailed");
   assert.match(failed.at(-1)!.type === "syncFailed" ? failed.at(-1)!.error.message : "", /given up for the resync/);
 });
+
+machine(
+  "a GOAWAY reopen while a round runs on keeps the late round and asks for a follow-up (connection recycling cannot starve the heartbeat)",
+  async () => {
+    const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
+    h.actor.send({ type: "START" });
+    h.sendHeaders();
+    const late = h.lastSync();
+    h.timeOutSync();
+    await flush();
+    await flush();
+    // The open proved itself and is stable: a GOAWAY reopens without a failure.
+    h.clock.increment(defaultBridgeTiming.stableAfterMs);
+    h.goawayStream();
+    await flush();
+    h.clock.increment(h.delaysAsked.filter((d) => d.name === "reopenDelay").at(-1)!.ms);
+    await flush();
+    h.sendHeaders();
+    await flush();
+    assert.not.ok(late.signal.aborted, "the late round runs on on the drained session");
+    assert.is(h.syncs.length, 1);
+    assert.equal((h.actor.getSnapshot().value as { heartbeat: unknown }).heartbeat, {
+      syncing: { asked: "followUp", deadline: "runningOn" },
+    });
+    // It completes; the follow-up (the reopen's resync) goes out at once.
+    late.resolve({ removed: [], unknown: [], serverTimeUnixMs: 0, skewMs: 0, reported: 0, receivedAtMs: 0, roundMs: 20_000 });
+    await flush();
+    assert.is(h.syncs.length, 2);
+    assert.is(h.actor.getSnapshot().context.counters.syncs, 1);
+  },
+);
 
 machine("a regular round due while the connection reconnects is held for the reopen's resync (issue 21)", async () => {
   const h = createMachineHarness({ random: () => 0.5 });

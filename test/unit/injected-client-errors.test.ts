@@ -156,4 +156,61 @@ injected(
   },
 );
 
+injected(
+  "a round that runs on is bounded from its start, whatever its chunks, and then makes the connection suspect (review of issue 21)",
+  async (ctx) => {
+    // 25,000 tracked ids: three chunks. The first is answered late (30 s, after the
+    // link answered a PING); the second never is (the link died meanwhile).
+    const ids = Array.from({ length: 25_000 }, (_, i) => `p${i}`);
+    const calls: number[] = [];
+    let opens = 0;
+    let answerFirst: (() => void) | undefined;
+    ctx.bridge = createBridge({
+      client: {
+        projectEvents(_req, opts) {
+          opens += 1;
+          return openUntilAborted(opts);
+        },
+        syncProjectState(_req, opts) {
+          calls.push(ctx.clock.now());
+          return new Promise((resolve, reject) => {
+            opts.signal.addEventListener("abort", () => reject(opts.signal.reason), { once: true });
+            if (calls.length === 1) answerFirst = () => resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n }));
+          });
+        },
+        checkConnection: () => Promise.resolve(true),
+      },
+      tracker: { connectedProjectIds: () => ids },
+      registry: new HandlerRegistry(),
+      clock: ctx.clock,
+      logger: ctx.logger,
+      env: {},
+      random: () => 0.5,
+    });
+    const bridge = ctx.bridge;
+    bridge.start();
+    await eventually("the first chunk in flight", () => calls.length === 1 && bridge.status().state === "streaming");
+    const startedAt = calls[0]!;
+    ctx.clock.increment(10_000);
+    await eventually("the server found slow", () => bridge.status().counters.slowServer === 1);
+    ctx.clock.increment(20_000);
+    answerFirst?.();
+    await eventually("the second chunk in flight", () => calls.length === 2);
+    // The second chunk is late too (its deadline arms the run-on limit: one
+    // step at a time, as xstate's SimulatedClock dates a timer set inside a
+    // timer by the end of the increment).
+    ctx.clock.increment(10_000);
+    await new Promise((r) => setTimeout(r, 20));
+    // Short of two periods from the round's start: still running on.
+    ctx.clock.increment(startedAt + 120_000 - 1 - ctx.clock.now());
+    await new Promise((r) => setTimeout(r, 20));
+    assert.is(bridge.status().counters.syncFailures, 0);
+    ctx.clock.increment(1);
+    await eventually("the round gives up at two periods from its start", () => bridge.status().counters.syncFailures === 1);
+    assert.is(bridge.status().counters.suspects, 1, "the link that answered a PING long ago may be dead: suspect");
+    ctx.clock.increment(2000);
+    await eventually("a fresh stream", () => opens === 2);
+  },
+);
+
 injected.run();

@@ -22,7 +22,7 @@ import { SyncDeadlineError } from "./call-errors.js";
 import { estimateRemovalBytes } from "./dispatcher.js";
 import { BridgeError } from "./errors.js";
 import { boundText, EVENT_ID_MAX_BYTES, previewOf, REASON_MAX_BYTES, refuseProjectId } from "./server-data.js";
-import { createLinkedAbortController } from "./signals.js";
+import { createDeadlineSignal, createLinkedAbortController, type DeadlineSignal } from "./signals.js";
 import type { Clock, EventsClient, ProjectTracker } from "./types.js";
 
 /** The server's cap on ids in one SyncProjectState call. */
@@ -337,7 +337,7 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
     let serverTimeUnixMs = 0;
     const chunks = Math.max(1, Math.ceil(ids.length / SYNC_CHUNK_SIZE));
     // A round may run on for runOnMs from its start, however many chunks it has.
-    const roundEndsAtMs = clockNow() + Math.max(input.timeoutMs, input.runOnMs ?? input.timeoutMs);
+    const roundEndsAtMs = clockNow() + runOnOf(input);
     for (let i = 0; i < chunks; i++) {
       const chunk = ids.slice(i * SYNC_CHUNK_SIZE, (i + 1) * SYNC_CHUNK_SIZE);
       const req = create(SyncProjectStateRequestSchema, { clientId: input.clientId, localProjectIds: chunk });
@@ -533,35 +533,36 @@ async function callWithDeadline<T>(
  */
 function createRunOnDeadline(deps: SyncActorDeps, input: SyncProjectStateInput, call: { isSent: () => boolean; isSettled: () => boolean }) {
   const controller = new AbortController();
-  const runOnMs = Math.max(input.timeoutMs, input.runOnMs ?? input.timeoutMs);
+  const runOnMs = runOnOf(input);
   let deadlineMs = input.timeoutMs;
-  const isSent = call.isSent;
-  let timer: unknown = deps.clock.setTimeout(() => {
-    timer = undefined;
+  let runOn: DeadlineSignal | undefined;
+  const timer = deps.clock.setTimeout(() => {
     // The answer is already in (a clock that jumped past the deadline): not late.
     if (call.isSettled()) return;
-    const sent = isSent();
-    if (sent && runOnMs > input.timeoutMs) {
-      deadlineMs = runOnMs;
-      input.parent.send({ type: "sync.late", timeoutMs: input.timeoutMs });
-      timer = deps.clock.setTimeout(() => {
-        timer = undefined;
-        if (call.isSettled()) return;
-        controller.abort(new SyncDeadlineError(runOnMs, { sent: isSent() }));
-      }, runOnMs - input.timeoutMs);
+    if (!call.isSent() || runOnMs <= input.timeoutMs) {
+      controller.abort(new SyncDeadlineError(input.timeoutMs, { sent: call.isSent() }));
       return;
     }
-    controller.abort(new SyncDeadlineError(input.timeoutMs, { sent }));
+    deadlineMs = runOnMs;
+    input.parent.send({ type: "sync.late", timeoutMs: input.timeoutMs });
+    const late = createDeadlineSignal(deps.clock, runOnMs - input.timeoutMs, () => new SyncDeadlineError(runOnMs, { sent: true }));
+    late.signal.addEventListener("abort", () => controller.abort(late.signal.reason), { once: true });
+    runOn = late;
   }, input.timeoutMs);
   return {
     signal: controller.signal,
     /** The deadline that ran out (or runs next). */
     deadlineMs: () => deadlineMs,
     cleanup() {
-      if (timer !== undefined) deps.clock.clearTimeout(timer);
-      timer = undefined;
+      deps.clock.clearTimeout(timer);
+      runOn?.cleanup();
     },
   };
+}
+
+/** How long a round's call may run on: `runOnMs`, never less than `timeoutMs` (no run-on without it). */
+function runOnOf(input: SyncProjectStateInput): number {
+  return Math.max(input.timeoutMs, input.runOnMs ?? input.timeoutMs);
 }
 
 /**

@@ -173,6 +173,20 @@ export function createMachineHarness(options: HarnessOptions = {}) {
     timeOutSync(): void {
       lastSync().input.parent.send({ type: "sync.late", timeoutMs: lastSync().input.timeoutMs });
     },
+    /**
+     * START, the stream opens, its resync passes its deadline and (with
+     * `linkAnswers: true`) the link answers: the round runs on. Returns the
+     * late call.
+     */
+    async lateRound(): Promise<FakeCall<SyncProjectStateInput, SyncResult>> {
+      actor.send({ type: "START" });
+      (lastStream().input.parent as AnyActorRef).send({ type: "stream.opened" });
+      const late = lastSync();
+      late.input.parent.send({ type: "sync.late", timeoutMs: late.input.timeoutMs });
+      await flush();
+      await flush();
+      return late;
+    },
     /** The longest a late call may run on (runOnMs) passed: the runtime's actor throws. */
     giveUpSync(): void {
       const input = lastSync().input;

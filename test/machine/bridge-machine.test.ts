@@ -719,12 +719,7 @@ machine(
 
 machine("a stream that reopens while a round runs on gives the late round up and resyncs at once", async () => {
   const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
-  h.actor.send({ type: "START" });
-  h.sendHeaders();
-  const late = h.lastSync();
-  h.timeOutSync();
-  await flush();
-  await flush();
+  const late = await h.lateRound();
   assert.equal((h.actor.getSnapshot().value as { heartbeat: unknown }).heartbeat, { syncing: { asked: "round", deadline: "runningOn" } });
   // The stream fails and reopens (a new connection) while the late call still hangs on the old one.
   h.failStream();
@@ -747,12 +742,7 @@ machine(
   "a GOAWAY reopen while a round runs on keeps the late round and asks for a follow-up (connection recycling cannot starve the heartbeat)",
   async () => {
     const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
-    h.actor.send({ type: "START" });
-    h.sendHeaders();
-    const late = h.lastSync();
-    h.timeOutSync();
-    await flush();
-    await flush();
+    const late = await h.lateRound();
     // The open proved itself and is stable: a GOAWAY reopens without a failure.
     h.clock.increment(defaultBridgeTiming.stableAfterMs);
     h.goawayStream();

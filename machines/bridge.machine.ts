@@ -169,6 +169,24 @@ function notProvided(name: string) {
 }
 
 const streamEnded: ErrorSummary = { code: "stream_ended", message: "the server ended the ProjectEvents stream" };
+/**
+ * A failed heartbeat round: the streak goes on while the code repeats, a
+ * pushback on the error is the floor under the next wait, and what the
+ * machine emits for it.
+ */
+function syncFailure(context: BridgeContext, error: ErrorSummary, suspect = false) {
+  const streak = context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1;
+  return {
+    patch: {
+      syncErrorStreak: streak,
+      lastSyncErrorCode: error.code,
+      syncRetryAfterMs: error.retryAfterMs ?? 0,
+      counters: bump(context.counters, "syncFailures"),
+    },
+    emitted: { type: "syncFailed" as const, error, suspect, streak },
+  };
+}
+
 /** What a late round given up for a reopen's resync failed with. */
 function lateRoundReplaced(timeoutMs: number): ErrorSummary {
   return {
@@ -187,6 +205,18 @@ const suspectError: ErrorSummary = {
   code: "deadline_exceeded",
   message: "heartbeat timed out while streaming: connection suspect, reopening on a fresh HTTP/2 session",
 };
+
+/**
+ * A stream (re)opens after a failure while the round is late: the round is
+ * given up for the reopen's resync. A GOAWAY'd session still carries the
+ * late call to its end, so after a GOAWAY the round is kept (a follow-up).
+ */
+const replaceLateRound = {
+  guard: and(["roundLate", not("reopenedAfterGoaway")]),
+  target: "#bridge.heartbeat.syncing",
+  reenter: true,
+  actions: "restartLateRound",
+} as const;
 
 export const bridgeMachine = setup({
   types: {
@@ -227,8 +257,6 @@ export const bridgeMachine = setup({
     reopenedAfterGoaway: ({ context }) => context.reopenAfterGoaway,
     /** The round ran on for as long as it may (its own deadline, on a call that reached the wire). */
     isOwnSyncDeadline: ({ event }) => "error" in event && event.error instanceof SyncDeadlineError && event.error.sent,
-    /** The round was running on when its deadline ran out. */
-    ranOn: stateIn("#bridge.heartbeat.syncing.deadline.runningOn"),
     /** No stream, and the connection is about to (re)open one (its resync is coming). */
     reconnecting: or([
       stateIn("#bridge.connection.backoff"),
@@ -261,19 +289,11 @@ export const bridgeMachine = setup({
      * resync starts at once, instead of waiting behind it as a follow-up.
      */
     restartLateRound: enqueueActions(({ context, enqueue }) => {
-      const error = lateRoundReplaced(context.timing.syncTimeoutMs);
-      enqueue.assign({
-        lastSyncCause: "stream-open",
-        syncErrorStreak: context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1,
-        lastSyncErrorCode: error.code,
-        counters: bump(context.counters, "syncFailures"),
-      });
-      enqueue.emit({
-        type: "syncFailed",
-        error,
-        suspect: false,
-        streak: context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1,
-      });
+      const failed = syncFailure(context, lateRoundReplaced(context.timing.syncTimeoutMs));
+      // The pushback floor of an earlier failure stands: this round was given up, not refused.
+      const { syncRetryAfterMs: _kept, ...patch } = failed.patch;
+      enqueue.assign({ ...patch, lastSyncCause: "stream-open" });
+      enqueue.emit(failed.emitted);
     }),
     /** Begins and ends an open: it has proved nothing yet, and its request is not sent. */
     clearOpenProof: assign({ openProven: false, openStable: false, requestSent: false }),
@@ -509,16 +529,12 @@ export const bridgeMachine = setup({
       // open is also stable, the attempt counter resets.
       const proof = context.openStable ? { openProven: true, attempt: 0, errorStreak: 0 } : { openProven: true };
       // A round answered within half its deadline halves the slowdown; a
-      // later one doubles it, unless it ran past the deadline: the probe's
-      // answer slowed the heartbeat down already.
-      const roundMs = params.output.roundMs;
-      const late = roundMs !== undefined && roundMs > context.timing.syncTimeoutMs / 2 && roundMs < context.timing.syncTimeoutMs;
-      const ranOn = roundMs !== undefined && roundMs >= context.timing.syncTimeoutMs;
+      // later one doubles it (at most MAX_HEARTBEAT_SLOWDOWN: a round the
+      // probe already slowed down for is not slowed twice).
+      const late = params.output.roundMs !== undefined && params.output.roundMs > context.timing.syncTimeoutMs / 2;
       const heartbeatSlowdown = late
         ? Math.min(MAX_HEARTBEAT_SLOWDOWN, context.heartbeatSlowdown * 2)
-        : ranOn
-          ? context.heartbeatSlowdown
-          : Math.max(1, context.heartbeatSlowdown / 2);
+        : Math.max(1, context.heartbeatSlowdown / 2);
       enqueue.assign({
         ...proof,
         heartbeatSlowdown,
@@ -530,15 +546,9 @@ export const bridgeMachine = setup({
       enqueue.emit({ type: "syncCompleted", result: params.output });
     }),
     recordSyncFailure: enqueueActions(({ context, enqueue }, params: { error: unknown; suspect: boolean }) => {
-      const error = summarizeError(params.error);
-      const streak = context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1;
-      enqueue.assign({
-        syncErrorStreak: streak,
-        lastSyncErrorCode: error.code,
-        syncRetryAfterMs: error.retryAfterMs ?? 0,
-        counters: bump(context.counters, "syncFailures"),
-      });
-      enqueue.emit({ type: "syncFailed", error, suspect: params.suspect, streak });
+      const failed = syncFailure(context, summarizeError(params.error), params.suspect);
+      enqueue.assign(failed.patch);
+      enqueue.emit(failed.emitted);
     }),
     /**
      * A round past its deadline whose link did not answer the probe: a
@@ -546,15 +556,9 @@ export const bridgeMachine = setup({
      * reopens, which the connection region reports).
      */
     recordSyncDeadline: enqueueActions(({ context, enqueue }) => {
-      const error = syncDeadlineError(context.timing.syncTimeoutMs);
-      const streak = context.lastSyncErrorCode === error.code ? context.syncErrorStreak + 1 : 1;
-      enqueue.assign({
-        syncErrorStreak: streak,
-        lastSyncErrorCode: error.code,
-        syncRetryAfterMs: 0,
-        counters: bump(context.counters, "syncFailures"),
-      });
-      enqueue.emit({ type: "syncFailed", error, suspect: false, streak });
+      const failed = syncFailure(context, syncDeadlineError(context.timing.syncTimeoutMs));
+      enqueue.assign(failed.patch);
+      enqueue.emit(failed.emitted);
     }),
   },
 }).createMachine({
@@ -726,29 +730,14 @@ export const bridgeMachine = setup({
                   on: {
                     "SYNC.NOW": { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "request" } } },
                     "sync.request": [
-                      {
-                        // A GOAWAY'd session still carries the late call to its end: kept, with a follow-up.
-                        guard: and(["roundLate", not("reopenedAfterGoaway")]),
-                        target: "#bridge.heartbeat.syncing",
-                        reenter: true,
-                        actions: "restartLateRound",
-                      },
+                      replaceLateRound,
                       { target: "followUp", actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
                     ],
                   },
                 },
                 followUp: {
                   on: {
-                    "sync.request": [
-                      {
-                        // A GOAWAY'd session still carries the late call to its end: kept, with a follow-up.
-                        guard: and(["roundLate", not("reopenedAfterGoaway")]),
-                        target: "#bridge.heartbeat.syncing",
-                        reenter: true,
-                        actions: "restartLateRound",
-                      },
-                      { actions: { type: "noteFollowUp", params: { cause: "stream-open" } } },
-                    ],
+                    "sync.request": [replaceLateRound, { actions: { type: "noteFollowUp", params: { cause: "stream-open" } } }],
                   },
                 },
               },
@@ -805,10 +794,10 @@ export const bridgeMachine = setup({
             ],
             onError: [
               {
-                // A round that ran on as long as it may: the link that
-                // answered its PING may have died since. A streaming
+                // A late round that ran on as long as it may (or whose probe
+                // had not answered yet): the link may be dead. A streaming
                 // connection is suspect (half-open detection).
-                guard: and(["isOwnSyncDeadline", "ranOn"]),
+                guard: and(["isOwnSyncDeadline", "roundLate"]),
                 target: "waiting",
                 actions: [{ type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) }, "raiseSuspect"],
               },

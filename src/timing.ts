@@ -226,12 +226,14 @@ export const MAX_HEARTBEAT_SLOWDOWN = 2;
  * How long a sync call whose request reached the wire may run on past
  * syncTimeoutMs once the connection answered a PING (a slow server, not a
  * dead link): the slowest heartbeat's period, MAX_HEARTBEAT_SLOWDOWN ×
- * heartbeatMs (2 minutes by default), and never less than syncTimeoutMs.
+ * heartbeatMs (2 minutes by default), and never less than twice
+ * syncTimeoutMs: a late call always gets its probe (half a deadline) and a
+ * run-on, whatever the heartbeat period.
  * Abandoning it earlier would only send it again at the back of the
  * server's queue: on a saturated server every abandoned call is work wasted
  * and a new call added, which is how retry storms feed on themselves. A
  * stream that reopens meanwhile gives it up for its own resync.
  */
 export function syncRunOnMs(timing: BridgeTiming): number {
-  return clampTimerMs(Math.max(timing.syncTimeoutMs, MAX_HEARTBEAT_SLOWDOWN * timing.heartbeatMs));
+  return clampTimerMs(Math.max(2 * timing.syncTimeoutMs, MAX_HEARTBEAT_SLOWDOWN * timing.heartbeatMs));
 }

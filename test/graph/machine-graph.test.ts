@@ -166,7 +166,6 @@ graph("every delay, actor, guard and action is named in setup(), none inline", (
     "isServerGoaway",
     "linkAnswered",
     "openStable",
-    "ranOn",
     "reconnecting",
     "reopenedAfterGoaway",
     "requestSent",

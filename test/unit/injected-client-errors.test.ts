@@ -213,4 +213,50 @@ injected(
   },
 );
 
+for (const c of [
+  // The heartbeat period shorter than the deadline: the run-on limit is at least twice the deadline.
+  { name: "a heartbeat period shorter than its deadline", heartbeatMs: 2000, probeAnswers: false },
+  // Two periods shorter than the deadline plus the probe's half deadline: the probe still has its time.
+  { name: "a run-on limit near the deadline and a probe that never answers", heartbeatMs: 6000, probeAnswers: undefined },
+]) {
+  injected(`a dead link is still suspect with ${c.name} (second review of issue 21)`, async (ctx) => {
+    let opens = 0;
+    ctx.bridge = createBridge({
+      client: {
+        signalsSent: true,
+        projectEvents(_req, opts) {
+          opens += 1;
+          opts.onSent?.();
+          return openUntilAborted(opts);
+        },
+        // A dead link: no sync is ever answered.
+        syncProjectState(_req, opts) {
+          opts.onSent?.();
+          return new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(opts.signal.reason), { once: true }));
+        },
+        checkConnection: (opts) =>
+          c.probeAnswers === false
+            ? Promise.resolve(false)
+            : new Promise<boolean>((resolve) => opts.signal.addEventListener("abort", () => resolve(false), { once: true })),
+      },
+      registry: new HandlerRegistry(),
+      clock: ctx.clock,
+      logger: ctx.logger,
+      env: {},
+      random: () => 0.5,
+      timing: { heartbeatMs: c.heartbeatMs, heartbeatJitterMs: 0, syncTimeoutMs: 10_000, backoffMinMs: 100 },
+    });
+    const bridge = ctx.bridge;
+    bridge.start();
+    await eventually("streaming", () => bridge.status().state === "streaming");
+    // Small steps: xstate's SimulatedClock dates a timer set inside a timer by the end of the increment.
+    for (let t = 0; t < 30_000 && bridge.status().counters.suspects === 0; t += 250) {
+      ctx.clock.increment(250);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.is(bridge.status().counters.suspects, 1, "the dead link is suspect");
+    assert.ok(opens >= 1);
+  });
+}
+
 injected.run();

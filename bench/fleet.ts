@@ -48,7 +48,11 @@ if (args.includes("--capacity")) {
     args.find((a) => a.startsWith("--out="))?.slice("--out=".length) ??
     (args.includes("--quick") ? mkdtempSync(join(tmpdir(), "fleet-quick-")) : benchDir);
   const { mergeCapacityResults, runCapacityStudy } = await import("./fleet/capacity-study.js");
-  const file = join(dir, "results", "fleet-capacity.json");
+  // The study's own size (10,000 bridges) goes to fleet-capacity.json; another --bridges to
+  // fleet-capacity-nN.json, which the report shows as a subsection of its own (runs merge only
+  // at the same size).
+  const { capacityResultsFile } = await import("./lib/capacity-report.js");
+  const file = join(dir, "results", capacityResultsFile(args));
   const earlier = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
   mkdirSync(join(dir, "results"), { recursive: true });
   const save = (partial: Parameters<typeof mergeCapacityResults>[1]) =>

@@ -202,6 +202,53 @@ ${plots}`);
   return parts.join("\n");
 }
 
+/** The study's own size; a run at another `--bridges` is kept in a file of its own. */
+export const CAPACITY_STUDY_BRIDGES = 10_000;
+
+/** The results file (under `results/`) that a `--capacity` run with these arguments reads and merges into. */
+export function capacityResultsFile(args: string[]): string {
+  const given = args.find((a) => a.startsWith("--bridges="))?.slice("--bridges=".length);
+  const n = given === undefined ? undefined : Number(given);
+  return n === undefined || n === CAPACITY_STUDY_BRIDGES ? "fleet-capacity.json" : `fleet-capacity-n${n}.json`;
+}
+
+/**
+ * Section 10 at another fleet size (`--bridges=N`, from results/fleet-capacity-nN.json): the
+ * targets and one table of every case run at that size. The issue's targets are at 100,000.
+ */
+export function capacityAtScaleSection(c: CapacityResults): string {
+  const n = c.bridges;
+  const head = [
+    "scenario",
+    "server",
+    "C (calls/s)",
+    "policy",
+    "99 % streaming",
+    "every removal delivered",
+    "amplification",
+    "streams torn down",
+    "calls abandoned in the queue",
+    "refused",
+    "peak queue",
+    "wait p50 / p99 / max (s)",
+    "steady again after",
+    "wall (s)",
+  ];
+  const kinds: CapacityScenarioKind[] = ["graceful", "abrupt", "slow", "steady80"];
+  const rows = kinds.flatMap((kind) => c.results.filter((r) => r.kind === kind).map((r) => [kind, ...row(r, kind)]));
+  const wallMin = c.results.map((r) => r.figures.wallS / 60);
+  return `### At ${num(n)} bridges${n === 100_000 ? " (the issue's scale)" : ""}
+
+The same study at ${num(n)} bridges (\`--bridges=${n}\`), the same timeline and ratios (C = N/20 is ${num(Math.round(n / 20))} calls/s), one case per process (\`--only=\`; the results of runs at one size merge in \`bench/results/fleet-capacity-n${n}.json\`). Each case took ${num(Math.min(...wallMin), 0)}–${num(Math.max(...wallMin), 0)} min of wall time on the shared 2-core machine, two at a time; a case holds about 8 GB of heap.
+
+Command: \`${c.command}\`.
+
+${table(["policy", "target", "measured", ""], targetsRows(c.results, n))}
+
+${table(head, rows)}
+`;
+}
+
 /** What the figures say, from the figures: which targets the bridge of this checkout meets, and what the rest would take. */
 function readingNote(c: CapacityResults): string {
   const get = (id: string, policy: string) => c.results.find((r) => r.id === id && r.policy === policy)?.figures;

@@ -206,6 +206,16 @@ const suspectError: ErrorSummary = {
   message: "heartbeat timed out while streaming: connection suspect, reopening on a fresh HTTP/2 session",
 };
 
+/** syncNow() or a stream open asked for a follow-up during the current round. */
+const inFollowUp = stateIn("#bridge.heartbeat.syncing.asked.followUp");
+/** A stream is open (a suspect reopen brings its own resync). */
+const inStreaming = stateIn("#bridge.connection.open.streaming");
+
+/** The event that asks `waiting` for the follow-up round a late round that failed leaves behind. */
+function followUpEvent(context: BridgeContext): BridgeEvent {
+  return context.followUpCause === "stream-open" ? { type: "sync.request" } : { type: "SYNC.NOW" };
+}
+
 /**
  * A stream (re)opens after a failure while the round is late: the round is
  * given up for the reopen's resync. A GOAWAY'd session still carries the
@@ -235,7 +245,8 @@ export const bridgeMachine = setup({
     /**
      * After a heartbeat's own deadline while streaming: does the connection
      * still answer (one HTTP/2 PING, at most one per five minutes per
-     * connection)? true: a slow server, not a dead link; false: suspect.
+     * connection unless the server sent headers since)? true: a slow
+     * server, not a dead link; false: suspect.
      */
     probeLink: fromPromise<boolean, ProbeLinkInput>(notProvided("probeLink")),
   },
@@ -250,7 +261,7 @@ export const bridgeMachine = setup({
     /** The link probe got an answer: the server is slow, the link alive. */
     linkAnswered: ({ event }) => "output" in event && event.output === true,
     /** syncNow() was called during the round that just ended. */
-    followUpAsked: stateIn("#bridge.heartbeat.syncing.asked.followUp"),
+    followUpAsked: inFollowUp,
     /** The round is past its deadline (probing the link, or running on). */
     roundLate: or([stateIn("#bridge.heartbeat.syncing.deadline.probing"), stateIn("#bridge.heartbeat.syncing.deadline.runningOn")]),
     /** The connection reopens after a GOAWAY, not after a failure. */
@@ -275,6 +286,30 @@ export const bridgeMachine = setup({
     requestSync: raise({ type: "sync.request" }),
     noteSyncCause: assign({ lastSyncCause: (_, params: { cause: SyncCause }) => params.cause }),
     raiseSuspect: raise({ type: "connection.suspect" }),
+    /** A heartbeat round begins: which stream it started beside (see lateRoundRanOut). */
+    noteRoundStream: assign({ roundStreamsOpened: ({ context }) => context.counters.streamsOpened }),
+    /**
+     * A late round ended without an answer while a follow-up was asked
+     * (syncNow() or a stream open during it), and no suspect reopen will
+     * bring its resync (no stream is open): the follow-up is asked again of
+     * \`waiting\`, which starts it at once, as after any other failure.
+     */
+    resumeFollowUp: enqueueActions(({ context, check, enqueue }) => {
+      if (check(inFollowUp) && !check(inStreaming)) enqueue.raise(followUpEvent(context));
+    }),
+    /**
+     * A late round ran on to its limit: the link may have died after its
+     * PING, so a streaming connection is suspect, unless a stream opened
+     * since the round began (a GOAWAY reopen keeps a late round): the new
+     * session never carried the call and the limit proves nothing against
+     * it. A follow-up asked during the round starts at once unless a
+     * suspect reopen brings its resync.
+     */
+    lateRoundRanOut: enqueueActions(({ context, check, enqueue }) => {
+      const suspect = check(inStreaming) && context.counters.streamsOpened === context.roundStreamsOpened;
+      if (check(inFollowUp) && !suspect) enqueue.raise(followUpEvent(context));
+      if (suspect) enqueue.raise({ type: "connection.suspect" });
+    }),
     /** The link answered after a heartbeat's deadline: a slow server; the heartbeat slows down instead. */
     slowHeartbeat: enqueueActions(({ context, enqueue }) => {
       enqueue.assign({
@@ -585,6 +620,7 @@ export const bridgeMachine = setup({
     requestSent: false,
     reopenAfterGoaway: false,
     followUpCause: "request",
+    roundStreamsOpened: 0,
     counters: zeroCounters,
   }),
   on: {
@@ -718,6 +754,7 @@ export const bridgeMachine = setup({
           // the slowest heartbeat's period) instead of being abandoned and
           // sent again at the back of the server's queue.
           type: "parallel",
+          entry: "noteRoundStream",
           states: {
             asked: {
               // syncNow() or a stream (re)open during a round does not
@@ -759,9 +796,9 @@ export const bridgeMachine = setup({
                     }),
                     onDone: [
                       { guard: "linkAnswered", target: "runningOn", actions: "slowHeartbeat" },
-                      { target: "#bridge.heartbeat.waiting", actions: ["recordSyncDeadline", "raiseSuspect"] },
+                      { target: "#bridge.heartbeat.waiting", actions: ["recordSyncDeadline", "resumeFollowUp", "raiseSuspect"] },
                     ],
-                    onError: { target: "#bridge.heartbeat.waiting", actions: ["recordSyncDeadline", "raiseSuspect"] },
+                    onError: { target: "#bridge.heartbeat.waiting", actions: ["recordSyncDeadline", "resumeFollowUp", "raiseSuspect"] },
                   },
                 },
                 /** The link answered: the round waits on for the slow server (a late answer does not slow the heartbeat twice). */
@@ -799,7 +836,10 @@ export const bridgeMachine = setup({
                 // connection is suspect (half-open detection).
                 guard: and(["isOwnSyncDeadline", "roundLate"]),
                 target: "waiting",
-                actions: [{ type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) }, "raiseSuspect"],
+                actions: [
+                  { type: "recordSyncFailure", params: ({ event }) => ({ error: event.error, suspect: false }) },
+                  "lateRoundRanOut",
+                ],
               },
               {
                 guard: "followUpAsked",

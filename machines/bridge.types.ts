@@ -165,6 +165,12 @@ export interface BridgeContext {
   reopenAfterGoaway: boolean;
   /** What the follow-up round asked for during the current one will report as its cause. */
   followUpCause: SyncCause;
+  /**
+   * counters.streamsOpened when the current heartbeat round began: a stream
+   * opened since (after a GOAWAY the late round is kept) never carried the
+   * round's call, so that call running out proves nothing against it.
+   */
+  roundStreamsOpened: number;
   counters: BridgeCounters;
 }
 

@@ -336,14 +336,15 @@ export function createSyncProjectStateActor(source: DepsSource<SyncActorDeps>) {
     const unknown = new Set<string>();
     let serverTimeUnixMs = 0;
     const chunks = Math.max(1, Math.ceil(ids.length / SYNC_CHUNK_SIZE));
-    // A round may run on for runOnMs from its start, however many chunks it has.
-    const roundEndsAtMs = clockNow() + runOnOf(input);
+    // Each call may run on for runOnMs from its own start: an answered chunk
+    // proves the link, so a round of many chunks on a slow server completes,
+    // and a call that stalls is still bounded (a late round that runs out is suspect).
+    const runOnMs = runOnOf(input);
     for (let i = 0; i < chunks; i++) {
       const chunk = ids.slice(i * SYNC_CHUNK_SIZE, (i + 1) * SYNC_CHUNK_SIZE);
       const req = create(SyncProjectStateRequestSchema, { clientId: input.clientId, localProjectIds: chunk });
       const callStartedAtMs = clockNow();
-      const runOnMs = Math.max(input.timeoutMs, roundEndsAtMs - clockNow());
-      const res = await callWithDeadline(deps, { ...input, runOnMs }, signal, (callSignal, onSent) =>
+      const res = await callWithDeadline(deps, input, signal, (callSignal, onSent) =>
         deps.client().syncProjectState(req, {
           signal: callSignal,
           // The transport's own deadline (grpc-timeout) is the longest the call may run on.

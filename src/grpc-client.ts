@@ -18,6 +18,7 @@ import { GuardedSessionManager } from "./guarded-session-manager.js";
 import { loopbackLookup } from "./loopback-lookup.js";
 import type { ServerAddress } from "./server-url.js";
 import { createStreamCloseWatch, type StreamCloseWatch } from "./stream-close-watch.js";
+import { MAX_TIMER_MS } from "./timing.js";
 import { explainTransportError } from "./transport-error.js";
 import type { Clock, EventsClient } from "./types.js";
 
@@ -53,10 +54,23 @@ export const SERVER_DEADLINE_SLACK_MS = 1000;
 /**
  * Keepalive enforcement of a default gRPC server: one PING per five minutes
  * (grpc-go MinTime, grpc-js min_ping_interval); more are answered with
- * GOAWAY ENHANCE_YOUR_CALM. The link probe stays under it: per session, one
- * PING per interval; within it, the last answer stands.
+ * GOAWAY ENHANCE_YOUR_CALM unless the server sent headers or data since the
+ * last. The link probe stays under it: per session, one PING per interval,
+ * more only after such a sign of life (see pingOnce).
  */
 export const MIN_PING_INTERVAL_MS = 5 * 60 * 1000;
+
+/**
+ * The longest deadline the grpc-timeout header can carry: its TimeoutValue
+ * has at most 8 digits (connect-node sends milliseconds, and refuses a
+ * longer value as a protocol error before the call is made).
+ */
+export const MAX_GRPC_TIMEOUT_MS = 99_999_999;
+
+/** The deadline a SyncProjectState call is sent with: the bridge's own plus slack, within what the header and Node's timers hold. */
+export function transportTimeoutMs(timeoutMs: number): number {
+  return Math.min(MAX_GRPC_TIMEOUT_MS, MAX_TIMER_MS, timeoutMs + SERVER_DEADLINE_SLACK_MS);
+}
 
 const lastPings = new WeakMap<http2.Http2Session, { atMs: number; answered: boolean }>();
 /** When each session last showed a sign of life: response headers or trailers of a call on it, or a PING answer. */
@@ -70,17 +84,23 @@ export function noteSessionActivity(session: http2.Http2Session | undefined): vo
 /**
  * Whether `session` answers an HTTP/2 PING within `timeoutMs` (on the
  * bridge clock when given). Within MIN_PING_INTERVAL_MS of the last PING on
- * this session no PING is sent: its "answered" stands only if the session
- * showed a sign of life since (a call's headers or trailers), else the
- * answer is false (a link that died after that PING is not taken for a
- * slow server). A check that was abandoned (its signal aborted) is not
- * remembered.
+ * this session a PING is sent only if the server has sent headers or
+ * trailers since (a gRPC server resets its ping strikes when it sends
+ * headers or data: grpc-go's resetPingStrikes, gRPC core's ping clock), so
+ * no server answers GOAWAY too_many_pings. Without that sign of life the
+ * answer is false and no PING goes out. An old answer is never reused: a
+ * link that died after it is not taken for a slow server. A check that was
+ * abandoned (its signal aborted) is not remembered.
  */
 function pingOnce(session: http2.Http2Session, timeoutMs: number, signal: AbortSignal, clock: Clock | undefined): Promise<boolean> {
   const nowMs = performance.now();
   const last = lastPings.get(session);
-  if (last !== undefined && nowMs - last.atMs < MIN_PING_INTERVAL_MS) {
-    return Promise.resolve(last.answered && (lastActivity.get(session) ?? Number.NEGATIVE_INFINITY) > last.atMs);
+  if (
+    last !== undefined &&
+    nowMs - last.atMs < MIN_PING_INTERVAL_MS &&
+    !((lastActivity.get(session) ?? Number.NEGATIVE_INFINITY) > last.atMs)
+  ) {
+    return Promise.resolve(false);
   }
   return new Promise<boolean>((resolve) => {
     let done = false;
@@ -248,7 +268,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
     syncProjectState(req, opts) {
       syncSent = opts.onSent;
       return clientFor(opts.sessionEpoch, "unary")
-        .syncProjectState(req, { signal: opts.signal, timeoutMs: opts.timeoutMs + SERVER_DEADLINE_SLACK_MS })
+        .syncProjectState(req, { signal: opts.signal, timeoutMs: transportTimeoutMs(opts.timeoutMs) })
         .catch((reason: unknown) => Promise.reject(explainTransportError(reason)));
     },
     close() {

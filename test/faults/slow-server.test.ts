@@ -102,4 +102,69 @@ slow(
   },
 );
 
+slow(
+  "a link that dies after a slow round was answered is not taken for a slow server: the old PING answer is never reused (third review)",
+  async (ctx) => {
+    const { server } = ctx;
+    const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
+    try {
+      server.createProject("a");
+      const tracker = new SessionTracker();
+      tracker.connect("a");
+      const bridge = createBridge({
+        registry: new HandlerRegistry(),
+        tracker,
+        serverUrl: proxy.url,
+        logger: capturingLogger(),
+        env: {},
+        timing: { heartbeatMs: 300, heartbeatJitterMs: 0, syncTimeoutMs: 200, openConfirmMs: 50, backoffMinMs: 50, backoffMaxMs: 100 },
+      });
+      ctx.bridge = bridge;
+      bridge.start();
+      await eventually("streaming with a sync", () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1, 5000);
+      server.setSyncDelayMs(400);
+      await eventually("a slow server seen (one PING answered)", () => bridge.status().counters.slowServer >= 1, 5000);
+      // The late answer comes (a sign of life after the PING), then the server is fast again and the link dies.
+      await eventually("the late round answered", () => bridge.status().counters.syncs >= 2, 5000);
+      server.setSyncDelayMs(0);
+      assert.is(proxy.blackholeOpenLinks(), 1);
+      await eventually("the dead link is suspect", () => bridge.status().counters.suspects >= 1, 8000);
+      const { counters } = bridge.status();
+      assert.is(counters.slowServer, 1, "the round on the dead link was not taken for a slow server");
+      assert.equal(proxy.stats().http2.goaways, [], "no GOAWAY too_many_pings");
+    } finally {
+      await ctx.bridge?.stop();
+      ctx.bridge = undefined;
+      await proxy.close();
+    }
+  },
+);
+
+slow(
+  "a heartbeat period or deadline at the top of its range still makes calls: the transport deadline fits the grpc-timeout header (third review)",
+  async (ctx) => {
+    const { server } = ctx;
+    server.createProject("a");
+    const tracker = new SessionTracker();
+    tracker.connect("a");
+    for (const timing of [{ heartbeatMs: 2 ** 30 }, { heartbeatMs: 2 ** 31 - 1 }, { syncTimeoutMs: 2 ** 31 - 1 }]) {
+      const bridge = createBridge({
+        registry: new HandlerRegistry(),
+        tracker,
+        serverUrl: server.url,
+        logger: capturingLogger(),
+        env: {},
+        timing,
+      });
+      ctx.bridge = bridge;
+      bridge.start();
+      await eventually("the first round ended", () => bridge.status().counters.syncs + bridge.status().counters.syncFailures >= 1, 5000);
+      assert.is(bridge.status().counters.syncs, 1, `${JSON.stringify(timing)}: the round is answered`);
+      assert.is(bridge.status().counters.syncFailures, 0);
+      await bridge.stop();
+      ctx.bridge = undefined;
+    }
+  },
+);
+
 slow.run();

@@ -114,7 +114,7 @@ exported("the graph follows the machine: regions, initial states, internal and r
   assert.is(runOn.transitions[0]!.guard, "linkAnswered");
   assert.equal(runOn.transitions[0]!.actions, ["slowHeartbeat"]);
   const giveUp = g.edges.find((e) => e.id === "heartbeat.syncing.deadline.probing->heartbeat.waiting")!;
-  assert.equal(giveUp.transitions[0]!.actions, ["recordSyncDeadline", "raiseSuspect"]);
+  assert.equal(giveUp.transitions[0]!.actions, ["recordSyncDeadline", "resumeFollowUp", "raiseSuspect"]);
   // A regular round due while reconnecting waits for the reopen's resync.
   const held = g.edges.find((e) => e.id === "heartbeat.waiting->heartbeat.held")!;
   assert.is(held.transitions[0]!.guard, "reconnecting");

@@ -764,6 +764,69 @@ machine(
   },
 );
 
+machine("a late round kept over a GOAWAY that runs out does not make the new stream suspect (third review of issue 21)", async () => {
+  const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
+  await h.lateRound();
+  h.clock.increment(defaultBridgeTiming.stableAfterMs);
+  h.goawayStream();
+  await flush();
+  h.clock.increment(h.delaysAsked.filter((d) => d.name === "reopenDelay").at(-1)!.ms);
+  await flush();
+  h.sendHeaders();
+  await flush();
+  const fresh = h.lastStream();
+  // The late call on the drained session reaches its run-on limit.
+  h.giveUpSync();
+  await flush();
+  assert.is(h.connection(), "streaming", "the new session never carried the call");
+  assert.not.ok(fresh.signal.aborted);
+  const ctx = h.actor.getSnapshot().context;
+  assert.is(ctx.counters.suspects, 0);
+  assert.is(ctx.counters.syncFailures, 1);
+  // The follow-up the reopen asked for goes out at once.
+  assert.is(h.syncs.length, 2);
+  assert.is(ctx.lastSyncCause, "stream-open");
+});
+
+for (const ending of ["its run-on limit", "a probe that is not answered"] as const) {
+  machine(
+    `syncNow() during a late round is not lost when the round ends at ${ending} while reconnecting (third review of issue 21)`,
+    async () => {
+      const h = createMachineHarness({
+        linkAnswers: ending === "its run-on limit",
+        random: () => 0.5,
+        timing: { backoffMinMs: 600_000, backoffMaxMs: 600_000 },
+      });
+      let before: number;
+      if (ending === "its run-on limit") {
+        await h.lateRound();
+        h.actor.send({ type: "SYNC.NOW" });
+        h.failStream(); // a long backoff: no reopen brings a resync soon
+        await flush();
+        before = h.syncs.length;
+        h.giveUpSync();
+      } else {
+        h.actor.send({ type: "START" });
+        h.sendHeaders();
+        h.answerSync();
+        await flush();
+        h.actor.send({ type: "SYNC.NOW" });
+        h.failStream(); // a long backoff: no reopen brings a resync soon
+        await flush();
+        h.actor.send({ type: "SYNC.NOW" });
+        before = h.syncs.length;
+        // The round is late and its probe is not answered.
+        h.timeOutSync();
+      }
+      await flush();
+      await flush();
+      assert.is(h.syncs.length, before + 1, "the follow-up round starts at once");
+      assert.is(h.actor.getSnapshot().context.lastSyncCause, "request");
+      assert.is(h.connection(), "backoff");
+    },
+  );
+}
+
 machine("a regular round due while the connection reconnects is held for the reopen's resync (issue 21)", async () => {
   const h = createMachineHarness({ random: () => 0.5 });
   h.actor.send({ type: "START" });

@@ -157,7 +157,7 @@ injected(
 );
 
 injected(
-  "a round that runs on is bounded from its start, whatever its chunks, and then makes the connection suspect (review of issue 21)",
+  "each call of a round runs on at most two periods from its own start, and a stalled one makes the connection suspect (reviews of issue 21)",
   async (ctx) => {
     // 25,000 tracked ids: three chunks. The first is answered late (30 s, after the
     // link answered a PING); the second never is (the link died meanwhile).
@@ -190,24 +190,139 @@ injected(
     const bridge = ctx.bridge;
     bridge.start();
     await eventually("the first chunk in flight", () => calls.length === 1 && bridge.status().state === "streaming");
-    const startedAt = calls[0]!;
     ctx.clock.increment(10_000);
     await eventually("the server found slow", () => bridge.status().counters.slowServer === 1);
     ctx.clock.increment(20_000);
     answerFirst?.();
     await eventually("the second chunk in flight", () => calls.length === 2);
+    const secondAt = calls[1]!;
     // The second chunk is late too (its deadline arms the run-on limit: one
     // step at a time, as xstate's SimulatedClock dates a timer set inside a
     // timer by the end of the increment).
     ctx.clock.increment(10_000);
     await new Promise((r) => setTimeout(r, 20));
-    // Short of two periods from the round's start: still running on.
-    ctx.clock.increment(startedAt + 120_000 - 1 - ctx.clock.now());
+    // Short of two periods from its own start (the answered first chunk proved the link): still running on.
+    ctx.clock.increment(secondAt + 120_000 - 1 - ctx.clock.now());
     await new Promise((r) => setTimeout(r, 20));
     assert.is(bridge.status().counters.syncFailures, 0);
     ctx.clock.increment(1);
-    await eventually("the round gives up at two periods from its start", () => bridge.status().counters.syncFailures === 1);
-    assert.is(bridge.status().counters.suspects, 1, "the link that answered a PING long ago may be dead: suspect");
+    await eventually("the stalled call gives up at two periods from its start", () => bridge.status().counters.syncFailures === 1);
+    assert.is(bridge.status().counters.suspects, 1, "the link that answered long ago may be dead: suspect");
+    ctx.clock.increment(2000);
+    await eventually("a fresh stream", () => opens === 2);
+  },
+);
+
+injected(
+  "a round of several chunks on a slow but alive server completes, however long its chunks take together (third review of issue 21)",
+  async (ctx) => {
+    // 30,000 ids: three chunks, each answered after 50 s (150 s in all, past two periods).
+    const ids = Array.from({ length: 30_000 }, (_, i) => `p${i}`);
+    let calls = 0;
+    let opens = 0;
+    ctx.bridge = createBridge({
+      client: {
+        projectEvents(_req, opts) {
+          opens += 1;
+          return openUntilAborted(opts);
+        },
+        syncProjectState(_req, opts) {
+          calls += 1;
+          return new Promise((resolve, reject) => {
+            const t = ctx.clock.setTimeout(() => resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n })), 50_000);
+            opts.signal.addEventListener(
+              "abort",
+              () => {
+                ctx.clock.clearTimeout(t);
+                reject(opts.signal.reason);
+              },
+              { once: true },
+            );
+          });
+        },
+        checkConnection: () => Promise.resolve(true),
+      },
+      tracker: { connectedProjectIds: () => ids },
+      registry: new HandlerRegistry(),
+      clock: ctx.clock,
+      logger: ctx.logger,
+      env: {},
+      random: () => 0.5,
+    });
+    const bridge = ctx.bridge;
+    bridge.start();
+    await eventually("streaming", () => bridge.status().state === "streaming");
+    for (let s = 0; s < 400 && bridge.status().counters.syncs === 0; s++) {
+      ctx.clock.increment(1000);
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+    }
+    const { counters } = bridge.status();
+    assert.is(counters.syncs, 1, "the round completed");
+    assert.is(calls, 3, "each chunk asked once");
+    assert.is(counters.syncFailures, 0);
+    assert.is(counters.suspects, 0, "a slow server is not a dead link");
+    assert.is(opens, 1);
+  },
+);
+
+injected(
+  "a chunk that goes late near the end of a long round still asks the link, and a dead one is suspect (third review of issue 21)",
+  async (ctx) => {
+    // 13 chunks: the first 12 are answered in time (9.5 s each, deadline 10 s);
+    // the 13th, sent at 114 s, never is (the link died).
+    const ids = Array.from({ length: 130_000 }, (_, i) => `p${i}`);
+    let calls = 0;
+    let probes = 0;
+    let opens = 0;
+    ctx.bridge = createBridge({
+      client: {
+        projectEvents(_req, opts) {
+          opens += 1;
+          return openUntilAborted(opts);
+        },
+        syncProjectState(_req, opts) {
+          calls += 1;
+          const n = calls;
+          return new Promise((resolve, reject) => {
+            const t =
+              n < 13
+                ? ctx.clock.setTimeout(() => resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n })), 9_500)
+                : undefined;
+            opts.signal.addEventListener(
+              "abort",
+              () => {
+                if (t !== undefined) ctx.clock.clearTimeout(t);
+                reject(opts.signal.reason);
+              },
+              { once: true },
+            );
+          });
+        },
+        checkConnection: () => {
+          probes += 1;
+          return Promise.resolve(false);
+        },
+      },
+      tracker: { connectedProjectIds: () => ids },
+      registry: new HandlerRegistry(),
+      clock: ctx.clock,
+      logger: ctx.logger,
+      env: {},
+      random: () => 0.5,
+    });
+    const bridge = ctx.bridge;
+    bridge.start();
+    await eventually("streaming", () => bridge.status().state === "streaming");
+    for (let s = 0; s < 1400 && bridge.status().counters.suspects === 0; s++) {
+      ctx.clock.increment(100);
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.is(calls, 13);
+    assert.is(probes, 1, "the late 13th chunk asked the link");
+    assert.is(bridge.status().counters.suspects, 1, "no answer to the PING: suspect");
+    assert.ok(ctx.clock.now() <= 114_000 + 10_000 + 5_000 + 200, `found at ${ctx.clock.now()} ms`);
     ctx.clock.increment(2000);
     await eventually("a fresh stream", () => opens === 2);
   },

@@ -286,8 +286,8 @@ export const bridgeMachine = setup({
     requestSync: raise({ type: "sync.request" }),
     noteSyncCause: assign({ lastSyncCause: (_, params: { cause: SyncCause }) => params.cause }),
     raiseSuspect: raise({ type: "connection.suspect" }),
-    /** A heartbeat round begins: which stream it started beside (see lateRoundRanOut). */
-    noteRoundStream: assign({ roundStreamsOpened: ({ context }) => context.counters.streamsOpened }),
+    /** A heartbeat round begins: how many GOAWAYs came before it (see lateRoundRanOut). */
+    noteRoundStream: assign({ roundGoaways: ({ context }) => context.counters.goaways }),
     /**
      * A late round ended without an answer while a follow-up was asked
      * (syncNow() or a stream open during it), and no suspect reopen will
@@ -299,14 +299,14 @@ export const bridgeMachine = setup({
     }),
     /**
      * A late round ran on to its limit: the link may have died after its
-     * PING, so a streaming connection is suspect, unless a stream opened
-     * since the round began (a GOAWAY reopen keeps a late round): the new
-     * session never carried the call and the limit proves nothing against
-     * it. A follow-up asked during the round starts at once unless a
+     * PING, so a streaming connection is suspect, unless a GOAWAY came
+     * since the round began (a GOAWAY reopen keeps a late round): the
+     * stream's new session never carried the call and the limit proves
+     * nothing against it. A follow-up asked during the round starts at once unless a
      * suspect reopen brings its resync.
      */
     lateRoundRanOut: enqueueActions(({ context, check, enqueue }) => {
-      const suspect = check(inStreaming) && context.counters.streamsOpened === context.roundStreamsOpened;
+      const suspect = check(inStreaming) && context.counters.goaways === context.roundGoaways;
       if (check(inFollowUp) && !suspect) enqueue.raise(followUpEvent(context));
       if (suspect) enqueue.raise({ type: "connection.suspect" });
     }),
@@ -620,7 +620,7 @@ export const bridgeMachine = setup({
     requestSent: false,
     reopenAfterGoaway: false,
     followUpCause: "request",
-    roundStreamsOpened: 0,
+    roundGoaways: 0,
     counters: zeroCounters,
   }),
   on: {

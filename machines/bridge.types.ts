@@ -166,11 +166,14 @@ export interface BridgeContext {
   /** What the follow-up round asked for during the current one will report as its cause. */
   followUpCause: SyncCause;
   /**
-   * counters.streamsOpened when the current heartbeat round began: a stream
-   * opened since (after a GOAWAY the late round is kept) never carried the
-   * round's call, so that call running out proves nothing against it.
+   * counters.goaways when the current heartbeat round began: after a GOAWAY
+   * since then the late round is kept on the draining session, and the
+   * stream reopened on a new one never carried the round's call, so that
+   * call running out proves nothing against it. (A stream that merely
+   * opened since, after a failure or while the round started during
+   * \`connecting\`, shares the call's session: it does not count.)
    */
-  roundStreamsOpened: number;
+  roundGoaways: number;
   counters: BridgeCounters;
 }
 

@@ -168,6 +168,11 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
   let syncSent: (() => void) | undefined;
   /** The HTTP/2 session of the latest ProjectEvents call (the connection a link probe asks). */
   let streamSessionRef: http2.Http2Session | undefined;
+  /**
+   * The HTTP/2 session of the latest SyncProjectState call: the stream's,
+   * or its own when the server grants one concurrent stream per session.
+   */
+  let syncSessionRef: http2.Http2Session | undefined;
   /** The stream's session's SETTINGS_MAX_CONCURRENT_STREAMS as last seen (unknown until a stream was made). */
   let streamSessionMaxStreams = Number.POSITIVE_INFINITY;
   const onRequest = (path: string, stream: http2.ClientHttp2Stream) => {
@@ -183,6 +188,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
       else sent();
     };
     if (path.endsWith("/SyncProjectState")) {
+      if (stream.session !== undefined) syncSessionRef = stream.session;
       const sent = syncSent;
       syncSent = undefined;
       whenSent(sent);
@@ -250,8 +256,12 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
   return {
     signalsSent: true,
     checkConnection(opts) {
-      const session = streamSessionRef;
-      if (session === undefined || session.destroyed || session.closed) return Promise.resolve(false);
+      // The link probe asks the session that carries the late heartbeat call
+      // (its answers are the signs of life that allow a PING there), or the
+      // stream's when that one is gone (a GOAWAY'd session that drains).
+      const usable = (x: http2.Http2Session | undefined) => x !== undefined && !x.destroyed && !x.closed;
+      const session = usable(syncSessionRef) ? syncSessionRef : streamSessionRef;
+      if (session === undefined || !usable(session)) return Promise.resolve(false);
       return pingOnce(session, opts.timeoutMs, opts.signal, options.clock);
     },
     projectEvents(req, opts) {

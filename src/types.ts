@@ -100,7 +100,9 @@ export interface EventsClient {
    * true tells a slow server (its transport answers while its handlers are
    * saturated) from a dead link, so the stream is kept and the heartbeat
    * slows down. Must stay within keepalive enforcement (the default client
-   * sends at most one HTTP/2 PING per five minutes per connection). Optional:
+   * sends at most one HTTP/2 PING per five minutes per connection, more only
+   * after the server sent headers since, which resets its ping strikes; it
+   * never reuses an old answer). Optional:
    * without it a passed deadline makes the link suspect.
    */
   checkConnection?(opts: { signal: AbortSignal; sessionEpoch?: number; timeoutMs: number }): Promise<boolean>;

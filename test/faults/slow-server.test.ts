@@ -167,4 +167,34 @@ slow(
   },
 );
 
+slow(
+  "a slow server that grants one concurrent stream per session is still a slow server: the probe asks the heartbeat's own session (fourth review)",
+  async (ctx) => {
+    await ctx.server.close();
+    ctx.server = await startDevServer({ port: 0, maxConcurrentStreams: 1 });
+    const { server } = ctx;
+    server.createProject("a");
+    const tracker = new SessionTracker();
+    tracker.connect("a");
+    const bridge = createBridge({
+      registry: new HandlerRegistry(),
+      tracker,
+      serverUrl: server.url,
+      logger: capturingLogger(),
+      env: {},
+      timing: { heartbeatMs: 300, heartbeatJitterMs: 0, syncTimeoutMs: 200, openConfirmMs: 50, backoffMinMs: 50, backoffMaxMs: 100 },
+    });
+    ctx.bridge = bridge;
+    bridge.start();
+    await eventually("streaming with a sync", () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1, 5000);
+    server.setSyncDelayMs(400); // every round is late, and answered within its run-on
+    await eventually("three late rounds answered", () => bridge.status().counters.syncs >= 4, 10_000);
+    const { counters } = bridge.status();
+    assert.ok(counters.slowServer >= 3, `slowServer ${counters.slowServer}`);
+    assert.is(counters.suspects, 0, "the healthy stream is kept");
+    assert.is(counters.syncFailures, 0);
+    assert.is(counters.streamsOpened, 1);
+  },
+);
+
 slow.run();

@@ -717,6 +717,56 @@ machine(
   },
 );
 
+machine(
+  "a late round that started while connecting and runs out makes the stream suspect: it shares the stream's session (fourth review of issue 21)",
+  async () => {
+    const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "SYNC.NOW" }); // a round before the stream opens
+    await flush();
+    h.sendHeaders(); // the stream opens beside it; its resync is a follow-up
+    await flush();
+    assert.is(h.syncs.length, 1);
+    h.timeOutSync();
+    await flush();
+    await flush();
+    h.giveUpSync();
+    await flush();
+    await flush();
+    assert.is(h.connection(), "backoff", "suspect");
+    assert.is(h.actor.getSnapshot().context.counters.suspects, 1);
+    assert.is(h.syncs.length, 1, "the suspect reopen's resync stands in for the follow-up: no round at the dead link");
+  },
+);
+
+for (const ending of ["its run-on limit", "a probe that is not answered"] as const) {
+  machine(
+    `a follow-up asked during a late round that ends at ${ending} while streaming waits for the suspect reopen's resync (fourth review)`,
+    async () => {
+      const h = createMachineHarness({ linkAnswers: ending === "its run-on limit", random: () => 0.5 });
+      h.actor.send({ type: "START" });
+      h.sendHeaders();
+      h.actor.send({ type: "SYNC.NOW" }); // asks a follow-up of the stream-open round
+      await flush();
+      assert.is(h.syncs.length, 1);
+      h.timeOutSync();
+      await flush();
+      await flush();
+      if (ending === "its run-on limit") h.giveUpSync();
+      await flush();
+      await flush();
+      assert.is(h.connection(), "backoff", "suspect");
+      assert.is(h.syncs.length, 1, "no follow-up round at the connection just found suspect");
+      // The reopen's resync is the follow-up.
+      h.clock.increment(h.delaysAsked.filter((d) => d.name === "backoffDelay").at(-1)!.ms);
+      await flush();
+      h.sendHeaders();
+      await flush();
+      assert.is(h.syncs.length, 2);
+    },
+  );
+}
+
 machine("a stream that reopens while a round runs on gives the late round up and resyncs at once", async () => {
   const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
   const late = await h.lateRound();

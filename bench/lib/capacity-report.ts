@@ -120,25 +120,28 @@ function targetsRows(results: CapacityResult[], n: number): string[][] {
   return rows;
 }
 
+/** The columns of a scenario table (one row per case and policy, see row()). */
+const scenarioHead = [
+  "server",
+  "C (calls/s)",
+  "policy",
+  "99 % streaming",
+  "every removal delivered",
+  "amplification",
+  "streams torn down",
+  "calls abandoned in the queue",
+  "refused",
+  "peak queue",
+  "wait p50 / p99 / max (s)",
+  "steady again after",
+  "wall (s)",
+];
+const kinds: CapacityScenarioKind[] = ["graceful", "abrupt", "slow", "steady80"];
+
 export function capacitySection(c: CapacityResults | undefined): string {
   if (!c) return "## 10. Fleet against a server of finite capacity\n\nNot run yet: `npm run bench:fleet -- --capacity`.\n";
   const n = c.bridges;
-  const kinds: CapacityScenarioKind[] = ["graceful", "abrupt", "slow", "steady80"];
-  const head = [
-    "server",
-    "C (calls/s)",
-    "policy",
-    "99 % streaming",
-    "every removal delivered",
-    "amplification",
-    "streams torn down",
-    "calls abandoned in the queue",
-    "refused",
-    "peak queue",
-    "wait p50 / p99 / max (s)",
-    "steady again after",
-    "wall (s)",
-  ];
+  const head = scenarioHead;
   const parts: string[] = [];
   parts.push(`## 10. Fleet against a server of finite capacity (issue 21)
 
@@ -218,23 +221,7 @@ export function capacityResultsFile(args: string[]): string {
  */
 export function capacityAtScaleSection(c: CapacityResults): string {
   const n = c.bridges;
-  const head = [
-    "scenario",
-    "server",
-    "C (calls/s)",
-    "policy",
-    "99 % streaming",
-    "every removal delivered",
-    "amplification",
-    "streams torn down",
-    "calls abandoned in the queue",
-    "refused",
-    "peak queue",
-    "wait p50 / p99 / max (s)",
-    "steady again after",
-    "wall (s)",
-  ];
-  const kinds: CapacityScenarioKind[] = ["graceful", "abrupt", "slow", "steady80"];
+  const head = ["scenario", ...scenarioHead];
   const rows = kinds.flatMap((kind) => c.results.filter((r) => r.kind === kind).map((r) => [kind, ...row(r, kind)]));
   const wallMin = c.results.map((r) => r.figures.wallS / 60);
   return `### At ${num(n)} bridges${n === 100_000 ? " (the issue's scale)" : ""}

@@ -25,6 +25,29 @@ slow.after.each(async (ctx) => {
   await ctx.server.close();
 });
 
+/**
+ * A bridge tracking project "a" (created on the server) through `serverUrl`,
+ * with short real timings (heartbeat 300 ms, deadline 200 ms, so a late call
+ * runs on up to 600 ms), streaming with one sync done.
+ */
+async function startTrackingBridge(ctx: Ctx, serverUrl: string): Promise<Bridge> {
+  ctx.server.createProject("a");
+  const tracker = new SessionTracker();
+  tracker.connect("a");
+  const bridge = createBridge({
+    registry: new HandlerRegistry(),
+    tracker,
+    serverUrl,
+    logger: capturingLogger(),
+    env: {},
+    timing: { heartbeatMs: 300, heartbeatJitterMs: 0, syncTimeoutMs: 200, openConfirmMs: 50, backoffMinMs: 50, backoffMaxMs: 100 },
+  });
+  ctx.bridge = bridge;
+  bridge.start();
+  await eventually("streaming with a sync", () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1, 5000);
+  return bridge;
+}
+
 slow("heartbeats answered past their deadline keep the stream up: one PING answered, no suspect, the heartbeat slows down", async (ctx) => {
   const { server } = ctx;
   server.createProject("a");
@@ -73,20 +96,7 @@ slow(
     const { server } = ctx;
     const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
     try {
-      server.createProject("a");
-      const tracker = new SessionTracker();
-      tracker.connect("a");
-      const bridge = createBridge({
-        registry: new HandlerRegistry(),
-        tracker,
-        serverUrl: proxy.url,
-        logger: capturingLogger(),
-        env: {},
-        timing: { heartbeatMs: 300, heartbeatJitterMs: 0, syncTimeoutMs: 200, openConfirmMs: 50, backoffMinMs: 50, backoffMaxMs: 100 },
-      });
-      ctx.bridge = bridge;
-      bridge.start();
-      await eventually("streaming with a sync", () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1, 5000);
+      const bridge = await startTrackingBridge(ctx, proxy.url);
       server.setSyncDelayMs(400);
       await eventually("a slow server seen (one PING answered)", () => bridge.status().counters.slowServer >= 1, 5000);
       server.setSyncDelayMs(0);
@@ -108,20 +118,7 @@ slow(
     const { server } = ctx;
     const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
     try {
-      server.createProject("a");
-      const tracker = new SessionTracker();
-      tracker.connect("a");
-      const bridge = createBridge({
-        registry: new HandlerRegistry(),
-        tracker,
-        serverUrl: proxy.url,
-        logger: capturingLogger(),
-        env: {},
-        timing: { heartbeatMs: 300, heartbeatJitterMs: 0, syncTimeoutMs: 200, openConfirmMs: 50, backoffMinMs: 50, backoffMaxMs: 100 },
-      });
-      ctx.bridge = bridge;
-      bridge.start();
-      await eventually("streaming with a sync", () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1, 5000);
+      const bridge = await startTrackingBridge(ctx, proxy.url);
       server.setSyncDelayMs(400);
       await eventually("a slow server seen (one PING answered)", () => bridge.status().counters.slowServer >= 1, 5000);
       // The late answer comes (a sign of life after the PING), then the server is fast again and the link dies.
@@ -173,20 +170,7 @@ slow(
     await ctx.server.close();
     ctx.server = await startDevServer({ port: 0, maxConcurrentStreams: 1 });
     const { server } = ctx;
-    server.createProject("a");
-    const tracker = new SessionTracker();
-    tracker.connect("a");
-    const bridge = createBridge({
-      registry: new HandlerRegistry(),
-      tracker,
-      serverUrl: server.url,
-      logger: capturingLogger(),
-      env: {},
-      timing: { heartbeatMs: 300, heartbeatJitterMs: 0, syncTimeoutMs: 200, openConfirmMs: 50, backoffMinMs: 50, backoffMaxMs: 100 },
-    });
-    ctx.bridge = bridge;
-    bridge.start();
-    await eventually("streaming with a sync", () => bridge.status().state === "streaming" && bridge.status().counters.syncs >= 1, 5000);
+    const bridge = await startTrackingBridge(ctx, server.url);
     server.setSyncDelayMs(400); // every round is late, and answered within its run-on
     await eventually("three late rounds answered", () => bridge.status().counters.syncs >= 4, 10_000);
     const { counters } = bridge.status();

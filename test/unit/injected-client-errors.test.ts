@@ -7,7 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { SimulatedClock } from "xstate";
-import { SyncProjectStateResponseSchema } from "../../src/gen/engram/v1/engram_pb.js";
+import { type SyncProjectStateResponse, SyncProjectStateResponseSchema } from "../../src/gen/engram/v1/engram_pb.js";
 import { type Bridge, createBridge, type EventsClient, HandlerRegistry, ServerGoawayError, SyncDeadlineError } from "../../src/index.js";
 import { capturingLogger, type CapturingLogger, eventually } from "../helpers/e2e.js";
 
@@ -51,6 +51,47 @@ function make(ctx: Ctx, client: EventsClient): Bridge {
 }
 
 const answered = () => Promise.resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n }));
+
+/** A bridge on the test clock tracking `ids` (SYNC_CHUNK_SIZE ids per call) through `client`. */
+function makeTracking(ctx: Ctx, ids: readonly string[], client: EventsClient): Bridge {
+  ctx.bridge = createBridge({
+    client,
+    tracker: { connectedProjectIds: () => ids },
+    registry: new HandlerRegistry(),
+    clock: ctx.clock,
+    logger: ctx.logger,
+    env: {},
+    random: () => 0.5,
+  });
+  return ctx.bridge;
+}
+
+/** A SyncProjectState answer after `ms` on the test clock (never when undefined); the call's abort rejects it. */
+function answerAfter(ctx: Ctx, ms: number | undefined, signal: AbortSignal): Promise<SyncProjectStateResponse> {
+  return new Promise((resolve, reject) => {
+    const t =
+      ms === undefined
+        ? undefined
+        : ctx.clock.setTimeout(() => resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n })), ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        if (t !== undefined) ctx.clock.clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+/** Steps the test clock by `stepMs` (letting the bridge's promises run between steps) until `done` or `steps` ran out. */
+async function stepUntil(ctx: Ctx, stepMs: number, steps: number, done: () => boolean): Promise<void> {
+  for (let s = 0; s < steps && !done(); s++) {
+    ctx.clock.increment(stepMs);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+  }
+}
 
 injected("a stream that throws the exported ServerGoawayError is reopened without counting a failure", async (ctx) => {
   let opens = 0;
@@ -220,43 +261,20 @@ injected(
     const ids = Array.from({ length: 30_000 }, (_, i) => `p${i}`);
     let calls = 0;
     let opens = 0;
-    ctx.bridge = createBridge({
-      client: {
-        projectEvents(_req, opts) {
-          opens += 1;
-          return openUntilAborted(opts);
-        },
-        syncProjectState(_req, opts) {
-          calls += 1;
-          return new Promise((resolve, reject) => {
-            const t = ctx.clock.setTimeout(() => resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n })), 50_000);
-            opts.signal.addEventListener(
-              "abort",
-              () => {
-                ctx.clock.clearTimeout(t);
-                reject(opts.signal.reason);
-              },
-              { once: true },
-            );
-          });
-        },
-        checkConnection: () => Promise.resolve(true),
+    const bridge = makeTracking(ctx, ids, {
+      projectEvents(_req, opts) {
+        opens += 1;
+        return openUntilAborted(opts);
       },
-      tracker: { connectedProjectIds: () => ids },
-      registry: new HandlerRegistry(),
-      clock: ctx.clock,
-      logger: ctx.logger,
-      env: {},
-      random: () => 0.5,
+      syncProjectState(_req, opts) {
+        calls += 1;
+        return answerAfter(ctx, 50_000, opts.signal);
+      },
+      checkConnection: () => Promise.resolve(true),
     });
-    const bridge = ctx.bridge;
     bridge.start();
     await eventually("streaming", () => bridge.status().state === "streaming");
-    for (let s = 0; s < 400 && bridge.status().counters.syncs === 0; s++) {
-      ctx.clock.increment(1000);
-      await new Promise((r) => setImmediate(r));
-      await new Promise((r) => setImmediate(r));
-    }
+    await stepUntil(ctx, 1000, 400, () => bridge.status().counters.syncs > 0);
     const { counters } = bridge.status();
     assert.is(counters.syncs, 1, "the round completed");
     assert.is(calls, 3, "each chunk asked once");
@@ -275,50 +293,23 @@ injected(
     let calls = 0;
     let probes = 0;
     let opens = 0;
-    ctx.bridge = createBridge({
-      client: {
-        projectEvents(_req, opts) {
-          opens += 1;
-          return openUntilAborted(opts);
-        },
-        syncProjectState(_req, opts) {
-          calls += 1;
-          const n = calls;
-          return new Promise((resolve, reject) => {
-            const t =
-              n < 13
-                ? ctx.clock.setTimeout(() => resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n })), 9_500)
-                : undefined;
-            opts.signal.addEventListener(
-              "abort",
-              () => {
-                if (t !== undefined) ctx.clock.clearTimeout(t);
-                reject(opts.signal.reason);
-              },
-              { once: true },
-            );
-          });
-        },
-        checkConnection: () => {
-          probes += 1;
-          return Promise.resolve(false);
-        },
+    const bridge = makeTracking(ctx, ids, {
+      projectEvents(_req, opts) {
+        opens += 1;
+        return openUntilAborted(opts);
       },
-      tracker: { connectedProjectIds: () => ids },
-      registry: new HandlerRegistry(),
-      clock: ctx.clock,
-      logger: ctx.logger,
-      env: {},
-      random: () => 0.5,
+      syncProjectState(_req, opts) {
+        calls += 1;
+        return answerAfter(ctx, calls < 13 ? 9_500 : undefined, opts.signal);
+      },
+      checkConnection: () => {
+        probes += 1;
+        return Promise.resolve(false);
+      },
     });
-    const bridge = ctx.bridge;
     bridge.start();
     await eventually("streaming", () => bridge.status().state === "streaming");
-    for (let s = 0; s < 1400 && bridge.status().counters.suspects === 0; s++) {
-      ctx.clock.increment(100);
-      await new Promise((r) => setImmediate(r));
-      await new Promise((r) => setImmediate(r));
-    }
+    await stepUntil(ctx, 100, 1400, () => bridge.status().counters.suspects > 0);
     assert.is(calls, 13);
     assert.is(probes, 1, "the late 13th chunk asked the link");
     assert.is(bridge.status().counters.suspects, 1, "no answer to the PING: suspect");

@@ -15,6 +15,7 @@ import type { TokenSource } from "./types.js";
 import { BridgeError } from "./errors.js";
 import { EngramService } from "./gen/engram/v1/engram_pb.js";
 import { GuardedSessionManager } from "./guarded-session-manager.js";
+import { noteSessionActivity, probeLink } from "./link-probe.js";
 import { loopbackLookup } from "./loopback-lookup.js";
 import type { ServerAddress } from "./server-url.js";
 import { createStreamCloseWatch, type StreamCloseWatch } from "./stream-close-watch.js";
@@ -52,15 +53,6 @@ export interface GrpcEventsClientOptions {
 export const SERVER_DEADLINE_SLACK_MS = 1000;
 
 /**
- * Keepalive enforcement of a default gRPC server: one PING per five minutes
- * (grpc-go MinTime, grpc-js min_ping_interval); more are answered with
- * GOAWAY ENHANCE_YOUR_CALM unless the server sent headers or data since the
- * last. The link probe stays under it: per session, one PING per interval,
- * more only after such a sign of life (see pingOnce).
- */
-export const MIN_PING_INTERVAL_MS = 5 * 60 * 1000;
-
-/**
  * The longest deadline the grpc-timeout header can carry: its TimeoutValue
  * has at most 8 digits (connect-node sends milliseconds, and refuses a
  * longer value as a protocol error before the call is made).
@@ -70,61 +62,6 @@ export const MAX_GRPC_TIMEOUT_MS = 99_999_999;
 /** The deadline a SyncProjectState call is sent with: the bridge's own plus slack, within what the header and Node's timers hold. */
 export function transportTimeoutMs(timeoutMs: number): number {
   return Math.min(MAX_GRPC_TIMEOUT_MS, MAX_TIMER_MS, timeoutMs + SERVER_DEADLINE_SLACK_MS);
-}
-
-const lastPings = new WeakMap<http2.Http2Session, { atMs: number; answered: boolean }>();
-/** When each session last showed a sign of life: response headers or trailers of a call on it, or a PING answer. */
-const lastActivity = new WeakMap<http2.Http2Session, number>();
-
-/** Notes a sign of life on `session` (performance.now() time). */
-export function noteSessionActivity(session: http2.Http2Session | undefined): void {
-  if (session !== undefined) lastActivity.set(session, performance.now());
-}
-
-/**
- * Whether `session` answers an HTTP/2 PING within `timeoutMs` (on the
- * bridge clock when given). Within MIN_PING_INTERVAL_MS of the last PING on
- * this session a PING is sent only if the server has sent headers or
- * trailers since (a gRPC server resets its ping strikes when it sends
- * headers or data: grpc-go's resetPingStrikes, gRPC core's ping clock), so
- * no server answers GOAWAY too_many_pings. Without that sign of life the
- * answer is false and no PING goes out. An old answer is never reused: a
- * link that died after it is not taken for a slow server. A check that was
- * abandoned (its signal aborted) is not remembered.
- */
-function pingOnce(session: http2.Http2Session, timeoutMs: number, signal: AbortSignal, clock: Clock | undefined): Promise<boolean> {
-  const nowMs = performance.now();
-  const last = lastPings.get(session);
-  if (
-    last !== undefined &&
-    nowMs - last.atMs < MIN_PING_INTERVAL_MS &&
-    !((lastActivity.get(session) ?? Number.NEGATIVE_INFINITY) > last.atMs)
-  ) {
-    return Promise.resolve(false);
-  }
-  return new Promise<boolean>((resolve) => {
-    let done = false;
-    const finish = (answered: boolean, remember: boolean) => {
-      if (done) return;
-      done = true;
-      if (clock) clock.clearTimeout(timer);
-      else clearTimeout(timer as ReturnType<typeof setTimeout>);
-      signal.removeEventListener("abort", onAbort);
-      if (remember) lastPings.set(session, { atMs: nowMs, answered });
-      resolve(answered);
-    };
-    const onAbort = () => finish(false, false);
-    const timer: unknown = clock
-      ? clock.setTimeout(() => finish(false, true), timeoutMs)
-      : setTimeout(() => finish(false, true), timeoutMs);
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      const sent = session.ping((err) => finish(err === null || err === undefined, true));
-      if (!sent) finish(false, false);
-    } catch {
-      finish(false, false);
-    }
-  });
 }
 
 export function createGrpcEventsClient(options: GrpcEventsClientOptions): EventsClient & { close(): void } {
@@ -256,13 +193,7 @@ export function createGrpcEventsClient(options: GrpcEventsClientOptions): Events
   return {
     signalsSent: true,
     checkConnection(opts) {
-      // The link probe asks the session that carries the late heartbeat call
-      // (its answers are the signs of life that allow a PING there), or the
-      // stream's when that one is gone (a GOAWAY'd session that drains).
-      const usable = (x: http2.Http2Session | undefined) => x !== undefined && !x.destroyed && !x.closed;
-      const session = usable(syncSessionRef) ? syncSessionRef : streamSessionRef;
-      if (session === undefined || !usable(session)) return Promise.resolve(false);
-      return pingOnce(session, opts.timeoutMs, opts.signal, options.clock);
+      return probeLink({ call: syncSessionRef, stream: streamSessionRef }, opts.timeoutMs, opts.signal, options.clock);
     },
     projectEvents(req, opts) {
       const watch = createStreamCloseWatch(opts.signal, { clock: options.clock });

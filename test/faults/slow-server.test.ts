@@ -181,4 +181,57 @@ slow(
   },
 );
 
+slow(
+  "a GOAWAY during a late heartbeat call is not taken for a dead link: the call runs on to its answer on the draining session (fifth review)",
+  async (ctx) => {
+    const { server } = ctx;
+    const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
+    try {
+      const bridge = await startTrackingBridge(ctx, proxy.url);
+      server.setSyncDelayMs(450); // late at 200 ms, answered within the 600 ms run-on
+      const syncsBefore = bridge.status().counters.syncs;
+      const callsBefore = server.stats().syncCalls;
+      let armed = true;
+      server.onSyncCall(() => {
+        if (!armed) return;
+        armed = false;
+        // The server shuts down gracefully while the call is in flight, before its deadline.
+        setTimeout(() => proxy.goawayClients(), 100);
+      });
+      await eventually("the late call answered", () => bridge.status().counters.syncs > syncsBefore, 5000);
+      const { counters } = bridge.status();
+      assert.is(counters.suspects, 0, "a graceful shutdown is not a dead link");
+      assert.is(counters.syncFailures, 0, "the late call was not abandoned");
+      assert.ok(counters.goaways >= 1);
+      assert.ok(server.stats().syncCalls - callsBefore <= 2, "no call sent again");
+    } finally {
+      await ctx.bridge?.stop();
+      ctx.bridge = undefined;
+      await proxy.close();
+    }
+  },
+);
+
+slow(
+  "with one stream per session, a dead stream link beside a live heartbeat session is found when a late round asks both (fifth review)",
+  async (ctx) => {
+    await ctx.server.close();
+    ctx.server = await startDevServer({ port: 0, maxConcurrentStreams: 1 });
+    const { server } = ctx;
+    const proxy = await startFaultProxy({ targetPort: server.port });
+    try {
+      const bridge = await startTrackingBridge(ctx, proxy.url);
+      await eventually("a second round on the heartbeat's own session", () => bridge.status().counters.syncs >= 2, 5000);
+      server.setSyncDelayMs(400); // slow: every round is late, and its probe asks
+      assert.ok(proxy.blackholeOpenLink(0), "the stream's link (the first opened) dies; the heartbeat's stays up");
+      await eventually("the dead stream link is suspect", () => bridge.status().counters.suspects >= 1, 5000);
+      await eventually("a fresh stream", () => bridge.status().counters.streamsOpened >= 2 && bridge.status().state === "streaming", 5000);
+    } finally {
+      await ctx.bridge?.stop();
+      ctx.bridge = undefined;
+      await proxy.close();
+    }
+  },
+);
+
 slow.run();

@@ -115,6 +115,8 @@ export interface FaultProxy {
   refuse(): Promise<void>;
   /** Makes every open link dead (half-open) without changing the mode for new connections. */
   blackholeOpenLinks(): number;
+  /** Makes the open link accepted `index`-th (0: the oldest still open) dead, the others untouched; false when there is none. */
+  blackholeOpenLink(index: number): boolean;
   /**
    * Sends GOAWAY (NO_ERROR, last stream id = the link's highest) to the
    * client of every open h2c link, as a server about to shut down or
@@ -560,6 +562,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         makeDead(link);
       }
       return n;
+    },
+    blackholeOpenLink(index) {
+      const link = [...links].filter((l) => !l.dead)[index];
+      if (link === undefined) return false;
+      makeDead(link);
+      return true;
     },
     goawayClients() {
       if (!tap) throw new Error("fault proxy: goawayClients() needs http2Tap");

@@ -731,7 +731,7 @@ npm run bench          # sections 1–8, about 4–5 minutes on 2 cores
 npm run bench:fleet    # section 9, about 2–3 minutes, ~2.5 GB of heap
 npm run bench:fleet -- --capacity                    # section 10 (all cases; run in pieces with --only=graceful etc.)
 npm run bench:fleet -- --capacity --bridge-root=DIR  # adds "old bridge": createBridge from another checkout (with its node_modules)
-npm run bench:fleet -- --capacity --bridges=100000 --policies=bridge --only=graceful-fifo-n20  # section 10 at the issue's scale, ~20 min and ~8 GB per case
+npm run bench:fleet -- --capacity --bridges=100000 --policies=bridge --only=graceful-fifo-n20  # section 10 at the issue's scale: about an hour and 11 GB per case
 node --import tsx bench/run.ts --only=latency,stop   # some cases; the others keep their last figures
 node --import tsx bench/run.ts --quick               # smoke run with tiny sizes, report in a temp dir
 node --import tsx bench/fleet.ts --bridges=1000      # a smaller fleet

@@ -9,7 +9,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createBridge, HandlerRegistry, SessionTracker, startDevServer, type Bridge, type DevServer } from "../../src/index.js";
 import { capturingLogger, eventually, recordingHandler } from "../../src/testing/index.js";
-import { startFaultProxy } from "../helpers/fault-proxy.js";
+import { type FaultProxy, type FaultProxyOptions, startFaultProxy } from "../helpers/fault-proxy.js";
 
 interface Ctx {
   server: DevServer;
@@ -24,6 +24,18 @@ slow.after.each(async (ctx) => {
   await ctx.bridge?.stop();
   await ctx.server.close();
 });
+
+/** Runs `body` with a fault proxy in front of the server; stops the bridge and closes the proxy whatever happens. */
+async function withProxy(ctx: Ctx, options: FaultProxyOptions, body: (proxy: FaultProxy) => Promise<void>): Promise<void> {
+  const proxy = await startFaultProxy(options);
+  try {
+    await body(proxy);
+  } finally {
+    await ctx.bridge?.stop();
+    ctx.bridge = undefined;
+    await proxy.close();
+  }
+}
 
 /**
  * A bridge tracking project "a" (created on the server) through `serverUrl`,
@@ -94,8 +106,7 @@ slow(
   "a link that dies after a PING answered is not taken for a slow server: within the PING interval, no sign of life since means suspect (second review)",
   async (ctx) => {
     const { server } = ctx;
-    const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
-    try {
+    await withProxy(ctx, { targetPort: server.port, http2Tap: true }, async (proxy) => {
       const bridge = await startTrackingBridge(ctx, proxy.url);
       server.setSyncDelayMs(400);
       await eventually("a slow server seen (one PING answered)", () => bridge.status().counters.slowServer >= 1, 5000);
@@ -104,11 +115,7 @@ slow(
       assert.is(proxy.blackholeOpenLinks(), 1);
       await eventually("the dead link is suspect", () => bridge.status().counters.suspects >= 1, 8000);
       assert.is(proxy.stats().http2.clientPings, 1, "one PING on that connection, no more");
-    } finally {
-      await ctx.bridge?.stop();
-      ctx.bridge = undefined;
-      await proxy.close();
-    }
+    });
   },
 );
 
@@ -116,8 +123,7 @@ slow(
   "a link that dies after a slow round was answered is not taken for a slow server: the old PING answer is never reused (third review)",
   async (ctx) => {
     const { server } = ctx;
-    const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
-    try {
+    await withProxy(ctx, { targetPort: server.port, http2Tap: true }, async (proxy) => {
       const bridge = await startTrackingBridge(ctx, proxy.url);
       server.setSyncDelayMs(400);
       await eventually("a slow server seen (one PING answered)", () => bridge.status().counters.slowServer >= 1, 5000);
@@ -129,11 +135,7 @@ slow(
       const { counters } = bridge.status();
       assert.is(counters.slowServer, 1, "the round on the dead link was not taken for a slow server");
       assert.equal(proxy.stats().http2.goaways, [], "no GOAWAY too_many_pings");
-    } finally {
-      await ctx.bridge?.stop();
-      ctx.bridge = undefined;
-      await proxy.close();
-    }
+    });
   },
 );
 
@@ -185,8 +187,7 @@ slow(
   "a GOAWAY during a late heartbeat call is not taken for a dead link: the call runs on to its answer on the draining session (fifth review)",
   async (ctx) => {
     const { server } = ctx;
-    const proxy = await startFaultProxy({ targetPort: server.port, http2Tap: true });
-    try {
+    await withProxy(ctx, { targetPort: server.port, http2Tap: true }, async (proxy) => {
       const bridge = await startTrackingBridge(ctx, proxy.url);
       server.setSyncDelayMs(450); // late at 200 ms, answered within the 600 ms run-on
       const syncsBefore = bridge.status().counters.syncs;
@@ -204,11 +205,7 @@ slow(
       assert.is(counters.syncFailures, 0, "the late call was not abandoned");
       assert.ok(counters.goaways >= 1);
       assert.ok(server.stats().syncCalls - callsBefore <= 2, "no call sent again");
-    } finally {
-      await ctx.bridge?.stop();
-      ctx.bridge = undefined;
-      await proxy.close();
-    }
+    });
   },
 );
 
@@ -218,19 +215,14 @@ slow(
     await ctx.server.close();
     ctx.server = await startDevServer({ port: 0, maxConcurrentStreams: 1 });
     const { server } = ctx;
-    const proxy = await startFaultProxy({ targetPort: server.port });
-    try {
+    await withProxy(ctx, { targetPort: server.port }, async (proxy) => {
       const bridge = await startTrackingBridge(ctx, proxy.url);
       await eventually("a second round on the heartbeat's own session", () => bridge.status().counters.syncs >= 2, 5000);
       server.setSyncDelayMs(400); // slow: every round is late, and its probe asks
       assert.ok(proxy.blackholeOpenLink(0), "the stream's link (the first opened) dies; the heartbeat's stays up");
       await eventually("the dead stream link is suspect", () => bridge.status().counters.suspects >= 1, 5000);
       await eventually("a fresh stream", () => bridge.status().counters.streamsOpened >= 2 && bridge.status().state === "streaming", 5000);
-    } finally {
-      await ctx.bridge?.stop();
-      ctx.bridge = undefined;
-      await proxy.close();
-    }
+    });
   },
 );
 

@@ -788,19 +788,23 @@ machine("a stream that reopens while a round runs on gives the late round up and
   assert.match(failed.at(-1)!.type === "syncFailed" ? failed.at(-1)!.error.message : "", /given up for the resync/);
 });
 
+/** The open has been stable for stableAfterMs; the server sends GOAWAY; after the reopen delay the stream reopens (headers). */
+async function reopenAfterGoaway(h: ReturnType<typeof createMachineHarness>): Promise<void> {
+  h.clock.increment(defaultBridgeTiming.stableAfterMs);
+  h.goawayStream();
+  await flush();
+  h.clock.increment(h.delaysAsked.filter((d) => d.name === "reopenDelay").at(-1)!.ms);
+  await flush();
+  h.sendHeaders();
+  await flush();
+}
+
 machine(
   "a GOAWAY reopen while a round runs on keeps the late round and asks for a follow-up (connection recycling cannot starve the heartbeat)",
   async () => {
     const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
     const late = await h.lateRound();
-    // The open proved itself and is stable: a GOAWAY reopens without a failure.
-    h.clock.increment(defaultBridgeTiming.stableAfterMs);
-    h.goawayStream();
-    await flush();
-    h.clock.increment(h.delaysAsked.filter((d) => d.name === "reopenDelay").at(-1)!.ms);
-    await flush();
-    h.sendHeaders();
-    await flush();
+    await reopenAfterGoaway(h);
     assert.not.ok(late.signal.aborted, "the late round runs on on the drained session");
     assert.is(h.syncs.length, 1);
     assert.equal((h.actor.getSnapshot().value as { heartbeat: unknown }).heartbeat, {
@@ -817,13 +821,7 @@ machine(
 machine("a late round kept over a GOAWAY that runs out does not make the new stream suspect (third review of issue 21)", async () => {
   const h = createMachineHarness({ linkAnswers: true, random: () => 0.5 });
   await h.lateRound();
-  h.clock.increment(defaultBridgeTiming.stableAfterMs);
-  h.goawayStream();
-  await flush();
-  h.clock.increment(h.delaysAsked.filter((d) => d.name === "reopenDelay").at(-1)!.ms);
-  await flush();
-  h.sendHeaders();
-  await flush();
+  await reopenAfterGoaway(h);
   const fresh = h.lastStream();
   // The late call on the drained session reaches its run-on limit.
   h.giveUpSync();

@@ -219,6 +219,9 @@ export function capacityResultsFile(args: string[]): string {
   return n === undefined || n === CAPACITY_STUDY_BRIDGES ? "fleet-capacity.json" : `fleet-capacity-n${n}.json`;
 }
 
+/** The cases the targets are read from. */
+const atScaleCases = ["graceful-fifo-n20", "graceful-ps-n20", "abrupt-fifo-n20", "slow-fifo", "slow-ps", "steady80-fifo"];
+
 /**
  * Section 10 at another fleet size (`--bridges=N`, from results/fleet-capacity-nN.json): the
  * targets and one table of every case run at that size. The issue's targets are at 100,000.
@@ -232,7 +235,11 @@ export function capacityAtScaleSection(c: CapacityResults): string {
 
 The same study at ${num(n)} bridges (\`--bridges=${n}\`), the same timeline and ratios (C = N/20 is ${num(Math.round(n / 20))} calls/s), one case per process (\`--only=\`; the results of runs at one size merge in \`bench/results/fleet-capacity-n${n}.json\`). Each case took ${Math.round(Math.min(...wallMin)) === Math.round(Math.max(...wallMin)) ? num(Math.min(...wallMin), 0) : `${num(Math.min(...wallMin), 0)}–${num(Math.max(...wallMin), 0)}`} min of wall time on the shared 2-core machine (two cases at a time, beside other work); a case holds 10–11 GB resident.
 
-Command: \`${c.command}\`.
+Command: \`${c.command}\`.${
+    atScaleCases.some((id) => !c.results.some((r) => r.id === id))
+      ? ` Not measured at this size: ${atScaleCases.filter((id) => !c.results.some((r) => r.id === id)).join(", ")}; the ${num(CAPACITY_STUDY_BRIDGES)}-bridge figures above stand for them.`
+      : ""
+  }
 
 ${table(["policy", "target", "measured", ""], targetsRows(c.results, n))}
 

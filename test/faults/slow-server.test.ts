@@ -25,6 +25,22 @@ slow.after.each(async (ctx) => {
   await ctx.server.close();
 });
 
+/**
+ * A tracking bridge through `proxy` meets a slow server (one PING answered);
+ * optionally the late round is answered; then the server is fast again, the
+ * link dies, and the bridge finds it suspect.
+ */
+async function slowThenDead(ctx: Ctx, proxy: FaultProxy, o: { lateAnswerFirst: boolean }): Promise<Bridge> {
+  const bridge = await startTrackingBridge(ctx, proxy.url);
+  ctx.server.setSyncDelayMs(400);
+  await eventually("a slow server seen (one PING answered)", () => bridge.status().counters.slowServer >= 1, 5000);
+  if (o.lateAnswerFirst) await eventually("the late round answered", () => bridge.status().counters.syncs >= 2, 5000);
+  ctx.server.setSyncDelayMs(0);
+  assert.is(proxy.blackholeOpenLinks(), 1);
+  await eventually("the dead link is suspect", () => bridge.status().counters.suspects >= 1, 8000);
+  return bridge;
+}
+
 /** Runs `body` with a fault proxy in front of the server; stops the bridge and closes the proxy whatever happens. */
 async function withProxy(ctx: Ctx, options: FaultProxyOptions, body: (proxy: FaultProxy) => Promise<void>): Promise<void> {
   const proxy = await startFaultProxy(options);
@@ -107,13 +123,8 @@ slow(
   async (ctx) => {
     const { server } = ctx;
     await withProxy(ctx, { targetPort: server.port, http2Tap: true }, async (proxy) => {
-      const bridge = await startTrackingBridge(ctx, proxy.url);
-      server.setSyncDelayMs(400);
-      await eventually("a slow server seen (one PING answered)", () => bridge.status().counters.slowServer >= 1, 5000);
-      server.setSyncDelayMs(0);
-      // The link dies: no PING may be sent for five minutes, so the last answer must not stand.
-      assert.is(proxy.blackholeOpenLinks(), 1);
-      await eventually("the dead link is suspect", () => bridge.status().counters.suspects >= 1, 8000);
+      // The link dies before the late answer: no PING may be sent for five minutes, so the last answer must not stand.
+      const bridge = await slowThenDead(ctx, proxy, { lateAnswerFirst: false });
       assert.is(proxy.stats().http2.clientPings, 1, "one PING on that connection, no more");
     });
   },
@@ -124,14 +135,8 @@ slow(
   async (ctx) => {
     const { server } = ctx;
     await withProxy(ctx, { targetPort: server.port, http2Tap: true }, async (proxy) => {
-      const bridge = await startTrackingBridge(ctx, proxy.url);
-      server.setSyncDelayMs(400);
-      await eventually("a slow server seen (one PING answered)", () => bridge.status().counters.slowServer >= 1, 5000);
       // The late answer comes (a sign of life after the PING), then the server is fast again and the link dies.
-      await eventually("the late round answered", () => bridge.status().counters.syncs >= 2, 5000);
-      server.setSyncDelayMs(0);
-      assert.is(proxy.blackholeOpenLinks(), 1);
-      await eventually("the dead link is suspect", () => bridge.status().counters.suspects >= 1, 8000);
+      const bridge = await slowThenDead(ctx, proxy, { lateAnswerFirst: true });
       const { counters } = bridge.status();
       assert.is(counters.slowServer, 1, "the round on the dead link was not taken for a slow server");
       assert.equal(proxy.stats().http2.goaways, [], "no GOAWAY too_many_pings");

@@ -206,29 +206,20 @@ injected(
     const calls: number[] = [];
     let opens = 0;
     let answerFirst: (() => void) | undefined;
-    ctx.bridge = createBridge({
-      client: {
-        projectEvents(_req, opts) {
-          opens += 1;
-          return openUntilAborted(opts);
-        },
-        syncProjectState(_req, opts) {
-          calls.push(ctx.clock.now());
-          return new Promise((resolve, reject) => {
-            opts.signal.addEventListener("abort", () => reject(opts.signal.reason), { once: true });
-            if (calls.length === 1) answerFirst = () => resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n }));
-          });
-        },
-        checkConnection: () => Promise.resolve(true),
+    const bridge = makeTracking(ctx, ids, {
+      projectEvents(_req, opts) {
+        opens += 1;
+        return openUntilAborted(opts);
       },
-      tracker: { connectedProjectIds: () => ids },
-      registry: new HandlerRegistry(),
-      clock: ctx.clock,
-      logger: ctx.logger,
-      env: {},
-      random: () => 0.5,
+      syncProjectState(_req, opts) {
+        calls.push(ctx.clock.now());
+        return new Promise((resolve, reject) => {
+          opts.signal.addEventListener("abort", () => reject(opts.signal.reason), { once: true });
+          if (calls.length === 1) answerFirst = () => resolve(create(SyncProjectStateResponseSchema, { serverTimeUnixMs: 0n }));
+        });
+      },
+      checkConnection: () => Promise.resolve(true),
     });
-    const bridge = ctx.bridge;
     bridge.start();
     await eventually("the first chunk in flight", () => calls.length === 1 && bridge.status().state === "streaming");
     ctx.clock.increment(10_000);

@@ -82,6 +82,8 @@ function pingOnce(
   signal: AbortSignal,
   clock: Clock | undefined,
 ): Promise<boolean | undefined> {
+  // An abandoned check sends no PING and is not remembered (an abort listener added now would never fire).
+  if (signal.aborted) return Promise.resolve(false);
   const nowMs = performance.now();
   const last = lastPings.get(session);
   if (

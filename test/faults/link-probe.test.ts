@@ -34,6 +34,9 @@ probe("one PING per sign of life within the interval; none, and no reused answer
     });
   try {
     await sync();
+    // A check abandoned before it starts sends no PING and does not use up the allowance (sixth review).
+    assert.is(await client.checkConnection?.({ signal: AbortSignal.abort(), timeoutMs: 2000 }), false);
+    assert.is(proxy.stats().http2.clientPings, 0);
     assert.is(await check(), true, "the first PING is answered");
     assert.is(proxy.stats().http2.clientPings, 1);
     // No sign of life since that PING: no PING may go out, and its old answer does not stand.
